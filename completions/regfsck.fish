@@ -1,0 +1,73 @@
+# Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
+function __fish_regfsck_global_optspecs
+    string join \n root= config= json j/jobs= q/quiet v/verbose h/help V/version
+end
+
+function __fish_regfsck_needs_command
+    # Figure out if the current invocation already has a command.
+    set -l cmd (commandline -opc)
+    set -e cmd[1]
+    argparse -s (__fish_regfsck_global_optspecs) -- $cmd 2>/dev/null
+    or return
+    if set -q argv[1]
+        # Also print the command, so this can be used to figure out what it is.
+        echo $argv[1]
+        return 1
+    end
+    return 0
+end
+
+function __fish_regfsck_using_subcommand
+    set -l cmd (__fish_regfsck_needs_command)
+    test -z "$cmd"
+    and return 1
+    contains -- $cmd[1] $argv
+end
+
+complete -c regfsck -n "__fish_regfsck_needs_command" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_needs_command" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_needs_command" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_needs_command" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_needs_command" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_needs_command" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regfsck -n "__fish_regfsck_needs_command" -s V -l version -d 'Print version'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "verify" -d 'Check every blob, link, tag and manifest reference; report problems, fsck-style'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "ls" -d 'List tags as REPO:TAG:DIGEST, or untagged manifests as REPO@DIGEST'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "gc" -d 'Mark and sweep: remove the blobs no manifest needs, as the registry\'s garbage-collect would, without its data-loss bugs. Run it with the registry stopped or read-only'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "generate" -d 'Write the man pages and shell completions (for packagers and the repository)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l no-content -d 'Check structure only: do not hash blob contents'
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l untagged -d 'List manifests no tag reaches (neither tagged nor a child of a tagged index)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l min-age -d 'Keep unreferenced blobs and untagged manifests touched more recently than this, so a push in progress does not lose them (e.g. 0, 30m, 1h, 7d)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s n -l dry-run -d 'Print the plan; delete nothing'
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s m -l delete-untagged -d 'Also drop manifests no tag reaches (their revision links and tag history). The children of a kept index and referrers of a kept manifest are always kept'
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l force -d 'Sweep even when the graph is broken (a manifest missing or unparseable, a link that cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to where that can be known; the rest may be lost'
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l out -d 'Directory to write man/ and completions/ into' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s h -l help -d 'Print help'

@@ -1,0 +1,204 @@
+//! Dispatch: command-line arguments → library options → action → report → exit status.
+
+use std::ffi::OsString;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::AtomicBool;
+use std::time::SystemTime;
+
+use crate::cli::{Cli, Command, GlobalArgs};
+use crate::error::{Error, Result};
+use crate::exit::ExitStatus;
+use crate::layout::Root;
+use crate::progress::Progress;
+use crate::{config, fsops, gc, generate, graph, ls, report, scan, verify};
+
+/// What the environment contributes (read once by `main`, passed in so tests control it).
+#[derive(Debug, Clone)]
+pub struct Env {
+    /// `REGFSCK_ROOT`.
+    pub regfsck_root: Option<OsString>,
+    /// `REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY`.
+    pub registry_rootdirectory: Option<String>,
+    /// The time ages are measured against.
+    pub now: SystemTime,
+}
+
+impl Env {
+    /// Reads the environment. `REGFSCK_NOW` (RFC 3339) fixes the clock for reproducible reports.
+    pub fn from_process() -> Self {
+        let now = std::env::var("REGFSCK_NOW")
+            .ok()
+            .and_then(|s| humantime::parse_rfc3339_weak(s.trim_end_matches('Z')).ok())
+            .unwrap_or_else(SystemTime::now);
+        Env {
+            regfsck_root: std::env::var_os("REGFSCK_ROOT").filter(|s| !s.is_empty()),
+            registry_rootdirectory: std::env::var(config::ROOT_ENV_OVERRIDE).ok(),
+            now,
+        }
+    }
+}
+
+/// How a run ended.
+#[derive(Debug, Clone, Default)]
+pub struct Outcome {
+    /// The exit status.
+    pub status: ExitStatus,
+    /// Diagnostics for stderr.
+    pub notes: Vec<String>,
+}
+
+/// Picks the storage root: positional ROOT, then --root, then REGFSCK_ROOT, then --config.
+///
+/// # Errors
+/// [`Error::ConflictingRoots`], [`Error::NoRoot`], config errors, and [`Root::open`]'s errors.
+pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Result<Root> {
+    let path: PathBuf = match (positional, g.root.as_deref()) {
+        (Some(a), Some(b)) if a != b => {
+            return Err(Error::ConflictingRoots {
+                first: a.into(),
+                second: b.into(),
+            });
+        }
+        (Some(a), _) | (None, Some(a)) => a.into(),
+        (None, None) => match (&env.regfsck_root, &g.config) {
+            (Some(r), _) => PathBuf::from(r),
+            (None, Some(cfg)) => config::rootdirectory(cfg, env.registry_rootdirectory.as_deref())?,
+            (None, None) => return Err(Error::NoRoot),
+        },
+    };
+    Root::open(&path)
+}
+
+/// Runs a parsed command line.
+///
+/// # Errors
+/// Operational errors only; findings are in the output and the status.
+pub fn run(
+    cli: &Cli,
+    env: &Env,
+    out: &mut dyn Write,
+    progress: &dyn Progress,
+    interrupt: &AtomicBool,
+) -> Result<Outcome> {
+    let g = &cli.global;
+    let mut builder = rayon::ThreadPoolBuilder::new();
+    if let Some(n) = g.jobs {
+        builder = builder.num_threads(n.get());
+    }
+    let pool = builder
+        .build()
+        .map_err(|e| Error::ThreadPool(e.to_string()))?;
+    match &cli.command {
+        Command::Verify(a) => {
+            let root = resolve_root(a.root.as_deref(), g, env)?;
+            let opts = verify::VerifyOptions {
+                content: !a.no_content,
+                now: env.now,
+            };
+            let r = pool.install(|| verify::verify(&root, &opts, progress, interrupt))?;
+            if g.json {
+                report::write_json(out, "verify", &r)
+            } else {
+                report::verify_human(out, &r, g.verbose)
+            }
+            .map_err(Error::Output)?;
+            let status = if r.summary.interrupted {
+                ExitStatus::INTERRUPTED
+            } else if r.summary.errors > 0 {
+                ExitStatus::UNCORRECTED
+            } else {
+                ExitStatus::CLEAN
+            };
+            Ok(Outcome {
+                status,
+                notes: Vec::new(),
+            })
+        }
+        Command::Ls(a) => {
+            let root = resolve_root(a.root.as_deref(), g, env)?;
+            let graph = pool.install(|| -> Result<graph::Graph> {
+                let inv = scan::scan(&root)?;
+                Ok(graph::build(&root, &inv, env.now))
+            })?;
+            let listing = ls::list(&graph, a.untagged);
+            if g.json {
+                report::write_json(out, "ls", &listing)
+            } else {
+                report::ls_human(out, &listing)
+            }
+            .map_err(Error::Output)?;
+            let notes = listing
+                .broken_tags
+                .iter()
+                .map(|t| format!("tag {t} has no readable current/link (regfsck verify explains)"))
+                .collect();
+            Ok(Outcome {
+                status: ExitStatus::CLEAN,
+                notes,
+            })
+        }
+        Command::Gc(a) => {
+            let root = resolve_root(a.root.as_deref(), g, env)?;
+            let opts = gc::GcOptions {
+                delete_untagged: a.delete_untagged,
+                min_age: a.min_age.into(),
+                force: a.force,
+                now: env.now,
+            };
+            let plan = pool.install(|| -> Result<gc::GcPlan> {
+                let inv = scan::scan(&root)?;
+                let graph = graph::build(&root, &inv, env.now);
+                Ok(gc::plan(&root, &inv, &graph, &opts))
+            })?;
+            let refused = !plan.broken.is_empty() && !a.force;
+            let mut applied = None;
+            let mut notes = Vec::new();
+            let mut status = ExitStatus::CLEAN;
+            if refused {
+                status = ExitStatus::UNCORRECTED;
+                notes.push(
+                    "refusing to sweep: the graph is broken (see above); fix it or pass --force"
+                        .to_string(),
+                );
+            } else if !a.dry_run {
+                let remover = fsops::FsRemover::new(&root);
+                match pool.install(|| gc::apply(&root, &plan, &opts, &remover, interrupt)) {
+                    Ok(done) => applied = Some(done),
+                    Err(Error::Interrupted) => {
+                        status = ExitStatus::INTERRUPTED;
+                        notes.push(
+                            "interrupted; what was removed is consistent, run gc again to finish"
+                                .into(),
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let doc = report::GcDoc {
+                dry_run: a.dry_run,
+                refused,
+                plan: &plan,
+                applied: applied.as_ref(),
+            };
+            if g.json {
+                report::write_json(out, "gc", &doc)
+            } else {
+                report::gc_human(out, &doc)
+            }
+            .map_err(Error::Output)?;
+            Ok(Outcome { status, notes })
+        }
+        Command::Generate(a) => {
+            for (rel, bytes) in generate::files() {
+                let path = a.out.join(&rel);
+                if let Some(parent) = path.parent() {
+                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
+                }
+                std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+                writeln!(out, "{}", rel.display()).map_err(Error::Output)?;
+            }
+            Ok(Outcome::default())
+        }
+    }
+}

@@ -1,0 +1,120 @@
+//! Command-line definitions (clap derive). No behaviour lives here; `app` turns these into
+//! library options.
+
+use std::num::NonZeroUsize;
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit::EXIT_STATUS_HELP;
+
+/// Check, list and clean the filesystem storage of a Docker/OCI Distribution registry.
+///
+/// regfsck works offline on the registry's storage root (the directory holding
+/// docker/registry/v2), with the registry stopped or read-only.
+#[derive(Debug, Parser)]
+#[command(name = "regfsck", version, after_long_help = EXIT_STATUS_HELP, disable_help_subcommand = true)]
+pub struct Cli {
+    /// Options for every command.
+    #[command(flatten)]
+    pub global: GlobalArgs,
+    /// The command.
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+/// Options accepted by every command.
+#[derive(Debug, Args)]
+pub struct GlobalArgs {
+    /// Storage root: the directory holding docker/registry/v2 (or the v2 directory itself).
+    /// Also read from REGFSCK_ROOT.
+    #[arg(long, global = true, value_name = "DIR")]
+    pub root: Option<PathBuf>,
+    /// Read the root from the registry's config.yml (storage.filesystem.rootdirectory, or
+    /// REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does).
+    #[arg(long, global = true, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+    /// Print one JSON document on stdout instead of the human report.
+    #[arg(long, global = true)]
+    pub json: bool,
+    /// Worker threads (default: one per CPU).
+    #[arg(short = 'j', long, global = true, value_name = "N")]
+    pub jobs: Option<NonZeroUsize>,
+    /// No progress bar.
+    #[arg(short, long, global = true)]
+    pub quiet: bool,
+    /// List info findings too (orphan blobs, untagged manifests, uploads in progress).
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
+}
+
+/// The commands.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Check every blob, link, tag and manifest reference; report problems, fsck-style.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Verify(VerifyArgs),
+    /// List tags as REPO:TAG:DIGEST, or untagged manifests as REPO@DIGEST.
+    Ls(LsArgs),
+    /// Mark and sweep: remove the blobs no manifest needs, as the registry's garbage-collect
+    /// would, without its data-loss bugs. Run it with the registry stopped or read-only.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Gc(GcArgs),
+    /// Write the man pages and shell completions (for packagers and the repository).
+    #[command(hide = true)]
+    Generate(GenerateArgs),
+}
+
+/// `regfsck verify`.
+#[derive(Debug, Args)]
+pub struct VerifyArgs {
+    /// Storage root (instead of --root).
+    #[arg(id = "root_path", value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+    /// Check structure only: do not hash blob contents.
+    #[arg(long)]
+    pub no_content: bool,
+}
+
+/// `regfsck ls`.
+#[derive(Debug, Args)]
+pub struct LsArgs {
+    /// Storage root (instead of --root).
+    #[arg(id = "root_path", value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+    /// List manifests no tag reaches (neither tagged nor a child of a tagged index).
+    #[arg(long)]
+    pub untagged: bool,
+}
+
+/// `regfsck generate`.
+#[derive(Debug, Args)]
+pub struct GenerateArgs {
+    /// Directory to write man/ and completions/ into.
+    #[arg(long, value_name = "DIR", default_value = ".")]
+    pub out: PathBuf,
+}
+
+/// `regfsck gc`.
+#[derive(Debug, Args)]
+pub struct GcArgs {
+    /// Storage root (instead of --root).
+    #[arg(id = "root_path", value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+    /// Print the plan; delete nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Also drop manifests no tag reaches (their revision links and tag history). The children
+    /// of a kept index and referrers of a kept manifest are always kept.
+    #[arg(short = 'm', long)]
+    pub delete_untagged: bool,
+    /// Keep unreferenced blobs and untagged manifests touched more recently than this, so a
+    /// push in progress does not lose them (e.g. 0, 30m, 1h, 7d).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub min_age: humantime::Duration,
+    /// Sweep even when the graph is broken (a manifest missing or unparseable, a link that
+    /// cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to
+    /// where that can be known; the rest may be lost.
+    #[arg(long)]
+    pub force: bool,
+}

@@ -1,0 +1,367 @@
+//! Content digests (`sha256:<hex>`), strict parsing, and hashing files.
+//!
+//! A [`Digest`] can only hold a registered algorithm and lower-case hex of the right length, so a
+//! digest can never contain `/`, `..` or anything else that would escape a path.
+
+use std::fmt;
+use std::fs::File;
+use std::io::Read;
+use std::path::Path;
+use std::str::FromStr;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use serde::{Deserialize, Deserializer, Serialize, Serializer};
+use sha2::Digest as _;
+
+/// A digest algorithm the registry registers (go-digest v1.0.0).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Algorithm {
+    /// SHA-256, the only algorithm the registry writes blobs with.
+    Sha256,
+    /// SHA-384.
+    Sha384,
+    /// SHA-512.
+    Sha512,
+}
+
+impl Algorithm {
+    /// The algorithm's name as written in digests and paths.
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::Sha256 => "sha256",
+            Algorithm::Sha384 => "sha384",
+            Algorithm::Sha512 => "sha512",
+        }
+    }
+
+    /// Length of the hash in bytes.
+    pub fn hash_len(self) -> usize {
+        match self {
+            Algorithm::Sha256 => 32,
+            Algorithm::Sha384 => 48,
+            Algorithm::Sha512 => 64,
+        }
+    }
+
+    /// Parses an algorithm name.
+    pub fn from_name(name: &str) -> Option<Self> {
+        match name {
+            "sha256" => Some(Algorithm::Sha256),
+            "sha384" => Some(Algorithm::Sha384),
+            "sha512" => Some(Algorithm::Sha512),
+            _ => None,
+        }
+    }
+}
+
+/// Why a string is not a valid digest.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum DigestError {
+    /// Empty input.
+    #[error("empty digest")]
+    Empty,
+    /// No `algorithm:` prefix.
+    #[error("invalid digest format (want <algorithm>:<hex>)")]
+    Format,
+    /// An algorithm the registry does not know.
+    #[error("unsupported digest algorithm {0:?}")]
+    Algorithm(String),
+    /// The hex part has the wrong length (a trailing newline lands here too).
+    #[error("invalid digest length: {got} characters of hex for {alg}, want {want}")]
+    Length {
+        /// The algorithm.
+        alg: &'static str,
+        /// Characters found.
+        got: usize,
+        /// Characters expected.
+        want: usize,
+    },
+    /// The hex part holds something other than lower-case hex.
+    #[error("invalid digest: hex part must be lower-case hexadecimal")]
+    Hex,
+}
+
+/// A content digest: algorithm and hash bytes.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Digest {
+    alg: Algorithm,
+    bytes: [u8; 64],
+}
+
+impl Digest {
+    /// Builds a digest from an algorithm and its hash bytes (`bytes.len()` must be `alg.hash_len()`).
+    pub fn from_bytes(alg: Algorithm, bytes: &[u8]) -> Option<Self> {
+        if bytes.len() != alg.hash_len() {
+            return None;
+        }
+        let mut b = [0u8; 64];
+        b[..bytes.len()].copy_from_slice(bytes);
+        Some(Digest { alg, bytes: b })
+    }
+
+    /// Parses the parts of a path: an algorithm directory and a hex directory.
+    pub fn from_parts(alg: &str, hex: &str) -> Result<Self, DigestError> {
+        let alg = Algorithm::from_name(alg).ok_or_else(|| DigestError::Algorithm(alg.into()))?;
+        let want = alg.hash_len() * 2;
+        if hex.len() != want {
+            return Err(DigestError::Length {
+                alg: alg.name(),
+                got: hex.len(),
+                want,
+            });
+        }
+        if !hex
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+        {
+            return Err(DigestError::Hex);
+        }
+        let mut b = [0u8; 64];
+        hex::decode_to_slice(hex, &mut b[..alg.hash_len()]).map_err(|_| DigestError::Hex)?;
+        Ok(Digest { alg, bytes: b })
+    }
+
+    /// The algorithm.
+    pub fn algorithm(&self) -> Algorithm {
+        self.alg
+    }
+
+    /// The hash bytes.
+    pub fn bytes(&self) -> &[u8] {
+        &self.bytes[..self.alg.hash_len()]
+    }
+
+    /// The encoded (hex) part.
+    pub fn hex(&self) -> String {
+        hex::encode(self.bytes())
+    }
+
+    /// The digest of the empty string for this algorithm.
+    pub fn empty(alg: Algorithm) -> Self {
+        hash_bytes(alg, b"")
+    }
+}
+
+impl FromStr for Digest {
+    type Err = DigestError;
+
+    /// Strict, as go-digest's `Parse`: no whitespace, no trailing newline, lower-case hex.
+    fn from_str(s: &str) -> Result<Self, DigestError> {
+        if s.is_empty() {
+            return Err(DigestError::Empty);
+        }
+        let (alg, hex) = s.split_once(':').ok_or(DigestError::Format)?;
+        if alg.is_empty() || hex.is_empty() {
+            return Err(DigestError::Format);
+        }
+        Digest::from_parts(alg, hex)
+    }
+}
+
+impl fmt::Display for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}:{}", self.alg.name(), self.hex())
+    }
+}
+
+impl fmt::Debug for Digest {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        fmt::Display::fmt(self, f)
+    }
+}
+
+impl Serialize for Digest {
+    fn serialize<S: Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for Digest {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let s = String::deserialize(d)?;
+        s.parse().map_err(serde::de::Error::custom)
+    }
+}
+
+enum Hasher {
+    Sha256(sha2::Sha256),
+    Sha384(sha2::Sha384),
+    Sha512(sha2::Sha512),
+}
+
+impl Hasher {
+    fn new(alg: Algorithm) -> Self {
+        match alg {
+            Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
+            Algorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
+            Algorithm::Sha512 => Hasher::Sha512(sha2::Sha512::new()),
+        }
+    }
+
+    fn update(&mut self, data: &[u8]) {
+        match self {
+            Hasher::Sha256(h) => h.update(data),
+            Hasher::Sha384(h) => h.update(data),
+            Hasher::Sha512(h) => h.update(data),
+        }
+    }
+
+    fn finish(self) -> Digest {
+        let (alg, out): (Algorithm, Vec<u8>) = match self {
+            Hasher::Sha256(h) => (Algorithm::Sha256, h.finalize().to_vec()),
+            Hasher::Sha384(h) => (Algorithm::Sha384, h.finalize().to_vec()),
+            Hasher::Sha512(h) => (Algorithm::Sha512, h.finalize().to_vec()),
+        };
+        Digest::from_bytes(alg, &out).expect("hash output has the algorithm's length")
+    }
+}
+
+/// Hashes a byte slice.
+pub fn hash_bytes(alg: Algorithm, data: &[u8]) -> Digest {
+    let mut h = Hasher::new(alg);
+    h.update(data);
+    h.finish()
+}
+
+/// Why a file could not be hashed.
+#[derive(Debug, thiserror::Error)]
+pub enum HashError {
+    /// Reading failed.
+    #[error("{0}")]
+    Io(#[from] std::io::Error),
+    /// The run was interrupted.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+/// Files at least this large are memory-mapped; smaller ones are read.
+const MMAP_THRESHOLD: u64 = 256 * 1024;
+/// Hashing proceeds in chunks of this size, reporting progress and checking for interruption
+/// between chunks.
+const CHUNK: usize = 4 * 1024 * 1024;
+
+/// Hashes the file at `path` with `alg`, calling `progress(bytes)` as it goes.
+///
+/// The file is opened without following a final symlink. Large files are memory-mapped,
+/// small ones read; if mapping fails, the file is read.
+///
+/// # Errors
+/// I/O errors reading the file, or [`HashError::Interrupted`] when `interrupt` is set.
+pub fn hash_file(
+    path: &Path,
+    alg: Algorithm,
+    interrupt: &AtomicBool,
+    progress: &dyn Fn(u64),
+) -> Result<(Digest, u64), HashError> {
+    let file = crate::fsutil::open_nofollow(path)?;
+    let len = file.metadata()?.len();
+    let mut hasher = Hasher::new(alg);
+    if len >= MMAP_THRESHOLD {
+        if let Some(map) = map_file(&file) {
+            for chunk in map.chunks(CHUNK) {
+                if interrupt.load(Ordering::Relaxed) {
+                    return Err(HashError::Interrupted);
+                }
+                hasher.update(chunk);
+                progress(chunk.len() as u64);
+            }
+            return Ok((hasher.finish(), map.len() as u64));
+        }
+    }
+    read_into(file, &mut hasher, interrupt, progress)
+}
+
+fn read_into(
+    mut file: File,
+    hasher: &mut Hasher,
+    interrupt: &AtomicBool,
+    progress: &dyn Fn(u64),
+) -> Result<(Digest, u64), HashError> {
+    let mut buf = vec![0u8; 256 * 1024];
+    let mut total = 0u64;
+    loop {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(HashError::Interrupted);
+        }
+        let n = match file.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) => return Err(e.into()),
+        };
+        hasher.update(&buf[..n]);
+        total += n as u64;
+        progress(n as u64);
+    }
+    let h = std::mem::replace(hasher, Hasher::new(Algorithm::Sha256));
+    Ok((h.finish(), total))
+}
+
+#[allow(unsafe_code)]
+fn map_file(file: &File) -> Option<memmap2::Mmap> {
+    // SAFETY: the map is only ever read, never mutated, and no reference into it outlives this
+    // hashing call. If another process truncates the file while we read it, the process can get
+    // SIGBUS; that is why regfsck must run on a stopped or read-only registry (README). If
+    // mapping fails for any reason, the caller falls back to plain reads.
+    unsafe { memmap2::Mmap::map(file) }.ok()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const E: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn parse_and_render_round_trip() {
+        let s = format!("sha256:{E}");
+        let d: Digest = s.parse().unwrap();
+        assert_eq!(d.to_string(), s);
+        assert_eq!(d, Digest::empty(Algorithm::Sha256));
+        assert_eq!(d.hex(), E);
+    }
+
+    #[test]
+    fn strict_parsing() {
+        assert_eq!("".parse::<Digest>(), Err(DigestError::Empty));
+        assert_eq!(E.parse::<Digest>(), Err(DigestError::Format));
+        assert!(matches!(
+            format!("sha256:{E}\n").parse::<Digest>(),
+            Err(DigestError::Length { got: 65, .. })
+        ));
+        assert_eq!(
+            format!("sha256:{}", E.to_uppercase()).parse::<Digest>(),
+            Err(DigestError::Hex)
+        );
+        assert!(matches!(
+            "md5:abc".parse::<Digest>(),
+            Err(DigestError::Algorithm(_))
+        ));
+        assert!("sha256:../../etc/passwd".parse::<Digest>().is_err());
+        let traversal = format!("sha256:../../{}", &E[6..]);
+        assert!(traversal.parse::<Digest>().is_err());
+    }
+
+    #[test]
+    fn sha512_and_sha384() {
+        let d = hash_bytes(Algorithm::Sha512, b"abc");
+        assert_eq!(d.to_string().len(), "sha512:".len() + 128);
+        assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
+        let d = hash_bytes(Algorithm::Sha384, b"abc");
+        assert_eq!(d.hex().len(), 96);
+    }
+
+    #[test]
+    fn hash_file_small_and_mapped() {
+        let dir = tempfile::tempdir().unwrap();
+        let never = AtomicBool::new(false);
+        for size in [0usize, 10, MMAP_THRESHOLD as usize + 7, CHUNK + 3] {
+            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
+            let p = dir.path().join(format!("f{size}"));
+            std::fs::write(&p, &data).unwrap();
+            let (d, n) = hash_file(&p, Algorithm::Sha256, &never, &|_| {}).unwrap();
+            assert_eq!(n, size as u64);
+            assert_eq!(d, hash_bytes(Algorithm::Sha256, &data));
+        }
+    }
+}

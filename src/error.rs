@@ -1,0 +1,76 @@
+//! Operational errors: the job cannot be done at all.
+//!
+//! Damage found in the registry is never an `Error`; it is a [`crate::Finding`]. An `Error` means
+//! regfsck could not do what was asked: the root is not a registry, an argument is wrong, the
+//! root itself cannot be read, or the user interrupted the run.
+
+use std::path::PathBuf;
+
+/// What went wrong when the job itself could not be done.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The directory given is not a registry storage root.
+    #[error(
+        "{path} is not a registry storage root (expected a directory holding docker/registry/v2, or the v2 directory itself)"
+    )]
+    NotARegistry {
+        /// The directory that was given.
+        path: PathBuf,
+    },
+    /// No root was given in any of the accepted ways.
+    #[error("no registry root given: pass ROOT, --root DIR, --config FILE, or set REGFSCK_ROOT")]
+    NoRoot,
+    /// Two different roots were given.
+    #[error("two different roots given: {first} and {second}")]
+    ConflictingRoots {
+        /// The first root.
+        first: PathBuf,
+        /// The second root.
+        second: PathBuf,
+    },
+    /// The registry configuration file could not be used.
+    #[error("registry config {path}: {reason}")]
+    Config {
+        /// The config file.
+        path: PathBuf,
+        /// Why it could not be used.
+        reason: String,
+    },
+    /// An I/O error on a path regfsck needs in order to work at all.
+    #[error("{path}")]
+    Io {
+        /// The path.
+        path: PathBuf,
+        /// The cause.
+        #[source]
+        source: std::io::Error,
+    },
+    /// An I/O error writing the report.
+    #[error("writing the report")]
+    Output(#[source] std::io::Error),
+    /// The thread pool could not be built.
+    #[error("cannot start worker threads: {0}")]
+    ThreadPool(String),
+    /// The user interrupted the run.
+    #[error("interrupted")]
+    Interrupted,
+}
+
+impl Error {
+    /// Whether this is a usage error (exit 16) rather than an operational one (exit 8).
+    pub fn is_usage(&self) -> bool {
+        matches!(self, Error::ConflictingRoots { .. })
+    }
+
+    /// Builds an [`Error::Io`] for `path`.
+    pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
+        Error::Io {
+            path: path.into(),
+            source,
+        }
+    }
+}
+
+/// The library's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

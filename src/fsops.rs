@@ -1,0 +1,157 @@
+//! The only module that deletes anything.
+//!
+//! Every path comes from [`crate::layout`] (built from validated names and digests, relative to
+//! the root) and is checked before deletion: it must lie inside `docker/registry/v2`, and no
+//! component below the root may be a symlink, so a deletion can never leave the tree.
+
+use std::path::{Component, Path};
+use std::sync::Mutex;
+
+use crate::error::{Error, Result};
+use crate::layout::{Root, V2};
+
+/// Removes paths relative to the root.
+pub trait Remover: Sync {
+    /// Removes a directory and everything in it (a blob, a link directory, an upload).
+    ///
+    /// # Errors
+    /// I/O errors other than "not found", and paths outside the tree.
+    fn remove_tree(&self, rel: &str) -> Result<()>;
+    /// Removes a directory if it is empty; returns whether it did.
+    ///
+    /// # Errors
+    /// I/O errors other than "not found" and "not empty", and paths outside the tree.
+    fn remove_empty_dir(&self, rel: &str) -> Result<bool>;
+    /// Renames `from` to `to` (both relative to the root), atomically.
+    ///
+    /// # Errors
+    /// I/O errors and paths outside the tree.
+    fn rename(&self, from: &str, to: &str) -> Result<()>;
+}
+
+/// Checks that `rel` is a plain relative path below `docker/registry/v2` with no symlink
+/// component, and returns it as an absolute path.
+fn checked(root: &Root, rel: &str) -> Result<std::path::PathBuf> {
+    let p = Path::new(rel);
+    let plain = p.components().all(|c| matches!(c, Component::Normal(_)));
+    if !plain || !rel.starts_with(&format!("{V2}/")) {
+        return Err(Error::io(
+            root.abs(rel),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "refusing a path outside docker/registry/v2",
+            ),
+        ));
+    }
+    let mut cur = root.path().to_path_buf();
+    for c in p.components() {
+        cur.push(c);
+        match std::fs::symlink_metadata(&cur) {
+            Ok(m) if m.file_type().is_symlink() => {
+                return Err(Error::io(
+                    &cur,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "refusing to delete through a symlink",
+                    ),
+                ));
+            }
+            Ok(_) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => break,
+            Err(e) => return Err(Error::io(&cur, e)),
+        }
+    }
+    Ok(root.abs(rel))
+}
+
+/// Deletes for real.
+#[derive(Debug)]
+pub struct FsRemover {
+    root: Root,
+}
+
+impl FsRemover {
+    /// A remover for `root`.
+    pub fn new(root: &Root) -> Self {
+        FsRemover { root: root.clone() }
+    }
+}
+
+impl Remover for FsRemover {
+    fn remove_tree(&self, rel: &str) -> Result<()> {
+        let p = checked(&self.root, rel)?;
+        match std::fs::remove_dir_all(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(p, e)),
+        }
+    }
+
+    fn remove_empty_dir(&self, rel: &str) -> Result<bool> {
+        let p = checked(&self.root, rel)?;
+        match std::fs::remove_dir(&p) {
+            Ok(()) => Ok(true),
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::NotFound | std::io::ErrorKind::DirectoryNotEmpty
+                ) =>
+            {
+                Ok(false)
+            }
+            Err(e) => Err(Error::io(p, e)),
+        }
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        let a = checked(&self.root, from)?;
+        let b = checked(&self.root, to)?;
+        std::fs::rename(&a, &b).map_err(|e| Error::io(a, e))
+    }
+}
+
+/// Records what would be deleted, deletes nothing.
+#[derive(Debug, Default)]
+pub struct DryRun {
+    /// The operations, in order.
+    pub log: Mutex<Vec<String>>,
+}
+
+impl Remover for DryRun {
+    fn remove_tree(&self, rel: &str) -> Result<()> {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!("remove {rel}"));
+        }
+        Ok(())
+    }
+
+    fn remove_empty_dir(&self, _rel: &str) -> Result<bool> {
+        Ok(false)
+    }
+
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!("rename {from} {to}"));
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_paths_outside_the_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::create_dir_all(dir.path().join(V2).join("blobs")).unwrap();
+        let root = Root::open(dir.path()).unwrap();
+        let r = FsRemover::new(&root);
+        assert!(r.remove_tree("docker/registry/v2/../../etc").is_err());
+        assert!(r.remove_tree("/etc").is_err());
+        assert!(r.remove_tree("docker/registry").is_err());
+        std::os::unix::fs::symlink("/tmp", dir.path().join(V2).join("repositories")).unwrap();
+        assert!(r.remove_tree("docker/registry/v2/repositories/x").is_err());
+        assert!(r.remove_tree("docker/registry/v2/blobs/none").is_ok());
+    }
+}

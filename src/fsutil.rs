@@ -1,0 +1,55 @@
+//! Small filesystem helpers that never follow symlinks.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Read};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::Path;
+
+/// Opens `path` for reading, refusing to follow a symlink in its last component.
+///
+/// # Errors
+/// The I/O error from `open(2)`; a symlink gives `ELOOP`.
+pub fn open_nofollow(path: &Path) -> io::Result<File> {
+    OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
+        .open(path)
+}
+
+/// What reading a bounded small file gave.
+#[derive(Debug)]
+pub enum Bounded {
+    /// The whole content.
+    Content(Vec<u8>),
+    /// The file is larger than the limit; `len` is its size.
+    TooLarge {
+        /// The file's size.
+        len: u64,
+    },
+}
+
+/// Reads at most `limit` bytes of a regular file, without following symlinks.
+///
+/// # Errors
+/// I/O errors, or `InvalidInput` when `path` is not a regular file.
+pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Bounded> {
+    let file = open_nofollow(path)?;
+    let meta = file.metadata()?;
+    if !meta.is_file() {
+        return Err(io::Error::new(
+            io::ErrorKind::InvalidInput,
+            "not a regular file",
+        ));
+    }
+    if meta.len() > limit {
+        return Ok(Bounded::TooLarge { len: meta.len() });
+    }
+    let mut buf = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1).read_to_end(&mut buf)?;
+    if buf.len() as u64 > limit {
+        return Ok(Bounded::TooLarge {
+            len: buf.len() as u64,
+        });
+    }
+    Ok(Bounded::Content(buf))
+}

@@ -1,0 +1,406 @@
+//! `gc`: mark and sweep, as the registry's `garbage-collect`, without its data-loss bugs.
+//!
+//! [`plan`] is pure: it marks from the graph and lists what to sweep. [`apply`] re-checks the
+//! layout just before deleting and deletes references before referents (tag index entries,
+//! revision links, `_layers` links, then blob data), so a crash at any moment leaves a layout
+//! whose every reference still resolves; a second run finishes the job.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::findings::{Finding, Kind};
+use crate::fsops::Remover;
+use crate::fsutil::{Bounded, read_bounded};
+use crate::graph::{self, Graph, ManifestState, TagTarget};
+use crate::layout::{self, RepoName, Root, TagName};
+use crate::manifest::{self, MAX_MANIFEST_SIZE, Manifest, Role};
+use crate::scan::{self, Inventory};
+
+/// What `gc` does.
+#[derive(Debug, Clone)]
+pub struct GcOptions {
+    /// Drop manifests no tag reaches (and never the children a kept index needs).
+    pub delete_untagged: bool,
+    /// Keep unreferenced blobs and untagged manifests younger than this.
+    pub min_age: Duration,
+    /// Sweep even when marking was incomplete.
+    pub force: bool,
+    /// The time ages are measured against.
+    pub now: SystemTime,
+}
+
+/// A blob to sweep.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SweptBlob {
+    /// Its digest.
+    pub digest: Digest,
+    /// Its size.
+    pub size: u64,
+}
+
+/// A manifest revision to drop (with `--delete-untagged`).
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SweptManifest {
+    /// The repository.
+    pub repository: RepoName,
+    /// The manifest.
+    pub digest: Digest,
+}
+
+/// A link to remove.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SweptLink {
+    /// The repository.
+    pub repository: RepoName,
+    /// The tag, for tag index entries.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<TagName>,
+    /// The digest the link names (in its path).
+    pub digest: Digest,
+}
+
+/// Everything a sweep removes.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Sweep {
+    /// Blobs, sorted by digest.
+    pub blobs: Vec<SweptBlob>,
+    /// Manifest revisions dropped.
+    pub manifests: Vec<SweptManifest>,
+    /// Their total size (blobs).
+    pub bytes: u64,
+    /// `_layers` links to swept blobs.
+    pub layer_links: Vec<SweptLink>,
+    /// Tag index entries of dropped manifests.
+    pub tag_index_entries: Vec<SweptLink>,
+}
+
+/// The plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcPlan {
+    /// What would be removed.
+    pub sweep: Sweep,
+    /// Blobs marked live.
+    pub marked: u64,
+    /// Unreferenced blobs kept because they (or a link to them) are younger than `min_age`.
+    pub kept_young_blobs: u64,
+    /// Untagged manifests kept because they are younger than `min_age`.
+    pub kept_young_manifests: u64,
+    /// Why marking is incomplete; gc refuses to sweep unless forced.
+    pub broken: Vec<Finding>,
+}
+
+/// Kinds that make marking incomplete: a manifest whose references can't be known, or a link
+/// that can't be read, so live data could be swept.
+const BREAKS_MARKING: &[Kind] = &[
+    Kind::LinkMalformed,
+    Kind::LinkUnreadable,
+    Kind::LinkMismatch,
+    Kind::TagNoCurrent,
+    Kind::TagRevisionMissing,
+    Kind::ManifestMissing,
+    Kind::ManifestInvalid,
+    Kind::ManifestTooLarge,
+    Kind::ChildMissing,
+    Kind::DanglingRevision,
+    Kind::Symlink,
+    Kind::InvalidTagName,
+];
+
+/// Newest modification time of anything that names each digest: blob data, revision, layer,
+/// and tag links.
+fn newest_touch(inv: &Inventory) -> BTreeMap<Digest, SystemTime> {
+    let mut m: BTreeMap<Digest, SystemTime> = BTreeMap::new();
+    let mut touch = |d: Digest, t: Option<SystemTime>| {
+        if let Some(t) = t {
+            let e = m.entry(d).or_insert(t);
+            if t > *e {
+                *e = t;
+            }
+        }
+    };
+    for (d, b) in &inv.blobs {
+        touch(*d, b.mtime);
+    }
+    for r in inv.repos.values() {
+        for links in [&r.layers, &r.revisions] {
+            for (d, l) in links {
+                touch(*d, l.mtime);
+                if let Ok(t) = l.target {
+                    touch(t, l.mtime);
+                }
+            }
+        }
+        for t in r.tags.values() {
+            if let Some(c) = &t.current {
+                if let Ok(d) = c.target {
+                    touch(d, c.mtime);
+                }
+            }
+            for (d, l) in &t.index {
+                touch(*d, l.mtime);
+            }
+        }
+    }
+    m
+}
+
+/// Reads a manifest that the graph did not parse (a child whose revision link is gone).
+fn read_extra(root: &Root, inv: &Inventory, d: &Digest) -> Option<Manifest> {
+    let b = inv.blobs.get(d)?;
+    if b.size > MAX_MANIFEST_SIZE {
+        return None;
+    }
+    match read_bounded(&root.abs(&layout::blob_data(d)), MAX_MANIFEST_SIZE) {
+        Ok(Bounded::Content(bytes)) => manifest::parse(&bytes).ok(),
+        _ => None,
+    }
+}
+
+/// Marks and lists what to sweep. Pure: reads, never writes.
+pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan {
+    let touched = newest_touch(inv);
+    let young = |d: &Digest| {
+        touched
+            .get(d)
+            .is_some_and(|t| opts.now.duration_since(*t).unwrap_or_default() < opts.min_age)
+    };
+    let mut extra: BTreeMap<Digest, Option<Manifest>> = BTreeMap::new();
+    let mut marked: BTreeSet<Digest> = BTreeSet::new();
+    let mut dropped: Vec<SweptManifest> = Vec::new();
+    let mut kept_young_manifests = 0;
+
+    let broken: Vec<Finding> = g
+        .findings
+        .iter()
+        .filter(|f| BREAKS_MARKING.contains(&f.kind))
+        .cloned()
+        .collect();
+    let broken_repos: BTreeSet<&str> = broken
+        .iter()
+        .filter_map(|f| f.repository.as_deref())
+        .collect();
+
+    for (name, rg) in &g.repos {
+        // Roots: every revision; with --delete-untagged only what tags name, young untagged
+        // manifests, and (forced over a broken repository) everything.
+        let tag_targets: BTreeSet<Digest> = rg
+            .tags
+            .values()
+            .filter_map(|t| match t {
+                TagTarget::Points(d) => Some(*d),
+                TagTarget::Broken => None,
+            })
+            .collect();
+        let keep_all = !opts.delete_untagged || broken_repos.contains(name.as_str());
+        let mut roots: BTreeSet<Digest> = tag_targets.clone();
+        if keep_all {
+            roots.extend(rg.revisions.iter().copied());
+        } else {
+            for d in &rg.revisions {
+                if !tag_targets.contains(d) && young(d) {
+                    roots.insert(*d);
+                }
+            }
+        }
+        // Close over index children (whether or not they still have a revision link) and
+        // referrers whose subject is kept.
+        let mut kept: BTreeSet<Digest> = BTreeSet::new();
+        let mut stack: Vec<Digest> = roots.iter().copied().collect();
+        loop {
+            while let Some(d) = stack.pop() {
+                if !kept.insert(d) {
+                    continue;
+                }
+                let m = match g.manifests.get(&d) {
+                    Some(ManifestState::Parsed(m)) => Some(m.clone()),
+                    Some(_) => None,
+                    None => extra
+                        .entry(d)
+                        .or_insert_with(|| read_extra(root, inv, &d))
+                        .clone(),
+                };
+                if let Some(m) = m {
+                    for r in &m.references {
+                        match r.role {
+                            Role::Config | Role::Layer => {
+                                marked.insert(r.digest);
+                            }
+                            Role::Child => stack.push(r.digest),
+                            Role::Subject => {}
+                        }
+                    }
+                }
+            }
+            let referrers: Vec<Digest> = rg
+                .revisions
+                .iter()
+                .filter(|d| !kept.contains(d))
+                .filter(|d| {
+                    g.manifest(d)
+                        .is_some_and(|m| m.refs(Role::Subject).any(|s| kept.contains(&s.digest)))
+                })
+                .copied()
+                .collect();
+            if referrers.is_empty() {
+                break;
+            }
+            stack.extend(referrers);
+        }
+        marked.extend(kept.iter().copied());
+        for d in &rg.revisions {
+            if !kept.contains(d) {
+                dropped.push(SweptManifest {
+                    repository: name.clone(),
+                    digest: *d,
+                });
+            }
+        }
+        if opts.delete_untagged && !keep_all {
+            kept_young_manifests += rg
+                .revisions
+                .iter()
+                .filter(|d| !tag_targets.contains(d) && young(d) && !rg.tagged.contains(d))
+                .count() as u64;
+        }
+    }
+
+    let mut sweep = Sweep::default();
+    let mut kept_young_blobs = 0;
+    for (d, b) in &inv.blobs {
+        if marked.contains(d) {
+            continue;
+        }
+        if young(d) {
+            kept_young_blobs += 1;
+            continue;
+        }
+        sweep.blobs.push(SweptBlob {
+            digest: *d,
+            size: b.size,
+        });
+        sweep.bytes += b.size;
+    }
+    let swept: BTreeSet<Digest> = sweep.blobs.iter().map(|b| b.digest).collect();
+    let dropped_set: BTreeSet<(&RepoName, Digest)> =
+        dropped.iter().map(|m| (&m.repository, m.digest)).collect();
+    for r in inv.repos.values() {
+        for (d, l) in &r.layers {
+            let target = l.target.as_ref().ok().copied().unwrap_or(*d);
+            if swept.contains(&target) {
+                sweep.layer_links.push(SweptLink {
+                    repository: r.name.clone(),
+                    tag: None,
+                    digest: *d,
+                });
+            }
+        }
+        for (t, tag) in &r.tags {
+            for d in tag.index.keys() {
+                if dropped_set.contains(&(&r.name, *d)) {
+                    sweep.tag_index_entries.push(SweptLink {
+                        repository: r.name.clone(),
+                        tag: Some(t.clone()),
+                        digest: *d,
+                    });
+                }
+            }
+        }
+    }
+    sweep.manifests = dropped;
+    GcPlan {
+        sweep,
+        marked: marked.len() as u64,
+        kept_young_blobs,
+        kept_young_manifests,
+        broken,
+    }
+}
+
+/// What a real run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct Applied {
+    /// Blobs deleted.
+    pub blobs: u64,
+    /// Bytes freed.
+    pub bytes: u64,
+    /// Manifest revisions removed.
+    pub manifests: u64,
+    /// Links removed (tag index entries and `_layers`).
+    pub links: u64,
+    /// Planned blobs that the re-check found live again, and kept.
+    pub rechecked_kept: u64,
+}
+
+/// Carries out a plan: re-checks, then deletes references before referents.
+///
+/// # Errors
+/// I/O errors while deleting, and [`Error::Interrupted`] (everything deleted so far is consistent).
+pub fn apply(
+    root: &Root,
+    plan: &GcPlan,
+    opts: &GcOptions,
+    remover: &dyn Remover,
+    interrupt: &AtomicBool,
+) -> Result<Applied> {
+    let stop = || {
+        if interrupt.load(Ordering::Relaxed) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    };
+    let mut done = Applied::default();
+    let s = &plan.sweep;
+    // 1. Tag index entries, 2. revision links of dropped manifests.
+    for l in &s.tag_index_entries {
+        stop()?;
+        let tag = l.tag.as_ref().expect("tag index entries carry their tag");
+        let rel = layout::tag_index_link(&l.repository, tag, &l.digest);
+        remover.remove_tree(parent(&rel))?;
+        done.links += 1;
+    }
+    for m in &s.manifests {
+        stop()?;
+        let rel = layout::revision_link(&m.repository, &m.digest);
+        remover.remove_tree(parent(&rel))?;
+        done.manifests += 1;
+    }
+    // Re-check: scan again and mark again; only blobs still unmarked and old are swept.
+    let inv = scan::scan(root)?;
+    let g = graph::build(root, &inv, opts.now);
+    let recheck = self::plan(root, &inv, &g, opts);
+    let still: BTreeSet<Digest> = recheck.sweep.blobs.iter().map(|b| b.digest).collect();
+    let still_links: BTreeSet<&SweptLink> = recheck.sweep.layer_links.iter().collect();
+    // 3. `_layers` links of blobs about to go, 4. the blobs.
+    for l in &s.layer_links {
+        stop()?;
+        if !still_links.contains(l) {
+            continue;
+        }
+        remover.remove_tree(parent(&layout::layer_link(&l.repository, &l.digest)))?;
+        done.links += 1;
+    }
+    for b in &s.blobs {
+        stop()?;
+        if !still.contains(&b.digest) {
+            done.rechecked_kept += 1;
+            continue;
+        }
+        let rel = layout::blob_data(&b.digest);
+        let dir = parent(&rel);
+        remover.remove_tree(dir)?;
+        remover.remove_empty_dir(parent(dir))?;
+        done.blobs += 1;
+        done.bytes += b.size;
+    }
+    Ok(done)
+}
+
+fn parent(rel: &str) -> &str {
+    rel.rsplit_once('/').map(|(p, _)| p).unwrap_or(rel)
+}

@@ -1,0 +1,363 @@
+//! The registry's storage layout: finding the root, repository names, tags, and the paths of
+//! the `docker/registry/v2` tree.
+//!
+//! ```text
+//! <root>/docker/registry/v2/
+//!   blobs/<alg>/<hex[..2]>/<hex>/data
+//!   repositories/<name>/
+//!     _layers/<alg>/<hex>/link
+//!     _manifests/revisions/<alg>/<hex>/link
+//!     _manifests/tags/<tag>/current/link
+//!     _manifests/tags/<tag>/index/<alg>/<hex>/link
+//!     _uploads/<uuid>/{data,startedat,hashstates/<alg>/<offset>}
+//! ```
+//!
+//! Every path regfsck reports is relative to the root (it starts with `docker/registry/v2/`).
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+
+/// The path of the v2 tree below a storage root.
+pub const V2: &str = "docker/registry/v2";
+
+/// An opened registry storage root.
+#[derive(Debug, Clone)]
+pub struct Root {
+    root: PathBuf,
+    v2: PathBuf,
+}
+
+impl Root {
+    /// Opens a root: a directory holding `docker/registry/v2`, or the `v2` directory itself.
+    ///
+    /// # Errors
+    /// [`Error::NotARegistry`] when neither holds, [`Error::Io`] when the path cannot be read.
+    pub fn open(path: &Path) -> Result<Self> {
+        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
+        if !meta.is_dir() {
+            return Err(Error::NotARegistry { path: path.into() });
+        }
+        let v2 = path.join(V2);
+        if v2.is_dir() {
+            return Ok(Root {
+                root: path.to_path_buf(),
+                v2,
+            });
+        }
+        // The v2 directory itself: <root>/docker/registry/v2.
+        let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
+        let is_v2 =
+            abs.ends_with(V2) && (abs.join("blobs").is_dir() || abs.join("repositories").is_dir());
+        if is_v2 {
+            let root = abs
+                .ancestors()
+                .nth(3)
+                .ok_or_else(|| Error::NotARegistry { path: path.into() })?
+                .to_path_buf();
+            return Ok(Root { root, v2: abs });
+        }
+        Err(Error::NotARegistry { path: path.into() })
+    }
+
+    /// The storage root (the registry's `rootdirectory`).
+    pub fn path(&self) -> &Path {
+        &self.root
+    }
+
+    /// `<root>/docker/registry/v2`.
+    pub fn v2(&self) -> &Path {
+        &self.v2
+    }
+
+    /// The absolute path of a root-relative path.
+    pub fn abs(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+}
+
+/// Relative path of a blob's data file.
+pub fn blob_data(d: &Digest) -> String {
+    let hex = d.hex();
+    format!(
+        "{V2}/blobs/{}/{}/{hex}/data",
+        d.algorithm().name(),
+        &hex[..2]
+    )
+}
+
+/// Relative path of a repository directory.
+pub fn repo_dir(repo: &RepoName) -> String {
+    format!("{V2}/repositories/{repo}")
+}
+
+/// Relative path of a `_layers` link.
+pub fn layer_link(repo: &RepoName, d: &Digest) -> String {
+    format!(
+        "{}/_layers/{}/{}/link",
+        repo_dir(repo),
+        d.algorithm().name(),
+        d.hex()
+    )
+}
+
+/// Relative path of a manifest revision link.
+pub fn revision_link(repo: &RepoName, d: &Digest) -> String {
+    format!(
+        "{}/_manifests/revisions/{}/{}/link",
+        repo_dir(repo),
+        d.algorithm().name(),
+        d.hex()
+    )
+}
+
+/// Relative path of a tag's directory.
+pub fn tag_dir(repo: &RepoName, tag: &TagName) -> String {
+    format!("{}/_manifests/tags/{tag}", repo_dir(repo))
+}
+
+/// Relative path of a tag's `current/link`.
+pub fn tag_current(repo: &RepoName, tag: &TagName) -> String {
+    format!("{}/current/link", tag_dir(repo, tag))
+}
+
+/// Relative path of a tag's index entry.
+pub fn tag_index_link(repo: &RepoName, tag: &TagName, d: &Digest) -> String {
+    format!(
+        "{}/index/{}/{}/link",
+        tag_dir(repo, tag),
+        d.algorithm().name(),
+        d.hex()
+    )
+}
+
+/// Why a repository name or tag is invalid.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum NameError {
+    /// The name is empty.
+    #[error("empty name")]
+    Empty,
+    /// The name is too long.
+    #[error("name is {0} characters long; at most 255 are allowed")]
+    TooLong(usize),
+    /// A path component breaks the grammar.
+    #[error("invalid path component {0:?} (want [a-z0-9]+ separated by '.', '_', '__' or '-')")]
+    Component(String),
+    /// The tag breaks `[\w][\w.-]{{0,127}}`.
+    #[error("invalid tag {0:?} (want [A-Za-z0-9_][A-Za-z0-9_.-]{{0,127}})")]
+    Tag(String),
+}
+
+/// A repository name, validated with the distribution reference grammar.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct RepoName(String);
+
+impl RepoName {
+    /// Parses and validates a repository name.
+    ///
+    /// # Errors
+    /// [`NameError`] naming what is wrong.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        if s.is_empty() {
+            return Err(NameError::Empty);
+        }
+        if s.len() > 255 {
+            return Err(NameError::TooLong(s.len()));
+        }
+        for (i, comp) in s.split('/').enumerate() {
+            let ok = path_component_ok(comp) || (i == 0 && s.contains('/') && domain_ok(comp));
+            if !ok {
+                return Err(NameError::Component(comp.to_string()));
+            }
+        }
+        Ok(RepoName(s.to_string()))
+    }
+
+    /// A name as found on disk, which may break the grammar (reported separately). A directory
+    /// name can never be `..` or hold `/` beyond the nesting, so it is still a safe path.
+    pub(crate) fn from_disk(s: &str) -> Self {
+        RepoName(s.to_string())
+    }
+
+    /// The name.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for RepoName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+/// `[a-z0-9]+(?:(?:[._]|__|[-]+)[a-z0-9]+)*`
+fn path_component_ok(c: &str) -> bool {
+    let b = c.as_bytes();
+    let alnum = |x: u8| x.is_ascii_lowercase() || x.is_ascii_digit();
+    if b.is_empty() || !alnum(b[0]) || !alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        // A separator run: ".", "_", "__", or one or more "-".
+        let start = i;
+        while i < b.len() && !alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+/// A registry host as the first component: `[A-Za-z0-9-]+(\.[A-Za-z0-9-]+)*(:[0-9]+)?`.
+fn domain_ok(c: &str) -> bool {
+    let (host, port) = match c.rsplit_once(':') {
+        Some((h, p)) => (h, Some(p)),
+        None => (c, None),
+    };
+    if let Some(p) = port {
+        if p.is_empty() || !p.bytes().all(|x| x.is_ascii_digit()) {
+            return false;
+        }
+    }
+    !host.is_empty()
+        && host.split('.').all(|label| {
+            !label.is_empty()
+                && label
+                    .bytes()
+                    .all(|x| x.is_ascii_alphanumeric() || x == b'-')
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+        })
+}
+
+/// A tag name: `[\w][\w.-]{0,127}`.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(transparent)]
+pub struct TagName(String);
+
+impl TagName {
+    /// Parses and validates a tag.
+    ///
+    /// # Errors
+    /// [`NameError::Tag`] when it breaks the grammar.
+    pub fn parse(s: &str) -> Result<Self, NameError> {
+        let b = s.as_bytes();
+        let word = |x: u8| x.is_ascii_alphanumeric() || x == b'_';
+        let ok = !b.is_empty()
+            && b.len() <= 128
+            && word(b[0])
+            && b[1..].iter().all(|&x| word(x) || x == b'.' || x == b'-');
+        if ok {
+            Ok(TagName(s.to_string()))
+        } else {
+            Err(NameError::Tag(s.to_string()))
+        }
+    }
+
+    /// A tag as found on disk (a directory name), which may break the grammar.
+    pub(crate) fn from_disk(s: &str) -> Self {
+        TagName(s.to_string())
+    }
+
+    /// The tag.
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Display for TagName {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_names() {
+        for ok in [
+            "a",
+            "my-alpine",
+            "team/app",
+            "team/app/api",
+            "a__b",
+            "a--b",
+            "a.b_c",
+            "localhost:5000/x",
+            "Foo.example/bar",
+        ] {
+            assert!(RepoName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in [
+            "",
+            "..",
+            "a/../b",
+            "/abs",
+            "a//b",
+            "A",
+            "a_",
+            "_layers",
+            "a/_manifests",
+            "a___b",
+            "a.-b",
+            "a/",
+            "Foo",
+        ] {
+            assert!(RepoName::parse(bad).is_err(), "{bad}");
+        }
+        assert_eq!(
+            RepoName::parse(&"a".repeat(256)),
+            Err(NameError::TooLong(256))
+        );
+    }
+
+    #[test]
+    fn tags() {
+        for ok in ["latest", "v1.0", "_under", "1_10", "A-b.c"] {
+            assert!(TagName::parse(ok).is_ok(), "{ok}");
+        }
+        for bad in ["", ".x", "-x", "a/b", "a:b", "..", &"x".repeat(129)] {
+            assert!(TagName::parse(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn paths() {
+        let d: Digest = "sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+            .parse()
+            .unwrap();
+        let r = RepoName::parse("team/app").unwrap();
+        let t = TagName::parse("latest").unwrap();
+        assert_eq!(
+            blob_data(&d),
+            "docker/registry/v2/blobs/sha256/e3/e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855/data"
+        );
+        assert_eq!(
+            tag_current(&r, &t),
+            "docker/registry/v2/repositories/team/app/_manifests/tags/latest/current/link"
+        );
+        assert!(
+            layer_link(&r, &d)
+                .starts_with("docker/registry/v2/repositories/team/app/_layers/sha256/e3b0")
+        );
+        assert!(revision_link(&r, &d).contains("/_manifests/revisions/sha256/"));
+        assert!(tag_index_link(&r, &t, &d).contains("/tags/latest/index/sha256/"));
+    }
+}

@@ -1,0 +1,96 @@
+//! The `regfsck` binary: parse arguments, run, print the final error, exit with fsck's codes.
+
+use std::io::{IsTerminal, Write};
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use clap::Parser;
+use clap::error::ErrorKind;
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use regfsck::app::{self, Env};
+use regfsck::cli::Cli;
+use regfsck::progress::{NoProgress, Progress};
+use regfsck::{Error, ExitStatus};
+
+/// Renders progress on stderr with indicatif.
+struct Bar(ProgressBar);
+
+impl Progress for Bar {
+    fn start(&self, phase: &str, total: u64) {
+        self.0.set_length(total);
+        self.0.set_position(0);
+        self.0.set_message(phase.to_string());
+        self.0.reset_eta();
+    }
+    fn inc(&self, n: u64) {
+        self.0.inc(n);
+    }
+    fn finish(&self) {
+        self.0.finish_and_clear();
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            let code = match e.kind() {
+                ErrorKind::DisplayHelp | ErrorKind::DisplayVersion => 0,
+                _ => ExitStatus::USAGE.0,
+            };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupt);
+        // First Ctrl-C: stop cleanly between items. Second: leave at once.
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(ExitStatus::INTERRUPTED.0.into());
+            }
+        });
+    }
+    let progress: Box<dyn Progress> = if !cli.global.quiet && std::io::stderr().is_terminal() {
+        let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
+        bar.set_style(
+            ProgressStyle::with_template(
+                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+            )
+            .expect("template is valid")
+            .progress_chars("=> "),
+        );
+        Box::new(Bar(bar))
+    } else {
+        Box::new(NoProgress)
+    };
+    let env = Env::from_process();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    let result = app::run(&cli, &env, &mut out, progress.as_ref(), &interrupt);
+    let _ = out.flush();
+    match result {
+        Ok(outcome) => {
+            for n in &outcome.notes {
+                eprintln!("regfsck: {n}");
+            }
+            ExitCode::from(outcome.status.0)
+        }
+        Err(Error::Output(e)) if e.kind() == std::io::ErrorKind::BrokenPipe => ExitCode::from(0),
+        Err(Error::Interrupted) => {
+            eprintln!("regfsck: interrupted");
+            ExitCode::from(ExitStatus::INTERRUPTED.0)
+        }
+        Err(e) if e.is_usage() => {
+            eprintln!("regfsck: {e}");
+            ExitCode::from(ExitStatus::USAGE.0)
+        }
+        Err(e) => {
+            let e = anyhow::Error::from(e);
+            eprintln!("regfsck: {e:#}");
+            ExitCode::from(ExitStatus::OPERATIONAL.0)
+        }
+    }
+}

@@ -1,0 +1,21 @@
+//! Progress reporting: the library counts, the binary renders.
+
+/// Receives progress of a long operation. Implementations must be cheap and thread-safe.
+pub trait Progress: Sync {
+    /// A phase starts, with `total` units (bytes when hashing).
+    fn start(&self, phase: &str, total: u64);
+    /// `n` more units done.
+    fn inc(&self, n: u64);
+    /// The phase is over.
+    fn finish(&self);
+}
+
+/// Progress that goes nowhere.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn start(&self, _phase: &str, _total: u64) {}
+    fn inc(&self, _n: u64) {}
+    fn finish(&self) {}
+}

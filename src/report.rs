@@ -1,0 +1,187 @@
+//! Rendering reports: human text or one JSON document, to any writer.
+
+use std::io::Write;
+
+use indicatif::HumanBytes;
+use serde::Serialize;
+
+use crate::findings::Severity;
+use crate::gc::{Applied, GcPlan};
+use crate::ls::Listing;
+use crate::verify::VerifyReport;
+
+/// The version of the JSON documents regfsck prints.
+pub const SCHEMA_VERSION: u32 = 1;
+
+#[derive(Serialize)]
+struct Envelope<'a, T: Serialize> {
+    schema_version: u32,
+    command: &'a str,
+    #[serde(flatten)]
+    body: &'a T,
+}
+
+/// Writes `body` as one JSON document with `schema_version` and `command`.
+///
+/// # Errors
+/// Write errors.
+pub fn write_json<T: Serialize>(
+    out: &mut dyn Write,
+    command: &str,
+    body: &T,
+) -> std::io::Result<()> {
+    let env = Envelope {
+        schema_version: SCHEMA_VERSION,
+        command,
+        body,
+    };
+    serde_json::to_writer_pretty(&mut *out, &env)?;
+    writeln!(out)
+}
+
+/// Renders a verify report for humans: problems first, then the summary.
+///
+/// # Errors
+/// Write errors.
+pub fn verify_human(out: &mut dyn Write, r: &VerifyReport, verbose: bool) -> std::io::Result<()> {
+    let mut shown = 0;
+    for f in &r.findings {
+        if f.severity == Severity::Info && !verbose {
+            continue;
+        }
+        writeln!(out, "{f}")?;
+        shown += 1;
+    }
+    let s = &r.summary;
+    if shown > 0 {
+        writeln!(out)?;
+    }
+    let content = if s.interrupted {
+        "content check interrupted".to_string()
+    } else if s.content_checked {
+        format!("{} hashed", s.blobs_hashed)
+    } else {
+        "content not checked".to_string()
+    };
+    writeln!(
+        out,
+        "blobs:        {} ({}, {content})",
+        s.blobs,
+        HumanBytes(s.bytes)
+    )?;
+    writeln!(out, "repositories: {}", s.repositories)?;
+    writeln!(out, "tags:         {}", s.tags)?;
+    writeln!(out, "manifests:    {}", s.manifests)?;
+    writeln!(
+        out,
+        "orphan blobs: {} ({}, gc would remove them)",
+        s.orphan_blobs,
+        HumanBytes(s.orphan_bytes)
+    )?;
+    let hidden = if verbose || s.infos == 0 {
+        String::new()
+    } else {
+        " (--verbose lists them)".to_string()
+    };
+    writeln!(
+        out,
+        "findings:     {} errors, {} warnings, {} info{hidden}",
+        s.errors, s.warnings, s.infos
+    )?;
+    let verdict = if s.interrupted {
+        "INTERRUPTED"
+    } else if s.errors > 0 {
+        "ERRORS FOUND"
+    } else {
+        "clean"
+    };
+    writeln!(out, "result:       {verdict}")
+}
+
+/// Renders a listing: `REPO:TAG:DIGEST` lines, then `REPO@DIGEST` lines for untagged manifests.
+///
+/// # Errors
+/// Write errors.
+pub fn ls_human(out: &mut dyn Write, l: &Listing) -> std::io::Result<()> {
+    if let Some(untagged) = &l.untagged {
+        for u in untagged {
+            writeln!(out, "{}@{}", u.repository, u.digest)?;
+        }
+        return Ok(());
+    }
+    for t in &l.tags {
+        writeln!(out, "{}:{}:{}", t.repository, t.tag, t.digest)?;
+    }
+    Ok(())
+}
+
+/// The gc report.
+#[derive(Serialize)]
+pub struct GcDoc<'a> {
+    /// Whether nothing was deleted on purpose.
+    pub dry_run: bool,
+    /// Whether gc refused because the graph is broken.
+    pub refused: bool,
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: &'a GcPlan,
+    /// What a real run did.
+    pub applied: Option<&'a Applied>,
+}
+
+/// Renders a gc report for humans.
+///
+/// # Errors
+/// Write errors.
+pub fn gc_human(out: &mut dyn Write, d: &GcDoc<'_>) -> std::io::Result<()> {
+    let p = d.plan;
+    let s = &p.sweep;
+    for f in &p.broken {
+        writeln!(out, "{f}")?;
+    }
+    if !p.broken.is_empty() {
+        writeln!(out)?;
+    }
+    if d.dry_run || d.refused {
+        for m in &s.manifests {
+            writeln!(out, "manifest {}@{}", m.repository, m.digest)?;
+        }
+        for b in &s.blobs {
+            writeln!(out, "blob {} {}", b.digest, HumanBytes(b.size))?;
+        }
+        if !s.manifests.is_empty() || !s.blobs.is_empty() {
+            writeln!(out)?;
+        }
+    }
+    let verb = match (d.refused, d.dry_run, d.applied) {
+        (true, _, _) => "would sweep (refused)",
+        (false, true, _) => "would sweep",
+        (false, false, Some(_)) => "swept",
+        (false, false, None) => "sweep interrupted",
+    };
+    writeln!(out, "marked:       {} blobs", p.marked)?;
+    writeln!(
+        out,
+        "{verb}: {} blobs ({}), {} manifests, {} layer links, {} tag index entries",
+        s.blobs.len(),
+        HumanBytes(s.bytes),
+        s.manifests.len(),
+        s.layer_links.len(),
+        s.tag_index_entries.len()
+    )?;
+    writeln!(
+        out,
+        "kept (young): {} blobs, {} manifests (--min-age)",
+        p.kept_young_blobs, p.kept_young_manifests
+    )?;
+    if let Some(a) = d.applied {
+        if a.rechecked_kept > 0 {
+            writeln!(
+                out,
+                "re-check kept {} blobs that became live",
+                a.rechecked_kept
+            )?;
+        }
+    }
+    Ok(())
+}

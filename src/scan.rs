@@ -1,0 +1,590 @@
+//! Scanning: walk the v2 tree once, classify every entry by the layout's path grammar, and read
+//! the link files and upload metadata.
+//!
+//! The scan never follows symlinks, never hashes and never parses manifests. What it cannot place
+//! in the layout becomes a [`Finding`]; normal leftovers of the registry (empty shard, revision
+//! and layer directories, empty `_uploads`) are counted, not reported.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::SystemTime;
+
+use rayon::prelude::*;
+use walkdir::WalkDir;
+
+use crate::digest::{Algorithm, Digest};
+use crate::error::{Error, Result};
+use crate::findings::{Finding, Kind};
+use crate::fsutil::{Bounded, read_bounded};
+use crate::layout::{RepoName, Root, TagName, V2};
+
+/// A link file is a digest; anything larger than this is garbage and is not read whole.
+const LINK_LIMIT: u64 = 1024;
+
+/// A blob in the blob store.
+#[derive(Debug, Clone)]
+pub struct Blob {
+    /// Size of `data` in bytes.
+    pub size: u64,
+    /// Modification time of `data` (the push time).
+    pub mtime: Option<SystemTime>,
+    /// Whether `data` is a regular file.
+    pub is_file: bool,
+}
+
+/// Why a link file gave no digest.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum LinkProblem {
+    /// The content is not a well-formed digest.
+    Malformed(String),
+    /// The file could not be read.
+    Unreadable(String),
+}
+
+/// A link file.
+#[derive(Debug, Clone)]
+pub struct Link {
+    /// The digest it holds.
+    pub target: Result<Digest, LinkProblem>,
+    /// Its modification time.
+    pub mtime: Option<SystemTime>,
+}
+
+/// A tag directory.
+#[derive(Debug, Clone, Default)]
+pub struct Tag {
+    /// `current/link`, if present.
+    pub current: Option<Link>,
+    /// `index/<alg>/<hex>/link` entries, keyed by the digest in the path.
+    pub index: BTreeMap<Digest, Link>,
+}
+
+/// An unfinished upload under `_uploads/<id>/`.
+#[derive(Debug, Clone, Default)]
+pub struct Upload {
+    /// The upload id (directory name).
+    pub id: String,
+    /// Size of `data`, if present.
+    pub size: u64,
+    /// `startedat`: `None` when absent, `Some(Err)` when unparseable.
+    pub started: Option<Result<SystemTime, String>>,
+}
+
+/// A repository directory (one with `_manifests`, `_layers` or `_uploads`).
+#[derive(Debug, Clone)]
+pub struct Repo {
+    /// The name (the path below `repositories/`).
+    pub name: RepoName,
+    /// Whether `_manifests` exists (what makes the registry list it in the catalog).
+    pub has_manifests: bool,
+    /// `_layers` links keyed by the digest in their path.
+    pub layers: BTreeMap<Digest, Link>,
+    /// Manifest revision links keyed by the digest in their path.
+    pub revisions: BTreeMap<Digest, Link>,
+    /// Tags keyed by name.
+    pub tags: BTreeMap<TagName, Tag>,
+    /// Unfinished uploads keyed by id.
+    pub uploads: BTreeMap<String, Upload>,
+}
+
+impl Repo {
+    fn new(name: RepoName) -> Self {
+        Repo {
+            name,
+            has_manifests: false,
+            layers: BTreeMap::new(),
+            revisions: BTreeMap::new(),
+            tags: BTreeMap::new(),
+            uploads: BTreeMap::new(),
+        }
+    }
+}
+
+/// Everything the scan found.
+#[derive(Debug, Default)]
+pub struct Inventory {
+    /// Blobs stored at their proper place, keyed by digest.
+    pub blobs: BTreeMap<Digest, Blob>,
+    /// Repositories keyed by name.
+    pub repos: BTreeMap<RepoName, Repo>,
+    /// What could not be placed in the layout.
+    pub findings: Vec<Finding>,
+}
+
+impl Inventory {
+    /// Total size of all blobs.
+    pub fn blob_bytes(&self) -> u64 {
+        self.blobs.values().map(|b| b.size).sum()
+    }
+}
+
+/// Scans the tree below `root`.
+///
+/// # Errors
+/// [`Error::Io`] when `docker/registry/v2` itself cannot be listed. Everything below it that
+/// cannot be read becomes a finding.
+pub fn scan(root: &Root) -> Result<Inventory> {
+    let mut inv = Inventory::default();
+    let v2 = root.v2();
+    let top = read_dir_sorted(v2).map_err(|e| Error::io(v2, e))?;
+    for (name, ft) in top {
+        let rel = format!("{V2}/{name}");
+        if ft.is_symlink() {
+            inv.findings.push(symlink_finding(root, &rel));
+        } else if name == "blobs" && ft.is_dir() {
+            scan_blobs(root, &mut inv);
+        } else if name == "repositories" && ft.is_dir() {
+            scan_repositories(root, &mut inv);
+        } else {
+            inv.findings.push(unknown(&rel, ft.is_dir()));
+        }
+    }
+    Ok(inv)
+}
+
+fn unknown(rel: &str, is_dir: bool) -> Finding {
+    let what = if is_dir { "directory" } else { "file" };
+    Finding::new(
+        Kind::UnknownEntry,
+        format!("{what} is not part of the registry layout"),
+    )
+    .path(rel)
+}
+
+fn symlink_finding(root: &Root, rel: &str) -> Finding {
+    let target = std::fs::read_link(root.abs(rel))
+        .map(|t| t.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    Finding::new(
+        Kind::Symlink,
+        format!("symlink to {target:?}; regfsck does not follow symlinks"),
+    )
+    .path(rel)
+}
+
+fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<(String, std::fs::FileType)>> {
+    let mut v = Vec::new();
+    for e in std::fs::read_dir(dir)? {
+        let e = e?;
+        v.push((e.file_name().to_string_lossy().into_owned(), e.file_type()?));
+    }
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    Ok(v)
+}
+
+fn io_finding(kind: Kind, rel: &str, e: &std::io::Error) -> Finding {
+    Finding::new(kind, format!("cannot read: {e}")).path(rel)
+}
+
+/// `blobs/<alg>/<hh>/<hex>/data`: fixed depth, so shards are listed in parallel.
+fn scan_blobs(root: &Root, inv: &mut Inventory) {
+    let blobs_rel = format!("{V2}/blobs");
+    let algs = match read_dir_sorted(&root.abs(&blobs_rel)) {
+        Ok(v) => v,
+        Err(e) => {
+            inv.findings
+                .push(io_finding(Kind::UnknownEntry, &blobs_rel, &e));
+            return;
+        }
+    };
+    let mut shards = Vec::new();
+    for (alg_name, ft) in algs {
+        let rel = format!("{blobs_rel}/{alg_name}");
+        if ft.is_symlink() {
+            inv.findings.push(symlink_finding(root, &rel));
+            continue;
+        }
+        let Some(alg) = Algorithm::from_name(&alg_name).filter(|_| ft.is_dir()) else {
+            inv.findings.push(unknown(&rel, ft.is_dir()));
+            continue;
+        };
+        match read_dir_sorted(&root.abs(&rel)) {
+            Ok(v) => {
+                for (shard, ft) in v {
+                    shards.push((alg, format!("{rel}/{shard}"), shard, ft));
+                }
+            }
+            Err(e) => inv.findings.push(io_finding(Kind::UnknownEntry, &rel, &e)),
+        }
+    }
+    let results: Vec<ShardScan> = shards
+        .par_iter()
+        .map(|(alg, rel, shard, ft)| scan_shard(root, *alg, rel, shard, ft))
+        .collect();
+    for (blobs, findings) in results {
+        inv.blobs.extend(blobs);
+        inv.findings.extend(findings);
+    }
+}
+
+/// What one shard directory holds: its blobs and what could not be placed.
+type ShardScan = (Vec<(Digest, Blob)>, Vec<Finding>);
+
+fn scan_shard(
+    root: &Root,
+    alg: Algorithm,
+    rel: &str,
+    shard: &str,
+    ft: &std::fs::FileType,
+) -> ShardScan {
+    let mut blobs = Vec::new();
+    let mut findings = Vec::new();
+    if ft.is_symlink() {
+        findings.push(symlink_finding(root, rel));
+        return (blobs, findings);
+    }
+    let shard_ok = ft.is_dir()
+        && shard.len() == 2
+        && shard
+            .bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
+    if !shard_ok {
+        findings.push(unknown(rel, ft.is_dir()));
+        return (blobs, findings);
+    }
+    let entries = match read_dir_sorted(&root.abs(rel)) {
+        Ok(v) => v,
+        Err(e) => {
+            findings.push(io_finding(Kind::UnknownEntry, rel, &e));
+            return (blobs, findings);
+        }
+    };
+    for (hex, ft) in entries {
+        let dir_rel = format!("{rel}/{hex}");
+        if ft.is_symlink() {
+            findings.push(symlink_finding(root, &dir_rel));
+            continue;
+        }
+        let digest = match Digest::from_parts(alg.name(), &hex) {
+            Ok(d) if ft.is_dir() => d,
+            _ => {
+                findings.push(unknown(&dir_rel, ft.is_dir()));
+                continue;
+            }
+        };
+        let misplaced = &hex[..2] != shard;
+        let children = match read_dir_sorted(&root.abs(&dir_rel)) {
+            Ok(v) => v,
+            Err(e) => {
+                findings.push(io_finding(Kind::BlobUnreadable, &dir_rel, &e).digest(digest));
+                continue;
+            }
+        };
+        let mut has_data = false;
+        for (name, ft) in children {
+            let p = format!("{dir_rel}/{name}");
+            if ft.is_symlink() {
+                findings.push(symlink_finding(root, &p).digest(digest));
+            } else if name == "data" {
+                has_data = true;
+                if misplaced {
+                    findings.push(
+                        Finding::new(
+                            Kind::BlobWrongShard,
+                            format!(
+                                "blob stored under shard {shard:?}, belongs under {:?}; the registry cannot find it",
+                                &hex[..2]
+                            ),
+                        )
+                        .digest(digest)
+                        .path(p),
+                    );
+                    continue;
+                }
+                match std::fs::symlink_metadata(root.abs(&p)) {
+                    Ok(m) => {
+                        blobs.push((
+                            digest,
+                            Blob {
+                                size: m.len(),
+                                mtime: m.modified().ok(),
+                                is_file: m.is_file(),
+                            },
+                        ));
+                    }
+                    Err(e) => {
+                        findings.push(io_finding(Kind::BlobUnreadable, &p, &e).digest(digest))
+                    }
+                }
+            } else if name.ends_with(".tmp") {
+                findings.push(temp_file(&p));
+            } else {
+                findings.push(unknown(&p, ft.is_dir()));
+            }
+        }
+        if !has_data {
+            findings.push(
+                Finding::new(Kind::BlobNoData, "blob directory has no data file")
+                    .digest(digest)
+                    .path(dir_rel),
+            );
+        }
+    }
+    (blobs, findings)
+}
+
+fn temp_file(rel: &str) -> Finding {
+    Finding::new(
+        Kind::TempFile,
+        "temporary file left by an interrupted write",
+    )
+    .path(rel)
+}
+
+fn read_link(abs: &Path, meta: Option<&std::fs::Metadata>) -> Link {
+    let mtime = meta.and_then(|m| m.modified().ok());
+    let target = match read_bounded(abs, LINK_LIMIT) {
+        Ok(Bounded::Content(bytes)) => parse_link(&bytes),
+        Ok(Bounded::TooLarge { len }) => Err(LinkProblem::Malformed(format!(
+            "{len} bytes, far too large for a digest"
+        ))),
+        Err(e) => Err(LinkProblem::Unreadable(e.to_string())),
+    };
+    Link { target, mtime }
+}
+
+/// Parses a link file's content, strictly as the registry does.
+pub fn parse_link(bytes: &[u8]) -> Result<Digest, LinkProblem> {
+    let text = std::str::from_utf8(bytes)
+        .map_err(|_| LinkProblem::Malformed(format!("not text: {:?}", preview(bytes))))?;
+    text.parse::<Digest>()
+        .map_err(|e| LinkProblem::Malformed(format!("{e}: {:?}", preview(bytes))))
+}
+
+fn preview(bytes: &[u8]) -> String {
+    let s = String::from_utf8_lossy(&bytes[..bytes.len().min(80)]).into_owned();
+    if bytes.len() > 80 { s + "…" } else { s }
+}
+
+fn parse_time(bytes: &[u8]) -> Result<SystemTime, String> {
+    let s = String::from_utf8_lossy(bytes);
+    humantime::parse_rfc3339_weak(s.trim_end_matches('Z'))
+        .or_else(|_| humantime::parse_rfc3339(&s))
+        .map_err(|e| format!("{e}: {:?}", preview(bytes)))
+}
+
+fn scan_repositories(root: &Root, inv: &mut Inventory) {
+    let base = root.abs(&format!("{V2}/repositories"));
+    let mut it = WalkDir::new(&base)
+        .min_depth(1)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(entry) = it.next() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                let rel = e
+                    .path()
+                    .and_then(|p| p.strip_prefix(root.path()).ok())
+                    .map(|p| p.to_string_lossy().into_owned())
+                    .unwrap_or_else(|| format!("{V2}/repositories"));
+                let msg = e
+                    .io_error()
+                    .map(|e| e.to_string())
+                    .unwrap_or_else(|| e.to_string());
+                inv.findings.push(
+                    Finding::new(Kind::LinkUnreadable, format!("cannot read: {msg}")).path(rel),
+                );
+                continue;
+            }
+        };
+        let relp = entry.path().strip_prefix(&base).unwrap_or(entry.path());
+        let comps: Vec<String> = relp
+            .components()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned())
+            .collect();
+        let rel = format!("{V2}/repositories/{}", comps.join("/"));
+        let ft = entry.file_type();
+        if ft.is_symlink() {
+            inv.findings.push(symlink_finding(root, &rel));
+            continue;
+        }
+        let is_dir = ft.is_dir();
+        let Some(idx) = comps.iter().position(|c| c.starts_with('_')) else {
+            // A namespace or repository directory; files here are strays.
+            if !is_dir {
+                inv.findings.push(unknown(&rel, false));
+            }
+            continue;
+        };
+        let special = comps[idx].as_str();
+        if idx == 0 || !matches!(special, "_manifests" | "_layers" | "_uploads") {
+            inv.findings.push(unknown(&rel, is_dir));
+            if is_dir {
+                it.skip_current_dir();
+            }
+            continue;
+        }
+        let name = comps[..idx].join("/");
+        let repo_name = match RepoName::parse(&name) {
+            Ok(n) => n,
+            Err(e) => {
+                let n = RepoName::from_disk(&name);
+                if !inv.repos.contains_key(&n) {
+                    inv.findings.push(
+                        Finding::new(
+                            Kind::InvalidRepositoryName,
+                            format!("the registry cannot serve this repository: {e}"),
+                        )
+                        .repo(&name)
+                        .path(format!("{V2}/repositories/{name}")),
+                    );
+                }
+                n
+            }
+        };
+        let repo = inv
+            .repos
+            .entry(repo_name.clone())
+            .or_insert_with(|| Repo::new(repo_name));
+        let rest: Vec<&str> = comps[idx + 1..].iter().map(String::as_str).collect();
+        let meta = if is_dir { None } else { entry.metadata().ok() };
+        let abs = entry.path();
+        let skip = classify(
+            repo,
+            special,
+            &rest,
+            is_dir,
+            abs,
+            meta.as_ref(),
+            &rel,
+            &mut inv.findings,
+        );
+        if skip && is_dir {
+            it.skip_current_dir();
+        }
+    }
+}
+
+fn digest_of(alg: &str, hex: &str) -> Option<Digest> {
+    Digest::from_parts(alg, hex).ok()
+}
+
+/// Places one entry of a repository; returns true when a directory should not be descended into.
+#[allow(clippy::too_many_arguments)]
+fn classify(
+    repo: &mut Repo,
+    special: &str,
+    rest: &[&str],
+    is_dir: bool,
+    abs: &Path,
+    meta: Option<&std::fs::Metadata>,
+    rel: &str,
+    findings: &mut Vec<Finding>,
+) -> bool {
+    let alg_ok = |a: &str| Algorithm::from_name(a).is_some();
+    match (special, rest, is_dir) {
+        ("_layers", [], true) => {}
+        ("_layers", [a], true) if alg_ok(a) => {}
+        ("_layers", [a, h], true) if digest_of(a, h).is_some() => {}
+        ("_layers", [a, h, "link"], false) => {
+            if let Some(d) = digest_of(a, h) {
+                repo.layers.insert(d, read_link(abs, meta));
+            }
+        }
+        ("_manifests", [], true) => repo.has_manifests = true,
+        ("_manifests", ["revisions"], true) => {}
+        ("_manifests", ["revisions", a], true) if alg_ok(a) => {}
+        ("_manifests", ["revisions", a, h], true) if digest_of(a, h).is_some() => {}
+        ("_manifests", ["revisions", a, h, "link"], false) => {
+            if let Some(d) = digest_of(a, h) {
+                repo.revisions.insert(d, read_link(abs, meta));
+            }
+        }
+        // Schema1-era signature links: ignored by the registry, left alone.
+        ("_manifests", ["revisions", _, _, "signatures", ..], _) => {}
+        ("_manifests", ["tags"], true) => {}
+        ("_manifests", ["tags", t], true) => {
+            let tag = match TagName::parse(t) {
+                Ok(tag) => tag,
+                Err(e) => {
+                    findings.push(
+                        Finding::new(
+                            Kind::InvalidTagName,
+                            format!("the registry cannot serve this tag: {e}"),
+                        )
+                        .repo(&repo.name)
+                        .tag(t)
+                        .path(rel),
+                    );
+                    TagName::from_disk(t)
+                }
+            };
+            repo.tags.entry(tag).or_default();
+        }
+        ("_manifests", ["tags", _, "current" | "index"], true) => {}
+        ("_manifests", ["tags", t, "current", "link"], false) => {
+            let link = read_link(abs, meta);
+            repo.tags.entry(TagName::from_disk(t)).or_default().current = Some(link);
+        }
+        ("_manifests", ["tags", _, "index", a], true) if alg_ok(a) => {}
+        ("_manifests", ["tags", _, "index", a, h], true) if digest_of(a, h).is_some() => {}
+        ("_manifests", ["tags", t, "index", a, h, "link"], false) => {
+            if let Some(d) = digest_of(a, h) {
+                let link = read_link(abs, meta);
+                repo.tags
+                    .entry(TagName::from_disk(t))
+                    .or_default()
+                    .index
+                    .insert(d, link);
+            }
+        }
+        ("_uploads", [], true) => {}
+        ("_uploads", [id], true) => {
+            repo.uploads
+                .entry(id.to_string())
+                .or_insert_with(|| Upload {
+                    id: id.to_string(),
+                    ..Upload::default()
+                });
+        }
+        ("_uploads", [id, "data"], false) => {
+            if let Some(u) = repo.uploads.get_mut(*id) {
+                u.size = meta.map(|m| m.len()).unwrap_or(0);
+            }
+        }
+        ("_uploads", [id, "startedat"], false) => {
+            if let Some(u) = repo.uploads.get_mut(*id) {
+                u.started = Some(match read_bounded(abs, LINK_LIMIT) {
+                    Ok(Bounded::Content(b)) => parse_time(&b),
+                    Ok(Bounded::TooLarge { len }) => Err(format!("{len} bytes, not a time")),
+                    Err(e) => Err(e.to_string()),
+                });
+            }
+        }
+        ("_uploads", [_, "hashstates", ..], _) => {}
+        (_, [.., last], false) if last.ends_with(".tmp") => findings.push(temp_file(rel)),
+        _ => {
+            findings.push(unknown(rel, is_dir).repo(&repo.name));
+            return true;
+        }
+    }
+    false
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn link_parsing_is_strict() {
+        let good = b"sha256:e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+        assert!(parse_link(good).is_ok());
+        let mut nl = good.to_vec();
+        nl.push(b'\n');
+        assert!(matches!(parse_link(&nl), Err(LinkProblem::Malformed(_))));
+        assert!(matches!(parse_link(b""), Err(LinkProblem::Malformed(_))));
+        assert!(matches!(
+            parse_link(&[0xff, 0xfe]),
+            Err(LinkProblem::Malformed(_))
+        ));
+    }
+
+    #[test]
+    fn startedat() {
+        assert!(parse_time(b"2026-11-23T00:14:56Z").is_ok());
+        assert!(parse_time(b"2026-11-23T00:14:56.123456Z").is_ok());
+        assert!(parse_time(b"yesterday").is_err());
+    }
+}

@@ -1,0 +1,199 @@
+//! `verify`: hash every blob in parallel and check the whole graph.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::SystemTime;
+
+use rayon::prelude::*;
+use serde::Serialize;
+
+use crate::digest::{Digest, HashError, hash_file};
+use crate::error::Result;
+use crate::findings::{Finding, Kind, Severity};
+use crate::graph::{self, Graph};
+use crate::layout::{self, Root};
+use crate::progress::Progress;
+use crate::scan::{self, Inventory};
+
+/// What `verify` checks.
+#[derive(Debug, Clone)]
+pub struct VerifyOptions {
+    /// Hash every blob (false: structure only).
+    pub content: bool,
+    /// The time uploads' ages are measured against.
+    pub now: SystemTime,
+}
+
+/// The numbers a verify report ends with.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct Summary {
+    /// Blobs in the blob store (the number checked).
+    pub blobs: u64,
+    /// Their total size.
+    pub bytes: u64,
+    /// Blobs whose content was hashed.
+    pub blobs_hashed: u64,
+    /// Repositories.
+    pub repositories: u64,
+    /// Tags.
+    pub tags: u64,
+    /// Distinct manifests linked as revisions.
+    pub manifests: u64,
+    /// Blobs no manifest refers to (what gc would remove).
+    pub orphan_blobs: u64,
+    /// Their total size.
+    pub orphan_bytes: u64,
+    /// Error findings.
+    pub errors: u64,
+    /// Warning findings.
+    pub warnings: u64,
+    /// Info findings.
+    pub infos: u64,
+    /// Whether blob content was checked.
+    pub content_checked: bool,
+    /// Whether the run was interrupted before it finished.
+    pub interrupted: bool,
+}
+
+/// The result of `verify`.
+#[derive(Debug, Clone, Serialize)]
+pub struct VerifyReport {
+    /// Counts.
+    pub summary: Summary,
+    /// Findings, sorted.
+    pub findings: Vec<Finding>,
+}
+
+/// Checks the registry below `root`.
+///
+/// # Errors
+/// Only operational errors (the v2 directory cannot be listed). Damage is in the findings.
+pub fn verify(
+    root: &Root,
+    opts: &VerifyOptions,
+    progress: &dyn Progress,
+    interrupt: &AtomicBool,
+) -> Result<VerifyReport> {
+    let inv = scan::scan(root)?;
+    let graph = graph::build(root, &inv, opts.now);
+    let mut findings = inv.findings.clone();
+    findings.extend(graph.findings.iter().cloned());
+    findings.extend(structural_blob_checks(&inv));
+    let mut hashed = 0;
+    let mut interrupted = false;
+    if opts.content {
+        let (f, n, i) = hash_blobs(root, &inv, progress, interrupt);
+        findings.extend(f);
+        hashed = n;
+        interrupted = i;
+    }
+    Ok(report(
+        &inv,
+        &graph,
+        findings,
+        hashed,
+        opts.content,
+        interrupted,
+    ))
+}
+
+fn structural_blob_checks(inv: &Inventory) -> Vec<Finding> {
+    let mut out = Vec::new();
+    for (d, b) in &inv.blobs {
+        if !b.is_file {
+            out.push(
+                Finding::new(Kind::BlobNotAFile, "blob data is not a regular file")
+                    .digest(*d)
+                    .path(layout::blob_data(d)),
+            );
+        } else if b.size == 0 && *d != Digest::empty(d.algorithm()) {
+            out.push(
+                Finding::new(Kind::BlobEmpty, "blob data file is empty")
+                    .digest(*d)
+                    .path(layout::blob_data(d)),
+            );
+        }
+    }
+    out
+}
+
+/// Hashes every regular, non-empty blob; returns findings, blobs hashed, and whether it was
+/// interrupted.
+fn hash_blobs(
+    root: &Root,
+    inv: &Inventory,
+    progress: &dyn Progress,
+    interrupt: &AtomicBool,
+) -> (Vec<Finding>, u64, bool) {
+    let mut work: Vec<(&Digest, u64)> = inv
+        .blobs
+        .iter()
+        .filter(|(_, b)| b.is_file && b.size > 0)
+        .map(|(d, b)| (d, b.size))
+        .collect();
+    // Largest first, so the last blobs to finish are small ones (better load balance).
+    work.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+    let total: u64 = work.iter().map(|w| w.1).sum();
+    progress.start("hashing", total);
+    let results: Vec<Option<Finding>> = work
+        .par_iter()
+        .map(|(d, _)| {
+            if interrupt.load(Ordering::Relaxed) {
+                return None;
+            }
+            let rel = layout::blob_data(d);
+            match hash_file(&root.abs(&rel), d.algorithm(), interrupt, &|n| {
+                progress.inc(n)
+            }) {
+                Ok((actual, _)) if actual == **d => None,
+                Ok((actual, _)) => Some(
+                    Finding::new(Kind::BlobCorrupt, format!("content hashes to {actual}"))
+                        .digest(**d)
+                        .path(rel),
+                ),
+                Err(HashError::Interrupted) => None,
+                Err(HashError::Io(e)) => Some(
+                    Finding::new(Kind::BlobUnreadable, format!("cannot read: {e}"))
+                        .digest(**d)
+                        .path(rel),
+                ),
+            }
+        })
+        .collect();
+    progress.finish();
+    let interrupted = interrupt.load(Ordering::Relaxed);
+    let hashed = if interrupted { 0 } else { work.len() as u64 };
+    (results.into_iter().flatten().collect(), hashed, interrupted)
+}
+
+fn report(
+    inv: &Inventory,
+    graph: &Graph,
+    mut findings: Vec<Finding>,
+    hashed: u64,
+    content: bool,
+    interrupted: bool,
+) -> VerifyReport {
+    findings.sort();
+    findings.dedup();
+    let count = |s: Severity| findings.iter().filter(|f| f.severity == s).count() as u64;
+    let orphans: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.kind == Kind::OrphanBlob)
+        .collect();
+    let summary = Summary {
+        blobs: inv.blobs.len() as u64,
+        bytes: inv.blob_bytes(),
+        blobs_hashed: hashed,
+        repositories: inv.repos.len() as u64,
+        tags: graph.repos.values().map(|r| r.tags.len() as u64).sum(),
+        manifests: graph.manifests.len() as u64,
+        orphan_blobs: orphans.len() as u64,
+        orphan_bytes: orphans.iter().filter_map(|f| f.size).sum(),
+        errors: count(Severity::Error),
+        warnings: count(Severity::Warning),
+        infos: count(Severity::Info),
+        content_checked: content && !interrupted,
+        interrupted,
+    };
+    VerifyReport { summary, findings }
+}

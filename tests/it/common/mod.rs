@@ -1,0 +1,235 @@
+//! Shared test helpers: unpack the real-registry sample, run the binary, look things up.
+
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use regfsck::graph::{Graph, ManifestState, TagTarget};
+use regfsck::layout::{RepoName, Root, TagName};
+use regfsck::manifest::{Manifest, Role};
+use regfsck::scan::Inventory;
+use regfsck::{Digest, graph, layout, scan};
+
+/// The fixed clock for reports (upload ages).
+pub const NOW: &str = "2026-11-25T00:00:00Z";
+
+/// Path of a committed sample registry tarball.
+pub fn sample_tar(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("testdata/registries")
+        .join(format!("{name}.tar"))
+}
+
+/// A copy of a sample registry in a temporary directory.
+pub struct Sample {
+    pub dir: tempfile::TempDir,
+}
+
+impl Sample {
+    /// Unpacks `testdata/registries/<name>.tar`, keeping mtimes and empty directories.
+    pub fn new(name: &str) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        let f = std::fs::File::open(sample_tar(name)).unwrap();
+        let mut ar = tar::Archive::new(f);
+        ar.set_preserve_mtime(true);
+        ar.unpack(dir.path()).unwrap();
+        Sample { dir }
+    }
+
+    /// The real registry's sample.
+    pub fn registry() -> Self {
+        Sample::new("sample")
+    }
+
+    pub fn root(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Absolute path of a root-relative path.
+    pub fn abs(&self, rel: &str) -> PathBuf {
+        self.dir.path().join(rel)
+    }
+
+    /// Scans and builds the graph of the current state.
+    pub fn graph(&self) -> (Inventory, Graph) {
+        let root = Root::open(self.root()).unwrap();
+        let inv = scan::scan(&root).unwrap();
+        let g = graph::build(&root, &inv, std::time::SystemTime::now());
+        (inv, g)
+    }
+
+    /// The digest `repo:tag` points at.
+    pub fn tag(&self, repo: &str, tag: &str) -> Digest {
+        let (_, g) = self.graph();
+        match &g.repos[&RepoName::parse(repo).unwrap()].tags[&TagName::parse(tag).unwrap()] {
+            TagTarget::Points(d) => *d,
+            TagTarget::Broken => panic!("{repo}:{tag} is broken"),
+        }
+    }
+
+    /// The parsed manifest `d`.
+    pub fn manifest(&self, d: &Digest) -> Manifest {
+        let (_, g) = self.graph();
+        match &g.manifests[d] {
+            ManifestState::Parsed(m) => m.clone(),
+            other => panic!("{d}: {other:?}"),
+        }
+    }
+
+    /// The first reference of `role` in manifest `d`.
+    pub fn reference(&self, d: &Digest, role: Role) -> Digest {
+        self.manifest(d).refs(role).next().unwrap().digest
+    }
+
+    pub fn blob_path(&self, d: &Digest) -> PathBuf {
+        self.abs(&layout::blob_data(d))
+    }
+
+    pub fn layer_link(&self, repo: &str, d: &Digest) -> PathBuf {
+        self.abs(&layout::layer_link(&RepoName::parse(repo).unwrap(), d))
+    }
+
+    pub fn revision_link(&self, repo: &str, d: &Digest) -> PathBuf {
+        self.abs(&layout::revision_link(&RepoName::parse(repo).unwrap(), d))
+    }
+
+    pub fn current_link(&self, repo: &str, tag: &str) -> PathBuf {
+        self.abs(&layout::tag_current(
+            &RepoName::parse(repo).unwrap(),
+            &TagName::parse(tag).unwrap(),
+        ))
+    }
+
+    /// Runs `regfsck verify --json` and returns (exit code, parsed JSON).
+    pub fn verify_json(&self, extra: &[&str]) -> (i32, serde_json::Value) {
+        let out = regfsck()
+            .arg("verify")
+            .arg("--json")
+            .args(extra)
+            .arg(self.root())
+            .output()
+            .unwrap();
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}\nstderr: {}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap(), v)
+    }
+}
+
+/// The binary, with a clean environment for what it reads.
+pub fn regfsck() -> Command {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_regfsck"));
+    c.env_remove("REGFSCK_ROOT")
+        .env_remove("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY")
+        .env("REGFSCK_NOW", NOW);
+    c
+}
+
+/// Runs a command; returns `exit_code: N` + stdout + stderr, with the temp root replaced.
+pub fn run_and_format(cmd: &mut Command, root: Option<&Path>) -> String {
+    let out = cmd.output().unwrap();
+    let mut s = format!(
+        "exit_code: {}\n----- stdout -----\n{}----- stderr -----\n{}",
+        out.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    if let Some(r) = root {
+        s = s.replace(&r.display().to_string(), "[ROOT]");
+    }
+    s
+}
+
+/// Filters for output that varies between machines and runs.
+pub fn filters() -> Vec<(&'static str, &'static str)> {
+    vec![
+        (r"started [0-9a-z ]+ ago", "started [AGE] ago"),
+        (r"/tmp/\.tmp[A-Za-z0-9]+", "[ROOT]"),
+    ]
+}
+
+/// Snapshot of a command's exit code, stdout and stderr, with filters.
+#[macro_export]
+macro_rules! regfsck_snapshot {
+    ($cmd:expr, $root:expr, @$snap:literal) => {{
+        let s = $crate::common::run_and_format($cmd, $root);
+        insta::with_settings!({filters => $crate::common::filters()}, {
+            insta::assert_snapshot!(s, @$snap);
+        });
+    }};
+    ($name:expr, $cmd:expr, $root:expr) => {{
+        let s = $crate::common::run_and_format($cmd, $root);
+        insta::with_settings!({filters => $crate::common::filters()}, {
+            insta::assert_snapshot!($name, s);
+        });
+    }};
+}
+
+/// `(severity, kind, repository, digest)` of each finding, for exact assertions.
+pub fn findings(v: &serde_json::Value) -> Vec<(String, String, Option<String>, Option<String>)> {
+    v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["severity"].as_str().unwrap().to_string(),
+                f["kind"].as_str().unwrap().to_string(),
+                f.get("repository")
+                    .and_then(|r| r.as_str())
+                    .map(str::to_string),
+                f.get("digest").and_then(|r| r.as_str()).map(str::to_string),
+            )
+        })
+        .collect()
+}
+
+/// Findings of `severity` error or warning, as `kind repository digest` strings, sorted.
+pub fn problems(v: &serde_json::Value) -> Vec<String> {
+    findings(v)
+        .into_iter()
+        .filter(|f| f.0 != "info")
+        .map(|(s, k, r, d)| {
+            format!(
+                "{s} {k} {} {}",
+                r.unwrap_or_else(|| "-".into()),
+                d.unwrap_or_else(|| "-".into())
+            )
+        })
+        .collect()
+}
+
+impl Sample {
+    /// The first tag of `repo`, by name.
+    pub fn first_tag(&self, repo: &str) -> String {
+        let (_, g) = self.graph();
+        g.repos[&RepoName::parse(repo).unwrap()]
+            .tags
+            .keys()
+            .next()
+            .unwrap()
+            .to_string()
+    }
+
+    /// Problems (errors and warnings) now, as `severity kind repository digest` strings.
+    pub fn problems(&self) -> Vec<String> {
+        problems(&self.verify_json(&[]).1)
+    }
+}
+
+/// What `after` reports that `before` did not.
+pub fn new_problems(before: &[String], after: &[String]) -> Vec<String> {
+    after
+        .iter()
+        .filter(|p| !before.contains(p))
+        .cloned()
+        .collect()
+}
+
+/// Whether manifest role lookup found a layer (test helper re-export).
+pub use regfsck::manifest::Role as R;

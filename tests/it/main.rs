@@ -1,0 +1,13 @@
+//! Integration tests: the built binary on layouts written by the real registry, and on damaged
+//! copies of them.
+
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+mod cli;
+mod damage;
+mod generated;
+mod ls;
+mod registry;
+mod verify;

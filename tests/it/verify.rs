@@ -1,0 +1,175 @@
+//! `verify` on the layout the real registry wrote.
+
+use serde::Deserialize;
+
+use crate::common::{Sample, regfsck};
+use crate::regfsck_snapshot;
+
+#[test]
+fn sample_is_clean_human() {
+    let s = Sample::registry();
+    regfsck_snapshot!(
+        "sample_human",
+        regfsck().arg("verify").arg(s.root()),
+        Some(s.root())
+    );
+}
+
+#[test]
+fn sample_is_clean_verbose() {
+    let s = Sample::registry();
+    regfsck_snapshot!(
+        "sample_verbose",
+        regfsck().args(["verify", "--verbose"]).arg(s.root()),
+        Some(s.root())
+    );
+}
+
+#[test]
+fn sample_json() {
+    let s = Sample::registry();
+    let (code, v) = s.verify_json(&[]);
+    assert_eq!(code, 0);
+    insta::with_settings!({filters => crate::common::filters()}, {
+        insta::assert_json_snapshot!("sample_json", v);
+    });
+}
+
+/// The JSON document is a contract: unknown fields fail this test.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Doc {
+    schema_version: u32,
+    command: String,
+    summary: Summary,
+    findings: Vec<Finding>,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Summary {
+    blobs: u64,
+    bytes: u64,
+    blobs_hashed: u64,
+    repositories: u64,
+    tags: u64,
+    manifests: u64,
+    orphan_blobs: u64,
+    orphan_bytes: u64,
+    errors: u64,
+    warnings: u64,
+    infos: u64,
+    content_checked: bool,
+    interrupted: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+#[allow(dead_code)]
+struct Finding {
+    severity: String,
+    kind: String,
+    repository: Option<String>,
+    tag: Option<String>,
+    digest: Option<String>,
+    manifest: Option<String>,
+    path: Option<String>,
+    size: Option<u64>,
+    message: String,
+}
+
+#[test]
+fn json_schema() {
+    let s = Sample::registry();
+    let (_, v) = s.verify_json(&[]);
+    let doc: Doc = serde_json::from_value(v).unwrap();
+    assert_eq!(doc.schema_version, 1);
+    assert_eq!(doc.command, "verify");
+    assert_eq!(doc.summary.blobs, doc.summary.blobs_hashed);
+    assert!(doc.summary.content_checked);
+    for f in &doc.findings {
+        assert!(["error", "warning", "info"].contains(&f.severity.as_str()));
+        if let Some(d) = &f.digest {
+            assert!(d.starts_with("sha256:") && d.len() == 71, "{d}");
+        }
+        if let Some(p) = &f.path {
+            assert!(p.starts_with("docker/registry/v2/"), "{p}");
+        }
+    }
+}
+
+#[test]
+fn no_content_checks_structure_only() {
+    let s = Sample::registry();
+    let (code, v) = s.verify_json(&["--no-content"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["summary"]["blobs_hashed"], 0);
+    assert_eq!(v["summary"]["content_checked"], false);
+    // A corrupt blob goes unnoticed without hashing, and is found with it.
+    let d = s.tag("busybox-oci", "1.1");
+    let layer = s.reference(&d, crate::common::R::Layer);
+    let p = s.blob_path(&layer);
+    let mut bytes = std::fs::read(&p).unwrap();
+    bytes[0] ^= 0xff;
+    std::fs::write(&p, bytes).unwrap();
+    assert_eq!(s.verify_json(&["--no-content"]).0, 0);
+    assert_eq!(s.verify_json(&[]).0, 4);
+}
+
+#[test]
+fn output_is_the_same_with_one_job() {
+    let s = Sample::registry();
+    let a = regfsck()
+        .args(["verify", "--json", "-j", "1"])
+        .arg(s.root())
+        .output()
+        .unwrap();
+    let b = regfsck()
+        .args(["verify", "--json", "-j", "8"])
+        .arg(s.root())
+        .output()
+        .unwrap();
+    assert_eq!(a.stdout, b.stdout);
+}
+
+#[test]
+fn sample_has_what_the_issue_asks_for() {
+    let s = Sample::registry();
+    let (_, v) = s.verify_json(&[]);
+    let kinds: Vec<String> = crate::common::findings(&v)
+        .into_iter()
+        .map(|f| format!("{} {}", f.1, f.2.unwrap_or_default()))
+        .collect();
+    assert!(
+        kinds.contains(&"empty_repository emptied".to_string()),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|k| k.starts_with("upload_in_progress team/app")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds
+            .iter()
+            .any(|k| k.starts_with("untagged_manifest alpine-mini")),
+        "{kinds:?}"
+    );
+    assert!(
+        kinds.iter().any(|k| k.starts_with("orphan_blob")),
+        "{kinds:?}"
+    );
+    let (_, g) = s.graph();
+    let names: Vec<String> = g.repos.keys().map(|r| r.to_string()).collect();
+    for r in [
+        "team/app",
+        "team/app/api",
+        "multi/oci-index",
+        "multi/docker-list",
+    ] {
+        assert!(names.contains(&r.to_string()), "{names:?}");
+    }
+}
