@@ -7,6 +7,7 @@ mod common;
 
 mod cli;
 mod damage;
+mod gc;
 mod generated;
 mod ls;
 mod registry;

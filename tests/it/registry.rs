@@ -7,7 +7,7 @@ use std::process::Command;
 
 use crate::common::{Sample, findings};
 
-fn registry_gc(root: &Path, delete_untagged: bool) {
+pub(crate) fn registry_gc(root: &Path, delete_untagged: bool) {
     let cfg = root.join("config.yml");
     std::fs::write(
         &cfg,

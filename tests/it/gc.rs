@@ -1,0 +1,347 @@
+//! `gc` against the real registry's own garbage collector (the oracle), and real pulls after it.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use regfsck::graph::TagTarget;
+use regfsck::manifest::Role;
+
+use crate::common::{Sample, regfsck};
+
+fn write_config(root: &Path, addr: &str) -> std::path::PathBuf {
+    let cfg = root.join("config.yml");
+    std::fs::write(
+        &cfg,
+        format!(
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {addr}\n",
+            root.display()
+        ),
+    )
+    .unwrap();
+    cfg
+}
+
+/// `(blobs, manifests)` the registry's `garbage-collect --dry-run` lists as eligible.
+fn registry_dry_run(root: &Path, delete_untagged: bool) -> (BTreeSet<String>, BTreeSet<String>) {
+    let cfg = write_config(root, "127.0.0.1:0");
+    let mut c = Command::new("docker-registry");
+    c.args(["garbage-collect", "--dry-run"]);
+    if delete_untagged {
+        c.arg("--delete-untagged");
+    }
+    let out = c
+        .arg(&cfg)
+        .output()
+        .expect("docker-registry (installed by .ci/run)");
+    std::fs::remove_file(cfg).unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let text = String::from_utf8_lossy(&out.stdout);
+    let pick = |prefix: &str| -> BTreeSet<String> {
+        text.lines()
+            .filter_map(|l| l.strip_prefix(prefix))
+            .map(|d| d.trim().to_string())
+            .collect()
+    };
+    (
+        pick("blob eligible for deletion: "),
+        pick("manifest eligible for deletion: "),
+    )
+}
+
+fn gc_json(s: &Sample, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = regfsck()
+        .args(["gc", "--json"])
+        .args(args)
+        .arg(s.root())
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
+    });
+    (out.status.code().unwrap(), v)
+}
+
+fn swept(v: &serde_json::Value) -> (BTreeSet<String>, BTreeSet<String>) {
+    let blobs = v["sweep"]["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap().to_string())
+        .collect();
+    let manifests = v["sweep"]["manifests"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap().to_string())
+        .collect();
+    (blobs, manifests)
+}
+
+/// Snapshot of every path, size and content hash under the root.
+fn tree(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let content = if e.file_type().is_file() {
+                std::fs::read(e.path()).map(|b| b.len()).unwrap_or(0)
+            } else {
+                0
+            };
+            format!("{} {content}", e.path().display())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+#[test]
+fn dry_run_equals_the_registry() {
+    let s = Sample::registry();
+    let (oracle_blobs, oracle_manifests) = registry_dry_run(s.root(), false);
+    assert_eq!(oracle_blobs.len(), 6, "the sample's recorded oracle");
+    let before = tree(s.root());
+    let (code, v) = gc_json(&s, &["--dry-run", "--min-age", "0"]);
+    assert_eq!(code, 0, "{v:#}");
+    let (blobs, manifests) = swept(&v);
+    assert_eq!(blobs, oracle_blobs);
+    assert_eq!(manifests, oracle_manifests);
+    assert_eq!(tree(s.root()), before, "a dry run changes nothing");
+}
+
+/// What tagged indexes still need: their children, and the children's configs and layers.
+fn needed_by_tagged_indexes(s: &Sample) -> BTreeSet<String> {
+    let (_, g) = s.graph();
+    let mut need = BTreeSet::new();
+    for rg in g.repos.values() {
+        for t in rg.tags.values() {
+            let TagTarget::Points(d) = t else { continue };
+            let Some(m) = g.manifest(d) else { continue };
+            for c in m.refs(Role::Child) {
+                need.insert(c.digest.to_string());
+                if let Some(cm) = g.manifest(&c.digest) {
+                    need.extend(cm.references.iter().map(|r| r.digest.to_string()));
+                }
+            }
+        }
+    }
+    need
+}
+
+/// Untagged referrers of kept manifests, with their blobs: regfsck keeps them, the registry not.
+fn kept_referrers(s: &Sample) -> BTreeSet<String> {
+    let (_, g) = s.graph();
+    let mut keep = BTreeSet::new();
+    for rg in g.repos.values() {
+        for d in &rg.revisions {
+            if let Some(m) = g.manifest(d) {
+                if m.refs(Role::Subject)
+                    .any(|sub| rg.tagged.contains(&sub.digest))
+                {
+                    keep.insert(d.to_string());
+                    keep.extend(
+                        m.references
+                            .iter()
+                            .filter(|r| r.role != Role::Subject)
+                            .map(|r| r.digest.to_string()),
+                    );
+                }
+            }
+        }
+    }
+    keep
+}
+
+#[test]
+fn delete_untagged_is_the_registry_minus_its_data_loss() {
+    let s = Sample::registry();
+    let (oracle_blobs, oracle_manifests) = registry_dry_run(s.root(), true);
+    let need = needed_by_tagged_indexes(&s);
+    let referrers = kept_referrers(&s);
+    assert!(
+        oracle_blobs.iter().any(|b| need.contains(b)),
+        "the registry's -m sweeps what tagged indexes need (the 2.8 bug)"
+    );
+    let (code, v) = gc_json(&s, &["--dry-run", "--delete-untagged", "--min-age", "0"]);
+    assert_eq!(code, 0, "{v:#}");
+    let (blobs, manifests) = swept(&v);
+    let expected_blobs: BTreeSet<String> = oracle_blobs
+        .iter()
+        .filter(|b| !need.contains(*b) && !referrers.contains(*b))
+        .cloned()
+        .collect();
+    let expected_manifests: BTreeSet<String> = oracle_manifests
+        .iter()
+        .filter(|m| !need.contains(*m) && !referrers.contains(*m))
+        .cloned()
+        .collect();
+    assert_eq!(blobs, expected_blobs);
+    assert_eq!(manifests, expected_manifests);
+    assert!(!expected_manifests.is_empty());
+}
+
+struct Registry {
+    child: Child,
+    addr: String,
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn serve(root: &Path) -> Registry {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let cfg = write_config(root, &addr);
+    let child = Command::new("docker-registry")
+        .arg("serve")
+        .arg(&cfg)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("docker-registry");
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    Registry { child, addr }
+}
+
+/// Pulls every tag with `skopeo copy --all`; returns the tags that failed.
+fn pull_all(s: &Sample) -> Vec<String> {
+    let reg = serve(s.root());
+    let (_, g) = s.graph();
+    let dest = tempfile::tempdir().unwrap();
+    let mut failed = Vec::new();
+    for (repo, rg) in &g.repos {
+        for tag in rg.tags.keys() {
+            let out = Command::new("skopeo")
+                .args(["copy", "--all", "-q", "--src-tls-verify=false"])
+                .arg(format!("docker://{}/{repo}:{tag}", reg.addr))
+                .arg(format!(
+                    "dir:{}/{}-{tag}",
+                    dest.path().display(),
+                    repo.as_str().replace('/', "_")
+                ))
+                .output()
+                .expect("skopeo (installed by .ci/run)");
+            if !out.status.success() {
+                failed.push(format!(
+                    "{repo}:{tag}: {}",
+                    String::from_utf8_lossy(&out.stderr)
+                ));
+            }
+        }
+    }
+    std::fs::remove_file(s.root().join("config.yml")).unwrap();
+    failed
+}
+
+#[test]
+fn real_run_then_every_tag_still_pulls() {
+    let s = Sample::registry();
+    let (code, v) = gc_json(&s, &["--min-age", "0"]);
+    assert_eq!(code, 0, "{v:#}");
+    assert_eq!(v["applied"]["blobs"], 6);
+    assert_eq!(registry_dry_run(s.root(), false), Default::default());
+    assert_eq!(s.verify_json(&[]).0, 0);
+    assert_eq!(pull_all(&s), Vec::<String>::new());
+}
+
+#[test]
+fn real_delete_untagged_keeps_index_children() {
+    let s = Sample::registry();
+    let (code, v) = gc_json(&s, &["--delete-untagged", "--min-age", "0"]);
+    assert_eq!(code, 0, "{v:#}");
+    let (code, report) = s.verify_json(&[]);
+    assert_eq!(code, 0, "{report:#}");
+    assert_eq!(pull_all(&s), Vec::<String>::new());
+    // Nothing untagged is left but the kept referrer.
+    let out = regfsck()
+        .args(["ls", "--untagged"])
+        .arg(s.root())
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(text.lines().count(), 1, "{text}");
+    assert!(text.starts_with("busybox-oci@"), "{text}");
+}
+
+#[test]
+fn refuses_on_a_broken_graph_and_deletes_nothing() {
+    let s = Sample::registry();
+    std::fs::write(s.current_link("alpine-mini", "latest"), "garbage").unwrap();
+    let d = s.tag("team/app", "latest");
+    std::fs::write(s.blob_path(&d), "{not json").unwrap();
+    let before = tree(s.root());
+    let out = regfsck()
+        .args(["gc", "--min-age", "0", "--delete-untagged"])
+        .arg(s.root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(4));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(stdout.contains("link_malformed"), "{stdout}");
+    assert!(stdout.contains("manifest_invalid"), "{stdout}");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("refusing to sweep"));
+    assert_eq!(tree(s.root()), before);
+}
+
+#[test]
+fn grace_period_keeps_young_blobs() {
+    let s = Sample::registry();
+    let (_, v) = gc_json(&s, &["--dry-run", "--min-age", "0"]);
+    let (all, _) = swept(&v);
+    let young = all.iter().next().unwrap().clone();
+    let d: regfsck::Digest = young.parse().unwrap();
+    // A push in progress: the blob was written 10 minutes before "now" (REGFSCK_NOW).
+    let t =
+        humantime::parse_rfc3339(crate::common::NOW).unwrap() - std::time::Duration::from_secs(600);
+    let f = std::fs::File::options()
+        .write(true)
+        .open(s.blob_path(&d))
+        .unwrap();
+    f.set_modified(t).unwrap();
+    let (_, v) = gc_json(&s, &["--dry-run"]);
+    let (kept_sweep, _) = swept(&v);
+    assert!(!kept_sweep.contains(&young));
+    assert_eq!(kept_sweep.len(), all.len() - 1);
+    assert_eq!(v["kept_young_blobs"], 1);
+    let (_, v) = gc_json(&s, &["--dry-run", "--min-age", "5m"]);
+    assert!(swept(&v).0.contains(&young));
+}
+
+#[test]
+fn the_registrys_own_delete_untagged_breaks_pulls() {
+    // The control for the two tests above: pull_all does fail when tags are broken.
+    let s = Sample::registry();
+    crate::registry::registry_gc(s.root(), true);
+    let failed = pull_all(&s);
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.starts_with("multi/oci-index:latest")),
+        "{failed:?}"
+    );
+    assert!(
+        failed
+            .iter()
+            .any(|f| f.starts_with("multi/docker-list:latest")),
+        "{failed:?}"
+    );
+}
