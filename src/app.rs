@@ -22,6 +22,9 @@ pub struct Env {
     pub registry_rootdirectory: Option<String>,
     /// The time ages are measured against.
     pub now: SystemTime,
+    /// `REGFSCK_TEST_CRASH_AFTER`: fault injection for the crash-safety tests (abort before
+    /// the n+1-th change to the tree).
+    pub crash_after: Option<u64>,
 }
 
 impl Env {
@@ -35,6 +38,9 @@ impl Env {
             regfsck_root: std::env::var_os("REGFSCK_ROOT").filter(|s| !s.is_empty()),
             registry_rootdirectory: std::env::var(config::ROOT_ENV_OVERRIDE).ok(),
             now,
+            crash_after: std::env::var("REGFSCK_TEST_CRASH_AFTER")
+                .ok()
+                .and_then(|s| s.parse().ok()),
         }
     }
 }
@@ -162,7 +168,7 @@ pub fn run(
                         .to_string(),
                 );
             } else if !a.dry_run {
-                let remover = fsops::FsRemover::new(&root);
+                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
                 match pool.install(|| gc::apply(&root, &plan, &opts, &remover, interrupt)) {
                     Ok(done) => applied = Some(done),
                     Err(Error::Interrupted) => {

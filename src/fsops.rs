@@ -6,6 +6,7 @@
 
 use std::path::{Component, Path};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::layout::{Root, V2};
@@ -68,18 +69,42 @@ fn checked(root: &Root, rel: &str) -> Result<std::path::PathBuf> {
 #[derive(Debug)]
 pub struct FsRemover {
     root: Root,
+    crash_after: Option<u64>,
+    done: AtomicU64,
 }
 
 impl FsRemover {
     /// A remover for `root`.
     pub fn new(root: &Root) -> Self {
-        FsRemover { root: root.clone() }
+        FsRemover {
+            root: root.clone(),
+            crash_after: None,
+            done: AtomicU64::new(0),
+        }
+    }
+
+    /// Fault injection for the crash-safety tests: the process aborts (as if killed) before
+    /// its `n+1`-th change to the tree.
+    pub fn crash_after(mut self, n: Option<u64>) -> Self {
+        self.crash_after = n;
+        self
+    }
+
+    fn step(&self) {
+        let n = self.done.fetch_add(1, Ordering::SeqCst);
+        if self.crash_after == Some(n) {
+            std::process::abort();
+        }
     }
 }
 
 impl Remover for FsRemover {
     fn remove_tree(&self, rel: &str) -> Result<()> {
         let p = checked(&self.root, rel)?;
+        if !p.exists() && std::fs::symlink_metadata(&p).is_err() {
+            return Ok(());
+        }
+        self.step();
         match std::fs::remove_dir_all(&p) {
             Ok(()) => Ok(()),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
@@ -89,6 +114,11 @@ impl Remover for FsRemover {
 
     fn remove_empty_dir(&self, rel: &str) -> Result<bool> {
         let p = checked(&self.root, rel)?;
+        let empty = std::fs::read_dir(&p).is_ok_and(|mut d| d.next().is_none());
+        if !empty {
+            return Ok(false);
+        }
+        self.step();
         match std::fs::remove_dir(&p) {
             Ok(()) => Ok(true),
             Err(e)
@@ -106,6 +136,7 @@ impl Remover for FsRemover {
     fn rename(&self, from: &str, to: &str) -> Result<()> {
         let a = checked(&self.root, from)?;
         let b = checked(&self.root, to)?;
+        self.step();
         std::fs::rename(&a, &b).map_err(|e| Error::io(a, e))
     }
 }

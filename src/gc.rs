@@ -392,13 +392,42 @@ pub fn apply(
             continue;
         }
         let rel = layout::blob_data(&b.digest);
-        let dir = parent(&rel);
-        remover.remove_tree(dir)?;
-        remover.remove_empty_dir(parent(dir))?;
+        remover.remove_tree(parent(&rel))?;
         done.blobs += 1;
         done.bytes += b.size;
     }
+    // 5. Shard directories left empty (by this run, or by one that was interrupted).
+    remove_empty_shards(root, remover)?;
     Ok(done)
+}
+
+fn remove_empty_shards(root: &Root, remover: &dyn Remover) -> Result<()> {
+    let blobs = format!("{}/blobs", layout::V2);
+    let Ok(algs) = std::fs::read_dir(root.abs(&blobs)) else {
+        return Ok(());
+    };
+    let mut shards = Vec::new();
+    for alg in algs.flatten() {
+        let name = alg.file_name().to_string_lossy().into_owned();
+        if crate::digest::Algorithm::from_name(&name).is_none() {
+            continue;
+        }
+        if let Ok(entries) = std::fs::read_dir(alg.path()) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    shards.push(format!(
+                        "{blobs}/{name}/{}",
+                        e.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+    }
+    shards.sort();
+    for s in shards {
+        remover.remove_empty_dir(&s)?;
+    }
+    Ok(())
 }
 
 fn parent(rel: &str) -> &str {

@@ -13,21 +13,33 @@ use regfsck::cli::Cli;
 use regfsck::progress::{NoProgress, Progress};
 use regfsck::{Error, ExitStatus};
 
-/// Renders progress on stderr with indicatif.
-struct Bar(ProgressBar);
+/// Renders progress on stderr with indicatif: bytes hashed, throughput, and blobs per second.
+struct Bar {
+    bar: ProgressBar,
+    items: std::sync::atomic::AtomicU64,
+    started: std::time::Instant,
+}
 
 impl Progress for Bar {
     fn start(&self, phase: &str, total: u64) {
-        self.0.set_length(total);
-        self.0.set_position(0);
-        self.0.set_message(phase.to_string());
-        self.0.reset_eta();
+        self.bar.set_length(total);
+        self.bar.set_position(0);
+        self.bar.set_prefix(phase.to_string());
+        self.bar.reset_eta();
     }
     fn inc(&self, n: u64) {
-        self.0.inc(n);
+        self.bar.inc(n);
+    }
+    fn item_done(&self, total_items: u64) {
+        let done = self.items.fetch_add(1, Ordering::Relaxed) + 1;
+        let secs = self.started.elapsed().as_secs_f64().max(0.001);
+        self.bar.set_message(format!(
+            "{done}/{total_items} blobs, {:.0} blobs/s",
+            done as f64 / secs
+        ));
     }
     fn finish(&self) {
-        self.0.finish_and_clear();
+        self.bar.finish_and_clear();
     }
 }
 
@@ -57,12 +69,16 @@ fn main() -> ExitCode {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
             ProgressStyle::with_template(
-                "{msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} eta {eta}",
+                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg} eta {eta}",
             )
             .expect("template is valid")
             .progress_chars("=> "),
         );
-        Box::new(Bar(bar))
+        Box::new(Bar {
+            bar,
+            items: std::sync::atomic::AtomicU64::new(0),
+            started: std::time::Instant::now(),
+        })
     } else {
         Box::new(NoProgress)
     };

@@ -6,6 +6,8 @@ pub trait Progress: Sync {
     fn start(&self, phase: &str, total: u64);
     /// `n` more units done.
     fn inc(&self, n: u64);
+    /// One more item (blob) of `total_items` finished.
+    fn item_done(&self, _total_items: u64) {}
     /// The phase is over.
     fn finish(&self);
 }

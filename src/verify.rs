@@ -134,6 +134,7 @@ fn hash_blobs(
     work.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
     let total: u64 = work.iter().map(|w| w.1).sum();
     progress.start("hashing", total);
+    let items = work.len() as u64;
     let results: Vec<Option<Finding>> = work
         .par_iter()
         .map(|(d, _)| {
@@ -141,9 +142,11 @@ fn hash_blobs(
                 return None;
             }
             let rel = layout::blob_data(d);
-            match hash_file(&root.abs(&rel), d.algorithm(), interrupt, &|n| {
+            let result = hash_file(&root.abs(&rel), d.algorithm(), interrupt, &|n| {
                 progress.inc(n)
-            }) {
+            });
+            progress.item_done(items);
+            match result {
                 Ok((actual, _)) if actual == **d => None,
                 Ok((actual, _)) => Some(
                     Finding::new(Kind::BlobCorrupt, format!("content hashes to {actual}"))

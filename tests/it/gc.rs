@@ -94,7 +94,8 @@ fn tree(root: &Path) -> Vec<String> {
             } else {
                 0
             };
-            format!("{} {content}", e.path().display())
+            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+            format!("{} {content}", rel.display())
         })
         .collect();
     v.sort();
@@ -344,4 +345,53 @@ fn the_registrys_own_delete_untagged_breaks_pulls() {
             .any(|f| f.starts_with("multi/docker-list:latest")),
         "{failed:?}"
     );
+}
+
+fn errors(s: &Sample) -> BTreeSet<String> {
+    crate::common::findings(&s.verify_json(&[]).1)
+        .into_iter()
+        .filter(|f| f.0 == "error")
+        .map(|f| format!("{} {:?} {:?}", f.1, f.2, f.3))
+        .collect()
+}
+
+#[test]
+fn killed_at_every_point_stays_consistent_and_a_rerun_finishes() {
+    let args = ["gc", "--delete-untagged", "--min-age", "0", "-q"];
+    let reference = Sample::registry();
+    let before = errors(&reference);
+    let out = regfsck().args(args).arg(reference.root()).output().unwrap();
+    assert_eq!(out.status.code(), Some(0));
+    let finished = tree(reference.root());
+
+    let mut crashes = 0;
+    for n in 0..500 {
+        let s = Sample::registry();
+        let out = regfsck()
+            .args(args)
+            .arg(s.root())
+            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert_eq!(out.status.code(), None, "killed by SIGABRT at step {n}");
+        crashes += 1;
+        // No reference to a missing blob that was not there before.
+        let after = errors(&s);
+        let new: Vec<&String> = after.difference(&before).collect();
+        assert!(new.is_empty(), "crash at step {n} left {new:?}");
+        // A rerun finishes the job: the same tree as an uninterrupted run.
+        let out = regfsck().args(args).arg(s.root()).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "rerun after step {n}");
+        let now = tree(s.root());
+        let extra: Vec<&String> = now.iter().filter(|p| !finished.contains(p)).collect();
+        let missing: Vec<&String> = finished.iter().filter(|p| !now.contains(p)).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "rerun after a crash at step {n}: extra {extra:?}, missing {missing:?}"
+        );
+    }
+    assert!(crashes > 20, "only {crashes} crash points");
 }

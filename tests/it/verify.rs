@@ -173,3 +173,29 @@ fn sample_has_what_the_issue_asks_for() {
         assert!(names.contains(&r.to_string()), "{names:?}");
     }
 }
+
+#[test]
+fn interrupt_exits_32_with_a_partial_report() {
+    let s = Sample::registry();
+    // A 1 GiB (sparse) blob keeps the hashing busy long enough to be interrupted.
+    let p = s.abs("docker/registry/v2/blobs/sha256/00/00000000000000000000000000000000000000000000000000000000000000aa/data");
+    std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+    std::fs::File::create(&p).unwrap().set_len(1 << 30).unwrap();
+    let child = regfsck()
+        .args(["verify", "--json", "-j", "1"])
+        .arg(s.root())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // SAFETY: sending a signal to our own child process.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(32));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["interrupted"], true);
+    assert_eq!(v["summary"]["content_checked"], false);
+}
