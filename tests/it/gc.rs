@@ -395,3 +395,52 @@ fn killed_at_every_point_stays_consistent_and_a_rerun_finishes() {
     }
     assert!(crashes > 20, "only {crashes} crash points");
 }
+
+#[test]
+fn force_sweeps_but_keeps_what_a_broken_repository_could_need() {
+    let s = Sample::registry();
+    let out = regfsck()
+        .args(["ls", "--untagged"])
+        .arg(s.root())
+        .output()
+        .unwrap();
+    let untagged: regfsck::Digest = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("alpine-mini@"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    // alpine-mini's tag link is garbage: which of its manifests the tag needs is unknown.
+    std::fs::write(s.current_link("alpine-mini", "3.18"), "garbage").unwrap();
+    let (code, v) = gc_json(&s, &["--dry-run", "--delete-untagged", "--min-age", "0"]);
+    assert_eq!(code, 4);
+    assert_eq!(v["refused"], true);
+    let (code, v) = gc_json(&s, &["--delete-untagged", "--min-age", "0", "--force"]);
+    assert_eq!(code, 0, "{v:#}");
+    // Orphans are swept, but alpine-mini's untagged revision (the only untagged manifest that
+    // is no referrer) is kept: the broken tag may point at it.
+    assert!(v["applied"]["blobs"].as_u64().unwrap() > 0, "{v:#}");
+    assert_eq!(v["sweep"]["manifests"], serde_json::json!([]));
+    assert!(s.revision_link("alpine-mini", &untagged).exists());
+    assert!(s.blob_path(&untagged).exists());
+    // Every intact tag still pulls.
+    std::fs::remove_dir_all(
+        s.abs("docker/registry/v2/repositories/alpine-mini/_manifests/tags/3.18"),
+    )
+    .unwrap();
+    assert_eq!(pull_all(&s), Vec::<String>::new());
+}
+
+#[test]
+fn human_and_json_reports() {
+    let s = Sample::registry();
+    crate::regfsck_snapshot!(
+        "gc_dry_run_human",
+        regfsck()
+            .args(["gc", "--dry-run", "-m", "--min-age", "0"])
+            .arg(s.root()),
+        Some(s.root())
+    );
+    let (_, v) = gc_json(&s, &["--dry-run", "-m"]);
+    insta::assert_json_snapshot!("gc_dry_run_json_default_min_age", v);
+}

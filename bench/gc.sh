@@ -1,0 +1,69 @@
+#!/usr/bin/env bash
+# Benchmark of `regfsck gc --dry-run` against the registry's own
+# `docker-registry garbage-collect --dry-run` on the same layout, warm cache, in one run; plus
+# peak memory, and how regfsck's time grows from 60k to 600k blobs (BENCH_GC_BIG=1).
+#
+#   bash bench/gc.sh                 # 60,000 blobs, 14,000 manifests, 500 repositories
+#   BENCH_GC_BIG=1 bash bench/gc.sh  # also 600,000 blobs (takes a while to generate)
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+dir="${BENCH_DIR:-target/bench}"
+bin=target/release/regfsck
+command -v docker-registry >/dev/null || { echo "needs docker-registry (bash scripts/install-deps.sh)" >&2; exit 1; }
+cargo build --release --locked --quiet
+mkdir -p "$dir"
+
+gen() { # gen NAME ARGS...
+  local name="$1"; shift
+  local stamp="$dir/$name.args" want="$* gen=$(sha256sum bench/gen_layout.py | cut -c1-16)"
+  if [[ ! -f "$stamp" || "$(<"$stamp")" != "$want" ]]; then
+    echo "generating $dir/$name: $*" >&2
+    rm -rf "${dir:?}/$name" "$stamp"
+    python3 bench/gen_layout.py "$dir/$name" "$@"
+    printf '%s' "$want" > "$stamp"
+  fi
+}
+config() {
+  cat > "$dir/$1.yml" <<CFG
+version: 0.1
+log: {level: error}
+storage:
+  filesystem: {rootdirectory: $PWD/$dir/$1}
+  delete: {enabled: true}
+CFG
+  echo "$dir/$1.yml"
+}
+# run CMD...: warm once, then time; prints "seconds peak_kib".
+run() {
+  "$@" >/dev/null 2>&1 || true
+  /usr/bin/time -f '%e %M' -o "$dir/time.out" "$@" >/dev/null 2>&1 || true
+  cat "$dir/time.out"
+}
+blobs() { find "$dir/$1/docker/registry/v2/blobs" -name data | wc -l; }
+manifests() { find "$dir/$1/docker/registry/v2/repositories" -path '*/_manifests/revisions/*/link' | wc -l; }
+
+gen gc60k --repos 500 --images-per-repo 28 --layers 2 --layer-size 512 --small-blobs 4000 --small-size 512
+cfg="$(config gc60k)"
+read -r t_reg m_reg < <(run docker-registry garbage-collect --dry-run "$cfg")
+read -r t_us m_us < <(run "$bin" gc --dry-run --min-age 0 -q "$dir/gc60k")
+read -r t_reg_m m_reg_m < <(run docker-registry garbage-collect --dry-run --delete-untagged "$cfg")
+read -r t_us_m m_us_m < <(run "$bin" gc --dry-run --delete-untagged --min-age 0 -q "$dir/gc60k")
+
+echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'), $(date -u +%F)"
+echo "layout: $(blobs gc60k) blobs, $(manifests gc60k) manifests, 500 repositories, warm cache"
+echo
+echo "| command | time | peak memory |"
+echo "| --- | --- | --- |"
+echo "| docker-registry garbage-collect --dry-run | ${t_reg} s | $((m_reg / 1024)) MiB |"
+echo "| regfsck gc --dry-run | ${t_us} s | $((m_us / 1024)) MiB |"
+echo "| speed-up | $(awk "BEGIN{printf \"%.0f\", $t_reg / ($t_us > 0 ? $t_us : 0.01)}")x | |"
+echo "| docker-registry garbage-collect --dry-run -m | ${t_reg_m} s | $((m_reg_m / 1024)) MiB |"
+echo "| regfsck gc --dry-run -m | ${t_us_m} s | $((m_us_m / 1024)) MiB |"
+echo "| speed-up (-m) | $(awk "BEGIN{printf \"%.0f\", $t_reg_m / ($t_us_m > 0 ? $t_us_m : 0.01)}")x | |"
+
+if [[ "${BENCH_GC_BIG:-0}" == 1 ]]; then
+  gen gc600k --repos 5000 --images-per-repo 28 --layers 2 --layer-size 256 --small-blobs 40000 --small-size 256
+  read -r t_big m_big < <(run "$bin" gc --dry-run --min-age 0 -q "$dir/gc600k")
+  echo "| regfsck gc --dry-run, $(blobs gc600k) blobs, $(manifests gc600k) manifests, 5000 repositories | ${t_big} s | $((m_big / 1024)) MiB |"
+  echo "| growth 60k -> 600k blobs | $(awk "BEGIN{printf \"%.1f\", $t_big / ($t_us > 0 ? $t_us : 0.01)}")x time | |"
+fi
