@@ -15,8 +15,8 @@ use walkdir::WalkDir;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind};
-use crate::fsutil::{Bounded, read_bounded};
-use crate::layout::{RepoName, Root, TagName, V2};
+use crate::fsutil::{Bounded, read_small};
+use crate::layout::{self, RepoName, Root, TagName, V2};
 
 /// A link file is a digest; anything larger than this is garbage and is not read whole.
 const LINK_LIMIT: u64 = 1024;
@@ -163,10 +163,24 @@ fn symlink_finding(root: &Root, rel: &str) -> Finding {
 }
 
 fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<(String, std::fs::FileType)>> {
+    Ok(read_dir_entries(dir)?
+        .into_iter()
+        .map(|(n, t, _)| (n, t))
+        .collect())
+}
+
+/// A directory's entries, sorted by name; each `DirEntry` stats relative to its directory.
+fn read_dir_entries(
+    dir: &Path,
+) -> std::io::Result<Vec<(String, std::fs::FileType, std::fs::DirEntry)>> {
     let mut v = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
-        v.push((e.file_name().to_string_lossy().into_owned(), e.file_type()?));
+        v.push((
+            e.file_name().to_string_lossy().into_owned(),
+            e.file_type()?,
+            e,
+        ));
     }
     v.sort_by(|a, b| a.0.cmp(&b.0));
     Ok(v)
@@ -263,7 +277,7 @@ fn scan_shard(
             }
         };
         let misplaced = &hex[..2] != shard;
-        let children = match read_dir_sorted(&root.abs(&dir_rel)) {
+        let children = match read_dir_entries(&root.abs(&dir_rel)) {
             Ok(v) => v,
             Err(e) => {
                 findings.push(io_finding(Kind::BlobUnreadable, &dir_rel, &e).digest(digest));
@@ -271,7 +285,7 @@ fn scan_shard(
             }
         };
         let mut has_data = false;
-        for (name, ft) in children {
+        for (name, ft, dirent) in children {
             let p = format!("{dir_rel}/{name}");
             if ft.is_symlink() {
                 findings.push(symlink_finding(root, &p).digest(digest));
@@ -291,7 +305,7 @@ fn scan_shard(
                     );
                     continue;
                 }
-                match std::fs::symlink_metadata(root.abs(&p)) {
+                match dirent.metadata() {
                     Ok(m) => {
                         blobs.push((
                             digest,
@@ -331,16 +345,23 @@ fn temp_file(rel: &str) -> Finding {
     .path(rel)
 }
 
-fn read_link(abs: &Path, meta: Option<&std::fs::Metadata>) -> Link {
-    let mtime = meta.and_then(|m| m.modified().ok());
-    let target = match read_bounded(abs, LINK_LIMIT) {
-        Ok(Bounded::Content(bytes)) => parse_link(&bytes),
-        Ok(Bounded::TooLarge { len }) => Err(LinkProblem::Malformed(format!(
-            "{len} bytes, far too large for a digest"
-        ))),
-        Err(e) => Err(LinkProblem::Unreadable(e.to_string())),
-    };
-    Link { target, mtime }
+fn read_link(abs: &Path) -> Link {
+    match read_small(abs, LINK_LIMIT) {
+        Ok((Bounded::Content(bytes), meta)) => Link {
+            target: parse_link(&bytes),
+            mtime: meta.modified().ok(),
+        },
+        Ok((Bounded::TooLarge { len }, meta)) => Link {
+            target: Err(LinkProblem::Malformed(format!(
+                "{len} bytes, far too large for a digest"
+            ))),
+            mtime: meta.modified().ok(),
+        },
+        Err(e) => Link {
+            target: Err(LinkProblem::Unreadable(e.to_string())),
+            mtime: None,
+        },
+    }
 }
 
 /// Parses a link file's content, strictly as the registry does.
@@ -363,8 +384,18 @@ fn parse_time(bytes: &[u8]) -> Result<SystemTime, String> {
         .map_err(|e| format!("{e}: {:?}", preview(bytes)))
 }
 
+/// One `_manifests`, `_layers` or `_uploads` directory of a repository, found by the first pass.
+struct Special {
+    repo: String,
+    comps: Vec<String>,
+}
+
+/// Repositories in two passes: a walk that stops at every `_`-prefixed directory finds the
+/// repositories; then each repository's `_manifests`, `_layers` and `_uploads` are scanned in
+/// parallel, and the partial results merged.
 fn scan_repositories(root: &Root, inv: &mut Inventory) {
     let base = root.abs(&format!("{V2}/repositories"));
+    let mut specials: Vec<Special> = Vec::new();
     let mut it = WalkDir::new(&base)
         .min_depth(1)
         .follow_links(false)
@@ -374,87 +405,133 @@ fn scan_repositories(root: &Root, inv: &mut Inventory) {
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                let rel = e
-                    .path()
-                    .and_then(|p| p.strip_prefix(root.path()).ok())
-                    .map(|p| p.to_string_lossy().into_owned())
-                    .unwrap_or_else(|| format!("{V2}/repositories"));
-                let msg = e
-                    .io_error()
-                    .map(|e| e.to_string())
-                    .unwrap_or_else(|| e.to_string());
-                inv.findings.push(
-                    Finding::new(Kind::LinkUnreadable, format!("cannot read: {msg}")).path(rel),
-                );
+                inv.findings.push(walk_error(root, &e));
                 continue;
             }
         };
-        let relp = entry.path().strip_prefix(&base).unwrap_or(entry.path());
-        let comps: Vec<String> = relp
-            .components()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned())
-            .collect();
+        let comps = components(&base, entry.path());
         let rel = format!("{V2}/repositories/{}", comps.join("/"));
         let ft = entry.file_type();
         if ft.is_symlink() {
             inv.findings.push(symlink_finding(root, &rel));
             continue;
         }
-        let is_dir = ft.is_dir();
-        let Some(idx) = comps.iter().position(|c| c.starts_with('_')) else {
+        let last = comps.last().map(String::as_str).unwrap_or("");
+        if !last.starts_with('_') {
             // A namespace or repository directory; files here are strays.
-            if !is_dir {
+            if !ft.is_dir() {
                 inv.findings.push(unknown(&rel, false));
             }
             continue;
-        };
-        let special = comps[idx].as_str();
-        if idx == 0 || !matches!(special, "_manifests" | "_layers" | "_uploads") {
-            inv.findings.push(unknown(&rel, is_dir));
-            if is_dir {
-                it.skip_current_dir();
-            }
+        }
+        if ft.is_dir() {
+            it.skip_current_dir();
+        }
+        let is_special = matches!(last, "_manifests" | "_layers" | "_uploads");
+        if comps.len() == 1 || !is_special || !ft.is_dir() {
+            inv.findings.push(unknown(&rel, ft.is_dir()));
             continue;
         }
-        let name = comps[..idx].join("/");
-        let repo_name = match RepoName::parse(&name) {
-            Ok(n) => n,
-            Err(e) => {
-                let n = RepoName::from_disk(&name);
-                if !inv.repos.contains_key(&n) {
-                    inv.findings.push(
-                        Finding::new(
-                            Kind::InvalidRepositoryName,
-                            format!("the registry cannot serve this repository: {e}"),
-                        )
-                        .repo(&name)
-                        .path(format!("{V2}/repositories/{name}")),
-                    );
-                }
-                n
-            }
-        };
+        specials.push(Special {
+            repo: comps[..comps.len() - 1].join("/"),
+            comps,
+        });
+    }
+    let parts: Vec<(Repo, Vec<Finding>)> = specials
+        .par_iter()
+        .map(|sp| scan_special(root, &base, sp))
+        .collect();
+    for (part, findings) in parts {
+        inv.findings.extend(findings);
         let repo = inv
             .repos
-            .entry(repo_name.clone())
-            .or_insert_with(|| Repo::new(repo_name));
-        let rest: Vec<&str> = comps[idx + 1..].iter().map(String::as_str).collect();
-        let meta = if is_dir { None } else { entry.metadata().ok() };
-        let abs = entry.path();
+            .entry(part.name.clone())
+            .or_insert_with(|| Repo::new(part.name.clone()));
+        repo.has_manifests |= part.has_manifests;
+        repo.layers.extend(part.layers);
+        repo.revisions.extend(part.revisions);
+        repo.tags.extend(part.tags);
+        repo.uploads.extend(part.uploads);
+    }
+    for name in inv.repos.keys() {
+        if let Err(e) = RepoName::parse(name.as_str()) {
+            inv.findings.push(
+                Finding::new(
+                    Kind::InvalidRepositoryName,
+                    format!("the registry cannot serve this repository: {e}"),
+                )
+                .repo(name)
+                .path(layout::repo_dir(name)),
+            );
+        }
+    }
+}
+
+fn components(base: &Path, p: &Path) -> Vec<String> {
+    p.strip_prefix(base)
+        .unwrap_or(p)
+        .components()
+        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .collect()
+}
+
+fn walk_error(root: &Root, e: &walkdir::Error) -> Finding {
+    let rel = e
+        .path()
+        .and_then(|p| p.strip_prefix(root.path()).ok())
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|| format!("{V2}/repositories"));
+    let msg = e
+        .io_error()
+        .map(|e| e.to_string())
+        .unwrap_or_else(|| e.to_string());
+    Finding::new(Kind::LinkUnreadable, format!("cannot read: {msg}")).path(rel)
+}
+
+fn scan_special(root: &Root, base: &Path, sp: &Special) -> (Repo, Vec<Finding>) {
+    let mut repo = Repo::new(RepoName::from_disk(&sp.repo));
+    let mut findings = Vec::new();
+    let special = sp.comps[sp.comps.len() - 1].as_str();
+    let dir = base.join(sp.comps.join("/"));
+    let mut it = WalkDir::new(&dir)
+        .follow_links(false)
+        .sort_by_file_name()
+        .into_iter();
+    while let Some(entry) = it.next() {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                findings.push(walk_error(root, &e));
+                continue;
+            }
+        };
+        let rest = components(&dir, entry.path());
+        let rel = format!(
+            "{V2}/repositories/{}/{}",
+            sp.comps.join("/"),
+            rest.join("/")
+        );
+        let rel = rel.trim_end_matches('/').to_string();
+        let ft = entry.file_type();
+        if ft.is_symlink() {
+            findings.push(symlink_finding(root, &rel));
+            continue;
+        }
+        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
         let skip = classify(
-            repo,
+            &mut repo,
             special,
             &rest,
-            is_dir,
-            abs,
-            meta.as_ref(),
+            ft.is_dir(),
+            entry.path(),
             &rel,
-            &mut inv.findings,
+            &mut findings,
         );
-        if skip && is_dir {
+        if skip && ft.is_dir() {
             it.skip_current_dir();
         }
     }
+    (repo, findings)
 }
 
 fn digest_of(alg: &str, hex: &str) -> Option<Digest> {
@@ -469,7 +546,6 @@ fn classify(
     rest: &[&str],
     is_dir: bool,
     abs: &Path,
-    meta: Option<&std::fs::Metadata>,
     rel: &str,
     findings: &mut Vec<Finding>,
 ) -> bool {
@@ -480,7 +556,7 @@ fn classify(
         ("_layers", [a, h], true) if digest_of(a, h).is_some() => {}
         ("_layers", [a, h, "link"], false) => {
             if let Some(d) = digest_of(a, h) {
-                repo.layers.insert(d, read_link(abs, meta));
+                repo.layers.insert(d, read_link(abs));
             }
         }
         ("_manifests", [], true) => repo.has_manifests = true,
@@ -489,7 +565,7 @@ fn classify(
         ("_manifests", ["revisions", a, h], true) if digest_of(a, h).is_some() => {}
         ("_manifests", ["revisions", a, h, "link"], false) => {
             if let Some(d) = digest_of(a, h) {
-                repo.revisions.insert(d, read_link(abs, meta));
+                repo.revisions.insert(d, read_link(abs));
             }
         }
         // Schema1-era signature links: ignored by the registry, left alone.
@@ -515,14 +591,14 @@ fn classify(
         }
         ("_manifests", ["tags", _, "current" | "index"], true) => {}
         ("_manifests", ["tags", t, "current", "link"], false) => {
-            let link = read_link(abs, meta);
+            let link = read_link(abs);
             repo.tags.entry(TagName::from_disk(t)).or_default().current = Some(link);
         }
         ("_manifests", ["tags", _, "index", a], true) if alg_ok(a) => {}
         ("_manifests", ["tags", _, "index", a, h], true) if digest_of(a, h).is_some() => {}
         ("_manifests", ["tags", t, "index", a, h, "link"], false) => {
             if let Some(d) = digest_of(a, h) {
-                let link = read_link(abs, meta);
+                let link = read_link(abs);
                 repo.tags
                     .entry(TagName::from_disk(t))
                     .or_default()
@@ -541,14 +617,14 @@ fn classify(
         }
         ("_uploads", [id, "data"], false) => {
             if let Some(u) = repo.uploads.get_mut(*id) {
-                u.size = meta.map(|m| m.len()).unwrap_or(0);
+                u.size = std::fs::symlink_metadata(abs).map(|m| m.len()).unwrap_or(0);
             }
         }
         ("_uploads", [id, "startedat"], false) => {
             if let Some(u) = repo.uploads.get_mut(*id) {
-                u.started = Some(match read_bounded(abs, LINK_LIMIT) {
-                    Ok(Bounded::Content(b)) => parse_time(&b),
-                    Ok(Bounded::TooLarge { len }) => Err(format!("{len} bytes, not a time")),
+                u.started = Some(match read_small(abs, LINK_LIMIT) {
+                    Ok((Bounded::Content(b), _)) => parse_time(&b),
+                    Ok((Bounded::TooLarge { len }, _)) => Err(format!("{len} bytes, not a time")),
                     Err(e) => Err(e.to_string()),
                 });
             }
