@@ -15,10 +15,9 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind};
 use crate::fsops::Remover;
-use crate::fsutil::{Bounded, read_bounded};
 use crate::graph::{self, Graph, ManifestState, TagTarget};
 use crate::layout::{self, RepoName, Root, TagName};
-use crate::manifest::{self, MAX_MANIFEST_SIZE, Manifest, Role};
+use crate::manifest::{Manifest, Role};
 use crate::scan::{self, Inventory};
 
 /// What `gc` does.
@@ -151,12 +150,8 @@ fn newest_touch(inv: &Inventory) -> BTreeMap<Digest, SystemTime> {
 
 /// Reads a manifest that the graph did not parse (a child whose revision link is gone).
 fn read_extra(root: &Root, inv: &Inventory, d: &Digest) -> Option<Manifest> {
-    let b = inv.blobs.get(d)?;
-    if b.size > MAX_MANIFEST_SIZE {
-        return None;
-    }
-    match read_bounded(&root.abs(&layout::blob_data(d)), MAX_MANIFEST_SIZE) {
-        Ok(Bounded::Content(bytes)) => manifest::parse(&bytes).ok(),
+    match graph::read_manifest(root, inv, d) {
+        ManifestState::Parsed(m) => Some(m),
         _ => None,
     }
 }
@@ -174,9 +169,10 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
     let mut dropped: Vec<SweptManifest> = Vec::new();
     let mut kept_young_manifests = 0;
 
-    let broken: Vec<Finding> = g
+    let broken: Vec<Finding> = inv
         .findings
         .iter()
+        .chain(&g.findings)
         .filter(|f| BREAKS_MARKING.contains(&f.kind))
         .cloned()
         .collect();
@@ -371,7 +367,7 @@ pub fn apply(
         done.manifests += 1;
     }
     // Re-check: scan again and mark again; only blobs still unmarked and old are swept.
-    let inv = scan::scan(root)?;
+    let inv = scan::scan(root, scan::Depth::Links)?;
     let g = graph::build(root, &inv, opts.now);
     let recheck = self::plan(root, &inv, &g, opts);
     let still: BTreeSet<Digest> = recheck.sweep.blobs.iter().map(|b| b.digest).collect();

@@ -170,7 +170,8 @@ pub fn build(root: &Root, inv: &Inventory, now: SystemTime) -> Graph {
     g
 }
 
-fn read_manifest(root: &Root, inv: &Inventory, d: &Digest) -> ManifestState {
+/// Reads and parses the manifest blob `d` (bounded).
+pub(crate) fn read_manifest(root: &Root, inv: &Inventory, d: &Digest) -> ManifestState {
     let Some(blob) = inv.blobs.get(d) else {
         return ManifestState::Missing;
     };

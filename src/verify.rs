@@ -73,7 +73,7 @@ pub fn verify(
     progress: &dyn Progress,
     interrupt: &AtomicBool,
 ) -> Result<VerifyReport> {
-    let inv = scan::scan(root)?;
+    let inv = scan::scan(root, scan::Depth::Thorough)?;
     let graph = graph::build(root, &inv, opts.now);
     let mut findings = inv.findings.clone();
     findings.extend(graph.findings.iter().cloned());

@@ -444,3 +444,29 @@ fn human_and_json_reports() {
     let (_, v) = gc_json(&s, &["--dry-run", "-m"]);
     insta::assert_json_snapshot!("gc_dry_run_json_default_min_age", v);
 }
+
+#[test]
+fn refuses_when_a_revision_link_is_a_symlink() {
+    // An untagged revision whose link cannot be read safely: its blobs must not be swept.
+    let s = Sample::registry();
+    let out = regfsck()
+        .args(["ls", "--untagged"])
+        .arg(s.root())
+        .output()
+        .unwrap();
+    let d: regfsck::Digest = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .find_map(|l| l.strip_prefix("alpine-mini@"))
+        .unwrap()
+        .parse()
+        .unwrap();
+    let link = s.revision_link("alpine-mini", &d);
+    let elsewhere = s.root().join("elsewhere");
+    std::fs::rename(&link, &elsewhere).unwrap();
+    std::os::unix::fs::symlink(&elsewhere, &link).unwrap();
+    let before = tree(s.root());
+    let (code, v) = gc_json(&s, &["--min-age", "0"]);
+    assert_eq!(code, 4, "{v:#}");
+    assert_eq!(v["broken"][0]["kind"], "symlink");
+    assert_eq!(tree(s.root()), before);
+}

@@ -54,7 +54,7 @@ impl Sample {
     /// Scans and builds the graph of the current state.
     pub fn graph(&self) -> (Inventory, Graph) {
         let root = Root::open(self.root()).unwrap();
-        let inv = scan::scan(&root).unwrap();
+        let inv = scan::scan(&root, scan::Depth::Thorough).unwrap();
         let g = graph::build(&root, &inv, std::time::SystemTime::now());
         (inv, g)
     }
