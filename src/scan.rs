@@ -143,7 +143,7 @@ pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
         if ft.is_symlink() {
             inv.findings.push(symlink_finding(root, &rel));
         } else if name == "blobs" && ft.is_dir() {
-            scan_blobs(root, &mut inv);
+            scan_blobs(root, &mut inv, depth);
         } else if name == "repositories" && ft.is_dir() {
             scan_repositories(root, &mut inv, depth);
         } else {
@@ -202,7 +202,7 @@ fn io_finding(kind: Kind, rel: &str, e: &std::io::Error) -> Finding {
 }
 
 /// `blobs/<alg>/<hh>/<hex>/data`: fixed depth, so shards are listed in parallel.
-fn scan_blobs(root: &Root, inv: &mut Inventory) {
+fn scan_blobs(root: &Root, inv: &mut Inventory, depth: Depth) {
     let blobs_rel = format!("{V2}/blobs");
     let algs = match read_dir_sorted(&root.abs(&blobs_rel)) {
         Ok(v) => v,
@@ -234,7 +234,7 @@ fn scan_blobs(root: &Root, inv: &mut Inventory) {
     }
     let results: Vec<ShardScan> = shards
         .par_iter()
-        .map(|(alg, rel, shard, ft)| scan_shard(root, *alg, rel, shard, ft))
+        .map(|(alg, rel, shard, ft)| scan_shard(root, *alg, rel, shard, ft, depth))
         .collect();
     for (blobs, findings) in results {
         inv.blobs.extend(blobs);
@@ -251,6 +251,7 @@ fn scan_shard(
     rel: &str,
     shard: &str,
     ft: &std::fs::FileType,
+    depth: Depth,
 ) -> ShardScan {
     let mut blobs = Vec::new();
     let mut findings = Vec::new();
@@ -288,6 +289,29 @@ fn scan_shard(
             }
         };
         let misplaced = &hex[..2] != shard;
+        if depth == Depth::Links && !misplaced {
+            // Stat <hex>/data directly instead of listing the directory.
+            let p = format!("{dir_rel}/data");
+            match std::fs::symlink_metadata(root.abs(&p)) {
+                Ok(m) if m.file_type().is_symlink() => {
+                    findings.push(symlink_finding(root, &p).digest(digest));
+                    findings.push(no_data(digest, &dir_rel));
+                }
+                Ok(m) => blobs.push((
+                    digest,
+                    Blob {
+                        size: m.len(),
+                        mtime: m.modified().ok(),
+                        is_file: m.is_file(),
+                    },
+                )),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    findings.push(no_data(digest, &dir_rel));
+                }
+                Err(e) => findings.push(io_finding(Kind::BlobUnreadable, &p, &e).digest(digest)),
+            }
+            continue;
+        }
         let children = match read_dir_entries(&root.abs(&dir_rel)) {
             Ok(v) => v,
             Err(e) => {
@@ -338,14 +362,16 @@ fn scan_shard(
             }
         }
         if !has_data {
-            findings.push(
-                Finding::new(Kind::BlobNoData, "blob directory has no data file")
-                    .digest(digest)
-                    .path(dir_rel),
-            );
+            findings.push(no_data(digest, &dir_rel));
         }
     }
     (blobs, findings)
+}
+
+fn no_data(digest: Digest, dir_rel: &str) -> Finding {
+    Finding::new(Kind::BlobNoData, "blob directory has no data file")
+        .digest(digest)
+        .path(dir_rel)
 }
 
 fn temp_file(rel: &str) -> Finding {
