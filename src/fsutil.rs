@@ -72,23 +72,5 @@ pub fn read_small(path: &Path, limit: u64) -> io::Result<(Bounded, std::fs::Meta
 /// # Errors
 /// I/O errors, or `InvalidInput` when `path` is not a regular file.
 pub fn read_bounded(path: &Path, limit: u64) -> io::Result<Bounded> {
-    let file = open_nofollow(path)?;
-    let meta = file.metadata()?;
-    if !meta.is_file() {
-        return Err(io::Error::new(
-            io::ErrorKind::InvalidInput,
-            "not a regular file",
-        ));
-    }
-    if meta.len() > limit {
-        return Ok(Bounded::TooLarge { len: meta.len() });
-    }
-    let mut buf = Vec::with_capacity(meta.len() as usize);
-    file.take(limit + 1).read_to_end(&mut buf)?;
-    if buf.len() as u64 > limit {
-        return Ok(Bounded::TooLarge {
-            len: buf.len() as u64,
-        });
-    }
-    Ok(Bounded::Content(buf))
+    read_small(path, limit).map(|(content, _)| content)
 }

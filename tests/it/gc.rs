@@ -399,17 +399,7 @@ fn killed_at_every_point_stays_consistent_and_a_rerun_finishes() {
 #[test]
 fn force_sweeps_but_keeps_what_a_broken_repository_could_need() {
     let s = Sample::registry();
-    let out = regfsck()
-        .args(["ls", "--untagged"])
-        .arg(s.root())
-        .output()
-        .unwrap();
-    let untagged: regfsck::Digest = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("alpine-mini@"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let untagged = s.untagged("alpine-mini");
     // alpine-mini's tag link is garbage: which of its manifests the tag needs is unknown.
     std::fs::write(s.current_link("alpine-mini", "3.18"), "garbage").unwrap();
     let (code, v) = gc_json(&s, &["--dry-run", "--delete-untagged", "--min-age", "0"]);
@@ -449,17 +439,7 @@ fn human_and_json_reports() {
 fn refuses_when_a_revision_link_is_a_symlink() {
     // An untagged revision whose link cannot be read safely: its blobs must not be swept.
     let s = Sample::registry();
-    let out = regfsck()
-        .args(["ls", "--untagged"])
-        .arg(s.root())
-        .output()
-        .unwrap();
-    let d: regfsck::Digest = String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .find_map(|l| l.strip_prefix("alpine-mini@"))
-        .unwrap()
-        .parse()
-        .unwrap();
+    let d = s.untagged("alpine-mini");
     let link = s.revision_link("alpine-mini", &d);
     let elsewhere = s.root().join("elsewhere");
     std::fs::rename(&link, &elsewhere).unwrap();

@@ -233,3 +233,21 @@ pub fn new_problems(before: &[String], after: &[String]) -> Vec<String> {
 
 /// Whether manifest role lookup found a layer (test helper re-export).
 pub use regfsck::manifest::Role as R;
+
+impl Sample {
+    /// The first untagged manifest `regfsck ls --untagged` lists for `repo`.
+    pub fn untagged(&self, repo: &str) -> Digest {
+        let out = regfsck()
+            .args(["ls", "--untagged"])
+            .arg(self.root())
+            .output()
+            .unwrap();
+        let prefix = format!("{repo}@");
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .find_map(|l| l.strip_prefix(&prefix).map(str::to_string))
+            .unwrap()
+            .parse()
+            .unwrap()
+    }
+}
