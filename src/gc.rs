@@ -265,13 +265,34 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         }
     }
 
+    // `_layers` links scanned by name only have no mtime: stat those of the blobs about to go
+    // (a cross-repository mount writes nothing but such a link).
+    let candidates: BTreeSet<Digest> = inv
+        .blobs
+        .keys()
+        .filter(|d| !marked.contains(d) && !young(d))
+        .copied()
+        .collect();
+    let mut young_links: BTreeSet<Digest> = BTreeSet::new();
+    for r in inv.repos.values() {
+        for (d, l) in &r.layers {
+            let target = l.target.as_ref().ok().copied().unwrap_or(*d);
+            if l.mtime.is_none() && candidates.contains(&target) {
+                let p = root.abs(&layout::layer_link(&r.name, d));
+                let t = std::fs::symlink_metadata(p).and_then(|m| m.modified());
+                if t.is_ok_and(|t| opts.now.duration_since(t).unwrap_or_default() < opts.min_age) {
+                    young_links.insert(target);
+                }
+            }
+        }
+    }
     let mut sweep = Sweep::default();
     let mut kept_young_blobs = 0;
     for (d, b) in &inv.blobs {
         if marked.contains(d) {
             continue;
         }
-        if young(d) {
+        if young(d) || young_links.contains(d) {
             kept_young_blobs += 1;
             continue;
         }
@@ -367,7 +388,7 @@ pub fn apply(
         done.manifests += 1;
     }
     // Re-check: scan again and mark again; only blobs still unmarked and old are swept.
-    let inv = scan::scan(root, scan::Depth::Links)?;
+    let inv = scan::scan(root, scan::Depth::Fast)?;
     let g = graph::build(root, &inv, opts.now);
     let recheck = self::plan(root, &inv, &g, opts);
     let still: BTreeSet<Digest> = recheck.sweep.blobs.iter().map(|b| b.digest).collect();

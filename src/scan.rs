@@ -124,9 +124,11 @@ pub enum Depth {
     /// List every directory, including each one-file link directory, so stray and `*.tmp`
     /// files inside them are found (verify).
     Thorough,
-    /// Read `<hex>/link` directly without listing its directory: about half the system calls
-    /// on a large registry (gc, ls).
-    Links,
+    /// As few system calls as possible (gc, ls): revision and tag `current` links and blob
+    /// data are opened directly, without listing their one-file directories; `_layers` links
+    /// and tag index entries are taken from their directory names, unread (their `mtime` is
+    /// `None`), since neither decides what is reachable.
+    Fast,
 }
 
 /// Scans the tree below `root`.
@@ -289,7 +291,7 @@ fn scan_shard(
             }
         };
         let misplaced = &hex[..2] != shard;
-        if depth == Depth::Links && !misplaced {
+        if depth == Depth::Fast && !misplaced {
             // Stat <hex>/data directly instead of listing the directory.
             let p = format!("{dir_rel}/data");
             match std::fs::symlink_metadata(root.abs(&p)) {
@@ -544,7 +546,7 @@ fn scan_special(root: &Root, base: &Path, sp: &Special, depth: Depth) -> (Repo, 
         repo: &repo.name.clone(),
     };
     if special == "_layers" {
-        repo.layers = w.link_tree(&rel, false);
+        repo.layers = w.name_tree(&rel);
     } else {
         repo.has_manifests = true;
         for (name, ft) in w.list(&rel) {
@@ -595,7 +597,7 @@ impl LinkWalk<'_> {
 
     /// Reads `<dir>/link`: `None` when there is none (a normal leftover after a delete).
     fn link_in(&mut self, dir: &str, revisions: bool) -> Option<Link> {
-        if self.depth == Depth::Links {
+        if self.depth == Depth::Fast {
             let rel = format!("{dir}/link");
             return match read_small(&self.root.abs(&rel), LINK_LIMIT) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -623,6 +625,21 @@ impl LinkWalk<'_> {
 
     /// `<rel>/<alg>/<hex>/link`, keyed by the digest in the path.
     fn link_tree(&mut self, rel: &str, revisions: bool) -> BTreeMap<Digest, Link> {
+        self.link_tree_with(rel, revisions, false)
+    }
+
+    /// A link tree whose link contents are not needed in [`Depth::Fast`]: `_layers` and tag
+    /// index entries.
+    fn name_tree(&mut self, rel: &str) -> BTreeMap<Digest, Link> {
+        self.link_tree_with(rel, false, self.depth == Depth::Fast)
+    }
+
+    fn link_tree_with(
+        &mut self,
+        rel: &str,
+        revisions: bool,
+        names_only: bool,
+    ) -> BTreeMap<Digest, Link> {
         let mut out = BTreeMap::new();
         for (alg, ft) in self.list(rel) {
             let alg_rel = format!("{rel}/{alg}");
@@ -633,6 +650,15 @@ impl LinkWalk<'_> {
             for (hex, ft) in self.list(&alg_rel) {
                 let p = format!("{alg_rel}/{hex}");
                 match Digest::from_parts(&alg, &hex) {
+                    Ok(d) if ft.is_dir() && names_only => {
+                        out.insert(
+                            d,
+                            Link {
+                                target: Ok(d),
+                                mtime: None,
+                            },
+                        );
+                    }
                     Ok(d) if ft.is_dir() => {
                         if let Some(l) = self.link_in(&p, revisions) {
                             out.insert(d, l);
@@ -670,11 +696,11 @@ impl LinkWalk<'_> {
                 }
             };
             let mut t = Tag::default();
-            if self.depth == Depth::Links {
+            if self.depth == Depth::Fast {
                 t.current = self.link_in(&format!("{p}/current"), false);
                 let index = format!("{p}/index");
                 if self.root.abs(&index).is_dir() {
-                    t.index = self.link_tree(&index, false);
+                    t.index = self.name_tree(&index);
                 }
             } else {
                 for (child, ft) in self.list(&p) {

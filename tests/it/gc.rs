@@ -450,3 +450,29 @@ fn refuses_when_a_revision_link_is_a_symlink() {
     assert_eq!(v["broken"][0]["kind"], "symlink");
     assert_eq!(tree(s.root()), before);
 }
+
+#[test]
+fn grace_period_counts_a_young_layer_link() {
+    // A cross-repository mount writes only a `_layers` link: the blob itself is old.
+    let s = Sample::registry();
+    let (_, v) = gc_json(&s, &["--dry-run", "--min-age", "0"]);
+    let (all, _) = swept(&v);
+    let d: regfsck::Digest = all.iter().next().unwrap().parse().unwrap();
+    let link = s.layer_link("team/app/api", &d);
+    std::fs::create_dir_all(link.parent().unwrap()).unwrap();
+    std::fs::write(&link, d.to_string()).unwrap();
+    let t =
+        humantime::parse_rfc3339(crate::common::NOW).unwrap() - std::time::Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(&link)
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    let (_, v) = gc_json(&s, &["--dry-run"]);
+    let (kept_sweep, _) = swept(&v);
+    assert!(!kept_sweep.contains(&d.to_string()));
+    assert_eq!(v["kept_young_blobs"], 1);
+    let (_, v) = gc_json(&s, &["--dry-run", "--min-age", "5m"]);
+    assert!(swept(&v).0.contains(&d.to_string()));
+}
