@@ -303,8 +303,6 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         sweep.bytes += b.size;
     }
     let swept: BTreeSet<Digest> = sweep.blobs.iter().map(|b| b.digest).collect();
-    let dropped_set: BTreeSet<(&RepoName, Digest)> =
-        dropped.iter().map(|m| (&m.repository, m.digest)).collect();
     for r in inv.repos.values() {
         for (d, l) in &r.layers {
             let target = l.target.as_ref().ok().copied().unwrap_or(*d);
@@ -316,15 +314,22 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
                 });
             }
         }
-        for (t, tag) in &r.tags {
-            for d in tag.index.keys() {
-                if dropped_set.contains(&(&r.name, *d)) {
-                    sweep.tag_index_entries.push(SweptLink {
-                        repository: r.name.clone(),
-                        tag: Some(t.clone()),
-                        digest: *d,
-                    });
-                }
+    }
+    // Tag index entries of the dropped manifests: looked up per (manifest, tag of its
+    // repository), since the scan does not read tag histories.
+    for m in &dropped {
+        let Some(r) = inv.repos.get(&m.repository) else {
+            continue;
+        };
+        for t in r.tags.keys() {
+            let rel = layout::tag_index_link(&r.name, t, &m.digest);
+            let dir = root.abs(rel.trim_end_matches("/link"));
+            if std::fs::symlink_metadata(dir).is_ok() {
+                sweep.tag_index_entries.push(SweptLink {
+                    repository: r.name.clone(),
+                    tag: Some(t.clone()),
+                    digest: m.digest,
+                });
             }
         }
     }

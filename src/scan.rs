@@ -126,8 +126,9 @@ pub enum Depth {
     Thorough,
     /// As few system calls as possible (gc, ls): revision and tag `current` links and blob
     /// data are opened directly, without listing their one-file directories; `_layers` links
-    /// and tag index entries are taken from their directory names, unread (their `mtime` is
-    /// `None`), since neither decides what is reachable.
+    /// are taken from their directory names, unread (their `mtime` is `None`), and tag index
+    /// entries are not read at all (`Tag::index` stays empty), since neither decides what is
+    /// reachable.
     Fast,
 }
 
@@ -697,11 +698,9 @@ impl LinkWalk<'_> {
             };
             let mut t = Tag::default();
             if self.depth == Depth::Fast {
+                // The tag's history (index/) is not read: only gc needs it, for the manifests
+                // it drops, and it looks those up itself.
                 t.current = self.link_in(&format!("{p}/current"), false);
-                let index = format!("{p}/index");
-                if self.root.abs(&index).is_dir() {
-                    t.index = self.name_tree(&index);
-                }
             } else {
                 for (child, ft) in self.list(&p) {
                     let cp = format!("{p}/{child}");
