@@ -16,6 +16,9 @@ _regfsck() {
             ",$1")
                 cmd="regfsck"
                 ;;
+            regfsck,du)
+                cmd="regfsck__subcmd__du"
+                ;;
             regfsck,gc)
                 cmd="regfsck__subcmd__gc"
                 ;;
@@ -24,6 +27,9 @@ _regfsck() {
                 ;;
             regfsck,ls)
                 cmd="regfsck__subcmd__ls"
+                ;;
+            regfsck,rm-repo)
+                cmd="regfsck__subcmd__rm__subcmd__repo"
                 ;;
             regfsck,verify)
                 cmd="regfsck__subcmd__verify"
@@ -35,12 +41,46 @@ _regfsck() {
 
     case "${cmd}" in
         regfsck)
-            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --help --version verify ls gc generate"
+            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --help --version verify ls gc rm-repo du generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regfsck__subcmd__du)
+            opts="-j -q -v -h --sort --tags --root --config --json --jobs --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --sort)
+                    COMPREPLY=($(compgen -W "size name" -- "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -134,6 +174,36 @@ _regfsck() {
             ;;
         regfsck__subcmd__ls)
             opts="-j -q -v -h --untagged --root --config --json --jobs --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regfsck__subcmd__rm__subcmd__repo)
+            opts="-n -j -q -v -h --dry-run --keep-blobs --root --config --json --jobs --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

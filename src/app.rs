@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::exit::ExitStatus;
 use crate::layout::Root;
 use crate::progress::Progress;
-use crate::{config, fsops, gc, generate, graph, ls, report, scan, verify};
+use crate::{config, du, fsops, gc, generate, graph, ls, report, rmrepo, scan, verify};
 
 /// What the environment contributes (read once by `main`, passed in so tests control it).
 #[derive(Debug, Clone)]
@@ -194,6 +194,62 @@ pub fn run(
             }
             .map_err(Error::Output)?;
             Ok(Outcome { status, notes })
+        }
+        Command::RmRepo(a) => {
+            let root = resolve_root(None, g, env)?;
+            let (inv, graph) = pool.install(|| -> Result<_> {
+                let inv = scan::scan(&root, scan::Depth::Fast)?;
+                let graph = graph::build(&root, &inv, env.now);
+                Ok((inv, graph))
+            })?;
+            let plan = rmrepo::plan(&inv, &graph, &a.names, a.keep_blobs)?;
+            let mut status = ExitStatus::CLEAN;
+            let mut notes = Vec::new();
+            let mut applied = None;
+            if !a.dry_run {
+                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+                match pool.install(|| rmrepo::apply(&root, &plan, &remover, interrupt, env.now)) {
+                    Ok(done) => applied = Some(done),
+                    Err(Error::Interrupted) => {
+                        status = ExitStatus::INTERRUPTED;
+                        notes.push(
+                            "interrupted; run the same command again (or gc) to finish".into(),
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
+            }
+            let doc = report::RmDoc {
+                dry_run: a.dry_run,
+                plan: &plan,
+                applied: applied.as_ref(),
+            };
+            if g.json {
+                report::write_json(out, "rm-repo", &doc)
+            } else {
+                report::rm_human(out, &doc)
+            }
+            .map_err(Error::Output)?;
+            Ok(Outcome { status, notes })
+        }
+        Command::Du(a) => {
+            let root = resolve_root(a.root.as_deref(), g, env)?;
+            let usage = pool.install(|| -> Result<du::Usage> {
+                let inv = scan::scan(&root, scan::Depth::Fast)?;
+                let graph = graph::build(&root, &inv, env.now);
+                let sort = match a.sort {
+                    crate::cli::DuSort::Size => du::SortBy::Size,
+                    crate::cli::DuSort::Name => du::SortBy::Name,
+                };
+                Ok(du::usage(&inv, &graph, a.tags, sort))
+            })?;
+            if g.json {
+                report::write_json(out, "du", &usage)
+            } else {
+                report::du_human(out, &usage)
+            }
+            .map_err(Error::Output)?;
+            Ok(Outcome::default())
         }
         Command::Generate(a) => {
             for (rel, bytes) in generate::files() {

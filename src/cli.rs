@@ -60,6 +60,13 @@ pub enum Command {
     /// would, without its data-loss bugs. Run it with the registry stopped or read-only.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Gc(GcArgs),
+    /// Remove repositories safely (never a nested one) and the blobs only they referred to.
+    /// The root comes from --root, REGFSCK_ROOT or --config.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    RmRepo(RmRepoArgs),
+    /// Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo
+    /// frees), shared bytes; and the bytes gc would free.
+    Du(DuArgs),
     /// Write the man pages and shell completions (for packagers and the repository).
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -117,4 +124,41 @@ pub struct GcArgs {
     /// where that can be known; the rest may be lost.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `regfsck rm-repo`.
+#[derive(Debug, Args)]
+pub struct RmRepoArgs {
+    /// Repositories to remove (e.g. my-alpine, team/app).
+    #[arg(value_name = "NAME", required = true)]
+    pub names: Vec<String>,
+    /// Print what would be removed; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Remove the repositories only; leave their blobs for gc.
+    #[arg(long)]
+    pub keep_blobs: bool,
+}
+
+/// Sort order for `du`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum DuSort {
+    /// Largest first.
+    Size,
+    /// By repository name.
+    Name,
+}
+
+/// `regfsck du`.
+#[derive(Debug, Args)]
+pub struct DuArgs {
+    /// Storage root (instead of --root).
+    #[arg(id = "root_path", value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+    /// Order of the repositories.
+    #[arg(long, value_enum, default_value_t = DuSort::Size)]
+    pub sort: DuSort,
+    /// Also the size of each tag (its manifest and everything it refers to).
+    #[arg(long)]
+    pub tags: bool,
 }

@@ -52,6 +52,20 @@ pub enum Error {
     /// The thread pool could not be built.
     #[error("cannot start worker threads: {0}")]
     ThreadPool(String),
+    /// A repository name that breaks the registry's grammar.
+    #[error("invalid repository name {name:?}: {reason}")]
+    InvalidName {
+        /// The name given.
+        name: String,
+        /// What is wrong with it.
+        reason: String,
+    },
+    /// A repository that is not in the layout.
+    #[error("no repository {name:?} in this registry")]
+    UnknownRepository {
+        /// The name given.
+        name: String,
+    },
     /// The user interrupted the run.
     #[error("interrupted")]
     Interrupted,
@@ -60,7 +74,10 @@ pub enum Error {
 impl Error {
     /// Whether this is a usage error (exit 16) rather than an operational one (exit 8).
     pub fn is_usage(&self) -> bool {
-        matches!(self, Error::ConflictingRoots { .. })
+        matches!(
+            self,
+            Error::ConflictingRoots { .. } | Error::InvalidName { .. }
+        )
     }
 
     /// Builds an [`Error::Io`] for `path`.

@@ -10,6 +10,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::layout::{Root, V2};
+use crate::rmrepo::TRASH;
 
 /// Removes paths relative to the root.
 pub trait Remover: Sync {
@@ -23,6 +24,11 @@ pub trait Remover: Sync {
     /// # Errors
     /// I/O errors other than "not found" and "not empty", and paths outside the tree.
     fn remove_empty_dir(&self, rel: &str) -> Result<bool>;
+    /// Creates a directory and its parents.
+    ///
+    /// # Errors
+    /// I/O errors and paths outside the tree.
+    fn make_dir(&self, rel: &str) -> Result<()>;
     /// Renames `from` to `to` (both relative to the root), atomically.
     ///
     /// # Errors
@@ -35,7 +41,9 @@ pub trait Remover: Sync {
 fn checked(root: &Root, rel: &str) -> Result<std::path::PathBuf> {
     let p = Path::new(rel);
     let plain = p.components().all(|c| matches!(c, Component::Normal(_)));
-    if !plain || !rel.starts_with(&format!("{V2}/")) {
+    let inside =
+        rel.starts_with(&format!("{V2}/")) || rel == TRASH || rel.starts_with(&format!("{TRASH}/"));
+    if !plain || !inside {
         return Err(Error::io(
             root.abs(rel),
             std::io::Error::new(
@@ -133,6 +141,12 @@ impl Remover for FsRemover {
         }
     }
 
+    fn make_dir(&self, rel: &str) -> Result<()> {
+        let p = checked(&self.root, rel)?;
+        self.step();
+        std::fs::create_dir_all(&p).map_err(|e| Error::io(p, e))
+    }
+
     fn rename(&self, from: &str, to: &str) -> Result<()> {
         let a = checked(&self.root, from)?;
         let b = checked(&self.root, to)?;
@@ -158,6 +172,10 @@ impl Remover for DryRun {
 
     fn remove_empty_dir(&self, _rel: &str) -> Result<bool> {
         Ok(false)
+    }
+
+    fn make_dir(&self, _rel: &str) -> Result<()> {
+        Ok(())
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {

@@ -377,6 +377,8 @@ pub fn apply(
         }
     };
     let mut done = Applied::default();
+    // What an interrupted rm-repo moved out of the tree.
+    crate::rmrepo::empty_trash(root, remover)?;
     let s = &plan.sweep;
     // 1. Tag index entries, 2. revision links of dropped manifests.
     for l in &s.tag_index_entries {
@@ -423,7 +425,11 @@ pub fn apply(
     Ok(done)
 }
 
-fn remove_empty_shards(root: &Root, remover: &dyn Remover) -> Result<()> {
+/// Removes every empty `blobs/<alg>/<hh>` directory.
+///
+/// # Errors
+/// I/O errors from the remover.
+pub(crate) fn remove_empty_shards(root: &Root, remover: &dyn Remover) -> Result<()> {
     let blobs = format!("{}/blobs", layout::V2);
     let Ok(algs) = std::fs::read_dir(root.abs(&blobs)) else {
         return Ok(());

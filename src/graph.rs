@@ -70,6 +70,51 @@ pub struct Graph {
 }
 
 impl Graph {
+    /// Every blob repository `repo` refers to: its manifests (revisions and tag targets) with
+    /// their configs, layers and index children (recursively), and the targets of its
+    /// `_layers` links. Only blobs present in the blob store are returned.
+    pub fn repo_refs(&self, inv: &Inventory, repo: &RepoName) -> BTreeSet<Digest> {
+        let mut out = BTreeSet::new();
+        let Some(rg) = self.repos.get(repo) else {
+            return out;
+        };
+        let tagged = rg.tags.values().filter_map(|t| match t {
+            TagTarget::Points(d) => Some(*d),
+            TagTarget::Broken => None,
+        });
+        for d in rg.revisions.iter().copied().chain(tagged) {
+            if !out.contains(&d) {
+                out.extend(self.closure(&d));
+            }
+        }
+        out.extend(rg.layers.values().copied());
+        out.retain(|d| inv.blobs.contains_key(d));
+        out
+    }
+
+    /// A manifest and everything it refers to (configs, layers, children recursively).
+    pub fn closure(&self, d: &Digest) -> BTreeSet<Digest> {
+        let mut out = BTreeSet::new();
+        let mut stack = vec![*d];
+        while let Some(d) = stack.pop() {
+            if !out.insert(d) {
+                continue;
+            }
+            if let Some(m) = self.manifest(&d) {
+                for r in &m.references {
+                    match r.role {
+                        Role::Config | Role::Layer => {
+                            out.insert(r.digest);
+                        }
+                        Role::Child => stack.push(r.digest),
+                        Role::Subject => {}
+                    }
+                }
+            }
+        }
+        out
+    }
+
     /// The parsed manifest for `d`, if it parsed.
     pub fn manifest(&self, d: &Digest) -> Option<&Manifest> {
         match self.manifests.get(d) {

@@ -24,6 +24,7 @@ pub mod app;
 pub mod cli;
 pub mod config;
 pub mod digest;
+pub mod du;
 pub mod error;
 pub mod exit;
 pub mod findings;
@@ -37,6 +38,7 @@ pub mod ls;
 pub mod manifest;
 pub mod progress;
 pub mod report;
+pub mod rmrepo;
 pub mod scan;
 pub mod verify;
 

@@ -5,9 +5,11 @@ use std::io::Write;
 use indicatif::HumanBytes;
 use serde::Serialize;
 
+use crate::du::Usage;
 use crate::findings::Severity;
 use crate::gc::{Applied, GcPlan};
 use crate::ls::Listing;
+use crate::rmrepo::{RmApplied, RmPlan};
 use crate::verify::VerifyReport;
 
 /// The version of the JSON documents regfsck prints.
@@ -184,4 +186,92 @@ pub fn gc_human(out: &mut dyn Write, d: &GcDoc<'_>) -> std::io::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The rm-repo report.
+#[derive(Serialize)]
+pub struct RmDoc<'a> {
+    /// Whether nothing was changed on purpose.
+    pub dry_run: bool,
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: &'a RmPlan,
+    /// What a real run did.
+    pub applied: Option<&'a RmApplied>,
+}
+
+/// Renders an rm-repo report for humans.
+///
+/// # Errors
+/// Write errors.
+pub fn rm_human(out: &mut dyn Write, d: &RmDoc<'_>) -> std::io::Result<()> {
+    let verb = if d.dry_run { "would remove" } else { "removed" };
+    for r in &d.plan.repositories {
+        writeln!(
+            out,
+            "{verb} {}: {} tags, {} manifests, {} layer links, {} uploads",
+            r.repository, r.tags, r.manifests, r.layer_links, r.uploads
+        )?;
+    }
+    if d.dry_run {
+        for b in &d.plan.blobs {
+            writeln!(out, "blob {} {}", b.digest, HumanBytes(b.size))?;
+        }
+    }
+    writeln!(
+        out,
+        "{verb} {} blobs only these repositories referred to ({})",
+        d.plan.blobs.len(),
+        HumanBytes(d.plan.bytes)
+    )?;
+    if let Some(a) = d.applied {
+        if a.rechecked_kept > 0 {
+            writeln!(
+                out,
+                "re-check kept {} blobs another repository now refers to",
+                a.rechecked_kept
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// Renders a du report for humans.
+///
+/// # Errors
+/// Write errors.
+pub fn du_human(out: &mut dyn Write, u: &Usage) -> std::io::Result<()> {
+    let width = u
+        .repositories
+        .iter()
+        .map(|r| r.repository.len())
+        .max()
+        .unwrap_or(0)
+        .max("REPOSITORY".len());
+    writeln!(
+        out,
+        "{:<width$}  {:>11}  {:>11}  {:>11}",
+        "REPOSITORY", "TOTAL", "EXCLUSIVE", "SHARED"
+    )?;
+    for r in &u.repositories {
+        writeln!(
+            out,
+            "{:<width$}  {:>11}  {:>11}  {:>11}",
+            r.repository,
+            HumanBytes(r.total).to_string(),
+            HumanBytes(r.exclusive).to_string(),
+            HumanBytes(r.shared).to_string()
+        )?;
+        for t in r.tags.iter().flatten() {
+            writeln!(out, "  :{} {} {}", t.tag, t.digest, HumanBytes(t.bytes))?;
+        }
+    }
+    writeln!(out)?;
+    writeln!(out, "blobs:        {}", HumanBytes(u.blob_bytes))?;
+    writeln!(out, "referenced:   {}", HumanBytes(u.referenced_bytes))?;
+    writeln!(
+        out,
+        "unreferenced: {} (gc would free)",
+        HumanBytes(u.unreferenced_bytes)
+    )
 }

@@ -83,7 +83,7 @@ fn swept(v: &serde_json::Value) -> (BTreeSet<String>, BTreeSet<String>) {
 }
 
 /// Snapshot of every path, size and content hash under the root.
-fn tree(root: &Path) -> Vec<String> {
+pub(crate) fn tree(root: &Path) -> Vec<String> {
     let mut v: Vec<String> = walkdir::WalkDir::new(root)
         .sort_by_file_name()
         .into_iter()
@@ -187,9 +187,9 @@ fn delete_untagged_is_the_registry_minus_its_data_loss() {
     assert!(!expected_manifests.is_empty());
 }
 
-struct Registry {
+pub(crate) struct Registry {
     child: Child,
-    addr: String,
+    pub(crate) addr: String,
 }
 
 impl Drop for Registry {
@@ -199,7 +199,7 @@ impl Drop for Registry {
     }
 }
 
-fn serve(root: &Path) -> Registry {
+pub(crate) fn serve(root: &Path) -> Registry {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
@@ -224,7 +224,7 @@ fn serve(root: &Path) -> Registry {
 }
 
 /// Pulls every tag with `skopeo copy --all`; returns the tags that failed.
-fn pull_all(s: &Sample) -> Vec<String> {
+pub(crate) fn pull_all(s: &Sample) -> Vec<String> {
     let reg = serve(s.root());
     let (_, g) = s.graph();
     let dest = tempfile::tempdir().unwrap();
@@ -347,7 +347,7 @@ fn the_registrys_own_delete_untagged_breaks_pulls() {
     );
 }
 
-fn errors(s: &Sample) -> BTreeSet<String> {
+pub(crate) fn errors(s: &Sample) -> BTreeSet<String> {
     crate::common::findings(&s.verify_json(&[]).1)
         .into_iter()
         .filter(|f| f.0 == "error")

@@ -11,4 +11,5 @@ mod gc;
 mod generated;
 mod ls;
 mod registry;
+mod rmrepo;
 mod verify;

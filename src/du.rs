@@ -1,0 +1,132 @@
+//! `du`: what each repository refers to, what only it refers to (what `rm-repo` frees), and
+//! what no repository refers to (what `gc` frees).
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::digest::Digest;
+use crate::graph::{Graph, TagTarget};
+use crate::layout::RepoName;
+use crate::scan::Inventory;
+
+/// One tag's size: its manifest and everything it refers to.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagUsage {
+    /// The tag.
+    pub tag: String,
+    /// The manifest it points at.
+    pub digest: Digest,
+    /// Bytes of the manifest, its configs, layers and children.
+    pub bytes: u64,
+}
+
+/// One repository's usage.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoUsage {
+    /// The repository.
+    pub repository: String,
+    /// Bytes of every blob it refers to.
+    pub total: u64,
+    /// Bytes only it refers to: what `rm-repo` would free.
+    pub exclusive: u64,
+    /// Bytes other repositories refer to as well.
+    pub shared: u64,
+    /// Per tag, with `--tags`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tags: Option<Vec<TagUsage>>,
+}
+
+/// The whole report.
+#[derive(Debug, Clone, Serialize)]
+pub struct Usage {
+    /// Per repository, in the requested order.
+    pub repositories: Vec<RepoUsage>,
+    /// Bytes of all blobs.
+    pub blob_bytes: u64,
+    /// Bytes of blobs a manifest refers to (what gc keeps).
+    pub referenced_bytes: u64,
+    /// Bytes of blobs no manifest refers to: what `gc` (without `-m`) would free.
+    pub unreferenced_bytes: u64,
+}
+
+/// How to order repositories.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SortBy {
+    /// Largest total first.
+    Size,
+    /// By name.
+    Name,
+}
+
+/// Sizes of `set`.
+pub fn bytes_of(inv: &Inventory, set: &BTreeSet<Digest>) -> u64 {
+    set.iter()
+        .filter_map(|d| inv.blobs.get(d))
+        .map(|b| b.size)
+        .sum()
+}
+
+/// Computes the usage report.
+pub fn usage(inv: &Inventory, g: &Graph, tags: bool, sort: SortBy) -> Usage {
+    let refs: BTreeMap<&RepoName, BTreeSet<Digest>> =
+        g.repos.keys().map(|r| (r, g.repo_refs(inv, r))).collect();
+    let mut holders: BTreeMap<Digest, u32> = BTreeMap::new();
+    for set in refs.values() {
+        for d in set {
+            *holders.entry(*d).or_default() += 1;
+        }
+    }
+    let mut repositories: Vec<RepoUsage> = refs
+        .iter()
+        .map(|(name, set)| {
+            let total = bytes_of(inv, set);
+            let exclusive: u64 = set
+                .iter()
+                .filter(|d| holders.get(d) == Some(&1))
+                .filter_map(|d| inv.blobs.get(d))
+                .map(|b| b.size)
+                .sum();
+            RepoUsage {
+                repository: name.to_string(),
+                total,
+                exclusive,
+                shared: total - exclusive,
+                tags: tags.then(|| tag_usage(inv, g, name)),
+            }
+        })
+        .collect();
+    if sort == SortBy::Size {
+        repositories.sort_by(|a, b| b.total.cmp(&a.total).then(a.repository.cmp(&b.repository)));
+    }
+    let unreferenced: u64 = inv
+        .blobs
+        .iter()
+        .filter(|(d, _)| !g.marked.contains(d))
+        .map(|(_, b)| b.size)
+        .sum();
+    Usage {
+        repositories,
+        blob_bytes: inv.blob_bytes(),
+        referenced_bytes: inv.blob_bytes() - unreferenced,
+        unreferenced_bytes: unreferenced,
+    }
+}
+
+fn tag_usage(inv: &Inventory, g: &Graph, repo: &RepoName) -> Vec<TagUsage> {
+    let Some(rg) = g.repos.get(repo) else {
+        return Vec::new();
+    };
+    rg.tags
+        .iter()
+        .filter_map(|(t, target)| match target {
+            TagTarget::Points(d) => Some((t, *d)),
+            TagTarget::Broken => None,
+        })
+        .map(|(t, d)| TagUsage {
+            tag: t.to_string(),
+            digest: d,
+            bytes: bytes_of(inv, &g.closure(&d)),
+        })
+        .collect()
+}
