@@ -206,3 +206,59 @@ fn du_reports() {
     }
     insta::assert_json_snapshot!("du_json", v);
 }
+
+#[test]
+fn keep_blobs_leaves_them_for_gc() {
+    let s = Sample::registry();
+    let blobs_before = du_json(&s)["blob_bytes"].as_u64().unwrap();
+    let (code, v, _) = rm(&s, &["team/app", "--keep-blobs"]);
+    assert_eq!(code, 0);
+    assert_eq!(v["blobs"], serde_json::json!([]));
+    assert_eq!(du_json(&s)["blob_bytes"].as_u64().unwrap(), blobs_before);
+    assert!(
+        !s.abs("docker/registry/v2/repositories/team/app/_manifests")
+            .exists()
+    );
+    assert!(
+        s.abs("docker/registry/v2/repositories/team/app/api/_manifests")
+            .exists()
+    );
+    assert_eq!(s.verify_json(&[]).0, 0);
+}
+
+#[test]
+fn several_names_at_once_share_their_exclusive_blobs() {
+    let s = Sample::registry();
+    // The two multi-arch repositories share their children's layers: removing both frees them.
+    let one =
+        exclusive(&du_json(&s), "multi/oci-index") + exclusive(&du_json(&s), "multi/docker-list");
+    let (code, v, err) = rm(&s, &["multi/oci-index", "multi/docker-list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(v["applied"]["bytes"].as_u64().unwrap() > one);
+    assert!(
+        !s.abs("docker/registry/v2/repositories/multi").exists(),
+        "empty parent removed"
+    );
+    assert_eq!(s.verify_json(&[]).0, 0);
+}
+
+#[test]
+fn du_sorts_by_name() {
+    let s = Sample::registry();
+    let out = regfsck()
+        .args(["du", "--json", "--sort", "name"])
+        .arg(s.root())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let names: Vec<&str> = v["repositories"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["repository"].as_str().unwrap())
+        .collect();
+    let mut sorted = names.clone();
+    sorted.sort();
+    assert_eq!(names, sorted);
+    assert_eq!(names.len(), 7);
+}
