@@ -124,7 +124,7 @@ pub fn run(
         Command::Ls(a) => {
             let root = resolve_root(a.root.as_deref(), g, env)?;
             let graph = pool.install(|| -> Result<graph::Graph> {
-                let inv = scan::scan(&root, scan::Depth::Fast)?;
+                let inv = scan::scan(&root, scan::Depth::Names)?;
                 Ok(graph::build(&root, &inv, env.now))
             })?;
             let listing = ls::list(&graph, a.untagged);
@@ -153,7 +153,7 @@ pub fn run(
                 now: env.now,
             };
             let plan = pool.install(|| -> Result<gc::GcPlan> {
-                let inv = scan::scan(&root, scan::Depth::Fast)?;
+                let inv = scan::scan(&root, scan::Depth::Names)?;
                 let graph = graph::build(&root, &inv, env.now);
                 Ok(gc::plan(&root, &inv, &graph, &opts))
             })?;

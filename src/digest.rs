@@ -268,16 +268,20 @@ pub fn hash_file(
             return Ok((hasher.finish(), map.len() as u64));
         }
     }
-    read_into(file, &mut hasher, interrupt, progress)
+    read_into(file, len, &mut hasher, interrupt, progress)
 }
 
 fn read_into(
     mut file: File,
+    len: u64,
     hasher: &mut Hasher,
     interrupt: &AtomicBool,
     progress: &dyn Fn(u64),
 ) -> Result<(Digest, u64), HashError> {
-    let mut buf = vec![0u8; 256 * 1024];
+    // Sized to the file (plus one byte to see its end in one read): zeroing a large buffer
+    // for every small blob would cost more than hashing it.
+    let cap = usize::try_from(len.saturating_add(1)).unwrap_or(usize::MAX);
+    let mut buf = vec![0u8; cap.clamp(1, 256 * 1024)];
     let mut total = 0u64;
     loop {
         if interrupt.load(Ordering::Relaxed) {

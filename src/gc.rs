@@ -292,15 +292,23 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         if marked.contains(d) {
             continue;
         }
-        if young(d) || young_links.contains(d) {
+        // A scan by names did not stat blobs: do it now, for the ones about to go.
+        let (size, mtime) = if b.stat {
+            (b.size, b.mtime)
+        } else {
+            match std::fs::symlink_metadata(root.abs(&layout::blob_data(d))) {
+                Ok(m) if m.is_file() => (m.len(), m.modified().ok()),
+                _ => continue,
+            }
+        };
+        let young_data =
+            mtime.is_some_and(|t| opts.now.duration_since(t).unwrap_or_default() < opts.min_age);
+        if young(d) || young_data || young_links.contains(d) {
             kept_young_blobs += 1;
             continue;
         }
-        sweep.blobs.push(SweptBlob {
-            digest: *d,
-            size: b.size,
-        });
-        sweep.bytes += b.size;
+        sweep.blobs.push(SweptBlob { digest: *d, size });
+        sweep.bytes += size;
     }
     let swept: BTreeSet<Digest> = sweep.blobs.iter().map(|b| b.digest).collect();
     for r in inv.repos.values() {
@@ -395,7 +403,7 @@ pub fn apply(
         done.manifests += 1;
     }
     // Re-check: scan again and mark again; only blobs still unmarked and old are swept.
-    let inv = scan::scan(root, scan::Depth::Fast)?;
+    let inv = scan::scan(root, scan::Depth::Names)?;
     let g = graph::build(root, &inv, opts.now);
     let recheck = self::plan(root, &inv, &g, opts);
     let still: BTreeSet<Digest> = recheck.sweep.blobs.iter().map(|b| b.digest).collect();

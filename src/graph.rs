@@ -165,7 +165,7 @@ pub fn build(root: &Root, inv: &Inventory, now: SystemTime) -> Graph {
     // Sizes declared by descriptors against the stored blobs.
     for (d, (size, m, repo)) in &declared {
         if let Some(b) = inv.blobs.get(d) {
-            if b.size != *size && b.is_file {
+            if b.stat && b.size != *size && b.is_file {
                 g.findings.push(
                     Finding::new(
                         Kind::BlobSizeMismatch,
@@ -220,7 +220,7 @@ pub(crate) fn read_manifest(root: &Root, inv: &Inventory, d: &Digest) -> Manifes
     let Some(blob) = inv.blobs.get(d) else {
         return ManifestState::Missing;
     };
-    if blob.size > MAX_MANIFEST_SIZE {
+    if blob.stat && blob.size > MAX_MANIFEST_SIZE {
         return ManifestState::TooLarge(blob.size);
     }
     match read_bounded(&root.abs(&layout::blob_data(d)), MAX_MANIFEST_SIZE) {
@@ -229,6 +229,8 @@ pub(crate) fn read_manifest(root: &Root, inv: &Inventory, d: &Digest) -> Manifes
             Err(e) => ManifestState::Invalid(e.to_string()),
         },
         Ok(Bounded::TooLarge { len }) => ManifestState::TooLarge(len),
+        // A scan by names saw the blob's directory, but its data is not there.
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ManifestState::Missing,
         Err(e) => ManifestState::Unreadable(e.to_string()),
     }
 }
@@ -243,7 +245,7 @@ fn check_repo(
 ) -> RepoGraph {
     let name = &repo.name;
     let mut rg = RepoGraph::default();
-    let has_blob = |d: &Digest| inv.blobs.contains_key(d);
+    let has_blob = |d: &Digest| present(inv, manifests, d);
 
     for (d, link) in &repo.revisions {
         let rel = layout::revision_link(name, d);
@@ -368,7 +370,7 @@ fn check_repo(
                     .path(layout::blob_data(d)),
             ),
             Some(ManifestState::Parsed(m)) => {
-                check_references(name, d, m, &rg, inv, out, declared);
+                check_references(name, d, m, &rg, inv, manifests, out, declared);
                 for r in &m.references {
                     match r.role {
                         Role::Config | Role::Layer => {
@@ -515,17 +517,25 @@ fn check_tag(
     TagTarget::Points(d)
 }
 
+/// Whether blob `d` is there: in the inventory and, if it was read as a manifest, not found
+/// missing then (a scan by names does not stat blobs).
+fn present(inv: &Inventory, manifests: &BTreeMap<Digest, ManifestState>, d: &Digest) -> bool {
+    inv.blobs.contains_key(d) && !matches!(manifests.get(d), Some(ManifestState::Missing))
+}
+
+#[allow(clippy::too_many_arguments)]
 fn check_references(
     name: &RepoName,
     md: &Digest,
     m: &Manifest,
     rg: &RepoGraph,
     inv: &Inventory,
+    manifests: &BTreeMap<Digest, ManifestState>,
     out: &mut Vec<Finding>,
     declared: &mut BTreeMap<Digest, (u64, Digest, RepoName)>,
 ) {
     for r in &m.references {
-        let exists = inv.blobs.contains_key(&r.digest);
+        let exists = present(inv, manifests, &r.digest);
         if let (Some(size), true) = (r.size, exists) {
             declared
                 .entry(r.digest)

@@ -193,7 +193,7 @@ pub fn apply(
         return Ok(done);
     }
     // Re-check: whatever another repository refers to now is kept.
-    let inv = scan::scan(root, scan::Depth::Fast)?;
+    let inv = scan::scan(root, scan::Depth::Names)?;
     let g = graph::build(root, &inv, now);
     let mut referenced = BTreeSet::new();
     for name in inv.repos.keys() {

@@ -30,6 +30,8 @@ pub struct Blob {
     pub mtime: Option<SystemTime>,
     /// Whether `data` is a regular file.
     pub is_file: bool,
+    /// Whether `size`, `mtime` and `is_file` come from a `stat` ([`Depth::Names`] skips it).
+    pub stat: bool,
 }
 
 /// Why a link file gave no digest.
@@ -130,6 +132,16 @@ pub enum Depth {
     /// entries are not read at all (`Tag::index` stays empty), since neither decides what is
     /// reachable.
     Fast,
+    /// As [`Depth::Fast`], and blobs are taken from their directory names without a `stat`
+    /// (`Blob::stat` is false: size 0, no mtime); for gc, which needs sizes and ages only of
+    /// the few blobs it is about to sweep, and stats those itself.
+    Names,
+}
+
+impl Depth {
+    fn fast(self) -> bool {
+        self != Depth::Thorough
+    }
 }
 
 /// Scans the tree below `root`.
@@ -292,6 +304,18 @@ fn scan_shard(
             }
         };
         let misplaced = &hex[..2] != shard;
+        if depth == Depth::Names && !misplaced {
+            blobs.push((
+                digest,
+                Blob {
+                    size: 0,
+                    mtime: None,
+                    is_file: true,
+                    stat: false,
+                },
+            ));
+            continue;
+        }
         if depth == Depth::Fast && !misplaced {
             // Stat <hex>/data directly instead of listing the directory.
             let p = format!("{dir_rel}/data");
@@ -306,6 +330,7 @@ fn scan_shard(
                         size: m.len(),
                         mtime: m.modified().ok(),
                         is_file: m.is_file(),
+                        stat: true,
                     },
                 )),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
@@ -351,6 +376,7 @@ fn scan_shard(
                                 size: m.len(),
                                 mtime: m.modified().ok(),
                                 is_file: m.is_file(),
+                                stat: true,
                             },
                         ));
                     }
@@ -598,7 +624,7 @@ impl LinkWalk<'_> {
 
     /// Reads `<dir>/link`: `None` when there is none (a normal leftover after a delete).
     fn link_in(&mut self, dir: &str, revisions: bool) -> Option<Link> {
-        if self.depth == Depth::Fast {
+        if self.depth.fast() {
             let rel = format!("{dir}/link");
             return match read_small(&self.root.abs(&rel), LINK_LIMIT) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
@@ -632,7 +658,7 @@ impl LinkWalk<'_> {
     /// A link tree whose link contents are not needed in [`Depth::Fast`]: `_layers` and tag
     /// index entries.
     fn name_tree(&mut self, rel: &str) -> BTreeMap<Digest, Link> {
-        self.link_tree_with(rel, false, self.depth == Depth::Fast)
+        self.link_tree_with(rel, false, self.depth.fast())
     }
 
     fn link_tree_with(
@@ -697,7 +723,7 @@ impl LinkWalk<'_> {
                 }
             };
             let mut t = Tag::default();
-            if self.depth == Depth::Fast {
+            if self.depth.fast() {
                 // The tag's history (index/) is not read: only gc needs it, for the manifests
                 // it drops, and it looks those up itself.
                 t.current = self.link_in(&format!("{p}/current"), false);

@@ -476,3 +476,33 @@ fn grace_period_counts_a_young_layer_link() {
     let (_, v) = gc_json(&s, &["--dry-run", "--min-age", "5m"]);
     assert!(swept(&v).0.contains(&d.to_string()));
 }
+
+#[test]
+fn refuses_when_a_manifest_data_file_is_gone_but_its_directory_is_not() {
+    // gc does not stat every blob; a blob directory without data must still count as missing.
+    for (repo, child) in [("alpine-mini", false), ("multi/oci-index", true)] {
+        let s = Sample::registry();
+        let tag = s.first_tag(repo);
+        let mut d = s.tag(repo, &tag);
+        if child {
+            d = s.reference(&d, Role::Child);
+        }
+        std::fs::remove_file(s.blob_path(&d)).unwrap();
+        let before = tree(s.root());
+        let (code, v) = gc_json(&s, &["--min-age", "0"]);
+        assert_eq!(code, 4, "{repo}: {v:#}");
+        let kinds: Vec<&str> = v["broken"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|f| f["kind"].as_str().unwrap())
+            .collect();
+        let want = if child {
+            "child_missing"
+        } else {
+            "manifest_missing"
+        };
+        assert!(kinds.contains(&want), "{repo}: {kinds:?}");
+        assert_eq!(tree(s.root()), before);
+    }
+}
