@@ -506,3 +506,40 @@ fn refuses_when_a_manifest_data_file_is_gone_but_its_directory_is_not() {
         assert_eq!(tree(s.root()), before);
     }
 }
+
+#[test]
+fn dry_run_equals_the_registry_on_a_generated_layout() {
+    // A larger layout from the benchmark generator: 40 repositories, 240 manifests, orphans.
+    let dir = tempfile::tempdir().unwrap();
+    let generator = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/gen_layout.py");
+    let out = Command::new("python3")
+        .arg(generator)
+        .arg(dir.path())
+        .args(["--repos", "40", "--images-per-repo", "6", "--layers", "2"])
+        .args([
+            "--layer-size",
+            "300",
+            "--small-blobs",
+            "150",
+            "--small-size",
+            "200",
+        ])
+        .output()
+        .expect("python3");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (oracle_blobs, oracle_manifests) = registry_dry_run(dir.path(), false);
+    assert_eq!(oracle_blobs.len(), 150);
+    let out = regfsck()
+        .args(["gc", "--json", "--dry-run", "--min-age", "0"])
+        .arg(dir.path())
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (blobs, manifests) = swept(&v);
+    assert_eq!(blobs, oracle_blobs);
+    assert_eq!(manifests, oracle_manifests);
+}
