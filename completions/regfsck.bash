@@ -31,6 +31,9 @@ _regfsck() {
             regfsck,rm-repo)
                 cmd="regfsck__subcmd__rm__subcmd__repo"
                 ;;
+            regfsck,serve)
+                cmd="regfsck__subcmd__serve"
+                ;;
             regfsck,verify)
                 cmd="regfsck__subcmd__verify"
                 ;;
@@ -41,7 +44,7 @@ _regfsck() {
 
     case "${cmd}" in
         regfsck)
-            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --help --version verify ls gc rm-repo du generate"
+            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --help --version verify ls gc rm-repo du serve generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -209,6 +212,40 @@ _regfsck() {
                 return 0
             fi
             case "${prev}" in
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regfsck__subcmd__serve)
+            opts="-j -q -v -h --addr --root --config --json --jobs --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

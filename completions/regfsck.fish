@@ -37,6 +37,7 @@ complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "ls" -d 'List tags a
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "gc" -d 'Mark and sweep: remove the blobs no manifest needs, as the registry\'s garbage-collect would, without its data-loss bugs. Run it with the registry stopped or read-only'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "rm-repo" -d 'Remove repositories safely (never a nested one) and the blobs only they referred to. The root comes from --root, REGFSCK_ROOT or --config'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "du" -d 'Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo frees), shared bytes; and the bytes gc would free'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "serve" -d 'Serve the layout read-only over the registry\'s pull API (for skopeo, docker, containerd)'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "generate" -d 'Write the man pages and shell completions (for packagers and the repository)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
@@ -84,6 +85,14 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l json -d 'Print on
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l addr -d 'Address to listen on' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s h -l help -d 'Print help'
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l out -d 'Directory to write man/ and completions/ into' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F

@@ -11,7 +11,7 @@ use crate::error::{Error, Result};
 use crate::exit::ExitStatus;
 use crate::layout::Root;
 use crate::progress::Progress;
-use crate::{config, du, fsops, gc, generate, graph, ls, report, rmrepo, scan, verify};
+use crate::{config, du, fsops, gc, generate, graph, ls, report, rmrepo, scan, serve, verify};
 
 /// What the environment contributes (read once by `main`, passed in so tests control it).
 #[derive(Debug, Clone)]
@@ -249,6 +249,16 @@ pub fn run(
                 report::du_human(out, &usage)
             }
             .map_err(Error::Output)?;
+            Ok(Outcome::default())
+        }
+        Command::Serve(a) => {
+            let root = resolve_root(a.root.as_deref(), g, env)?;
+            let mut said = Ok(());
+            serve::run(&root, a.addr, interrupt, &mut |bound| {
+                said = writeln!(out, "serving {} on http://{bound}", root.path().display())
+                    .and_then(|()| out.flush());
+            })?;
+            said.map_err(Error::Output)?;
             Ok(Outcome::default())
         }
         Command::Generate(a) => {

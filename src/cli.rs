@@ -67,6 +67,8 @@ pub enum Command {
     /// Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo
     /// frees), shared bytes; and the bytes gc would free.
     Du(DuArgs),
+    /// Serve the layout read-only over the registry's pull API (for skopeo, docker, containerd).
+    Serve(ServeArgs),
     /// Write the man pages and shell completions (for packagers and the repository).
     #[command(hide = true)]
     Generate(GenerateArgs),
@@ -161,4 +163,15 @@ pub struct DuArgs {
     /// Also the size of each tag (its manifest and everything it refers to).
     #[arg(long)]
     pub tags: bool,
+}
+
+/// `regfsck serve`.
+#[derive(Debug, Args)]
+pub struct ServeArgs {
+    /// Storage root (instead of --root).
+    #[arg(id = "root_path", value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+    /// Address to listen on.
+    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5000")]
+    pub addr: std::net::SocketAddr,
 }

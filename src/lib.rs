@@ -40,6 +40,7 @@ pub mod progress;
 pub mod report;
 pub mod rmrepo;
 pub mod scan;
+pub mod serve;
 pub mod verify;
 
 pub use digest::Digest;

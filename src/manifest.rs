@@ -251,6 +251,25 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
     })
 }
 
+/// The `Content-Type` the registry serves stored manifest bytes with: the `mediaType` field, or
+/// for OCI documents without one, the OCI index or manifest type; schema 1 is served signed.
+pub fn served_media_type(bytes: &[u8]) -> Option<String> {
+    #[derive(Deserialize)]
+    #[serde(rename_all = "camelCase")]
+    struct Head {
+        schema_version: Option<i64>,
+        media_type: Option<String>,
+        manifests: Option<serde_json::Value>,
+    }
+    let h: Head = serde_json::from_slice(bytes).ok()?;
+    Some(match (h.schema_version, h.media_type) {
+        (Some(1), _) => DOCKER_V1_SIGNED.to_string(),
+        (_, Some(mt)) if !mt.is_empty() => mt,
+        _ if h.manifests.is_some() => OCI_INDEX.to_string(),
+        _ => OCI_MANIFEST.to_string(),
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

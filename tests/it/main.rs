@@ -12,4 +12,5 @@ mod generated;
 mod ls;
 mod registry;
 mod rmrepo;
+mod serve;
 mod verify;

@@ -1,0 +1,574 @@
+//! `serve`: the pull side of the distribution API, read-only, over the same layout.
+//!
+//! At start the layout is scanned once into a [`Snapshot`] (tags, revisions, `_layers` links of
+//! every repository); requests are routed by [`routes::route`], which parses names and digests
+//! before anything touches the disk. Manifests are served only when the repository links them
+//! and their bytes hash to their digest; blobs only when the repository links them, streamed
+//! from disk (opened without following symlinks) with single `Range` requests. Every write
+//! method answers 405 `UNSUPPORTED`.
+
+pub mod routes;
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::SeekFrom;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
+use axum::Router;
+use axum::body::Body;
+use axum::extract::{Request, State};
+use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use serde_json::json;
+use tokio::io::{AsyncReadExt, AsyncSeekExt};
+
+use crate::digest::{Digest, hash_bytes};
+use crate::error::{Error, Result};
+use crate::fsutil::{Bounded, read_bounded};
+use crate::graph::{self, TagTarget};
+use crate::layout::{self, RepoName, Root, TagName};
+use crate::manifest::{MAX_MANIFEST_SIZE, served_media_type};
+use crate::scan;
+use routes::{Route, route};
+
+/// One repository as the server sees it.
+#[derive(Debug, Default)]
+struct RepoView {
+    tags: BTreeMap<TagName, Digest>,
+    revisions: BTreeSet<Digest>,
+    /// `_layers` link digest → canonical blob digest.
+    layers: BTreeMap<Digest, Digest>,
+}
+
+/// The layout, read once.
+#[derive(Debug)]
+pub struct Snapshot {
+    root: Root,
+    repos: BTreeMap<RepoName, RepoView>,
+    blobs: BTreeSet<Digest>,
+}
+
+impl Snapshot {
+    /// Scans the layout.
+    ///
+    /// # Errors
+    /// When the root cannot be listed.
+    pub fn load(root: &Root) -> Result<Self> {
+        let inv = scan::scan(root, scan::Depth::Fast)?;
+        let g = graph::build(root, &inv, std::time::SystemTime::now());
+        let repos = g
+            .repos
+            .iter()
+            .map(|(name, rg)| {
+                let tags = rg
+                    .tags
+                    .iter()
+                    .filter_map(|(t, target)| match target {
+                        TagTarget::Points(d) => Some((t.clone(), *d)),
+                        TagTarget::Broken => None,
+                    })
+                    .collect();
+                let view = RepoView {
+                    tags,
+                    revisions: rg.revisions.clone(),
+                    layers: rg.layers.clone(),
+                };
+                (name.clone(), view)
+            })
+            .collect();
+        Ok(Snapshot {
+            root: root.clone(),
+            repos,
+            blobs: inv.blobs.keys().copied().collect(),
+        })
+    }
+}
+
+const API_VERSION: &str = "registry/2.0";
+const JSON: &str = "application/json; charset=utf-8";
+
+fn error(status: StatusCode, code: &str, message: &str, detail: serde_json::Value) -> Response {
+    let mut e = json!({"code": code, "message": message});
+    if !detail.is_null() {
+        e["detail"] = detail;
+    }
+    let body = serde_json::to_vec(&json!({"errors": [e]})).unwrap_or_default();
+    (status, [(header::CONTENT_TYPE, JSON)], body).into_response()
+}
+
+fn not_found() -> Response {
+    (
+        StatusCode::NOT_FOUND,
+        [(header::CONTENT_TYPE, "text/plain; charset=utf-8")],
+        "404 page not found\n",
+    )
+        .into_response()
+}
+
+fn unsupported() -> Response {
+    error(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "UNSUPPORTED",
+        "The operation is unsupported.",
+        serde_json::Value::Null,
+    )
+}
+
+/// The router: everything goes through [`handle`]; a layer adds the API version header and
+/// the access log.
+pub fn app(snapshot: Arc<Snapshot>) -> Router {
+    Router::new()
+        .fallback(handle)
+        .with_state(snapshot)
+        .layer(middleware::from_fn(stamp_and_log))
+}
+
+#[allow(clippy::print_stderr)] // The access log goes to stderr, one line per request.
+async fn stamp_and_log(req: Request, next: Next) -> Response {
+    let method = req.method().clone();
+    let path = req.uri().path().to_string();
+    let started = std::time::Instant::now();
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        "Docker-Distribution-Api-Version",
+        HeaderValue::from_static(API_VERSION),
+    );
+    eprintln!(
+        "{method} {path} {} {:.1}ms",
+        resp.status().as_u16(),
+        started.elapsed().as_secs_f64() * 1000.0
+    );
+    resp
+}
+
+async fn handle(State(s): State<Arc<Snapshot>>, req: Request) -> Response {
+    let r = route(req.uri().path());
+    if r == Route::NotFound {
+        return not_found();
+    }
+    let method = req.method();
+    if method != Method::GET && method != Method::HEAD {
+        return unsupported();
+    }
+    let head = method == Method::HEAD;
+    let query = req.uri().query().unwrap_or("").to_string();
+    let headers = req.headers();
+    match r {
+        Route::Base => (StatusCode::OK, [(header::CONTENT_TYPE, JSON)], "{}").into_response(),
+        Route::Catalog => catalog(&s, &query),
+        Route::Tags(name) => tags(&s, &name, &query),
+        Route::Manifest(name, reference) => manifest(&s, &name, &reference, headers, head).await,
+        Route::Blob(name, digest) => blob(&s, &name, &digest, headers, head).await,
+        Route::Upload(_) => unsupported(),
+        Route::NotFound => not_found(),
+    }
+}
+
+/// `n` and `last` from a query string; `Err` holds an `n` that is not a number.
+fn pagination(query: &str) -> std::result::Result<(Option<usize>, Option<String>), String> {
+    let mut n = None;
+    let mut last = None;
+    for (k, v) in form_urlencoded(query) {
+        match k.as_str() {
+            "n" => match v.parse::<usize>() {
+                Ok(x) => n = Some(x),
+                Err(_) => return Err(v),
+            },
+            "last" => last = Some(v),
+            _ => {}
+        }
+    }
+    Ok((n, last))
+}
+
+fn bad_number(n: impl serde::Serialize) -> Response {
+    error(
+        StatusCode::BAD_REQUEST,
+        "PAGINATION_NUMBER_INVALID",
+        "invalid number of results requested",
+        json!({ "n": n }),
+    )
+}
+
+fn form_urlencoded(q: &str) -> Vec<(String, String)> {
+    q.split('&')
+        .filter(|p| !p.is_empty())
+        .map(|p| {
+            let (k, v) = p.split_once('=').unwrap_or((p, ""));
+            (percent_decode(k), percent_decode(v))
+        })
+        .collect()
+}
+
+fn percent_decode(s: &str) -> String {
+    let hex = |c: u8| (c as char).to_digit(16);
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        let decoded = match (b[i], b.get(i + 1), b.get(i + 2)) {
+            (b'%', Some(&h), Some(&l)) => hex(h).zip(hex(l)).map(|(h, l)| (h * 16 + l) as u8),
+            _ => None,
+        };
+        match decoded {
+            Some(x) => {
+                out.push(x);
+                i += 3;
+            }
+            None => {
+                out.push(if b[i] == b'+' { b' ' } else { b[i] });
+                i += 1;
+            }
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn percent_encode(s: &str) -> String {
+    s.bytes()
+        .map(|c| match c {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (c as char).to_string()
+            }
+            _ => format!("%{c:02X}"),
+        })
+        .collect()
+}
+
+/// One page of `items` after `last`, and the `Link` header when more remain.
+fn page(
+    items: Vec<String>,
+    n: Option<usize>,
+    last: Option<&str>,
+    path: &str,
+) -> (Vec<String>, Option<String>) {
+    let start = match last {
+        Some(l) => items.partition_point(|x| x.as_str() <= l),
+        None => 0,
+    };
+    let rest = &items[start..];
+    match n {
+        None => (rest.to_vec(), None),
+        Some(n) => {
+            let page: Vec<String> = rest.iter().take(n).cloned().collect();
+            let link = (n > 0 && rest.len() > n).then(|| {
+                format!(
+                    "<{path}?last={}&n={n}>; rel=\"next\"",
+                    percent_encode(page.last().map(String::as_str).unwrap_or(""))
+                )
+            });
+            (page, link)
+        }
+    }
+}
+
+fn with_link(mut resp: Response, link: Option<String>) -> Response {
+    if let Some(l) = link.and_then(|l| HeaderValue::from_str(&l).ok()) {
+        resp.headers_mut().insert(header::LINK, l);
+    }
+    resp
+}
+
+fn catalog(s: &Snapshot, query: &str) -> Response {
+    let (n, last) = match pagination(query) {
+        Ok(p) => p,
+        Err(v) => return bad_number(v),
+    };
+    let n = n.unwrap_or(100);
+    if n > 1000 {
+        return bad_number(n);
+    }
+    let names: Vec<String> = s.repos.keys().map(|r| r.to_string()).collect();
+    let (page, link) = page(names, Some(n), last.as_deref(), "/v2/_catalog");
+    let body = serde_json::to_vec(&json!({"repositories": page})).unwrap_or_default();
+    with_link(
+        (StatusCode::OK, [(header::CONTENT_TYPE, JSON)], body).into_response(),
+        link,
+    )
+}
+
+fn tags(s: &Snapshot, name: &RepoName, query: &str) -> Response {
+    let Some(repo) = s.repos.get(name) else {
+        return error(
+            StatusCode::NOT_FOUND,
+            "NAME_UNKNOWN",
+            "repository name not known to registry",
+            json!({"name": name.as_str()}),
+        );
+    };
+    let (n, last) = match pagination(query) {
+        Ok(p) => p,
+        Err(v) => return bad_number(v),
+    };
+    let all: Vec<String> = repo.tags.keys().map(|t| t.to_string()).collect();
+    let (page, link) = page(all, n, last.as_deref(), &format!("/v2/{name}/tags/list"));
+    let body =
+        serde_json::to_vec(&json!({"name": name.as_str(), "tags": page})).unwrap_or_default();
+    with_link(
+        (StatusCode::OK, [(header::CONTENT_TYPE, JSON)], body).into_response(),
+        link,
+    )
+}
+
+fn matches_etag(headers: &HeaderMap, d: &Digest) -> bool {
+    let want = d.to_string();
+    headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_matches('"') == want))
+}
+
+fn manifest_unknown(name: &RepoName, reference: &str) -> Response {
+    error(
+        StatusCode::NOT_FOUND,
+        "MANIFEST_UNKNOWN",
+        "manifest unknown",
+        json!({"Name": name.as_str(), "Revision": reference}),
+    )
+}
+
+async fn manifest(
+    s: &Snapshot,
+    name: &RepoName,
+    reference: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let Some(repo) = s.repos.get(name) else {
+        return manifest_unknown(name, reference);
+    };
+    let d = match reference.parse::<Digest>() {
+        Ok(d) => d,
+        // As the registry: a reference that is not a digest is looked up as a tag.
+        Err(_) => match TagName::parse(reference)
+            .ok()
+            .and_then(|t| repo.tags.get(&t))
+        {
+            Some(d) => *d,
+            None => {
+                return error(
+                    StatusCode::NOT_FOUND,
+                    "MANIFEST_UNKNOWN",
+                    "manifest unknown",
+                    json!({"Tag": reference}),
+                );
+            }
+        },
+    };
+    if matches_etag(headers, &d) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    if !repo.revisions.contains(&d) || !s.blobs.contains(&d) {
+        return manifest_unknown(name, &d.to_string());
+    }
+    let path = s.root.abs(&layout::blob_data(&d));
+    let bytes =
+        match tokio::task::spawn_blocking(move || read_bounded(&path, MAX_MANIFEST_SIZE)).await {
+            Ok(Ok(Bounded::Content(b))) => b,
+            _ => return manifest_unknown(name, &d.to_string()),
+        };
+    // Served only if the bytes are what the digest says.
+    if hash_bytes(d.algorithm(), &bytes) != d {
+        return error(
+            StatusCode::NOT_FOUND,
+            "MANIFEST_UNKNOWN",
+            "manifest blob does not match its digest",
+            json!({"Name": name.as_str(), "Revision": d.to_string()}),
+        );
+    }
+    let media_type = served_media_type(&bytes).unwrap_or_else(|| "application/octet-stream".into());
+    let len = bytes.len();
+    let body = if head {
+        Body::empty()
+    } else {
+        Body::from(bytes)
+    };
+    let mut resp = (StatusCode::OK, body).into_response();
+    let h = resp.headers_mut();
+    insert(h, header::CONTENT_TYPE, &media_type);
+    insert(h, header::CONTENT_LENGTH, &len.to_string());
+    insert(h, "Docker-Content-Digest", &d.to_string());
+    insert(h, header::ETAG, &format!("\"{d}\""));
+    resp
+}
+
+fn insert(h: &mut HeaderMap, k: impl axum::http::header::IntoHeaderName, v: &str) {
+    if let Ok(v) = HeaderValue::from_str(v) {
+        h.insert(k, v);
+    }
+}
+
+/// A single `bytes=` range within `size`: `Ok(None)` when there is none (or it is one this
+/// server ignores, such as several ranges), `Err(())` when it cannot be satisfied.
+fn parse_range(headers: &HeaderMap, size: u64) -> std::result::Result<Option<(u64, u64)>, ()> {
+    let Some(v) = headers.get(header::RANGE).and_then(|v| v.to_str().ok()) else {
+        return Ok(None);
+    };
+    let Some(spec) = v.trim().strip_prefix("bytes=") else {
+        return Ok(None);
+    };
+    if spec.contains(',') {
+        return Ok(None);
+    }
+    let Some((a, b)) = spec.split_once('-') else {
+        return Ok(None);
+    };
+    let (a, b) = (a.trim(), b.trim());
+    let range = match (a.is_empty(), b.is_empty()) {
+        (true, false) => {
+            let n: u64 = b.parse().map_err(|_| ())?;
+            if n == 0 || size == 0 {
+                return Err(());
+            }
+            (size.saturating_sub(n), size - 1)
+        }
+        (false, _) => {
+            let start: u64 = a.parse().map_err(|_| ())?;
+            let end: u64 = if b.is_empty() {
+                size.saturating_sub(1)
+            } else {
+                b.parse().map_err(|_| ())?
+            };
+            if start >= size || end < start {
+                return Err(());
+            }
+            (start, end.min(size - 1))
+        }
+        (true, true) => return Ok(None),
+    };
+    Ok(Some(range))
+}
+
+async fn blob(
+    s: &Snapshot,
+    name: &RepoName,
+    digest: &str,
+    headers: &HeaderMap,
+    head: bool,
+) -> Response {
+    let d: Digest = match digest.parse() {
+        Ok(d) => d,
+        Err(_) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                "DIGEST_INVALID",
+                "provided digest did not match uploaded content",
+                json!(digest),
+            );
+        }
+    };
+    let unknown = || {
+        error(
+            StatusCode::NOT_FOUND,
+            "BLOB_UNKNOWN",
+            "blob unknown to registry",
+            json!(d.to_string()),
+        )
+    };
+    let Some(canonical) = s.repos.get(name).and_then(|r| r.layers.get(&d)).copied() else {
+        return unknown();
+    };
+    if !s.blobs.contains(&canonical) {
+        return unknown();
+    }
+    if matches_etag(headers, &canonical) {
+        return StatusCode::NOT_MODIFIED.into_response();
+    }
+    let path = s.root.abs(&layout::blob_data(&canonical));
+    let file = match crate::fsutil::open_nofollow(&path) {
+        Ok(f) => tokio::fs::File::from_std(f),
+        Err(_) => return unknown(),
+    };
+    let size = match file.metadata().await {
+        Ok(m) if m.is_file() => m.len(),
+        _ => return unknown(),
+    };
+    let (status, start, len) = match parse_range(headers, size) {
+        Ok(None) => (StatusCode::OK, 0, size),
+        Ok(Some((a, b))) => (StatusCode::PARTIAL_CONTENT, a, b - a + 1),
+        Err(()) => {
+            let mut r = (
+                StatusCode::RANGE_NOT_SATISFIABLE,
+                "invalid range: failed to overlap",
+            )
+                .into_response();
+            insert(
+                r.headers_mut(),
+                header::CONTENT_RANGE,
+                &format!("bytes */{size}"),
+            );
+            return r;
+        }
+    };
+    let body = if head {
+        Body::empty()
+    } else {
+        let mut file = file;
+        if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
+            return unknown();
+        }
+        Body::from_stream(tokio_util::io::ReaderStream::new(file.take(len)))
+    };
+    let mut resp = (status, body).into_response();
+    let h = resp.headers_mut();
+    insert(h, header::CONTENT_TYPE, "application/octet-stream");
+    insert(h, header::CONTENT_LENGTH, &len.to_string());
+    insert(h, "Docker-Content-Digest", &canonical.to_string());
+    insert(h, header::ETAG, &format!("\"{canonical}\""));
+    insert(h, header::CACHE_CONTROL, "max-age=31536000");
+    insert(h, header::ACCEPT_RANGES, "bytes");
+    if status == StatusCode::PARTIAL_CONTENT {
+        insert(
+            h,
+            header::CONTENT_RANGE,
+            &format!("bytes {start}-{}/{size}", start + len - 1),
+        );
+    }
+    resp
+}
+
+/// Serves `root` on `addr` until `interrupt` is set (Ctrl-C, SIGTERM), then shuts down
+/// gracefully. `ready` is called with the bound address.
+///
+/// # Errors
+/// When the layout cannot be read or the address cannot be bound.
+pub fn run(
+    root: &Root,
+    addr: SocketAddr,
+    interrupt: &AtomicBool,
+    ready: &mut dyn FnMut(SocketAddr),
+) -> Result<()> {
+    let snapshot = Arc::new(Snapshot::load(root)?);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::io("tokio runtime", e))?;
+    let listener = rt
+        .block_on(tokio::net::TcpListener::bind(addr))
+        .map_err(|e| Error::io(addr.to_string(), e))?;
+    let bound = listener
+        .local_addr()
+        .map_err(|e| Error::io(addr.to_string(), e))?;
+    ready(bound);
+    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    std::thread::scope(|scope| {
+        scope.spawn(move || {
+            while !interrupt.load(Ordering::Relaxed) {
+                std::thread::sleep(std::time::Duration::from_millis(100));
+            }
+            let _ = tx.send(());
+        });
+        let served = rt.block_on(async {
+            axum::serve(listener, app(snapshot))
+                .with_graceful_shutdown(async {
+                    let _ = rx.await;
+                })
+                .await
+        });
+        // Let the watcher thread finish if the server stopped on its own.
+        interrupt.store(true, Ordering::Relaxed);
+        served.map_err(|e| Error::io(bound.to_string(), e))
+    })
+}

@@ -1,0 +1,412 @@
+//! `serve`: every route, header and error in-process through the router, then real pulls with
+//! skopeo from the binary, compared with the digests the real registry gave.
+
+use std::process::{Command, Stdio};
+use std::sync::Arc;
+
+use axum::body::Body;
+use axum::http::{Request, StatusCode};
+use http_body_util::BodyExt;
+use regfsck::digest::{Algorithm, hash_bytes};
+use regfsck::layout::Root;
+use regfsck::manifest::Role;
+use regfsck::serve::{Snapshot, app};
+use tower::ServiceExt;
+
+use crate::common::{Sample, regfsck, sample_tar};
+
+struct Resp {
+    status: StatusCode,
+    headers: axum::http::HeaderMap,
+    body: Vec<u8>,
+}
+
+impl Resp {
+    fn header(&self, k: &str) -> &str {
+        self.headers
+            .get(k)
+            .map(|v| v.to_str().unwrap())
+            .unwrap_or("")
+    }
+    fn json(&self) -> serde_json::Value {
+        serde_json::from_slice(&self.body).unwrap()
+    }
+    fn error_code(&self) -> String {
+        self.json()["errors"][0]["code"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+}
+
+async fn call(s: &Sample, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
+    let root = Root::open(s.root()).unwrap();
+    let snap = Arc::new(Snapshot::load(&root).unwrap());
+    let mut req = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    let resp = app(snap)
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap();
+    let status = resp.status();
+    let headers = resp.headers().clone();
+    let body = resp
+        .into_body()
+        .collect()
+        .await
+        .unwrap()
+        .to_bytes()
+        .to_vec();
+    let r = Resp {
+        status,
+        headers,
+        body,
+    };
+    assert_eq!(
+        r.header("docker-distribution-api-version"),
+        "registry/2.0",
+        "{path}"
+    );
+    r
+}
+
+#[tokio::test]
+async fn base_catalog_and_tags() {
+    let s = Sample::registry();
+    let r = call(&s, "GET", "/v2/", &[]).await;
+    assert_eq!((r.status, r.body.as_slice()), (StatusCode::OK, &b"{}"[..]));
+    let r = call(&s, "GET", "/v2/_catalog", &[]).await;
+    let want: Vec<String> = std::fs::read_to_string(sample_tar("sample").with_extension("catalog"))
+        .unwrap()
+        .lines()
+        .map(str::to_string)
+        .collect();
+    let mut got: Vec<String> = serde_json::from_value(r.json()["repositories"].clone()).unwrap();
+    got.sort();
+    let mut want_sorted = want.clone();
+    want_sorted.sort();
+    assert_eq!(got, want_sorted, "the real registry's catalog");
+    let r = call(&s, "GET", "/v2/_catalog?n=2", &[]).await;
+    assert_eq!(r.json()["repositories"].as_array().unwrap().len(), 2);
+    assert_eq!(
+        r.header("link"),
+        "</v2/_catalog?last=busybox-oci&n=2>; rel=\"next\""
+    );
+    let r = call(&s, "GET", "/v2/_catalog?n=2&last=busybox-oci", &[]).await;
+    assert_eq!(r.json()["repositories"][0], "emptied");
+    assert_eq!(
+        call(&s, "GET", "/v2/_catalog?n=1001", &[])
+            .await
+            .error_code(),
+        "PAGINATION_NUMBER_INVALID"
+    );
+    let r = call(&s, "GET", "/v2/team/app/tags/list", &[]).await;
+    assert_eq!(
+        r.json(),
+        serde_json::json!({"name": "team/app", "tags": ["latest", "v1"]})
+    );
+    let r = call(&s, "GET", "/v2/team/app/tags/list?n=1", &[]).await;
+    assert_eq!(r.json()["tags"], serde_json::json!(["latest"]));
+    assert_eq!(
+        r.header("link"),
+        "</v2/team/app/tags/list?last=latest&n=1>; rel=\"next\""
+    );
+    let r = call(&s, "GET", "/v2/team/app/tags/list?n=1&last=latest", &[]).await;
+    assert_eq!(
+        (r.json()["tags"].clone(), r.header("link")),
+        (serde_json::json!(["v1"]), "")
+    );
+    let r = call(&s, "GET", "/v2/team/app/tags/list?n=0", &[]).await;
+    assert_eq!(
+        (r.json()["tags"].clone(), r.header("link")),
+        (serde_json::json!([]), "")
+    );
+    assert_eq!(
+        call(&s, "GET", "/v2/team/app/tags/list?n=x", &[])
+            .await
+            .status,
+        StatusCode::BAD_REQUEST
+    );
+    let r = call(&s, "GET", "/v2/nosuch/tags/list", &[]).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::NOT_FOUND, "NAME_UNKNOWN".into())
+    );
+    let r = call(&s, "GET", "/v2/emptied/tags/list", &[]).await;
+    assert_eq!(r.json()["tags"], serde_json::json!([]));
+}
+
+#[tokio::test]
+async fn manifests() {
+    let s = Sample::registry();
+    let idx = s.tag("multi/oci-index", "latest");
+    for method in ["GET", "HEAD"] {
+        let r = call(&s, method, "/v2/multi/oci-index/manifests/latest", &[]).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(
+            r.header("content-type"),
+            "application/vnd.oci.image.index.v1+json"
+        );
+        assert_eq!(r.header("docker-content-digest"), idx.to_string());
+        assert_eq!(r.header("etag"), format!("\"{idx}\""));
+        let stored = std::fs::read(s.blob_path(&idx)).unwrap();
+        assert_eq!(r.header("content-length"), stored.len().to_string());
+        if method == "GET" {
+            assert_eq!(r.body, stored, "the stored bytes, byte for byte");
+        } else {
+            assert!(r.body.is_empty());
+        }
+    }
+    let list = s.tag("multi/docker-list", "latest");
+    let r = call(
+        &s,
+        "GET",
+        &format!("/v2/multi/docker-list/manifests/{list}"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        r.header("content-type"),
+        "application/vnd.docker.distribution.manifest.list.v2+json"
+    );
+    let child = s.reference(&list, Role::Child);
+    let r = call(
+        &s,
+        "GET",
+        &format!("/v2/multi/docker-list/manifests/{child}"),
+        &[],
+    )
+    .await;
+    assert_eq!(
+        r.header("content-type"),
+        "application/vnd.docker.distribution.manifest.v2+json"
+    );
+    // Conditional GET.
+    let etag = format!("\"{idx}\"");
+    let r = call(
+        &s,
+        "GET",
+        "/v2/multi/oci-index/manifests/latest",
+        &[("if-none-match", &etag)],
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_MODIFIED);
+    // Unknown tag, a digest another repository has but this one does not link, bad digests.
+    for (path, status) in [
+        ("/v2/team/app/manifests/nosuch", StatusCode::NOT_FOUND),
+        (
+            &format!("/v2/team/app/manifests/{idx}")[..],
+            StatusCode::NOT_FOUND,
+        ),
+        (
+            "/v2/team/app/manifests/sha256:baddigeststring",
+            StatusCode::NOT_FOUND,
+        ),
+        ("/v2/team/app/manifests/sha256:..", StatusCode::NOT_FOUND),
+        ("/v2/nosuch/manifests/latest", StatusCode::NOT_FOUND),
+    ] {
+        let r = call(&s, "GET", path, &[]).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (status, "MANIFEST_UNKNOWN".into()),
+            "{path}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_manifest_that_does_not_hash_to_its_digest_is_not_served() {
+    let s = Sample::registry();
+    let d = s.tag("team/app", "latest");
+    let mut bytes = std::fs::read(s.blob_path(&d)).unwrap();
+    bytes.push(b' ');
+    std::fs::write(s.blob_path(&d), bytes).unwrap();
+    let r = call(&s, "GET", "/v2/team/app/manifests/latest", &[]).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::NOT_FOUND, "MANIFEST_UNKNOWN".into())
+    );
+}
+
+#[tokio::test]
+async fn blobs_and_ranges() {
+    let s = Sample::registry();
+    let m = s.tag("busybox-oci", "1.1");
+    let layer = s.manifest(&m).refs(Role::Layer).last().unwrap().digest;
+    let data = std::fs::read(s.blob_path(&layer)).unwrap();
+    let size = data.len();
+    let path = format!("/v2/busybox-oci/blobs/{layer}");
+    let r = call(&s, "GET", &path, &[]).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert_eq!(r.body, data);
+    assert_eq!(hash_bytes(Algorithm::Sha256, &r.body), layer);
+    assert_eq!(r.header("content-type"), "application/octet-stream");
+    assert_eq!(r.header("docker-content-digest"), layer.to_string());
+    assert_eq!(r.header("accept-ranges"), "bytes");
+    assert_eq!(r.header("content-length"), size.to_string());
+    let r = call(&s, "HEAD", &path, &[]).await;
+    assert_eq!((r.status, r.body.len()), (StatusCode::OK, 0));
+    assert_eq!(r.header("content-length"), size.to_string());
+    for (range, from, to) in [
+        ("bytes=0-9", 0, 9),
+        ("bytes=10-", 10, size - 1),
+        ("bytes=-5", size - 5, size - 1),
+        ("bytes=3-100000", 3, size - 1),
+    ] {
+        let r = call(&s, "GET", &path, &[("range", range)]).await;
+        assert_eq!(r.status, StatusCode::PARTIAL_CONTENT, "{range}");
+        assert_eq!(r.body, &data[from..=to], "{range}");
+        assert_eq!(
+            r.header("content-range"),
+            format!("bytes {from}-{to}/{size}")
+        );
+        assert_eq!(r.header("content-length"), (to - from + 1).to_string());
+    }
+    for range in [
+        format!("bytes={size}-"),
+        "bytes=5-2".to_string(),
+        "bytes=-0".to_string(),
+    ] {
+        let r = call(&s, "GET", &path, &[("range", &range)]).await;
+        assert_eq!(r.status, StatusCode::RANGE_NOT_SATISFIABLE, "{range}");
+        assert_eq!(r.header("content-range"), format!("bytes */{size}"));
+    }
+    // Several ranges are allowed to be ignored: the whole blob.
+    let r = call(&s, "GET", &path, &[("range", "bytes=0-1,4-5")]).await;
+    assert_eq!((r.status, r.body.len()), (StatusCode::OK, size));
+    // A blob that exists but is not linked in this repository, and bad digests.
+    let r = call(&s, "GET", &format!("/v2/team/app/blobs/{layer}"), &[]).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::NOT_FOUND, "BLOB_UNKNOWN".into())
+    );
+    let r = call(
+        &s,
+        "GET",
+        "/v2/team/app/blobs/sha256:../../../etc/passwd",
+        &[],
+    )
+    .await;
+    assert_eq!(
+        (r.status, r.body.as_slice()),
+        (StatusCode::NOT_FOUND, &b"404 page not found\n"[..])
+    );
+    for bad in [
+        "sha256:zz",
+        "sha256:..",
+        "sha256:..%2F..%2Fetc%2Fpasswd",
+        "md5:abc",
+        "0123",
+    ] {
+        let r = call(&s, "GET", &format!("/v2/team/app/blobs/{bad}"), &[]).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (StatusCode::BAD_REQUEST, "DIGEST_INVALID".into()),
+            "{bad}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn writes_are_unsupported_and_strange_paths_are_404() {
+    let s = Sample::registry();
+    for (method, path) in [
+        ("DELETE", "/v2/team/app/manifests/latest"),
+        ("PUT", "/v2/team/app/manifests/latest"),
+        ("POST", "/v2/team/app/blobs/uploads/"),
+        ("GET", "/v2/team/app/blobs/uploads/some-uuid"),
+        ("PATCH", "/v2/team/app/blobs/uploads/some-uuid"),
+        ("DELETE", "/v2/team/app/blobs/sha256:aa"),
+    ] {
+        let r = call(&s, method, path, &[]).await;
+        assert_eq!(
+            (r.status, r.error_code()),
+            (StatusCode::METHOD_NOT_ALLOWED, "UNSUPPORTED".into()),
+            "{method} {path}"
+        );
+    }
+    for path in [
+        "/v2/../../etc/passwd/manifests/x",
+        "/v2/team%2Fapp/manifests/latest",
+        "/v2/team/app/..%2F..%2Fetc/manifests/x",
+        "/v2/UPPER/manifests/x",
+        "/v2/team/app/referrers/sha256:aa",
+        "/etc/passwd",
+    ] {
+        let r = call(&s, "GET", path, &[]).await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{path}");
+        assert_eq!(r.body, b"404 page not found\n", "{path}");
+    }
+}
+
+#[test]
+fn skopeo_pulls_every_tag_with_the_registrys_digests() {
+    let s = Sample::registry();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let addr = format!("127.0.0.1:{port}");
+    let mut child = regfsck()
+        .args(["serve", "--addr", &addr])
+        .arg(s.root())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    for _ in 0..100 {
+        if std::net::TcpStream::connect(&addr).is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    let dest = tempfile::tempdir().unwrap();
+    let expected = std::fs::read_to_string(sample_tar("sample").with_extension("ls")).unwrap();
+    let mut failures = Vec::new();
+    for line in expected.lines() {
+        let mut parts = line.rsplitn(3, ':');
+        let (hex, alg, repo_tag) = (
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+            parts.next().unwrap(),
+        );
+        let want = format!("{alg}:{hex}");
+        let src = format!("docker://{addr}/{repo_tag}");
+        let out = Command::new("skopeo")
+            .args(["copy", "--all", "-q", "--src-tls-verify=false", &src])
+            .arg(format!(
+                "dir:{}/{}",
+                dest.path().display(),
+                repo_tag.replace(['/', ':'], "_")
+            ))
+            .output()
+            .expect("skopeo (installed by .ci/run)");
+        if !out.status.success() {
+            failures.push(format!(
+                "copy {repo_tag}: {}",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+            continue;
+        }
+        let out = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false", &src])
+            .output()
+            .unwrap();
+        let got = hash_bytes(Algorithm::Sha256, &out.stdout).to_string();
+        if got != want {
+            failures.push(format!("{repo_tag}: {got} != {want}"));
+        }
+    }
+    // Graceful shutdown on SIGINT, exit 0.
+    // SAFETY: sending a signal to our own child process.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+    let status = child.wait().unwrap();
+    assert_eq!(failures, Vec::<String>::new());
+    assert_eq!(status.code(), Some(0));
+}
