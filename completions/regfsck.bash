@@ -236,13 +236,21 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__serve)
-            opts="-j -q -v -h --addr --root --config --json --jobs --quiet --verbose --help"
+            opts="-j -q -v -h --addr --htpasswd --realm --root --config --json --jobs --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --addr)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --htpasswd)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --realm)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,17 +1,25 @@
 #!/usr/bin/env bash
 # Installs what regfsck's tests and benchmarks need on a fresh Debian machine: the real registry
-# (docker-registry 2.8), skopeo and umoci, and the Rust components for fmt and clippy.
+# (docker-registry 2.8), skopeo, umoci, htpasswd (apache2-utils: bcrypt entries for serve's
+# tests), and the Rust components for fmt and clippy.
 set -euo pipefail
 missing=()
-for cmd in docker-registry skopeo umoci; do
+for cmd in docker-registry skopeo umoci htpasswd; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
   sudo=""
   [ "$(id -u)" -eq 0 ] || sudo="sudo"
   echo "installing ${missing[*]}" >&2
+  pkgs=()
+  for cmd in "${missing[@]}"; do
+    case "$cmd" in
+      htpasswd) pkgs+=(apache2-utils) ;;
+      *) pkgs+=("$cmd") ;;
+    esac
+  done
   $sudo apt-get update -qq
-  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
 if command -v rustup >/dev/null 2>&1; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt

@@ -254,7 +254,12 @@ pub fn run(
         Command::Serve(a) => {
             let root = resolve_root(a.root.as_deref(), g, env)?;
             let mut said = Ok(());
-            serve::run(&root, a.addr, interrupt, &mut |bound| {
+            let opts = serve::ServeOptions {
+                addr: a.addr,
+                htpasswd: a.htpasswd.clone(),
+                realm: a.realm.clone(),
+            };
+            serve::run(&root, &opts, interrupt, &mut |bound| {
                 said = writeln!(out, "serving {} on http://{bound}", root.path().display())
                     .and_then(|()| out.flush());
             })?;

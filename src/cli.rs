@@ -174,4 +174,11 @@ pub struct ServeArgs {
     /// Address to listen on.
     #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5000")]
     pub addr: std::net::SocketAddr,
+    /// Require basic authentication against an htpasswd file (bcrypt entries, as made by
+    /// `htpasswd -B`), as the registry's htpasswd auth.
+    #[arg(long, value_name = "FILE")]
+    pub htpasswd: Option<PathBuf>,
+    /// Realm of the basic-auth challenge.
+    #[arg(long, value_name = "REALM", default_value = "regfsck")]
+    pub realm: String,
 }

@@ -7,6 +7,7 @@
 //! from disk (opened without following symlinks) with single `Range` requests. Every write
 //! method answers 405 `UNSUPPORTED`.
 
+pub mod auth;
 pub mod routes;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -116,12 +117,32 @@ fn unsupported() -> Response {
     )
 }
 
+/// What a server needs: the layout, and optionally the users allowed in.
+#[derive(Debug)]
+pub struct Served {
+    /// The layout.
+    pub snapshot: Snapshot,
+    /// Basic authentication, when configured.
+    pub htpasswd: Option<auth::Htpasswd>,
+    /// The realm of the `Basic` challenge.
+    pub realm: String,
+}
+
 /// The router: everything goes through [`handle`]; a layer adds the API version header and
 /// the access log.
-pub fn app(snapshot: Arc<Snapshot>) -> Router {
+pub fn app(snapshot: Snapshot) -> Router {
+    router(Arc::new(Served {
+        snapshot,
+        htpasswd: None,
+        realm: String::new(),
+    }))
+}
+
+/// The router over a configured server.
+pub fn router(served: Arc<Served>) -> Router {
     Router::new()
         .fallback(handle)
-        .with_state(snapshot)
+        .with_state(served)
         .layer(middleware::from_fn(stamp_and_log))
 }
 
@@ -143,7 +164,38 @@ async fn stamp_and_log(req: Request, next: Next) -> Response {
     resp
 }
 
-async fn handle(State(s): State<Arc<Snapshot>>, req: Request) -> Response {
+async fn handle(State(served): State<Arc<Served>>, req: Request) -> Response {
+    if served.htpasswd.is_some() {
+        let given = req
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .map(str::to_string);
+        let served2 = Arc::clone(&served);
+        let ok = tokio::task::spawn_blocking(move || {
+            served2
+                .htpasswd
+                .as_ref()
+                .is_some_and(|h| h.check(given.as_deref()))
+        })
+        .await
+        .unwrap_or(false);
+        if !ok {
+            let mut r = error(
+                StatusCode::UNAUTHORIZED,
+                "UNAUTHORIZED",
+                "authentication required",
+                serde_json::Value::Null,
+            );
+            insert(
+                r.headers_mut(),
+                header::WWW_AUTHENTICATE,
+                &format!("Basic realm=\"{}\"", served.realm.replace('"', "")),
+            );
+            return r;
+        }
+    }
+    let s = &served.snapshot;
     let r = route(req.uri().path());
     if r == Route::NotFound {
         return not_found();
@@ -157,10 +209,10 @@ async fn handle(State(s): State<Arc<Snapshot>>, req: Request) -> Response {
     let headers = req.headers();
     match r {
         Route::Base => (StatusCode::OK, [(header::CONTENT_TYPE, JSON)], "{}").into_response(),
-        Route::Catalog => catalog(&s, &query),
-        Route::Tags(name) => tags(&s, &name, &query),
-        Route::Manifest(name, reference) => manifest(&s, &name, &reference, headers, head).await,
-        Route::Blob(name, digest) => blob(&s, &name, &digest, headers, head).await,
+        Route::Catalog => catalog(s, &query),
+        Route::Tags(name) => tags(s, &name, &query),
+        Route::Manifest(name, reference) => manifest(s, &name, &reference, headers, head).await,
+        Route::Blob(name, digest) => blob(s, &name, &digest, headers, head).await,
         Route::Upload(_) => unsupported(),
         Route::NotFound => not_found(),
     }
@@ -529,18 +581,38 @@ async fn blob(
     resp
 }
 
-/// Serves `root` on `addr` until `interrupt` is set (Ctrl-C, SIGTERM), then shuts down
+/// How to serve.
+#[derive(Debug, Clone)]
+pub struct ServeOptions {
+    /// Address to listen on.
+    pub addr: SocketAddr,
+    /// htpasswd file for basic authentication.
+    pub htpasswd: Option<std::path::PathBuf>,
+    /// Realm of the basic-auth challenge.
+    pub realm: String,
+}
+
+/// Serves `root` on `opts.addr` until `interrupt` is set (Ctrl-C, SIGTERM), then shuts down
 /// gracefully. `ready` is called with the bound address.
 ///
 /// # Errors
 /// When the layout cannot be read or the address cannot be bound.
 pub fn run(
     root: &Root,
-    addr: SocketAddr,
+    opts: &ServeOptions,
     interrupt: &AtomicBool,
     ready: &mut dyn FnMut(SocketAddr),
 ) -> Result<()> {
-    let snapshot = Arc::new(Snapshot::load(root)?);
+    let addr = opts.addr;
+    let htpasswd = match &opts.htpasswd {
+        Some(p) => Some(auth::Htpasswd::load(p)?),
+        None => None,
+    };
+    let served = Arc::new(Served {
+        snapshot: Snapshot::load(root)?,
+        htpasswd,
+        realm: opts.realm.clone(),
+    });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -561,7 +633,7 @@ pub fn run(
             let _ = tx.send(());
         });
         let served = rt.block_on(async {
-            axum::serve(listener, app(snapshot))
+            axum::serve(listener, router(served))
                 .with_graceful_shutdown(async {
                     let _ = rx.await;
                 })

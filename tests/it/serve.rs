@@ -2,7 +2,6 @@
 //! skopeo from the binary, compared with the digests the real registry gave.
 
 use std::process::{Command, Stdio};
-use std::sync::Arc;
 
 use axum::body::Body;
 use axum::http::{Request, StatusCode};
@@ -41,7 +40,7 @@ impl Resp {
 
 async fn call(s: &Sample, method: &str, path: &str, headers: &[(&str, &str)]) -> Resp {
     let root = Root::open(s.root()).unwrap();
-    let snap = Arc::new(Snapshot::load(&root).unwrap());
+    let snap = Snapshot::load(&root).unwrap();
     let mut req = Request::builder().method(method).uri(path);
     for (k, v) in headers {
         req = req.header(*k, *v);
@@ -341,17 +340,17 @@ async fn writes_are_unsupported_and_strange_paths_are_404() {
     }
 }
 
-#[test]
-fn skopeo_pulls_every_tag_with_the_registrys_digests() {
-    let s = Sample::registry();
+/// Starts `regfsck serve` on a free port; returns the child and its address.
+fn start(s: &Sample, extra: &[&str]) -> (std::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
         .local_addr()
         .unwrap()
         .port();
     let addr = format!("127.0.0.1:{port}");
-    let mut child = regfsck()
+    let child = regfsck()
         .args(["serve", "--addr", &addr])
+        .args(extra)
         .arg(s.root())
         .stdout(Stdio::null())
         .stderr(Stdio::null())
@@ -363,6 +362,96 @@ fn skopeo_pulls_every_tag_with_the_registrys_digests() {
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
     }
+    (child, addr)
+}
+
+fn interrupt(child: &std::process::Child) {
+    // SAFETY: sending a signal to our own child process.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as i32, libc::SIGINT);
+    }
+}
+
+#[test]
+fn htpasswd_basic_auth_with_skopeo() {
+    use std::io::{Read, Write};
+    let s = Sample::registry();
+    let file = s.root().join("htpasswd");
+    let out = Command::new("htpasswd")
+        .args(["-Bbc"])
+        .arg(&file)
+        .args(["alice", "s3cret"])
+        .output()
+        .expect("htpasswd (apache2-utils, installed by .ci/run)");
+    assert!(out.status.success());
+    let (mut child, addr) = start(
+        &s,
+        &["--htpasswd", file.to_str().unwrap(), "--realm", "test"],
+    );
+    let inspect = |creds: Option<&str>| {
+        let mut c = Command::new("skopeo");
+        c.args(["inspect", "--raw", "--tls-verify=false"]);
+        if let Some(cr) = creds {
+            c.args(["--creds", cr]);
+        }
+        c.arg(format!("docker://{addr}/team/app:latest"))
+            .output()
+            .unwrap()
+    };
+    let ok = inspect(Some("alice:s3cret"));
+    let wrong = inspect(Some("alice:nope"));
+    let none = inspect(None);
+    // The challenge, by hand.
+    let mut c = std::net::TcpStream::connect(&addr).unwrap();
+    write!(c, "GET /v2/ HTTP/1.0\r\nHost: x\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    c.read_to_string(&mut resp).unwrap();
+    interrupt(&child);
+    child.wait().unwrap();
+    assert!(
+        ok.status.success(),
+        "{}",
+        String::from_utf8_lossy(&ok.stderr)
+    );
+    assert_eq!(
+        hash_bytes(Algorithm::Sha256, &ok.stdout),
+        s.tag("team/app", "latest")
+    );
+    assert!(!wrong.status.success());
+    assert!(!none.status.success());
+    assert!(resp.contains(" 401 "), "{resp}");
+    assert!(
+        resp.to_lowercase()
+            .contains("www-authenticate: basic realm=\"test\""),
+        "{resp}"
+    );
+    assert!(resp.contains("UNAUTHORIZED"), "{resp}");
+}
+
+#[test]
+fn a_bad_htpasswd_file_is_a_clear_error() {
+    let s = Sample::registry();
+    let file = s.root().join("htpasswd");
+    std::fs::write(&file, "alice:{SHA}W6ph5Mm5Pz8GgiULbPgzG37mj9g=\n").unwrap();
+    let out = regfsck()
+        .args(["serve", "--addr", "127.0.0.1:0", "--htpasswd"])
+        .arg(&file)
+        .arg(s.root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("line 1: only bcrypt entries are supported"),
+        "{err}"
+    );
+}
+
+#[test]
+fn skopeo_pulls_every_tag_with_the_registrys_digests() {
+    let s = Sample::registry();
+    let (mut child, addr) = start(&s, &[]);
     let dest = tempfile::tempdir().unwrap();
     let expected = std::fs::read_to_string(sample_tar("sample").with_extension("ls")).unwrap();
     let mut failures = Vec::new();
@@ -401,11 +490,7 @@ fn skopeo_pulls_every_tag_with_the_registrys_digests() {
         }
     }
     // Graceful shutdown on SIGINT, exit 0.
-    // SAFETY: sending a signal to our own child process.
-    #[allow(unsafe_code)]
-    unsafe {
-        libc::kill(child.id() as i32, libc::SIGINT);
-    }
+    interrupt(&child);
     let status = child.wait().unwrap();
     assert_eq!(failures, Vec::<String>::new());
     assert_eq!(status.code(), Some(0));
