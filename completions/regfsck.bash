@@ -236,7 +236,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__serve)
-            opts="-j -q -v -h --addr --htpasswd --realm --root --config --json --jobs --quiet --verbose --help"
+            opts="-j -q -v -h --addr --htpasswd --realm --tls-cert --tls-key --root --config --json --jobs --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -251,6 +251,14 @@ _regfsck() {
                     return 0
                     ;;
                 --realm)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-cert)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --tls-key)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

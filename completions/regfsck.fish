@@ -88,6 +88,8 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s h -l help -d 'Pri
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l addr -d 'Address to listen on' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l htpasswd -d 'Require basic authentication against an htpasswd file (bcrypt entries, as made by `htpasswd -B`), as the registry\'s htpasswd auth' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l realm -d 'Realm of the basic-auth challenge' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (with --tls-key)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r

@@ -258,10 +258,20 @@ pub fn run(
                 addr: a.addr,
                 htpasswd: a.htpasswd.clone(),
                 realm: a.realm.clone(),
+                tls: a.tls_cert.clone().zip(a.tls_key.clone()),
             };
             serve::run(&root, &opts, interrupt, &mut |bound| {
-                said = writeln!(out, "serving {} on http://{bound}", root.path().display())
-                    .and_then(|()| out.flush());
+                let scheme = if a.tls_cert.is_some() {
+                    "https"
+                } else {
+                    "http"
+                };
+                said = writeln!(
+                    out,
+                    "serving {} on {scheme}://{bound}",
+                    root.path().display()
+                )
+                .and_then(|()| out.flush());
             })?;
             said.map_err(Error::Output)?;
             Ok(Outcome::default())

@@ -181,4 +181,10 @@ pub struct ServeArgs {
     /// Realm of the basic-auth challenge.
     #[arg(long, value_name = "REALM", default_value = "regfsck")]
     pub realm: String,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+    /// The PEM private key of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
 }

@@ -590,6 +590,8 @@ pub struct ServeOptions {
     pub htpasswd: Option<std::path::PathBuf>,
     /// Realm of the basic-auth challenge.
     pub realm: String,
+    /// PEM certificate chain and private key for HTTPS.
+    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
 }
 
 /// Serves `root` on `opts.addr` until `interrupt` is set (Ctrl-C, SIGTERM), then shuts down
@@ -624,6 +626,22 @@ pub fn run(
         .local_addr()
         .map_err(|e| Error::io(addr.to_string(), e))?;
     ready(bound);
+    let tls = match &opts.tls {
+        Some((cert, key)) => {
+            // ring: rustls's own provider that builds with only a C compiler.
+            let _ = rustls::crypto::ring::default_provider().install_default();
+            let config = rt
+                .block_on(axum_server::tls_rustls::RustlsConfig::from_pem_file(
+                    cert, key,
+                ))
+                .map_err(|e| Error::Config {
+                    path: cert.clone(),
+                    reason: format!("cannot load the TLS certificate and key: {e}"),
+                })?;
+            Some(config)
+        }
+        None => None,
+    };
     let (tx, rx) = tokio::sync::oneshot::channel::<()>();
     std::thread::scope(|scope| {
         scope.spawn(move || {
@@ -633,11 +651,28 @@ pub fn run(
             let _ = tx.send(());
         });
         let served = rt.block_on(async {
-            axum::serve(listener, router(served))
-                .with_graceful_shutdown(async {
-                    let _ = rx.await;
-                })
-                .await
+            match tls {
+                None => {
+                    axum::serve(listener, router(served))
+                        .with_graceful_shutdown(async {
+                            let _ = rx.await;
+                        })
+                        .await
+                }
+                Some(config) => {
+                    let handle = axum_server::Handle::new();
+                    let h = handle.clone();
+                    tokio::spawn(async move {
+                        let _ = rx.await;
+                        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
+                    });
+                    let std_listener = listener.into_std()?;
+                    axum_server::from_tcp_rustls(std_listener, config)?
+                        .handle(handle)
+                        .serve(router(served).into_make_service())
+                        .await
+                }
+            }
         });
         // Let the watcher thread finish if the server stopped on its own.
         interrupt.store(true, Ordering::Relaxed);

@@ -495,3 +495,93 @@ fn skopeo_pulls_every_tag_with_the_registrys_digests() {
     assert_eq!(failures, Vec::<String>::new());
     assert_eq!(status.code(), Some(0));
 }
+
+#[test]
+fn tls_with_skopeo_verifying_the_certificate() {
+    let s = Sample::registry();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("ca.crt"), certs.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (mut child, addr) = start(
+        &s,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+        ],
+    );
+    // skopeo trusts the *.crt files of --cert-dir as CAs: the certificate is really checked.
+    let out = Command::new("skopeo")
+        .args(["inspect", "--raw", "--cert-dir"])
+        .arg(certs.path())
+        .arg(format!("docker://{addr}/team/app/api:latest"))
+        .output()
+        .unwrap();
+    let untrusted = Command::new("skopeo")
+        .args(["inspect", "--raw"])
+        .arg(format!("docker://{addr}/team/app/api:latest"))
+        .output()
+        .unwrap();
+    interrupt(&child);
+    let status = child.wait().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        hash_bytes(Algorithm::Sha256, &out.stdout),
+        s.tag("team/app/api", "latest")
+    );
+    assert!(!untrusted.status.success(), "an unknown CA is refused");
+    assert_eq!(status.code(), Some(0));
+}
+
+#[test]
+fn a_bad_certificate_is_a_clear_error() {
+    let s = Sample::registry();
+    let junk = s.root().join("junk.pem");
+    std::fs::write(&junk, "not a certificate").unwrap();
+    let out = regfsck()
+        .args(["serve", "--addr", "127.0.0.1:0", "--tls-cert"])
+        .arg(&junk)
+        .arg("--tls-key")
+        .arg(&junk)
+        .arg(s.root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(8));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("cannot load the TLS certificate and key"),
+        "{err}"
+    );
+    let out = regfsck()
+        .args(["serve", "--tls-cert"])
+        .arg(&junk)
+        .arg(s.root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(16), "--tls-cert needs --tls-key");
+}
