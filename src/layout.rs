@@ -169,13 +169,22 @@ impl RepoName {
         if s.len() > 255 {
             return Err(NameError::TooLong(s.len()));
         }
+        Self::check_grammar(s)?;
+        Ok(RepoName(s.to_string()))
+    }
+
+    /// Checks the components of a name, whatever its length.
+    ///
+    /// # Errors
+    /// [`NameError::Component`] naming the first bad component.
+    pub fn check_grammar(s: &str) -> Result<(), NameError> {
         for (i, comp) in s.split('/').enumerate() {
             let ok = path_component_ok(comp) || (i == 0 && s.contains('/') && domain_ok(comp));
             if !ok {
                 return Err(NameError::Component(comp.to_string()));
             }
         }
-        Ok(RepoName(s.to_string()))
+        Ok(())
     }
 
     /// A name as found on disk, which may break the grammar (reported separately). A directory

@@ -214,6 +214,12 @@ async fn handle(State(served): State<Arc<Served>>, req: Request) -> Response {
         Route::Manifest(name, reference) => manifest(s, &name, &reference, headers, head).await,
         Route::Blob(name, digest) => blob(s, &name, &digest, headers, head).await,
         Route::Upload(_) => unsupported(),
+        Route::NameInvalid(n) => error(
+            StatusCode::BAD_REQUEST,
+            "NAME_INVALID",
+            "invalid repository name",
+            json!({"name": n, "reason": "repository name must not be more than 255 characters"}),
+        ),
         Route::NotFound => not_found(),
     }
 }
@@ -561,7 +567,10 @@ async fn blob(
         if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
             return unknown();
         }
-        Body::from_stream(tokio_util::io::ReaderStream::new(file.take(len)))
+        Body::from_stream(tokio_util::io::ReaderStream::with_capacity(
+            file.take(len),
+            1 << 20,
+        ))
     };
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();

@@ -18,6 +18,8 @@ pub enum Route {
     Blob(RepoName, String),
     /// `/v2/<name>/blobs/uploads/...`: push only.
     Upload(RepoName),
+    /// A name that matches the grammar but is longer than 255 characters: `NAME_INVALID`.
+    NameInvalid(String),
     /// Anything else (including invalid names): the plain 404 of the registry's router.
     NotFound,
 }
@@ -38,6 +40,15 @@ pub fn route(path: &str) -> Route {
         return Route::Catalog;
     }
     let name = |n: &str| RepoName::parse(n).ok();
+    // The registry's router matches the grammar; only then is the length checked.
+    let too_long = |n: &str| n.len() > 255 && RepoName::check_grammar(n).is_ok();
+    for marker in ["/tags/list", "/manifests/", "/blobs/"] {
+        if let Some(i) = rest.find(marker) {
+            if too_long(&rest[..i]) {
+                return Route::NameInvalid(rest[..i].to_string());
+            }
+        }
+    }
     if let Some(n) = rest.strip_suffix("/tags/list") {
         return name(n).map_or(Route::NotFound, Route::Tags);
     }
@@ -89,6 +100,16 @@ mod tests {
             route("/v2/manifests/manifests/x"),
             Route::Manifest(n("manifests"), "x".into())
         );
+    }
+
+    #[test]
+    fn over_long_names() {
+        let long = "a".repeat(300);
+        assert_eq!(
+            route(&format!("/v2/{long}/tags/list")),
+            Route::NameInvalid(long.clone())
+        );
+        assert_eq!(route(&format!("/v2/{long}..x/tags/list")), Route::NotFound);
     }
 
     #[test]

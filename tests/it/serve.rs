@@ -326,6 +326,12 @@ async fn writes_are_unsupported_and_strange_paths_are_404() {
             "{method} {path}"
         );
     }
+    let long = "a".repeat(256);
+    let r = call(&s, "GET", &format!("/v2/{long}/manifests/latest"), &[]).await;
+    assert_eq!(
+        (r.status, r.error_code()),
+        (StatusCode::BAD_REQUEST, "NAME_INVALID".into())
+    );
     for path in [
         "/v2/../../etc/passwd/manifests/x",
         "/v2/team%2Fapp/manifests/latest",
@@ -451,7 +457,67 @@ fn a_bad_htpasswd_file_is_a_clear_error() {
 #[test]
 fn skopeo_pulls_every_tag_with_the_registrys_digests() {
     let s = Sample::registry();
-    let (mut child, addr) = start(&s, &[]);
+    pull_every_tag(
+        &s,
+        &[],
+        &["--src-tls-verify=false"],
+        &["--tls-verify=false"],
+        libc::SIGINT,
+    );
+}
+
+#[test]
+fn skopeo_pulls_every_tag_over_tls_with_htpasswd() {
+    let s = Sample::registry();
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("ca.crt"), certs.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(out.status.success());
+    let file = s.root().join("htpasswd");
+    let out = Command::new("htpasswd")
+        .args(["-Bbc"])
+        .arg(&file)
+        .args(["bob", "pa55"])
+        .output()
+        .expect("htpasswd");
+    assert!(out.status.success());
+    let dir = certs.path().to_str().unwrap();
+    pull_every_tag(
+        &s,
+        &[
+            "--tls-cert",
+            cert.to_str().unwrap(),
+            "--tls-key",
+            key.to_str().unwrap(),
+            "--htpasswd",
+            file.to_str().unwrap(),
+        ],
+        &["--src-cert-dir", dir, "--src-creds", "bob:pa55"],
+        &["--cert-dir", dir, "--creds", "bob:pa55"],
+        // SIGTERM shuts down as gracefully as Ctrl-C.
+        libc::SIGTERM,
+    );
+}
+
+/// Pulls every tag the real registry listed with `skopeo copy --all`, and checks that
+/// `skopeo inspect --raw` gives the digest the real registry gave.
+fn pull_every_tag(s: &Sample, serve: &[&str], copy: &[&str], inspect: &[&str], stop: i32) {
+    let (mut child, addr) = start(s, serve);
     let dest = tempfile::tempdir().unwrap();
     let expected = std::fs::read_to_string(sample_tar("sample").with_extension("ls")).unwrap();
     let mut failures = Vec::new();
@@ -465,7 +531,9 @@ fn skopeo_pulls_every_tag_with_the_registrys_digests() {
         let want = format!("{alg}:{hex}");
         let src = format!("docker://{addr}/{repo_tag}");
         let out = Command::new("skopeo")
-            .args(["copy", "--all", "-q", "--src-tls-verify=false", &src])
+            .args(["copy", "--all", "-q"])
+            .args(copy)
+            .arg(&src)
             .arg(format!(
                 "dir:{}/{}",
                 dest.path().display(),
@@ -481,7 +549,9 @@ fn skopeo_pulls_every_tag_with_the_registrys_digests() {
             continue;
         }
         let out = Command::new("skopeo")
-            .args(["inspect", "--raw", "--tls-verify=false", &src])
+            .args(["inspect", "--raw"])
+            .args(inspect)
+            .arg(&src)
             .output()
             .unwrap();
         let got = hash_bytes(Algorithm::Sha256, &out.stdout).to_string();
@@ -489,8 +559,12 @@ fn skopeo_pulls_every_tag_with_the_registrys_digests() {
             failures.push(format!("{repo_tag}: {got} != {want}"));
         }
     }
-    // Graceful shutdown on SIGINT, exit 0.
-    interrupt(&child);
+    // Graceful shutdown, exit 0.
+    // SAFETY: sending a signal to our own child process.
+    #[allow(unsafe_code)]
+    unsafe {
+        libc::kill(child.id() as i32, stop);
+    }
     let status = child.wait().unwrap();
     assert_eq!(failures, Vec::<String>::new());
     assert_eq!(status.code(), Some(0));
