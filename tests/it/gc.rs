@@ -200,12 +200,7 @@ impl Drop for Registry {
 }
 
 pub(crate) fn serve(root: &Path) -> Registry {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = crate::common::free_addr();
     let cfg = write_config(root, &addr);
     let child = Command::new("docker-registry")
         .arg("serve")
@@ -214,12 +209,7 @@ pub(crate) fn serve(root: &Path) -> Registry {
         .stderr(Stdio::null())
         .spawn()
         .expect("docker-registry");
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(100));
-    }
+    crate::common::wait_for(&addr);
     Registry { child, addr }
 }
 

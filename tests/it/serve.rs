@@ -348,12 +348,7 @@ async fn writes_are_unsupported_and_strange_paths_are_404() {
 
 /// Starts `regfsck serve` on a free port; returns the child and its address.
 fn start(s: &Sample, extra: &[&str]) -> (std::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let addr = format!("127.0.0.1:{port}");
+    let addr = crate::common::free_addr();
     let child = regfsck()
         .args(["serve", "--addr", &addr])
         .args(extra)
@@ -362,13 +357,49 @@ fn start(s: &Sample, extra: &[&str]) -> (std::process::Child, String) {
         .stderr(Stdio::null())
         .spawn()
         .unwrap();
-    for _ in 0..100 {
-        if std::net::TcpStream::connect(&addr).is_ok() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    crate::common::wait_for(&addr);
     (child, addr)
+}
+
+/// A self-signed certificate for 127.0.0.1 made by openssl: (its directory, cert, key).
+fn self_signed() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) {
+    let certs = tempfile::tempdir().unwrap();
+    let (cert, key) = (certs.path().join("ca.crt"), certs.path().join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (certs, cert, key)
+}
+
+/// An htpasswd file with one bcrypt entry, made by the real `htpasswd -B`.
+fn htpasswd(s: &Sample, user: &str, pass: &str) -> std::path::PathBuf {
+    let file = s.root().join("htpasswd");
+    let out = Command::new("htpasswd")
+        .args(["-Bbc"])
+        .arg(&file)
+        .args([user, pass])
+        .output()
+        .expect("htpasswd (apache2-utils, installed by .ci/run)");
+    assert!(out.status.success());
+    file
 }
 
 fn interrupt(child: &std::process::Child) {
@@ -383,14 +414,7 @@ fn interrupt(child: &std::process::Child) {
 fn htpasswd_basic_auth_with_skopeo() {
     use std::io::{Read, Write};
     let s = Sample::registry();
-    let file = s.root().join("htpasswd");
-    let out = Command::new("htpasswd")
-        .args(["-Bbc"])
-        .arg(&file)
-        .args(["alice", "s3cret"])
-        .output()
-        .expect("htpasswd (apache2-utils, installed by .ci/run)");
-    assert!(out.status.success());
+    let file = htpasswd(&s, "alice", "s3cret");
     let (mut child, addr) = start(
         &s,
         &["--htpasswd", file.to_str().unwrap(), "--realm", "test"],
@@ -469,33 +493,8 @@ fn skopeo_pulls_every_tag_with_the_registrys_digests() {
 #[test]
 fn skopeo_pulls_every_tag_over_tls_with_htpasswd() {
     let s = Sample::registry();
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = (certs.path().join("ca.crt"), certs.path().join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(out.status.success());
-    let file = s.root().join("htpasswd");
-    let out = Command::new("htpasswd")
-        .args(["-Bbc"])
-        .arg(&file)
-        .args(["bob", "pa55"])
-        .output()
-        .expect("htpasswd");
-    assert!(out.status.success());
+    let (certs, cert, key) = self_signed();
+    let file = htpasswd(&s, "bob", "pa55");
     let dir = certs.path().to_str().unwrap();
     pull_every_tag(
         &s,
@@ -573,29 +572,7 @@ fn pull_every_tag(s: &Sample, serve: &[&str], copy: &[&str], inspect: &[&str], s
 #[test]
 fn tls_with_skopeo_verifying_the_certificate() {
     let s = Sample::registry();
-    let certs = tempfile::tempdir().unwrap();
-    let (cert, key) = (certs.path().join("ca.crt"), certs.path().join("key.pem"));
-    let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .expect("openssl");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let (certs, cert, key) = self_signed();
     let (mut child, addr) = start(
         &s,
         &[
