@@ -19,7 +19,9 @@ pub enum Error {
         path: PathBuf,
     },
     /// No root was given in any of the accepted ways.
-    #[error("no registry root given: pass ROOT, --root DIR, --config FILE, or set REGFSCK_ROOT")]
+    #[error(
+        "no registry root given: use --root DIR, --config FILE or REGFSCK_ROOT (verify, ls, gc, du and serve also take it as ROOT)"
+    )]
     NoRoot,
     /// Two different roots were given.
     #[error("two different roots given: {first} and {second}")]
