@@ -1,33 +1,55 @@
 #!/usr/bin/env bash
 # Regenerates testdata/registries/sample.* with the REAL registry (Debian's docker-registry 2.8),
-# skopeo and umoci: images are built locally with umoci (no network), pushed with skopeo and curl,
-# then the registry's own view (catalog, tags, digests) and its garbage-collect dry runs are
-# recorded next to the packed layout.
+# skopeo and umoci. There is no network: every image is built here with umoci from small,
+# deterministic files (fixed timestamps, so image digests are the same on every run), pushed with
+# skopeo and curl, then the registry's own view (catalog, tags, digests) and its garbage-collect
+# dry runs are recorded next to the packed layout.
 #
-#   apt-get install docker-registry skopeo umoci curl python3
+#   apt-get install docker-registry skopeo umoci
 #   bash testdata/generate.sh
+#
+# Outputs (testdata/registries/): sample.tar sample.tree sample.ls sample.catalog
+# sample.gc-dry-run.txt sample.gc-dry-run-m.txt (and sample.gc-dry-run*.stderr.txt only if a gc
+# dry run exits non-zero).
 set -euo pipefail
-here="$(cd "$(dirname "$0")" && pwd)"
-out="$here/registries"
-for cmd in docker-registry skopeo umoci curl python3; do
-  command -v "$cmd" >/dev/null || { echo "missing: $cmd (apt-get install docker-registry skopeo umoci curl python3)" >&2; exit 1; }
-done
+umask 022
+export LC_ALL=C
 
-work="$(mktemp -d)"
+here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
+out="$here/registries"
+
+missing=()
+for cmd in docker-registry skopeo umoci curl python3; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "generate.sh: missing: ${missing[*]} (apt-get install docker-registry skopeo umoci curl python3)" >&2
+  exit 1
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/regfsck-testdata.XXXXXX")"
 reg_pid=""
 cleanup() {
-  [ -n "$reg_pid" ] && kill "$reg_pid" 2>/dev/null && wait "$reg_pid" 2>/dev/null
+  if [ -n "$reg_pid" ]; then
+    kill "$reg_pid" 2>/dev/null || true
+    wait "$reg_pid" 2>/dev/null || true
+  fi
   rm -rf "$work"
 }
 trap cleanup EXIT
+die() { echo "generate.sh: $*" >&2; exit 1; }
+log() { echo "generate.sh: $*" >&2; }
 
-root="$work/root"
+# --- the registry ----------------------------------------------------------------------------
+root="$work/root"   # the rootdirectory: it will contain docker/registry/v2
 mkdir -p "$root"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-cat > "$work/config.yml" <<CFG
+reg="127.0.0.1:$port"
+config="$work/config.yml"
+cat > "$config" <<CFG
 version: 0.1
 log:
-  level: warn
+  level: info
 storage:
   filesystem:
     rootdirectory: $root
@@ -37,99 +59,211 @@ storage:
     uploadpurging:
       enabled: false
 http:
-  addr: 127.0.0.1:$port
+  addr: $reg
 CFG
-docker-registry serve "$work/config.yml" >"$work/registry.log" 2>&1 &
+docker-registry serve "$config" >"$work/registry.log" 2>&1 &
 reg_pid=$!
-reg="127.0.0.1:$port"
-for _ in $(seq 100); do curl -sf "http://$reg/v2/" >/dev/null && break; sleep 0.1; done
-curl -sf "http://$reg/v2/" >/dev/null || { cat "$work/registry.log" >&2; exit 1; }
+for _ in $(seq 150); do
+  curl -sf "http://$reg/v2/" >/dev/null 2>&1 && break
+  kill -0 "$reg_pid" 2>/dev/null || break
+  sleep 0.1
+done
+curl -sf "http://$reg/v2/" >/dev/null || { cat "$work/registry.log" >&2; die "the registry did not start"; }
+log "registry on $reg, root $root"
 
-# --- images, built locally ---------------------------------------------------------------
+# --- images, built locally with umoci (deterministic: fixed mtimes and created times) ---------
+T=2024-01-01T00:00:00Z
 oci="$work/oci"
+files="$work/files"
+mkdir -p "$files"
 umoci init --layout "$oci"
-umoci new --image "$oci:empty"
-printf 'shared base layer\n%.0s' $(seq 200) > "$work/base.txt"
-umoci insert --image "$oci:empty" --tag base "$work/base.txt" /etc/base.txt
-mk() { # mk TAG FROM CONTENT [ARCH]
-  printf '%s\n' "$3" > "$work/$1.txt"
-  umoci insert --image "$oci:$2" --tag "$1" "$work/$1.txt" "/app/$1.txt"
-  if [ -n "${4:-}" ]; then umoci config --image "$oci:$1" --architecture "$4" --os linux; fi
-}
-mk alpine-v1 base "alpine mini one"
-mk alpine-v2 base "alpine mini two"
-mk busybox-10 base "busybox 1.0"
-mk busybox-11 base "busybox 1.1"
-mk app base "team app"
-mk api base "team app api"
-mk doomed base "this image is deleted through the API"
-mk amd64 base "multi-arch amd64" amd64
-mk arm64 base "multi-arch arm64" arm64
+umoci new --image "$oci:scratch"
+umoci config --image "$oci:scratch" --tag empty --created "$T" --history.created "$T" \
+  --author regfsck-testdata --os linux --architecture amd64
 
-# A multi-arch OCI index over the amd64 and arm64 images, tagged "multi" in the OCI layout.
-python3 - "$oci" <<'PY'
+# file NAME CONTENT...: a small file with a fixed mtime and mode
+file() {
+  local f="$files/$1"; shift
+  printf '%s\n' "$@" > "$f"
+  chmod 644 "$f"
+  touch -d "@1704067200" "$f"
+}
+# The shared base layer: ~4 KB of deterministic, poorly compressible text.
+python3 - "$files/base.txt" <<'PY'
+import hashlib, sys
+h = b"regfsck shared base layer"
+with open(sys.argv[1], "w") as f:
+    for i in range(64):
+        h = hashlib.sha256(h).digest()
+        f.write("%02d %s\n" % (i, h.hex()))
+PY
+chmod 644 "$files/base.txt"; touch -d "@1704067200" "$files/base.txt"
+umoci insert --image "$oci:empty" --tag base --history.created "$T" "$files/base.txt" /etc/base.txt
+
+# img TAG CONTENT [ARCH]: the base image plus /app/TAG.txt, tagged TAG in the OCI layout
+img() {
+  file "$1.txt" "$2"
+  umoci insert --image "$oci:base" --tag "$1" --history.created "$T" "$files/$1.txt" "/app/$1.txt"
+  if [ -n "${3:-}" ]; then
+    umoci config --image "$oci:$1" --created "$T" --history.created "$T" --os linux --architecture "$3"
+  fi
+}
+img alpine-v1 "alpine-mini, first build (retagged away from latest)"
+img alpine-v2 "alpine-mini, second build"
+img busybox-10 "busybox-oci 1.0 (its manifest is deleted through the API)"
+img busybox-11 "busybox-oci 1.1"
+img app "team/app"
+img api "team/app/api"
+img doomed "emptied: this image's manifest is deleted through the API"
+img amd64 "multi-arch child linux/amd64" amd64
+img arm64 "multi-arch child linux/arm64" arm64
+
+# A multi-arch OCI image index over the amd64 and arm64 images, written into the OCI layout by
+# hand (umoci cannot build indexes) and tagged "multi" there.
+oci_index="$(python3 - "$oci" <<'PY'
 import hashlib, json, os, sys
 oci = sys.argv[1]
 idx_path = os.path.join(oci, "index.json")
 idx = json.load(open(idx_path))
 by_tag = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in idx["manifests"]}
 children = []
-for tag, arch in (("amd64", "amd64"), ("arm64", "arm64")):
-    d = dict(by_tag[tag]); d.pop("annotations", None)
-    d["platform"] = {"architecture": arch, "os": "linux"}
-    children.append(d)
+for arch in ("amd64", "arm64"):
+    m = by_tag[arch]
+    children.append({"mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"],
+                     "platform": {"architecture": arch, "os": "linux"}})
 body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
                    "manifests": children}, separators=(",", ":")).encode()
 h = hashlib.sha256(body).hexdigest()
-open(os.path.join(oci, "blobs", "sha256", h), "wb").write(body)
+with open(os.path.join(oci, "blobs", "sha256", h), "wb") as f:
+    f.write(body)
 idx["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
                          "digest": "sha256:" + h, "size": len(body),
                          "annotations": {"org.opencontainers.image.ref.name": "multi"}})
-json.dump(idx, open(idx_path, "w"))
+with open(idx_path, "w") as f:
+    json.dump(idx, f, separators=(",", ":"))
+print("sha256:" + h)
 PY
+)"
 
+# --- HTTP helpers ----------------------------------------------------------------------------
+accept="application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.list.v2+json,application/vnd.docker.distribution.manifest.v2+json"
+header() { tr -d '\r' | awk -v h="$1" 'BEGIN{h=tolower(h)} {i=index($0,":")} i && tolower(substr($0,1,i-1))==h {v=substr($0,i+1); sub(/^[ \t]+/,"",v); print v}'; }
+# digest_of REPO REF: Docker-Content-Digest of HEAD /v2/REPO/manifests/REF, accepting every type
+digest_of() { curl -sfI -H "Accept: $accept" "http://$reg/v2/$1/manifests/$2" | header docker-content-digest; }
+absolute() { case "$1" in http*) echo "$1" ;; *) echo "http://$reg$1" ;; esac; }
+sha() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
+# upload REPO FILE: monolithic upload (POST, then PUT ?digest= with the body); prints the digest
+upload() {
+  local d loc
+  d="$(sha "$2")"
+  loc="$(curl -sfi -X POST "http://$reg/v2/$1/blobs/uploads/" | header location)"
+  [ -n "$loc" ] || die "POST /v2/$1/blobs/uploads/ gave no Location"
+  loc="$(absolute "$loc")"
+  case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$2" "$loc" >/dev/null \
+    || die "upload of $2 to $1 failed"
+  echo "$d"
+}
+# mount_or_upload REPO FROM FILE: cross-repository mount (writes only a _layers link); if the
+# registry cannot mount, it answers 202 with an upload session, which is finished with the bytes.
+mount_or_upload() {
+  local d resp code loc
+  d="$(sha "$3")"
+  resp="$(curl -si -X POST "http://$reg/v2/$1/blobs/uploads/?mount=$d&from=$2")"
+  code="$(printf '%s\n' "$resp" | head -1 | awk '{print $2}')"
+  case "$code" in
+    201) ;;
+    202)
+      loc="$(absolute "$(printf '%s\n' "$resp" | header location)")"
+      case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
+      curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$3" "$loc" >/dev/null \
+        || die "upload of $3 to $1 failed" ;;
+    *) die "mount of $d into $1 answered $code" ;;
+  esac
+  echo "$d"
+}
+# put_manifest REPO REF FILE MEDIATYPE
+put_manifest() {
+  curl -sf -X PUT -H "Content-Type: $4" --data-binary "@$3" "http://$reg/v2/$1/manifests/$2" >/dev/null \
+    || die "PUT manifest $2 into $1 failed: $(curl -s -X PUT -H "Content-Type: $4" --data-binary "@$3" "http://$reg/v2/$1/manifests/$2")"
+}
 push() { skopeo copy -q --dest-tls-verify=false "$@"; }
+
+# --- pushes ----------------------------------------------------------------------------------
+# alpine-mini (Docker schema 2): latest is pushed, then re-pushed with a different image, so the
+# first revision stays, untagged, in _manifests/tags/latest/index/. 3.19 names the second build.
 push --format v2s2 "oci:$oci:alpine-v1" "docker://$reg/alpine-mini:latest"
-push --format v2s2 "oci:$oci:alpine-v1" "docker://$reg/alpine-mini:3.18"
-# Retag: latest moves to v2; the old revision stays, untagged except for 3.18... and then 3.18 too.
+alpine_old="$(digest_of alpine-mini latest)"
 push --format v2s2 "oci:$oci:alpine-v2" "docker://$reg/alpine-mini:latest"
-push --format v2s2 "oci:$oci:alpine-v2" "docker://$reg/alpine-mini:3.18"
+push --format v2s2 "oci:$oci:alpine-v2" "docker://$reg/alpine-mini:3.19"
+alpine_new="$(digest_of alpine-mini latest)"
+[ "$alpine_old" != "$alpine_new" ] || die "alpine-mini:latest did not move"
+
+# busybox-oci (OCI): 1.0 and 1.0.0 name one manifest, deleted below through the API; 1.1 and
+# latest name another.
 push "oci:$oci:busybox-10" "docker://$reg/busybox-oci:1.0"
+push "oci:$oci:busybox-10" "docker://$reg/busybox-oci:1.0.0"
 push "oci:$oci:busybox-11" "docker://$reg/busybox-oci:1.1"
 push "oci:$oci:busybox-11" "docker://$reg/busybox-oci:latest"
+
+# team/app with two tags on one manifest, and team/app/api nested inside it.
 push "oci:$oci:app" "docker://$reg/team/app:latest"
 push "oci:$oci:app" "docker://$reg/team/app:v1"
 push "oci:$oci:api" "docker://$reg/team/app/api:latest"
+
+# multi/oci-index: the OCI index and both children (skopeo --all keeps the index as is).
 push --all "oci:$oci:multi" "docker://$reg/multi/oci-index:latest"
-push --all --format v2s2 "oci:$oci:multi" "docker://$reg/multi/docker-list:latest"
+[ "$(digest_of multi/oci-index latest)" = "$oci_index" ] || die "multi/oci-index:latest is not the index pushed ($oci_index)"
+
+# multi/docker-list: two schema 2 children pushed by digest (blobs mounted from multi/oci-index),
+# then a Docker manifest list over them PUT by tag.
+list_children=()
+for arch in amd64 arm64; do
+  d="$work/v2s2-$arch"
+  skopeo copy -q --format v2s2 "oci:$oci:$arch" "dir:$d"
+  for b in "$d"/*; do
+    case "$(basename "$b")" in manifest.json|version) continue ;; esac
+    mount_or_upload multi/docker-list multi/oci-index "$b" >/dev/null
+  done
+  child="$(sha "$d/manifest.json")"
+  put_manifest multi/docker-list "$child" "$d/manifest.json" application/vnd.docker.distribution.manifest.v2+json
+  list_children+=("$arch" "$child" "$(wc -c < "$d/manifest.json")")
+done
+python3 - "${list_children[@]}" > "$work/list.json" <<'PY'
+import json, sys
+a = sys.argv[1:]
+print(json.dumps({
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.docker.distribution.manifest.list.v2+json",
+    "manifests": [{"mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+                   "digest": a[i + 1], "size": int(a[i + 2]),
+                   "platform": {"architecture": a[i], "os": "linux"}} for i in range(0, len(a), 3)],
+}, indent=3), end="")
+PY
+docker_list="$(sha "$work/list.json")"
+put_manifest multi/docker-list latest "$work/list.json" application/vnd.docker.distribution.manifest.list.v2+json
+[ "$(digest_of multi/docker-list latest)" = "$docker_list" ] || die "multi/docker-list:latest is not the list pushed ($docker_list)"
+
+# emptied: one image, whose manifest is then deleted: no tags, no revisions left.
 push "oci:$oci:doomed" "docker://$reg/emptied:latest"
 
-accept="application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.list.v2+json,application/vnd.docker.distribution.manifest.v2+json"
-digest_of() { # digest_of REPO REF
-  curl -sfI -H "Accept: $accept" "http://$reg/v2/$1/manifests/$2" | tr -d '\r' | awk -F': ' 'tolower($1)=="docker-content-digest"{print $2}'
-}
+# Manifests deleted through the API (DELETE by digest takes every tag whose current link names it).
+busybox_deleted="$(digest_of busybox-oci 1.0)"
+curl -sf -X DELETE "http://$reg/v2/busybox-oci/manifests/$busybox_deleted" >/dev/null || die "DELETE busybox-oci failed"
+emptied_deleted="$(digest_of emptied latest)"
+curl -sf -X DELETE "http://$reg/v2/emptied/manifests/$emptied_deleted" >/dev/null || die "DELETE emptied failed"
 
-# Manifests deleted through the API: busybox-oci:1.0 (the repository keeps other tags) and the
-# only manifest of "emptied".
-curl -sf -X DELETE "http://$reg/v2/busybox-oci/manifests/$(digest_of busybox-oci 1.0)"
-curl -sf -X DELETE "http://$reg/v2/emptied/manifests/$(digest_of emptied latest)"
-
-# An OCI artifact (a signature-like referrer) whose subject is busybox-oci:1.1, pushed by digest.
+# An OCI artifact (a signature-like referrer) whose subject is busybox-oci:1.1, blobs uploaded
+# monolithically with POST+PUT, the manifest PUT by digest (untagged).
 subject="$(digest_of busybox-oci 1.1)"
-upload() { # upload REPO FILE -> digest
-  local d loc
-  d="sha256:$(sha256sum "$2" | cut -d' ' -f1)"
-  loc="$(curl -sfi -X POST "http://$reg/v2/$1/blobs/uploads/" | tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}')"
-  case "$loc" in http*) ;; *) loc="http://$reg$loc" ;; esac
-  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$2" "$loc&digest=$d" >/dev/null
-  echo "$d"
-}
+curl -sf -H "Accept: $accept" "http://$reg/v2/busybox-oci/manifests/1.1" > "$work/subject.json"
+[ "$(sha "$work/subject.json")" = "$subject" ] || die "GET busybox-oci:1.1 does not match its digest"
 printf '{}' > "$work/empty.json"
-printf 'signature of %s\n' "$subject" > "$work/sig.txt"
-cfg="$(upload busybox-oci "$work/empty.json")"
+printf 'regfsck test signature over %s\n' "$subject" > "$work/sig.txt"
+empty_cfg="$(upload busybox-oci "$work/empty.json")"
+[ "$empty_cfg" = sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a ] || die "unexpected empty config digest $empty_cfg"
 sig="$(upload busybox-oci "$work/sig.txt")"
-subject_size="$(curl -sf -H "Accept: $accept" "http://$reg/v2/busybox-oci/manifests/1.1" | wc -c)"
-python3 - "$cfg" "$sig" "$(wc -c < "$work/sig.txt")" "$subject" "$subject_size" > "$work/artifact.json" <<'PY'
+python3 - "$empty_cfg" "$sig" "$(wc -c < "$work/sig.txt")" "$subject" "$(wc -c < "$work/subject.json")" > "$work/artifact.json" <<'PY'
 import json, sys
 cfg, sig, sig_size, subject, subject_size = sys.argv[1:]
 print(json.dumps({
@@ -137,43 +271,71 @@ print(json.dumps({
     "mediaType": "application/vnd.oci.image.manifest.v1+json",
     "artifactType": "application/vnd.example.signature.v1",
     "config": {"mediaType": "application/vnd.oci.empty.v1+json", "digest": cfg, "size": 2},
-    "layers": [{"mediaType": "application/vnd.example.signature.v1+txt", "digest": sig, "size": int(sig_size)}],
-    "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject, "size": int(subject_size)},
+    "layers": [{"mediaType": "application/vnd.example.signature.v1+txt", "digest": sig,
+                "size": int(sig_size)}],
+    "subject": {"mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": subject,
+                "size": int(subject_size)},
 }, separators=(",", ":")), end="")
 PY
-artifact="sha256:$(sha256sum "$work/artifact.json" | cut -d' ' -f1)"
-curl -sf -X PUT -H 'Content-Type: application/vnd.oci.image.manifest.v1+json' \
-  --data-binary "@$work/artifact.json" "http://$reg/v2/busybox-oci/manifests/$artifact" >/dev/null
+artifact="$(sha "$work/artifact.json")"
+put_manifest busybox-oci "$artifact" "$work/artifact.json" application/vnd.oci.image.manifest.v1+json
 
-# A half-finished upload in team/app: started, a few bytes sent, never finished.
-loc="$(curl -sfi -X POST "http://$reg/v2/team/app/blobs/uploads/" | tr -d '\r' | awk -F': ' 'tolower($1)=="location"{print $2}')"
-case "$loc" in http*) ;; *) loc="http://$reg$loc" ;; esac
-curl -sf -X PATCH -H 'Content-Type: application/octet-stream' --data-binary 'partial layer bytes' "$loc" >/dev/null
+# A half-finished upload in team/app: started, a few bytes PATCHed, never finished.
+loc="$(curl -sfi -X POST "http://$reg/v2/team/app/blobs/uploads/" | header location)"
+[ -n "$loc" ] || die "POST /v2/team/app/blobs/uploads/ gave no Location"
+curl -sf -X PATCH -H 'Content-Type: application/octet-stream' --data-binary 'partial layer bytes' \
+  "$(absolute "$loc")" >/dev/null || die "PATCH of the unfinished upload failed"
+upload_uuid="$(basename "${loc%%\?*}")"
+[ -f "$root/docker/registry/v2/repositories/team/app/_uploads/$upload_uuid/data" ] || die "upload $upload_uuid not on disk"
 
-# --- the registry's own view ---------------------------------------------------------------
-curl -sf "http://$reg/v2/_catalog?n=1000" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["repositories"]))' > "$out/sample.catalog"
+# --- the registry's own view -----------------------------------------------------------------
+mkdir -p "$out"
+rm -f "$out"/sample.*
+curl -sf "http://$reg/v2/_catalog?n=1000" \
+  | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["repositories"]))' > "$out/sample.catalog"
 : > "$work/ls"
 while read -r repo; do
-  tags="$(curl -sf "http://$reg/v2/$repo/tags/list" | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin).get("tags") or []))')"
-  for tag in $tags; do
-    echo "$repo:$tag:$(digest_of "$repo" "$tag")" >> "$work/ls"
-  done
+  curl -sf "http://$reg/v2/$repo/tags/list" \
+    | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin).get("tags") or []))' > "$work/tags"
+  while read -r tag; do
+    [ -n "$tag" ] || continue
+    d="$(digest_of "$repo" "$tag")"
+    [ -n "$d" ] || die "HEAD $repo:$tag gave no digest"
+    echo "$repo:$tag:$d" >> "$work/ls"
+  done < "$work/tags"
 done < "$out/sample.catalog"
-LC_ALL=C sort "$work/ls" > "$out/sample.ls"
-echo "artifact $artifact subject $subject" > "$work/notes"
+sort "$work/ls" > "$out/sample.ls"
 
 kill "$reg_pid"; wait "$reg_pid" 2>/dev/null || true; reg_pid=""
 
-# --- the registry's gc, dry runs (the oracle for regfsck gc) ------------------------------
-before="$(cd "$root" && find . -printf '%y %s %T@ %p\n' | LC_ALL=C sort)"
-docker-registry garbage-collect --dry-run "$work/config.yml" > "$out/sample.gc-dry-run.txt"
-docker-registry garbage-collect --dry-run --delete-untagged "$work/config.yml" > "$out/sample.gc-dry-run-m.txt"
-after="$(cd "$root" && find . -printf '%y %s %T@ %p\n' | LC_ALL=C sort)"
-[ "$before" = "$after" ] || { echo "garbage-collect --dry-run changed the tree" >&2; exit 1; }
+# --- the registry's gc, dry runs (the oracle for regfsck gc), with the registry stopped -------
+snapshot() { (cd "$root" && find . -printf '%y %s %m %T@ %p\n' | sort); }
+before="$(snapshot)"
+gc() { # gc OUTNAME ARGS...
+  local name="$1" rc=0; shift
+  docker-registry garbage-collect "$@" "$config" > "$out/$name.txt" 2> "$work/$name.stderr" || rc=$?
+  if [ "$rc" -ne 0 ]; then
+    cp "$work/$name.stderr" "$out/$name.stderr.txt"
+    log "WARNING: garbage-collect $* exited $rc; stderr saved in $out/$name.stderr.txt"
+  fi
+}
+gc sample.gc-dry-run --dry-run
+gc sample.gc-dry-run-m --dry-run --delete-untagged
+[ "$before" = "$(snapshot)" ] || die "garbage-collect --dry-run changed the tree"
 
+# --- pack ------------------------------------------------------------------------------------
 tar --sort=name --numeric-owner --owner=0 --group=0 -C "$root" -cf "$out/sample.tar" docker
-(cd "$root" && find docker -printf '%y %s %p\n' | LC_ALL=C sort -k3) > "$out/sample.tree"
-echo "wrote $out/sample.{tar,tree,ls,catalog,gc-dry-run.txt,gc-dry-run-m.txt}" >&2
-cat "$work/notes" >&2
-tail -1 "$out/sample.gc-dry-run.txt" >&2
-tail -1 "$out/sample.gc-dry-run-m.txt" >&2 || true
+(cd "$root" && find docker -printf '%y %s %p\n' | sort -k3) > "$out/sample.tree"
+
+cat >&2 <<EOF
+generate.sh: wrote $out/sample.{tar,tree,ls,catalog,gc-dry-run.txt,gc-dry-run-m.txt}
+  alpine-mini untagged old revision: $alpine_old (latest now $alpine_new)
+  busybox-oci deleted manifest (tags 1.0, 1.0.0): $busybox_deleted
+  emptied deleted manifest: $emptied_deleted
+  multi/oci-index: $oci_index   multi/docker-list: $docker_list
+  artifact: $artifact subject: $subject (busybox-oci:1.1)
+  unfinished upload: team/app/_uploads/$upload_uuid
+  gc:    $(tail -n +1 "$out/sample.gc-dry-run.txt" | grep 'eligible for deletion$' || true)
+  gc -m: $(tail -n +1 "$out/sample.gc-dry-run-m.txt" | grep 'eligible for deletion$' || true)
+  sample.tar: $(wc -c < "$out/sample.tar") bytes
+EOF
