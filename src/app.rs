@@ -154,7 +154,7 @@ pub fn run(
             };
             let plan = pool.install(|| -> Result<gc::GcPlan> {
                 let inv = scan::scan(&root, scan::Depth::Names)?;
-                let graph = graph::build(&root, &inv, env.now);
+                let graph = graph::build_for_gc(&root, &inv, env.now);
                 Ok(gc::plan(&root, &inv, &graph, &opts))
             })?;
             let refused = !plan.broken.is_empty() && !a.force;

@@ -82,7 +82,10 @@ pub enum DigestError {
 }
 
 /// A content digest: algorithm and hash bytes.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+///
+/// Ordered by algorithm, then bytes (the order of the text form). Digests are map keys
+/// everywhere; comparison looks at the first eight bytes as one integer before the rest.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Digest {
     alg: Algorithm,
     bytes: [u8; 64],
@@ -110,14 +113,20 @@ impl Digest {
                 want,
             });
         }
-        if !hex
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-        {
-            return Err(DigestError::Hex);
-        }
+        // Lower-case hex only, decoded in the same pass (digests are parsed by the hundred
+        // thousand: every blob directory, link and descriptor).
+        let nibble = |c: u8| match c {
+            b'0'..=b'9' => Some(c - b'0'),
+            b'a'..=b'f' => Some(c - b'a' + 10),
+            _ => None,
+        };
         let mut b = [0u8; 64];
-        hex::decode_to_slice(hex, &mut b[..alg.hash_len()]).map_err(|_| DigestError::Hex)?;
+        for (out, pair) in b.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
+            match (nibble(pair[0]), nibble(pair[1])) {
+                (Some(hi), Some(lo)) => *out = hi << 4 | lo,
+                _ => return Err(DigestError::Hex),
+            }
+        }
         Ok(Digest { alg, bytes: b })
     }
 
@@ -133,12 +142,57 @@ impl Digest {
 
     /// The encoded (hex) part.
     pub fn hex(&self) -> String {
-        hex::encode(self.bytes())
+        let mut buf = [0u8; 128];
+        String::from(self.hex_into(&mut buf))
+    }
+
+    /// Writes the hex part into `buf`, returning it as text.
+    fn hex_into<'a>(&self, buf: &'a mut [u8; 128]) -> &'a str {
+        const HEX: &[u8; 16] = b"0123456789abcdef";
+        let bytes = self.bytes();
+        for (i, b) in bytes.iter().enumerate() {
+            buf[2 * i] = HEX[usize::from(b >> 4)];
+            buf[2 * i + 1] = HEX[usize::from(b & 15)];
+        }
+        // Only ASCII hex digits were written.
+        std::str::from_utf8(&buf[..2 * bytes.len()]).unwrap_or_default()
     }
 
     /// The digest of the empty string for this algorithm.
     pub fn empty(alg: Algorithm) -> Self {
         hash_bytes(alg, b"")
+    }
+}
+
+impl Ord for Digest {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        let head = |d: &Digest| {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(&d.bytes[..8]);
+            u64::from_be_bytes(b)
+        };
+        self.alg
+            .cmp(&other.alg)
+            .then_with(|| head(self).cmp(&head(other)))
+            .then_with(|| self.bytes[8..].cmp(&other.bytes[8..]))
+    }
+}
+
+impl std::hash::Hash for Digest {
+    /// The hash bytes as words (unused bytes are always zero, so this agrees with `Eq`).
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        state.write_u8(self.alg as u8);
+        for w in self.bytes().chunks_exact(8) {
+            let mut b = [0u8; 8];
+            b.copy_from_slice(w);
+            state.write_u64(u64::from_le_bytes(b));
+        }
+    }
+}
+
+impl PartialOrd for Digest {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
     }
 }
 
@@ -160,7 +214,10 @@ impl FromStr for Digest {
 
 impl fmt::Display for Digest {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}:{}", self.alg.name(), self.hex())
+        let mut buf = [0u8; 128];
+        f.write_str(self.alg.name())?;
+        f.write_str(":")?;
+        f.write_str(self.hex_into(&mut buf))
     }
 }
 
@@ -315,6 +372,39 @@ mod tests {
     use super::*;
 
     const E: &str = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855";
+
+    #[test]
+    fn order_is_the_order_of_the_text_and_hex_round_trips() {
+        let mut texts: Vec<String> = (0u32..200)
+            .map(|i| {
+                let d = hash_bytes(Algorithm::Sha256, &i.to_le_bytes());
+                // Digests equal in their first bytes must still order by the rest.
+                let mut hex = d.hex();
+                if i % 3 == 0 {
+                    hex.replace_range(..16, "0123456789abcdef");
+                }
+                format!("sha256:{hex}")
+            })
+            .chain([
+                format!("sha512:{}", "0".repeat(128)),
+                format!("sha384:{}", "f".repeat(96)),
+            ])
+            .collect();
+        let mut digests: Vec<Digest> = texts.iter().map(|t| t.parse().unwrap()).collect();
+        digests.sort();
+        texts.sort_by_key(|t| {
+            let (alg, hex) = t.split_once(':').unwrap();
+            (Algorithm::from_name(alg).unwrap(), hex.to_string())
+        });
+        let rendered: Vec<String> = digests.iter().map(ToString::to_string).collect();
+        assert_eq!(rendered, texts);
+        assert!(
+            format!("sha256:{}", E.to_uppercase())
+                .parse::<Digest>()
+                .is_err()
+        );
+        assert!(format!("sha256:{}g", &E[..63]).parse::<Digest>().is_err());
+    }
 
     #[test]
     fn parse_and_render_round_trip() {

@@ -9,6 +9,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, SystemTime};
 
+use rayon::prelude::*;
+use rustc_hash::FxHashSet;
 use serde::Serialize;
 
 use crate::digest::Digest;
@@ -104,6 +106,7 @@ const BREAKS_MARKING: &[Kind] = &[
     Kind::ManifestMissing,
     Kind::ManifestInvalid,
     Kind::ManifestTooLarge,
+    Kind::BlobUnreadable,
     Kind::ChildMissing,
     Kind::DanglingRevision,
     Kind::Symlink,
@@ -156,19 +159,122 @@ fn read_extra(root: &Root, inv: &Inventory, d: &Digest) -> Option<Manifest> {
     }
 }
 
+/// What marking one repository gave.
+struct RepoMarks {
+    marked: Vec<Digest>,
+    dropped: Vec<SweptManifest>,
+    young_untagged: u64,
+}
+
+/// Marks from one repository's roots: every revision (`keep_all`), or what its tags reach
+/// plus young untagged manifests; closes over index children (whether or not they still have
+/// a revision link) and referrers whose subject is kept.
+fn mark_repo(
+    root: &Root,
+    inv: &Inventory,
+    ix: &graph::Index,
+    name: &RepoName,
+    rg: &graph::RepoGraph,
+    keep_all: bool,
+    young_revision: &(dyn Fn(&RepoName, &Digest) -> bool + Sync),
+) -> RepoMarks {
+    let mut out = RepoMarks {
+        marked: Vec::new(),
+        dropped: Vec::new(),
+        young_untagged: 0,
+    };
+    let tag_targets: BTreeSet<Digest> = rg
+        .tags
+        .values()
+        .filter_map(|t| match t {
+            TagTarget::Points(d) => Some(*d),
+            TagTarget::Broken => None,
+        })
+        .collect();
+    let mut stack: Vec<Digest> = tag_targets.iter().copied().collect();
+    if keep_all {
+        stack.extend(rg.revisions.iter().copied());
+    } else {
+        for d in &rg.revisions {
+            if !tag_targets.contains(d) && !rg.tagged.contains(d) && young_revision(name, d) {
+                stack.push(*d);
+                out.young_untagged += 1;
+            }
+        }
+    }
+    let mut extra: BTreeMap<Digest, Option<Manifest>> = BTreeMap::new();
+    let mut kept: BTreeSet<Digest> = BTreeSet::new();
+    loop {
+        while let Some(d) = stack.pop() {
+            if !kept.insert(d) {
+                continue;
+            }
+            let m = match ix.get(&d) {
+                Some(ManifestState::Parsed(m)) => Some(m),
+                Some(_) => None,
+                None => extra
+                    .entry(d)
+                    .or_insert_with(|| read_extra(root, inv, &d))
+                    .as_ref(),
+            };
+            if let Some(m) = m {
+                for r in &m.references {
+                    match r.role {
+                        Role::Config | Role::Layer => out.marked.push(r.digest),
+                        Role::Child => stack.push(r.digest),
+                        Role::Subject => {}
+                    }
+                }
+            }
+        }
+        let referrers: Vec<Digest> = rg
+            .revisions
+            .iter()
+            .filter(|d| !kept.contains(d))
+            .filter(|d| {
+                ix.parsed(d)
+                    .is_some_and(|m| m.refs(Role::Subject).any(|s| kept.contains(&s.digest)))
+            })
+            .copied()
+            .collect();
+        if referrers.is_empty() {
+            break;
+        }
+        stack.extend(referrers);
+    }
+    for d in &rg.revisions {
+        if !kept.contains(d) {
+            out.dropped.push(SweptManifest {
+                repository: name.clone(),
+                digest: *d,
+            });
+        }
+    }
+    out.marked.extend(kept);
+    out
+}
+
 /// Marks and lists what to sweep. Pure: reads, never writes.
 pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan {
-    let touched = newest_touch(inv);
-    let young = |d: &Digest| {
-        touched
-            .get(d)
-            .is_some_and(|t| opts.now.duration_since(*t).unwrap_or_default() < opts.min_age)
+    let grace = opts.min_age > Duration::ZERO;
+    let touched = if grace {
+        newest_touch(inv)
+    } else {
+        BTreeMap::new()
     };
-    let mut extra: BTreeMap<Digest, Option<Manifest>> = BTreeMap::new();
-    let mut marked: BTreeSet<Digest> = BTreeSet::new();
-    let mut dropped: Vec<SweptManifest> = Vec::new();
-    let mut kept_young_manifests = 0;
-
+    let is_young = |t: SystemTime| opts.now.duration_since(t).unwrap_or_default() < opts.min_age;
+    let young = |d: &Digest| grace && touched.get(d).is_some_and(|t| is_young(*t));
+    // A fast scan reads links without a stat: their ages are looked up here, for the few
+    // manifests and blobs about to go.
+    let young_file = |rel: &str| {
+        grace
+            && std::fs::symlink_metadata(root.abs(rel))
+                .and_then(|m| m.modified())
+                .is_ok_and(is_young)
+    };
+    let young_revision = |name: &RepoName, d: &Digest| {
+        young(d) || young_file(&layout::revision_link(name, d)) || young_file(&layout::blob_data(d))
+    };
     let broken: Vec<Finding> = inv
         .findings
         .iter()
@@ -181,128 +287,81 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         .filter_map(|f| f.repository.as_deref())
         .collect();
 
-    for (name, rg) in &g.repos {
-        // Roots: every revision; with --delete-untagged only what tags name, young untagged
-        // manifests, and (forced over a broken repository) everything.
-        let tag_targets: BTreeSet<Digest> = rg
-            .tags
-            .values()
-            .filter_map(|t| match t {
-                TagTarget::Points(d) => Some(*d),
-                TagTarget::Broken => None,
-            })
-            .collect();
-        let keep_all = !opts.delete_untagged || broken_repos.contains(name.as_str());
-        let mut roots: BTreeSet<Digest> = tag_targets.clone();
-        if keep_all {
-            roots.extend(rg.revisions.iter().copied());
-        } else {
-            for d in &rg.revisions {
-                if !tag_targets.contains(d) && young(d) {
-                    roots.insert(*d);
-                }
-            }
-        }
-        // Close over index children (whether or not they still have a revision link) and
-        // referrers whose subject is kept.
-        let mut kept: BTreeSet<Digest> = BTreeSet::new();
-        let mut stack: Vec<Digest> = roots.iter().copied().collect();
-        loop {
-            while let Some(d) = stack.pop() {
-                if !kept.insert(d) {
-                    continue;
-                }
-                let m = match g.manifests.get(&d) {
-                    Some(ManifestState::Parsed(m)) => Some(m.clone()),
-                    Some(_) => None,
-                    None => extra
-                        .entry(d)
-                        .or_insert_with(|| read_extra(root, inv, &d))
-                        .clone(),
-                };
-                if let Some(m) = m {
-                    for r in &m.references {
-                        match r.role {
-                            Role::Config | Role::Layer => {
-                                marked.insert(r.digest);
-                            }
-                            Role::Child => stack.push(r.digest),
-                            Role::Subject => {}
-                        }
-                    }
-                }
-            }
-            let referrers: Vec<Digest> = rg
-                .revisions
-                .iter()
-                .filter(|d| !kept.contains(d))
-                .filter(|d| {
-                    g.manifest(d)
-                        .is_some_and(|m| m.refs(Role::Subject).any(|s| kept.contains(&s.digest)))
-                })
-                .copied()
-                .collect();
-            if referrers.is_empty() {
-                break;
-            }
-            stack.extend(referrers);
-        }
-        marked.extend(kept.iter().copied());
-        for d in &rg.revisions {
-            if !kept.contains(d) {
-                dropped.push(SweptManifest {
-                    repository: name.clone(),
-                    digest: *d,
-                });
-            }
-        }
-        if opts.delete_untagged && !keep_all {
-            kept_young_manifests += rg
-                .revisions
-                .iter()
-                .filter(|d| !tag_targets.contains(d) && young(d) && !rg.tagged.contains(d))
-                .count() as u64;
-        }
+    // Mark, each repository on its own and in parallel.
+    let ix = graph::Index::new(inv, &g.manifests);
+    let repos: Vec<(&RepoName, &graph::RepoGraph)> = g.repos.iter().collect();
+    let parts: Vec<RepoMarks> = repos
+        .par_iter()
+        .map(|(name, rg)| {
+            let keep_all = !opts.delete_untagged || broken_repos.contains(name.as_str());
+            mark_repo(root, inv, &ix, name, rg, keep_all, &young_revision)
+        })
+        .collect();
+    let mut marked: FxHashSet<Digest> = FxHashSet::default();
+    let mut dropped: Vec<SweptManifest> = Vec::new();
+    let mut kept_young_manifests = 0;
+    for p in parts {
+        marked.extend(p.marked);
+        dropped.extend(p.dropped);
+        kept_young_manifests += p.young_untagged;
     }
+    drop(ix);
 
     // `_layers` links scanned by name only have no mtime: stat those of the blobs about to go
     // (a cross-repository mount writes nothing but such a link).
-    let candidates: BTreeSet<Digest> = inv
+    let candidates: FxHashSet<Digest> = inv
         .blobs
         .keys()
         .filter(|d| !marked.contains(d) && !young(d))
         .copied()
         .collect();
-    let mut young_links: BTreeSet<Digest> = BTreeSet::new();
-    for r in inv.repos.values() {
-        for (d, l) in &r.layers {
-            let target = l.target.as_ref().ok().copied().unwrap_or(*d);
-            if l.mtime.is_none() && candidates.contains(&target) {
-                let p = root.abs(&layout::layer_link(&r.name, d));
-                let t = std::fs::symlink_metadata(p).and_then(|m| m.modified());
-                if t.is_ok_and(|t| opts.now.duration_since(t).unwrap_or_default() < opts.min_age) {
-                    young_links.insert(target);
+    let young_links: FxHashSet<Digest> = if grace {
+        let links: Vec<(&RepoName, &Digest, Digest)> = inv
+            .repos
+            .values()
+            .flat_map(|r| {
+                r.layers.iter().filter_map(|(d, l)| {
+                    let target = l.target.as_ref().ok().copied().unwrap_or(*d);
+                    (l.mtime.is_none() && candidates.contains(&target))
+                        .then_some((&r.name, d, target))
+                })
+            })
+            .collect();
+        links
+            .par_iter()
+            .filter(|(name, d, _)| young_file(&layout::layer_link(name, d)))
+            .map(|(_, _, t)| *t)
+            .collect()
+    } else {
+        FxHashSet::default()
+    };
+    // A scan by names did not stat blobs: do it now (in parallel), for the ones about to go.
+    let unmarked: Vec<(&Digest, &scan::Blob)> = inv
+        .blobs
+        .iter()
+        .filter(|(d, _)| !marked.contains(*d))
+        .collect();
+    let stats: Vec<Option<(u64, Option<SystemTime>)>> = unmarked
+        .par_iter()
+        .map(|(d, b)| {
+            if b.stat {
+                Some((b.size, b.mtime))
+            } else {
+                match std::fs::symlink_metadata(root.abs(&layout::blob_data(d))) {
+                    Ok(m) if m.is_file() => Some((m.len(), m.modified().ok())),
+                    _ => None,
                 }
             }
-        }
-    }
+        })
+        .collect();
     let mut sweep = Sweep::default();
     let mut kept_young_blobs = 0;
-    for (d, b) in &inv.blobs {
-        if marked.contains(d) {
+    for ((d, _), stat) in unmarked.iter().zip(stats) {
+        let d = *d;
+        let Some((size, mtime)) = stat else {
             continue;
-        }
-        // A scan by names did not stat blobs: do it now, for the ones about to go.
-        let (size, mtime) = if b.stat {
-            (b.size, b.mtime)
-        } else {
-            match std::fs::symlink_metadata(root.abs(&layout::blob_data(d))) {
-                Ok(m) if m.is_file() => (m.len(), m.modified().ok()),
-                _ => continue,
-            }
         };
-        let young_data =
-            mtime.is_some_and(|t| opts.now.duration_since(t).unwrap_or_default() < opts.min_age);
+        let young_data = grace && mtime.is_some_and(is_young);
         if young(d) || young_data || young_links.contains(d) {
             kept_young_blobs += 1;
             continue;
@@ -310,7 +369,7 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         sweep.blobs.push(SweptBlob { digest: *d, size });
         sweep.bytes += size;
     }
-    let swept: BTreeSet<Digest> = sweep.blobs.iter().map(|b| b.digest).collect();
+    let swept: FxHashSet<Digest> = sweep.blobs.iter().map(|b| b.digest).collect();
     for r in inv.repos.values() {
         for (d, l) in &r.layers {
             let target = l.target.as_ref().ok().copied().unwrap_or(*d);
@@ -404,7 +463,7 @@ pub fn apply(
     }
     // Re-check: scan again and mark again; only blobs still unmarked and old are swept.
     let inv = scan::scan(root, scan::Depth::Names)?;
-    let g = graph::build(root, &inv, opts.now);
+    let g = graph::build_for_gc(root, &inv, opts.now);
     let recheck = self::plan(root, &inv, &g, opts);
     let still: BTreeSet<Digest> = recheck.sweep.blobs.iter().map(|b| b.digest).collect();
     let still_links: BTreeSet<&SweptLink> = recheck.sweep.layer_links.iter().collect();

@@ -8,10 +8,11 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
+use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::digest::{Algorithm, Digest};
 use crate::findings::{Finding, Kind};
-use crate::fsutil::{Bounded, read_bounded};
+use crate::fsutil::Bounded;
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::manifest::{self, MAX_MANIFEST_SIZE, Manifest, Role};
 use crate::scan::{Inventory, Link, LinkProblem, Repo};
@@ -64,7 +65,7 @@ pub struct Graph {
     /// Per repository.
     pub repos: BTreeMap<RepoName, RepoGraph>,
     /// Blobs that the registry's own gc (without `-m`) marks: every revision and what it refers to.
-    pub marked: BTreeSet<Digest>,
+    pub marked: FxHashSet<Digest>,
     /// Inconsistencies.
     pub findings: Vec<Finding>,
 }
@@ -135,8 +136,62 @@ fn link_finding(kind_on_ok: Kind, problem: &LinkProblem, rel: String) -> Finding
     }
 }
 
+/// Sizes that descriptors declare and the stored blob disagrees with: blob → (declared size,
+/// declaring manifest, its repository).
+type Declared = BTreeMap<Digest, (u64, Digest, RepoName)>;
+
+/// Hash lookups over the inventory and the parsed manifests: each repository's check looks
+/// up every reference, tag and link, hundreds of thousands of lookups on a large registry.
+pub(crate) struct Index<'a> {
+    blobs: FxHashMap<Digest, &'a crate::scan::Blob>,
+    manifests: FxHashMap<Digest, &'a ManifestState>,
+}
+
+impl<'a> Index<'a> {
+    pub(crate) fn new(inv: &'a Inventory, manifests: &'a BTreeMap<Digest, ManifestState>) -> Self {
+        Index {
+            blobs: inv.blobs.iter().map(|(d, b)| (*d, b)).collect(),
+            manifests: manifests.iter().map(|(d, m)| (*d, m)).collect(),
+        }
+    }
+
+    /// Whether blob `d` is there: in the inventory and, if it was read as a manifest, not
+    /// found missing then (a scan by names does not stat blobs).
+    pub(crate) fn present(&self, d: &Digest) -> bool {
+        self.blobs.contains_key(d) && !matches!(self.manifests.get(d), Some(ManifestState::Missing))
+    }
+
+    /// The blob `d` as scanned.
+    pub(crate) fn blob(&self, d: &Digest) -> Option<&'a crate::scan::Blob> {
+        self.blobs.get(d).copied()
+    }
+
+    /// What reading manifest `d` gave, if it was read.
+    pub(crate) fn get(&self, d: &Digest) -> Option<&'a ManifestState> {
+        self.manifests.get(d).copied()
+    }
+
+    /// The parsed manifest `d`.
+    pub(crate) fn parsed(&self, d: &Digest) -> Option<&'a Manifest> {
+        match self.get(d) {
+            Some(ManifestState::Parsed(m)) => Some(m),
+            _ => None,
+        }
+    }
+}
+
 /// Builds the graph from a scan.
 pub fn build(root: &Root, inv: &Inventory, now: SystemTime) -> Graph {
+    build_with(root, inv, now, true)
+}
+
+/// Builds the graph without [`Graph::marked`] and the orphan-blob findings made from it: gc
+/// marks for itself.
+pub fn build_for_gc(root: &Root, inv: &Inventory, now: SystemTime) -> Graph {
+    build_with(root, inv, now, false)
+}
+
+fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: bool) -> Graph {
     let mut g = Graph::default();
 
     // Parse every linked manifest once.
@@ -156,9 +211,24 @@ pub fn build(root: &Root, inv: &Inventory, now: SystemTime) -> Graph {
         .collect();
     g.manifests = parsed.into_iter().collect();
 
-    let mut declared: BTreeMap<Digest, (u64, Digest, RepoName)> = BTreeMap::new();
-    for repo in inv.repos.values() {
-        let rg = check_repo(repo, inv, &g.manifests, now, &mut g.findings, &mut declared);
+    let ix = Index::new(inv, &g.manifests);
+    // Each repository on its own, in parallel; merged in name order (first declaration wins).
+    let repos: Vec<&Repo> = inv.repos.values().collect();
+    let checked: Vec<(RepoGraph, Vec<Finding>, Declared)> = repos
+        .par_iter()
+        .map(|repo| {
+            let mut findings = Vec::new();
+            let mut declared = BTreeMap::new();
+            let rg = check_repo(repo, &ix, now, &mut findings, &mut declared);
+            (rg, findings, declared)
+        })
+        .collect();
+    let mut declared: Declared = BTreeMap::new();
+    for (repo, (rg, findings, decl)) in repos.iter().zip(checked) {
+        g.findings.extend(findings);
+        for (d, v) in decl {
+            declared.entry(d).or_insert(v);
+        }
         g.repos.insert(repo.name.clone(), rg);
     }
 
@@ -184,12 +254,16 @@ pub fn build(root: &Root, inv: &Inventory, now: SystemTime) -> Graph {
     }
 
     // What the registry's gc marks: every revision whose blob exists, and its references.
+    if !registry_marks {
+        return g;
+    }
+    let mut marked: FxHashSet<Digest> = FxHashSet::default();
     for rg in g.repos.values() {
         for d in &rg.revisions {
-            if inv.blobs.contains_key(d) {
-                g.marked.insert(*d);
-                if let Some(ManifestState::Parsed(m)) = g.manifests.get(d) {
-                    g.marked.extend(
+            if ix.blobs.contains_key(d) {
+                marked.insert(*d);
+                if let Some(m) = ix.parsed(d) {
+                    marked.extend(
                         m.references
                             .iter()
                             .filter(|r| r.role != Role::Subject)
@@ -199,6 +273,8 @@ pub fn build(root: &Root, inv: &Inventory, now: SystemTime) -> Graph {
             }
         }
     }
+    drop(ix);
+    g.marked = marked;
     for (d, b) in &inv.blobs {
         if !g.marked.contains(d) {
             g.findings.push(
@@ -223,7 +299,7 @@ pub(crate) fn read_manifest(root: &Root, inv: &Inventory, d: &Digest) -> Manifes
     if blob.stat && blob.size > MAX_MANIFEST_SIZE {
         return ManifestState::TooLarge(blob.size);
     }
-    match read_bounded(&root.abs(&layout::blob_data(d)), MAX_MANIFEST_SIZE) {
+    match root.read_small(&layout::blob_data(d), MAX_MANIFEST_SIZE) {
         Ok(Bounded::Content(bytes)) => match manifest::parse(&bytes) {
             Ok(m) => ManifestState::Parsed(m),
             Err(e) => ManifestState::Invalid(e.to_string()),
@@ -237,15 +313,14 @@ pub(crate) fn read_manifest(root: &Root, inv: &Inventory, d: &Digest) -> Manifes
 
 fn check_repo(
     repo: &Repo,
-    inv: &Inventory,
-    manifests: &BTreeMap<Digest, ManifestState>,
+    ix: &Index,
     now: SystemTime,
     out: &mut Vec<Finding>,
-    declared: &mut BTreeMap<Digest, (u64, Digest, RepoName)>,
+    declared: &mut Declared,
 ) -> RepoGraph {
     let name = &repo.name;
     let mut rg = RepoGraph::default();
-    let has_blob = |d: &Digest| present(inv, manifests, d);
+    let has_blob = |d: &Digest| ix.present(d);
 
     for (d, link) in &repo.revisions {
         let rel = layout::revision_link(name, d);
@@ -309,7 +384,7 @@ fn check_repo(
         if !rg.tagged.insert(d) {
             continue;
         }
-        if let Some(ManifestState::Parsed(m)) = manifests.get(&d) {
+        if let Some(m) = ix.parsed(&d) {
             stack.extend(
                 m.refs(Role::Child)
                     .map(|r| r.digest)
@@ -331,7 +406,7 @@ fn check_repo(
     let mut children: BTreeSet<Digest> = BTreeSet::new();
     for d in &rg.revisions {
         let rel = layout::revision_link(name, d);
-        match manifests.get(d) {
+        match ix.get(d) {
             None | Some(ManifestState::Missing) => {
                 // A tagged manifest's loss is reported on its tag, a child's on its index.
                 if !rg.tagged.contains(d) {
@@ -370,7 +445,7 @@ fn check_repo(
                     .path(layout::blob_data(d)),
             ),
             Some(ManifestState::Parsed(m)) => {
-                check_references(name, d, m, &rg, inv, manifests, out, declared);
+                check_references(name, d, m, &rg, ix, out, declared);
                 for r in &m.references {
                     match r.role {
                         Role::Config | Role::Layer => {
@@ -389,7 +464,7 @@ fn check_repo(
         if rg.tagged.contains(d) || tag_roots.contains(d) {
             continue;
         }
-        let what = match manifests.get(d) {
+        let what = match ix.get(d) {
             Some(ManifestState::Parsed(m)) => match m.refs(Role::Subject).next() {
                 Some(s) => format!("untagged referrer of {}", s.digest),
                 None if children.contains(d) => {
@@ -517,29 +592,28 @@ fn check_tag(
     TagTarget::Points(d)
 }
 
-/// Whether blob `d` is there: in the inventory and, if it was read as a manifest, not found
-/// missing then (a scan by names does not stat blobs).
-fn present(inv: &Inventory, manifests: &BTreeMap<Digest, ManifestState>, d: &Digest) -> bool {
-    inv.blobs.contains_key(d) && !matches!(manifests.get(d), Some(ManifestState::Missing))
-}
-
 #[allow(clippy::too_many_arguments)]
 fn check_references(
     name: &RepoName,
     md: &Digest,
     m: &Manifest,
     rg: &RepoGraph,
-    inv: &Inventory,
-    manifests: &BTreeMap<Digest, ManifestState>,
+    ix: &Index,
     out: &mut Vec<Finding>,
-    declared: &mut BTreeMap<Digest, (u64, Digest, RepoName)>,
+    declared: &mut Declared,
 ) {
     for r in &m.references {
-        let exists = present(inv, manifests, &r.digest);
+        let exists = ix.present(&r.digest);
+        // Only declarations that disagree with a stat'd blob are kept (one per blob).
         if let (Some(size), true) = (r.size, exists) {
-            declared
-                .entry(r.digest)
-                .or_insert_with(|| (size, *md, name.clone()));
+            if ix
+                .blob(&r.digest)
+                .is_some_and(|b| b.stat && b.is_file && b.size != size)
+            {
+                declared
+                    .entry(r.digest)
+                    .or_insert_with(|| (size, *md, name.clone()));
+            }
         }
         let f = |kind: Kind, msg: String| {
             Finding::new(kind, msg)

@@ -19,8 +19,11 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
+use std::sync::{Arc, OnceLock};
+
 use crate::digest::Digest;
 use crate::error::{Error, Result};
+use crate::fsutil::{Bounded, Dir};
 
 /// The path of the v2 tree below a storage root.
 pub const V2: &str = "docker/registry/v2";
@@ -30,6 +33,8 @@ pub const V2: &str = "docker/registry/v2";
 pub struct Root {
     root: PathBuf,
     v2: PathBuf,
+    /// `v2`, opened on first use; small files are read relative to it.
+    v2_dir: Arc<OnceLock<std::result::Result<Dir, String>>>,
 }
 
 impl Root {
@@ -44,10 +49,7 @@ impl Root {
         }
         let v2 = path.join(V2);
         if v2.is_dir() {
-            return Ok(Root {
-                root: path.to_path_buf(),
-                v2,
-            });
+            return Ok(Root::new(path.to_path_buf(), v2));
         }
         // The v2 directory itself: <root>/docker/registry/v2.
         let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
@@ -59,9 +61,40 @@ impl Root {
                 .nth(3)
                 .ok_or_else(|| Error::NotARegistry { path: path.into() })?
                 .to_path_buf();
-            return Ok(Root { root, v2: abs });
+            return Ok(Root::new(root, abs));
         }
         Err(Error::NotARegistry { path: path.into() })
+    }
+
+    fn new(root: PathBuf, v2: PathBuf) -> Self {
+        Root {
+            root,
+            v2,
+            v2_dir: Arc::default(),
+        }
+    }
+
+    /// Reads the small file at root-relative `rel` (below `docker/registry/v2`) without
+    /// following a symlink in any component below `v2`: open, read, close. See [`Dir`].
+    ///
+    /// # Errors
+    /// I/O errors; `ELOOP` for a symlink on the way, `EISDIR` for a directory.
+    pub fn read_small(&self, rel: &str, limit: u64) -> std::io::Result<Bounded> {
+        let below = rel
+            .strip_prefix(V2)
+            .and_then(|r| r.strip_prefix('/'))
+            .ok_or_else(|| {
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidInput,
+                    format!("{rel} is not below {V2}"),
+                )
+            })?;
+        let dir = self
+            .v2_dir
+            .get_or_init(|| Dir::open(&self.v2).map_err(|e| e.to_string()))
+            .as_ref()
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", self.v2.display())))?;
+        dir.read_small(below, limit)
     }
 
     /// The storage root (the registry's `rootdirectory`).

@@ -1,5 +1,8 @@
 //! The `regfsck` binary: parse arguments, run, print the final error, exit with fsck's codes.
 
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 use std::sync::Arc;

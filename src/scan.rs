@@ -127,10 +127,10 @@ pub enum Depth {
     /// files inside them are found (verify).
     Thorough,
     /// As few system calls as possible (gc, ls): revision and tag `current` links and blob
-    /// data are opened directly, without listing their one-file directories; `_layers` links
-    /// are taken from their directory names, unread (their `mtime` is `None`), and tag index
-    /// entries are not read at all (`Tag::index` stays empty), since neither decides what is
-    /// reachable.
+    /// data are opened directly, without listing their one-file directories, and read
+    /// without a `stat` (link `mtime`s are `None`; gc stats the few it needs); `_layers` links
+    /// are taken from their directory names, unread, and tag index entries are not read at
+    /// all (`Tag::index` stays empty), since neither decides what is reachable.
     Fast,
     /// As [`Depth::Fast`], and blobs are taken from their directory names without a `stat`
     /// (`Blob::stat` is false: size 0, no mtime); for gc, which needs sizes and ages only of
@@ -251,9 +251,16 @@ fn scan_blobs(root: &Root, inv: &mut Inventory, depth: Depth) {
         .par_iter()
         .map(|(alg, rel, shard, ft)| scan_shard(root, *alg, rel, shard, ft, depth))
         .collect();
+    let mut all = Vec::new();
     for (blobs, findings) in results {
-        inv.blobs.extend(blobs);
+        all.extend(blobs);
         inv.findings.extend(findings);
+    }
+    // Built in one go from sorted input (shards in order, names sorted within each).
+    if inv.blobs.is_empty() {
+        inv.blobs = all.into_iter().collect();
+    } else {
+        inv.blobs.extend(all);
     }
 }
 
@@ -412,20 +419,38 @@ fn temp_file(rel: &str) -> Finding {
 }
 
 fn read_link(abs: &Path) -> Link {
-    link_from(read_small(abs, LINK_LIMIT))
+    link_from(read_small(abs, LINK_LIMIT).map(|(b, meta)| (b, meta.modified().ok())))
 }
 
-fn link_from(r: std::io::Result<(Bounded, std::fs::Metadata)>) -> Link {
+/// The first component of `rel` (below `v2`) that is a symlink, or
+/// `rel` itself when none is found (the error came from elsewhere).
+fn first_symlink(root: &Root, rel: &str) -> String {
+    let mut prefix = String::new();
+    for part in rel.split('/') {
+        if !prefix.is_empty() {
+            prefix.push('/');
+        }
+        prefix.push_str(part);
+        if prefix.len() > V2.len()
+            && std::fs::symlink_metadata(root.abs(&prefix)).is_ok_and(|m| m.is_symlink())
+        {
+            return prefix;
+        }
+    }
+    rel.to_string()
+}
+
+fn link_from(r: std::io::Result<(Bounded, Option<SystemTime>)>) -> Link {
     match r {
-        Ok((Bounded::Content(bytes), meta)) => Link {
+        Ok((Bounded::Content(bytes), mtime)) => Link {
             target: parse_link(&bytes),
-            mtime: meta.modified().ok(),
+            mtime,
         },
-        Ok((Bounded::TooLarge { len }, meta)) => Link {
+        Ok((Bounded::TooLarge { len }, mtime)) => Link {
             target: Err(LinkProblem::Malformed(format!(
                 "{len} bytes, far too large for a digest"
             ))),
-            mtime: meta.modified().ok(),
+            mtime,
         },
         Err(e) => Link {
             target: Err(LinkProblem::Unreadable(e.to_string())),
@@ -465,48 +490,8 @@ struct Special {
 /// parallel, and the partial results merged.
 fn scan_repositories(root: &Root, inv: &mut Inventory, depth: Depth) {
     let base = root.abs(&format!("{V2}/repositories"));
-    let mut specials: Vec<Special> = Vec::new();
-    let mut it = WalkDir::new(&base)
-        .min_depth(1)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(entry) = it.next() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                inv.findings.push(walk_error(root, &e));
-                continue;
-            }
-        };
-        let comps = components(&base, entry.path());
-        let rel = format!("{V2}/repositories/{}", comps.join("/"));
-        let ft = entry.file_type();
-        if ft.is_symlink() {
-            inv.findings.push(symlink_finding(root, &rel));
-            continue;
-        }
-        let last = comps.last().map(String::as_str).unwrap_or("");
-        if !last.starts_with('_') {
-            // A namespace or repository directory; files here are strays.
-            if !ft.is_dir() {
-                inv.findings.push(unknown(&rel, false));
-            }
-            continue;
-        }
-        if ft.is_dir() {
-            it.skip_current_dir();
-        }
-        let is_special = matches!(last, "_manifests" | "_layers" | "_uploads");
-        if comps.len() == 1 || !is_special || !ft.is_dir() {
-            inv.findings.push(unknown(&rel, ft.is_dir()));
-            continue;
-        }
-        specials.push(Special {
-            repo: comps[..comps.len() - 1].join("/"),
-            comps,
-        });
-    }
+    let (specials, findings) = walk_namespaces(root, &base, &[]);
+    inv.findings.extend(findings);
     let parts: Vec<(Repo, Vec<Finding>)> = specials
         .par_iter()
         .map(|sp| scan_special(root, &base, sp, depth))
@@ -518,10 +503,11 @@ fn scan_repositories(root: &Root, inv: &mut Inventory, depth: Depth) {
             .entry(part.name.clone())
             .or_insert_with(|| Repo::new(part.name.clone()));
         repo.has_manifests |= part.has_manifests;
-        repo.layers.extend(part.layers);
-        repo.revisions.extend(part.revisions);
-        repo.tags.extend(part.tags);
-        repo.uploads.extend(part.uploads);
+        // Each part fills one of these; moving a map is free, extending one inserts each entry.
+        merge(&mut repo.layers, part.layers);
+        merge(&mut repo.revisions, part.revisions);
+        merge(&mut repo.tags, part.tags);
+        merge(&mut repo.uploads, part.uploads);
     }
     for name in inv.repos.keys() {
         if let Err(e) = RepoName::parse(name.as_str()) {
@@ -535,6 +521,78 @@ fn scan_repositories(root: &Root, inv: &mut Inventory, depth: Depth) {
             );
         }
     }
+}
+
+fn merge<K: Ord, V>(into: &mut BTreeMap<K, V>, from: BTreeMap<K, V>) {
+    if into.is_empty() {
+        *into = from;
+    } else {
+        into.extend(from);
+    }
+}
+
+/// Walks `repositories/<comps...>` in parallel, stopping at every `_`-prefixed entry: the
+/// `_manifests`, `_layers` and `_uploads` directories found, and what is not part of the
+/// layout.
+fn walk_namespaces(root: &Root, base: &Path, comps: &[String]) -> (Vec<Special>, Vec<Finding>) {
+    let rel_of = |comps: &[String]| {
+        if comps.is_empty() {
+            format!("{V2}/repositories")
+        } else {
+            format!("{V2}/repositories/{}", comps.join("/"))
+        }
+    };
+    let mut dir = base.to_path_buf();
+    dir.extend(comps);
+    let entries = match read_dir_sorted(&dir) {
+        Ok(v) => v,
+        Err(e) => {
+            return (
+                Vec::new(),
+                vec![
+                    Finding::new(Kind::LinkUnreadable, format!("cannot read: {e}"))
+                        .path(rel_of(comps)),
+                ],
+            );
+        }
+    };
+    let mut specials = Vec::new();
+    let mut findings = Vec::new();
+    let mut subdirs = Vec::new();
+    for (name, ft) in entries {
+        let mut child = comps.to_vec();
+        child.push(name.clone());
+        let rel = rel_of(&child);
+        if ft.is_symlink() {
+            findings.push(symlink_finding(root, &rel));
+        } else if !name.starts_with('_') {
+            // A namespace or repository directory; files here are strays.
+            if ft.is_dir() {
+                subdirs.push(child);
+            } else {
+                findings.push(unknown(&rel, false));
+            }
+        } else if comps.is_empty()
+            || !ft.is_dir()
+            || !matches!(name.as_str(), "_manifests" | "_layers" | "_uploads")
+        {
+            findings.push(unknown(&rel, ft.is_dir()));
+        } else {
+            specials.push(Special {
+                repo: comps.join("/"),
+                comps: child,
+            });
+        }
+    }
+    let below: Vec<(Vec<Special>, Vec<Finding>)> = subdirs
+        .par_iter()
+        .map(|c| walk_namespaces(root, base, c))
+        .collect();
+    for (s, f) in below {
+        specials.extend(s);
+        findings.extend(f);
+    }
+    (specials, findings)
 }
 
 fn components(base: &Path, p: &Path) -> Vec<String> {
@@ -626,15 +684,16 @@ impl LinkWalk<'_> {
     fn link_in(&mut self, dir: &str, revisions: bool) -> Option<Link> {
         if self.depth.fast() {
             let rel = format!("{dir}/link");
-            return match read_small(&self.root.abs(&rel), LINK_LIMIT) {
+            return match self.root.read_small(&rel, LINK_LIMIT) {
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                // O_NOFOLLOW refuses a symlink with ELOOP.
+                // A symlink on the way (`current` itself, say) or the link itself.
                 Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                    let at = first_symlink(self.root, &rel);
                     self.findings
-                        .push(symlink_finding(self.root, &rel).repo(self.repo));
+                        .push(symlink_finding(self.root, &at).repo(self.repo));
                     None
                 }
-                r => Some(link_from(r)),
+                r => Some(link_from(r.map(|b| (b, None)))),
             };
         }
         let mut link = None;

@@ -535,3 +535,72 @@ fn dry_run_equals_the_registry_on_a_generated_layout() {
     assert_eq!(blobs, oracle_blobs);
     assert_eq!(manifests, oracle_manifests);
 }
+
+#[test]
+fn grace_period_keeps_a_young_untagged_manifest() {
+    // A push in progress: the manifest is uploaded (revision link written) before its tag.
+    // gc's fast scan reads links without a stat; the age of the ones it would drop is looked
+    // up before dropping them.
+    let s = Sample::registry();
+    let d = s.untagged("alpine-mini");
+    let (_, v) = gc_json(&s, &["--dry-run", "--delete-untagged", "--min-age", "0"]);
+    let (_, dropped) = swept(&v);
+    assert!(
+        dropped.iter().any(|m| m.ends_with(&d.to_string())),
+        "{dropped:?}"
+    );
+    let t =
+        humantime::parse_rfc3339(crate::common::NOW).unwrap() - std::time::Duration::from_secs(600);
+    std::fs::File::options()
+        .write(true)
+        .open(s.revision_link("alpine-mini", &d))
+        .unwrap()
+        .set_modified(t)
+        .unwrap();
+    let (_, v) = gc_json(&s, &["--dry-run", "--delete-untagged"]);
+    let (blobs, kept_dropped) = swept(&v);
+    assert!(!kept_dropped.iter().any(|m| m.ends_with(&d.to_string())));
+    assert_eq!(v["kept_young_manifests"], 1);
+    // Its config and layers stay too.
+    let config = s.reference(&d, regfsck::manifest::Role::Config);
+    assert!(!blobs.contains(&config.to_string()));
+    let (_, v) = gc_json(&s, &["--dry-run", "--delete-untagged", "--min-age", "5m"]);
+    assert!(swept(&v).1.iter().any(|m| m.ends_with(&d.to_string())));
+}
+
+#[test]
+fn refuses_when_a_tag_directory_on_the_way_is_a_symlink_out_of_the_root() {
+    // `current` itself (not the link file) is a symlink to a directory outside the root whose
+    // `link` names a manifest: gc must neither follow it nor sweep as if the tag were fine.
+    let s = Sample::registry();
+    let tag = s.first_tag("alpine-mini");
+    let current = s.current_link("alpine-mini", &tag);
+    let current = current.parent().unwrap();
+    let outside = tempfile::tempdir().unwrap();
+    let fake = outside.path().join("current");
+    std::fs::create_dir(&fake).unwrap();
+    std::fs::write(fake.join("link"), s.untagged("alpine-mini").to_string()).unwrap();
+    std::fs::remove_dir_all(current).unwrap();
+    std::os::unix::fs::symlink(&fake, current).unwrap();
+    let before = tree(s.root());
+    let (code, v) = gc_json(&s, &["--delete-untagged", "--min-age", "0"]);
+    assert_eq!(code, 4, "{v:#}");
+    let broken: Vec<(String, String)> = v["broken"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().into(),
+                f["path"].as_str().unwrap().into(),
+            )
+        })
+        .collect();
+    assert!(
+        broken
+            .iter()
+            .any(|(k, p)| k == "symlink" && p.ends_with(&format!("tags/{tag}/current"))),
+        "{broken:?}"
+    );
+    assert_eq!(tree(s.root()), before);
+}
