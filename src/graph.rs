@@ -323,10 +323,10 @@ fn check_repo(
     let has_blob = |d: &Digest| ix.present(d);
 
     for (d, link) in &repo.revisions {
-        let rel = layout::revision_link(name, d);
+        let rel = || layout::revision_link(name, d);
         match link.target {
             Err(ref p) => out.push(
-                link_finding(Kind::LinkMalformed, p, rel)
+                link_finding(Kind::LinkMalformed, p, rel())
                     .repo(name)
                     .digest(*d),
             ),
@@ -334,7 +334,7 @@ fn check_repo(
                 Finding::new(Kind::LinkMismatch, format!("revision link holds {t}"))
                     .repo(name)
                     .digest(*d)
-                    .path(rel),
+                    .path(rel()),
             ),
             Ok(_) => {
                 rg.revisions.insert(*d);
@@ -342,10 +342,10 @@ fn check_repo(
         }
     }
     for (d, link) in &repo.layers {
-        let rel = layout::layer_link(name, d);
+        let rel = || layout::layer_link(name, d);
         match link.target {
             Err(ref p) => out.push(
-                link_finding(Kind::LinkMalformed, p, rel)
+                link_finding(Kind::LinkMalformed, p, rel())
                     .repo(name)
                     .digest(*d),
             ),
@@ -360,7 +360,7 @@ fn check_repo(
                 Finding::new(Kind::LinkMismatch, format!("layer link holds {t}"))
                     .repo(name)
                     .digest(*d)
-                    .path(rel),
+                    .path(rel()),
             ),
         }
     }
@@ -405,7 +405,7 @@ fn check_repo(
     let mut needed_blobs: BTreeSet<Digest> = BTreeSet::new();
     let mut children: BTreeSet<Digest> = BTreeSet::new();
     for d in &rg.revisions {
-        let rel = layout::revision_link(name, d);
+        let rel = || layout::revision_link(name, d);
         match ix.get(d) {
             None | Some(ManifestState::Missing) => {
                 // A tagged manifest's loss is reported on its tag, a child's on its index.
@@ -417,7 +417,7 @@ fn check_repo(
                         )
                         .repo(name)
                         .digest(*d)
-                        .path(rel),
+                        .path(rel()),
                     );
                 }
             }
@@ -542,7 +542,7 @@ fn check_tag(
             );
         }
     }
-    let rel = layout::tag_current(name, tag);
+    let rel = || layout::tag_current(name, tag);
     let d = match &t.current {
         None => {
             out.push(
@@ -558,7 +558,7 @@ fn check_tag(
         }
         Some(Link { target: Err(p), .. }) => {
             out.push(
-                link_finding(Kind::LinkMalformed, p, rel)
+                link_finding(Kind::LinkMalformed, p, rel())
                     .repo(name)
                     .tag(tag),
             );
@@ -575,7 +575,7 @@ fn check_tag(
             .repo(name)
             .tag(tag)
             .digest(d)
-            .path(rel),
+            .path(rel()),
         );
     } else if !has_blob(&d) {
         out.push(

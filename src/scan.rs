@@ -298,15 +298,14 @@ fn scan_shard(
         }
     };
     for (hex, ft) in entries {
-        let dir_rel = format!("{rel}/{hex}");
         if ft.is_symlink() {
-            findings.push(symlink_finding(root, &dir_rel));
+            findings.push(symlink_finding(root, &format!("{rel}/{hex}")));
             continue;
         }
         let digest = match Digest::from_parts(alg.name(), &hex) {
             Ok(d) if ft.is_dir() => d,
             _ => {
-                findings.push(unknown(&dir_rel, ft.is_dir()));
+                findings.push(unknown(&format!("{rel}/{hex}"), ft.is_dir()));
                 continue;
             }
         };
@@ -323,6 +322,7 @@ fn scan_shard(
             ));
             continue;
         }
+        let dir_rel = format!("{rel}/{hex}");
         if depth == Depth::Fast && !misplaced {
             // Stat <hex>/data directly instead of listing the directory.
             let p = format!("{dir_rel}/data");
@@ -734,7 +734,7 @@ impl LinkWalk<'_> {
                 continue;
             }
             for (hex, ft) in self.list(&alg_rel) {
-                let p = format!("{alg_rel}/{hex}");
+                let p = || format!("{alg_rel}/{hex}");
                 match Digest::from_parts(&alg, &hex) {
                     Ok(d) if ft.is_dir() && names_only => {
                         out.insert(
@@ -746,11 +746,11 @@ impl LinkWalk<'_> {
                         );
                     }
                     Ok(d) if ft.is_dir() => {
-                        if let Some(l) = self.link_in(&p, revisions) {
+                        if let Some(l) = self.link_in(&p(), revisions) {
                             out.insert(d, l);
                         }
                     }
-                    _ => self.other(&p, &hex, ft),
+                    _ => self.other(&p(), &hex, ft),
                 }
             }
         }
