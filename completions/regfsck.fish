@@ -36,6 +36,7 @@ complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "verify" -d 'Check e
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "ls" -d 'List tags as REPO:TAG:DIGEST, or untagged manifests as REPO@DIGEST'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "gc" -d 'Mark and sweep: remove the blobs no manifest needs, as the registry\'s garbage-collect would, without its data-loss bugs. Run it with the registry stopped or read-only'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "rm-repo" -d 'Remove repositories safely (never a nested one) and the blobs only they referred to. The root comes from --root, REGFSCK_ROOT or --config'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "prune" -d 'Retention: keep the newest N tags, recent ones and ones matching a pattern per repository; remove the other tags, and the manifests only they reached; --gc sweeps'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "du" -d 'Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo frees), shared bytes; and the bytes gc would free'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "serve" -d 'Serve the layout read-only over the registry\'s pull API (for skopeo, docker, containerd)'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "generate" -d 'Write the man pages and shell completions (for packagers and the repository)'
@@ -75,6 +76,25 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l json -d 'Pri
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l repo -d 'Repositories to prune (glob: `*` within one path component, `**` across them); repeatable; default: every repository' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l keep-last -d 'Keep the N newest tags of each repository (in --order)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l keep-within -d 'Keep tags pushed within this long (e.g. 7d, 12h): their current/link is younger' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l keep-tag -d 'Keep tags matching this regular expression (unanchored: write ^latest$); repeatable' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l order -d 'What "newest" means for --keep-last' -r -f -a "pushed\t'By push time: the modification time of the tag\'s `current/link`'
+version\t'By version: digit runs compare as numbers (`1_2` before `1_10`), semver pre-releases before their release (`1.10.0-rc.1` before `1.10.0`); tags that do not start with a digit (or `v` and a digit), such as `latest`, count as the oldest'
+name\t'By name, byte order (what `sort` does: `1_10` before `1_2`)'"
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l policy -d 'Read the policies from a file (TOML or YAML, by extension) instead of the options above: a list `policies`, each with repositories, keep-last, keep-within, keep-tag and order; the first whose globs match a repository applies' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l min-age -d 'Grace period of the sweep (as gc\'s --min-age)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s n -l dry-run -d 'Print the plan (what is kept and why, what is removed); change nothing'
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l force -d 'Prune (and sweep) even when a selected repository\'s graph is broken'
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l sort -d 'Order of the repositories' -r -f -a "size\t'Largest first'
 name\t'By repository name'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F

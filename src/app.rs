@@ -11,7 +11,9 @@ use crate::error::{Error, Result};
 use crate::exit::ExitStatus;
 use crate::layout::Root;
 use crate::progress::Progress;
-use crate::{config, du, fsops, gc, generate, graph, ls, report, rmrepo, scan, serve, verify};
+use crate::{
+    config, du, fsops, gc, generate, graph, ls, prune, report, rmrepo, scan, serve, verify,
+};
 
 /// What the environment contributes (read once by `main`, passed in so tests control it).
 #[derive(Debug, Clone)]
@@ -74,6 +76,57 @@ pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Res
         },
     };
     Root::open(&path)
+}
+
+/// A gc run: plan, refusal or sweep.
+struct GcPass {
+    plan: gc::GcPlan,
+    applied: Option<gc::Applied>,
+    refused: bool,
+    status: ExitStatus,
+    notes: Vec<String>,
+}
+
+fn gc_pass(
+    root: &Root,
+    opts: &gc::GcOptions,
+    dry_run: bool,
+    pool: &rayon::ThreadPool,
+    env: &Env,
+    interrupt: &AtomicBool,
+) -> Result<GcPass> {
+    let plan = pool.install(|| -> Result<gc::GcPlan> {
+        let inv = scan::scan(root, scan::Depth::Names)?;
+        let graph = graph::build_for_gc(root, &inv, env.now);
+        Ok(gc::plan(root, &inv, &graph, opts))
+    })?;
+    let refused = !plan.broken.is_empty() && !opts.force;
+    let mut pass = GcPass {
+        plan,
+        applied: None,
+        refused,
+        status: ExitStatus::CLEAN,
+        notes: Vec::new(),
+    };
+    if refused {
+        pass.status = ExitStatus::UNCORRECTED;
+        pass.notes.push(
+            "refusing to sweep: the graph is broken (see above); fix it or pass --force".into(),
+        );
+    } else if !dry_run {
+        let remover = fsops::FsRemover::new(root).crash_after(env.crash_after);
+        match pool.install(|| gc::apply(root, &pass.plan, opts, &remover, interrupt)) {
+            Ok(done) => pass.applied = Some(done),
+            Err(Error::Interrupted) => {
+                pass.status = ExitStatus::INTERRUPTED;
+                pass.notes.push(
+                    "interrupted; what was removed is consistent, run gc again to finish".into(),
+                );
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(pass)
 }
 
 /// Runs a parsed command line.
@@ -152,45 +205,100 @@ pub fn run(
                 force: a.force,
                 now: env.now,
             };
-            let plan = pool.install(|| -> Result<gc::GcPlan> {
-                let inv = scan::scan(&root, scan::Depth::Names)?;
-                let graph = graph::build_for_gc(&root, &inv, env.now);
-                Ok(gc::plan(&root, &inv, &graph, &opts))
-            })?;
-            let refused = !plan.broken.is_empty() && !a.force;
-            let mut applied = None;
-            let mut notes = Vec::new();
-            let mut status = ExitStatus::CLEAN;
-            if refused {
-                status = ExitStatus::UNCORRECTED;
-                notes.push(
-                    "refusing to sweep: the graph is broken (see above); fix it or pass --force"
-                        .to_string(),
-                );
-            } else if !a.dry_run {
-                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-                match pool.install(|| gc::apply(&root, &plan, &opts, &remover, interrupt)) {
-                    Ok(done) => applied = Some(done),
-                    Err(Error::Interrupted) => {
-                        status = ExitStatus::INTERRUPTED;
-                        notes.push(
-                            "interrupted; what was removed is consistent, run gc again to finish"
-                                .into(),
-                        );
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            let pass = gc_pass(&root, &opts, a.dry_run, &pool, env, interrupt)?;
             let doc = report::GcDoc {
                 dry_run: a.dry_run,
-                refused,
-                plan: &plan,
-                applied: applied.as_ref(),
+                refused: pass.refused,
+                plan: &pass.plan,
+                applied: pass.applied.as_ref(),
             };
             if g.json {
                 report::write_json(out, "gc", &doc)
             } else {
                 report::gc_human(out, &doc)
+            }
+            .map_err(Error::Output)?;
+            Ok(Outcome {
+                status: pass.status,
+                notes: pass.notes,
+            })
+        }
+        Command::Prune(a) => {
+            let root = resolve_root(a.root.as_deref(), g, env)?;
+            let policies = match &a.policy {
+                Some(f) => prune::load_policies(f)?,
+                None => vec![prune::Policy::new(prune::PolicySpec {
+                    repositories: a.repos.clone(),
+                    keep_last: a.keep_last,
+                    keep_within: a.keep_within.map(Into::into),
+                    keep_tag: a.keep_tag.clone(),
+                    order: a.order,
+                })?],
+            };
+            let opts = prune::PruneOptions {
+                policies,
+                now: env.now,
+                min_age: a.min_age.into(),
+            };
+            let plan = pool.install(|| -> Result<prune::PrunePlan> {
+                let inv = scan::scan(&root, scan::Depth::Fast)?;
+                let graph = graph::build(&root, &inv, env.now);
+                Ok(prune::plan(&root, &inv, &graph, &opts))
+            })?;
+            let refused = !plan.broken.is_empty() && !a.force;
+            let mut status = ExitStatus::CLEAN;
+            let mut notes = Vec::new();
+            let mut applied = None;
+            let mut swept = None;
+            if refused {
+                status = ExitStatus::UNCORRECTED;
+                notes.push(
+                    "refusing to prune: a selected repository's graph is broken (see above); fix it or pass --force"
+                        .into(),
+                );
+            } else if !a.dry_run {
+                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+                match prune::apply(&plan, &remover, interrupt, env.now) {
+                    Ok(done) => applied = Some(done),
+                    Err(Error::Interrupted) => {
+                        status = ExitStatus::INTERRUPTED;
+                        notes.push(
+                            "interrupted; what was removed is consistent, run prune again to finish"
+                                .into(),
+                        );
+                    }
+                    Err(e) => return Err(e),
+                }
+                if applied.is_some() && a.gc {
+                    let gc_opts = gc::GcOptions {
+                        delete_untagged: false,
+                        min_age: a.min_age.into(),
+                        force: a.force,
+                        now: env.now,
+                    };
+                    let pass = gc_pass(&root, &gc_opts, false, &pool, env, interrupt)?;
+                    status = pass.status;
+                    notes.extend(pass.notes.iter().cloned());
+                    swept = Some(pass);
+                }
+            }
+            let gc_doc = swept.as_ref().map(|p| report::GcDoc {
+                dry_run: false,
+                refused: p.refused,
+                plan: &p.plan,
+                applied: p.applied.as_ref(),
+            });
+            let doc = report::PruneDoc {
+                dry_run: a.dry_run,
+                refused,
+                plan: &plan,
+                applied: applied.as_ref(),
+                sweep: gc_doc.as_ref(),
+            };
+            if g.json {
+                report::write_json(out, "prune", &doc)
+            } else {
+                report::prune_human(out, &doc)
             }
             .map_err(Error::Output)?;
             Ok(Outcome { status, notes })

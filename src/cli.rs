@@ -64,6 +64,10 @@ pub enum Command {
     /// The root comes from --root, REGFSCK_ROOT or --config.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     RmRepo(RmRepoArgs),
+    /// Retention: keep the newest N tags, recent ones and ones matching a pattern per
+    /// repository; remove the other tags, and the manifests only they reached; --gc sweeps.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Prune(PruneArgs),
     /// Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo
     /// frees), shared bytes; and the bytes gc would free.
     Du(DuArgs),
@@ -140,6 +144,47 @@ pub struct RmRepoArgs {
     /// Remove the repositories only; leave their blobs for gc.
     #[arg(long)]
     pub keep_blobs: bool,
+}
+
+/// `regfsck prune`.
+#[derive(Debug, Args)]
+pub struct PruneArgs {
+    /// Storage root (instead of --root).
+    #[arg(id = "root_path", value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+    /// Repositories to prune (glob: `*` within one path component, `**` across them);
+    /// repeatable; default: every repository.
+    #[arg(long = "repo", value_name = "GLOB")]
+    pub repos: Vec<String>,
+    /// Keep the N newest tags of each repository (in --order).
+    #[arg(long, value_name = "N")]
+    pub keep_last: Option<usize>,
+    /// Keep tags pushed within this long (e.g. 7d, 12h): their current/link is younger.
+    #[arg(long, value_name = "DURATION")]
+    pub keep_within: Option<humantime::Duration>,
+    /// Keep tags matching this regular expression (unanchored: write ^latest$); repeatable.
+    #[arg(long, value_name = "REGEX")]
+    pub keep_tag: Vec<String>,
+    /// What "newest" means for --keep-last.
+    #[arg(long, value_enum, default_value_t = crate::prune::Order::Pushed)]
+    pub order: crate::prune::Order,
+    /// Read the policies from a file (TOML or YAML, by extension) instead of the options
+    /// above: a list `policies`, each with repositories, keep-last, keep-within, keep-tag and
+    /// order; the first whose globs match a repository applies.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["repos", "keep_last", "keep_within", "keep_tag", "order"])]
+    pub policy: Option<PathBuf>,
+    /// Print the plan (what is kept and why, what is removed); change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Then sweep the blobs nobody needs any more (gc, in the same run).
+    #[arg(long)]
+    pub gc: bool,
+    /// Grace period of the sweep (as gc's --min-age).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub min_age: humantime::Duration,
+    /// Prune (and sweep) even when a selected repository's graph is broken.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Sort order for `du`.

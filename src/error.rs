@@ -68,6 +68,9 @@ pub enum Error {
         /// The name given.
         name: String,
     },
+    /// A retention policy (command line or file) that cannot be used.
+    #[error("bad policy: {0}")]
+    Policy(String),
     /// The user interrupted the run.
     #[error("interrupted")]
     Interrupted,
@@ -78,7 +81,7 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Error::ConflictingRoots { .. } | Error::InvalidName { .. }
+            Error::ConflictingRoots { .. } | Error::InvalidName { .. } | Error::Policy(_)
         )
     }
 

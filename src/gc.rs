@@ -78,6 +78,9 @@ pub struct Sweep {
     pub layer_links: Vec<SweptLink>,
     /// Tag index entries of dropped manifests.
     pub tag_index_entries: Vec<SweptLink>,
+    /// `manifests` in the order they are removed: each before what it refers to.
+    #[serde(skip)]
+    pub manifest_removal: Vec<SweptManifest>,
 }
 
 /// The plan.
@@ -97,7 +100,7 @@ pub struct GcPlan {
 
 /// Kinds that make marking incomplete: a manifest whose references can't be known, or a link
 /// that can't be read, so live data could be swept.
-const BREAKS_MARKING: &[Kind] = &[
+pub(crate) const BREAKS_MARKING: &[Kind] = &[
     Kind::LinkMalformed,
     Kind::LinkUnreadable,
     Kind::LinkMismatch,
@@ -400,6 +403,18 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
             }
         }
     }
+    let mut by_repo: BTreeMap<&RepoName, BTreeSet<Digest>> = BTreeMap::new();
+    for m in &dropped {
+        by_repo.entry(&m.repository).or_default().insert(m.digest);
+    }
+    for (repo, ds) in by_repo {
+        for digest in graph::referrers_first(g, &ds) {
+            sweep.manifest_removal.push(SweptManifest {
+                repository: repo.clone(),
+                digest,
+            });
+        }
+    }
     sweep.manifests = dropped;
     GcPlan {
         sweep,
@@ -455,7 +470,7 @@ pub fn apply(
         remover.remove_tree(parent(&rel))?;
         done.links += 1;
     }
-    for m in &s.manifests {
+    for m in &s.manifest_removal {
         stop()?;
         let rel = layout::revision_link(&m.repository, &m.digest);
         remover.remove_tree(parent(&rel))?;

@@ -28,6 +28,9 @@ regfsck verify \\-\\-json \\-\\-no\\-content ./data
 regfsck \\-\\-config /etc/docker/registry/config.yml verify
 regfsck ls ./data
 regfsck ls \\-\\-untagged ./data
+regfsck gc \\-\\-dry\\-run ./data
+regfsck prune \\-\\-dry\\-run \\-\\-repo 'ci/*' \\-\\-keep\\-last 10 \\-\\-order version \\-\\-keep\\-tag '^latest$' ./data
+regfsck prune \\-\\-policy /etc/regfsck/retention.yaml \\-\\-gc ./data
 .fi
 ";
 

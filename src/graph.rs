@@ -58,7 +58,7 @@ pub struct RepoGraph {
 }
 
 /// The whole graph.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone)]
 pub struct Graph {
     /// Every manifest linked as a revision anywhere, by digest.
     pub manifests: BTreeMap<Digest, ManifestState>,
@@ -178,6 +178,52 @@ impl<'a> Index<'a> {
             _ => None,
         }
     }
+}
+
+/// `ds` ordered so that each manifest comes before every manifest of `ds` it refers to (index
+/// children, subjects), ties by digest: removing them in this order never leaves a remaining
+/// manifest referring to a removed one.
+pub fn referrers_first(g: &Graph, ds: &BTreeSet<Digest>) -> Vec<Digest> {
+    let mut indegree: BTreeMap<Digest, usize> = ds.iter().map(|d| (*d, 0)).collect();
+    for d in ds {
+        if let Some(m) = g.manifest(d) {
+            for r in &m.references {
+                if matches!(r.role, Role::Child | Role::Subject) {
+                    if let Some(n) = indegree.get_mut(&r.digest) {
+                        *n += 1;
+                    }
+                }
+            }
+        }
+    }
+    let mut ready: BTreeSet<Digest> = indegree
+        .iter()
+        .filter(|(_, n)| **n == 0)
+        .map(|(d, _)| *d)
+        .collect();
+    let mut out = Vec::with_capacity(ds.len());
+    while let Some(d) = ready.pop_first() {
+        out.push(d);
+        if let Some(m) = g.manifest(&d) {
+            for r in &m.references {
+                if matches!(r.role, Role::Child | Role::Subject) {
+                    if let Some(n) = indegree.get_mut(&r.digest) {
+                        *n -= 1;
+                        if *n == 0 {
+                            ready.insert(r.digest);
+                        }
+                    }
+                }
+            }
+        }
+    }
+    // Content addressing rules out cycles; keep anything left anyway.
+    for d in ds {
+        if !out.contains(d) {
+            out.push(*d);
+        }
+    }
+    out
 }
 
 /// Builds the graph from a scan.

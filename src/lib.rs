@@ -37,6 +37,7 @@ pub mod layout;
 pub mod ls;
 pub mod manifest;
 pub mod progress;
+pub mod prune;
 pub mod report;
 pub mod rmrepo;
 pub mod scan;

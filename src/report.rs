@@ -188,6 +188,101 @@ pub fn gc_human(out: &mut dyn Write, d: &GcDoc<'_>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// The prune report.
+#[derive(Serialize)]
+pub struct PruneDoc<'a> {
+    /// Whether nothing was changed on purpose.
+    pub dry_run: bool,
+    /// Whether prune refused because a selected repository's graph is broken.
+    pub refused: bool,
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: &'a crate::prune::PrunePlan,
+    /// What a real run did.
+    pub applied: Option<&'a crate::prune::PruneApplied>,
+    /// The sweep of `--gc`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sweep: Option<&'a GcDoc<'a>>,
+}
+
+/// Renders a prune report for humans: per repository every tag, kept or removed and why.
+///
+/// # Errors
+/// Write errors.
+pub fn prune_human(out: &mut dyn Write, d: &PruneDoc<'_>) -> std::io::Result<()> {
+    let p = d.plan;
+    for f in &p.broken {
+        writeln!(out, "{f}")?;
+    }
+    if !p.broken.is_empty() {
+        writeln!(out)?;
+    }
+    for r in &p.repositories {
+        if r.policy.is_empty() {
+            writeln!(out, "{} (finishing an interrupted prune)", r.repository)?;
+        } else {
+            writeln!(out, "{} ({})", r.repository, r.policy)?;
+        }
+        let width = r
+            .tags
+            .iter()
+            .map(|t| t.tag.as_str().len())
+            .max()
+            .unwrap_or(0);
+        for t in &r.tags {
+            let digest = t
+                .digest
+                .map(|d| d.to_string().chars().take(19).collect::<String>())
+                .unwrap_or_else(|| "(broken)".into());
+            writeln!(
+                out,
+                "  {:<6} {:<width$}  {:<19}  {:<20}  {}",
+                if t.keep { "keep" } else { "remove" },
+                t.tag.as_str(),
+                digest,
+                t.pushed.as_deref().unwrap_or("-"),
+                t.reasons.join("; "),
+            )?;
+        }
+        for t in &r.pending {
+            writeln!(
+                out,
+                "  {:<6} {t}  (moved to the trash by an interrupted prune)",
+                "remove"
+            )?;
+        }
+        for m in &r.manifests {
+            writeln!(out, "  drop manifest {m}")?;
+        }
+        writeln!(out)?;
+    }
+    let verb = match (d.refused, d.dry_run, d.applied) {
+        (true, _, _) => "would remove (refused)",
+        (false, true, _) => "would remove",
+        (false, false, Some(_)) => "removed",
+        (false, false, None) => "remove interrupted",
+    };
+    writeln!(
+        out,
+        "{verb}: {} tags and {} manifests in {} repositories; kept {} tags",
+        p.tags_removed,
+        p.manifests_dropped,
+        p.repositories.len(),
+        p.tags_kept
+    )?;
+    writeln!(
+        out,
+        "gc afterwards frees: {} blobs ({})",
+        p.gc.blobs,
+        HumanBytes(p.gc.bytes)
+    )?;
+    if let Some(g) = d.sweep {
+        writeln!(out)?;
+        gc_human(out, g)?;
+    }
+    Ok(())
+}
+
 /// The rm-repo report.
 #[derive(Serialize)]
 pub struct RmDoc<'a> {

@@ -23,7 +23,10 @@ fn write_config(root: &Path, addr: &str) -> std::path::PathBuf {
 }
 
 /// `(blobs, manifests)` the registry's `garbage-collect --dry-run` lists as eligible.
-fn registry_dry_run(root: &Path, delete_untagged: bool) -> (BTreeSet<String>, BTreeSet<String>) {
+pub(crate) fn registry_dry_run(
+    root: &Path,
+    delete_untagged: bool,
+) -> (BTreeSet<String>, BTreeSet<String>) {
     let cfg = write_config(root, "127.0.0.1:0");
     let mut c = Command::new("docker-registry");
     c.args(["garbage-collect", "--dry-run"]);

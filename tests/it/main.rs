@@ -10,6 +10,7 @@ mod damage;
 mod gc;
 mod generated;
 mod ls;
+mod prune;
 mod registry;
 mod rmrepo;
 mod serve;

@@ -1,0 +1,872 @@
+//! `prune`: retention policies ("keep the last N tags"), offline, then (optionally) a sweep.
+//!
+//! A policy picks repositories by glob and keeps, in each, every tag that one of its rules
+//! keeps: the N newest (by push time, version or name), those pushed within a duration, those
+//! matching a regular expression. The other tags are removed (their directories only); a
+//! manifest is dropped only when a removed tag was its last way in: no kept tag reaches it
+//! (directly, as an index child, or as a referrer of something kept). Manifests that were
+//! already untagged are left alone (that is `gc --delete-untagged`'s business).
+//!
+//! [`plan`] is pure. [`apply`] moves each removed tag into the trash in one rename (the tag
+//! vanishes at once; its `current/link` stays there as the record of what it pointed at), then
+//! removes the tag-history entries and revision links of the dropped manifests, then empties its
+//! trash. A run killed half-way leaves a consistent layout, and the next `prune` finishes the job
+//! from what it finds in the trash.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use regex::Regex;
+use serde::{Deserialize, Serialize};
+
+use crate::digest::Digest;
+use crate::error::{Error, Result};
+use crate::findings::Finding;
+use crate::fsops::Remover;
+use crate::gc::{self, GcOptions, SweptLink};
+use crate::graph::{Graph, TagTarget};
+use crate::layout::{self, RepoName, Root, TagName};
+use crate::manifest::Role;
+use crate::rmrepo::TRASH;
+use crate::scan::{Inventory, parse_link};
+
+/// How "newest" is decided for `keep-last`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "lowercase")]
+pub enum Order {
+    /// By push time: the modification time of the tag's `current/link`.
+    #[default]
+    Pushed,
+    /// By version: digit runs compare as numbers (`1_2` before `1_10`), semver pre-releases
+    /// before their release (`1.10.0-rc.1` before `1.10.0`); tags that do not start with a
+    /// digit (or `v` and a digit), such as `latest`, count as the oldest.
+    Version,
+    /// By name, byte order (what `sort` does: `1_10` before `1_2`).
+    Name,
+}
+
+impl Order {
+    fn word(self) -> &'static str {
+        match self {
+            Order::Pushed => "pushed",
+            Order::Version => "version",
+            Order::Name => "name",
+        }
+    }
+}
+
+/// The rules of one policy, as written on the command line or in a policy file.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, rename_all = "kebab-case")]
+pub struct PolicySpec {
+    /// Repository globs (`*` stays within one path component, `**` crosses them); empty means
+    /// every repository.
+    #[serde(default, alias = "repos", alias = "repo")]
+    pub repositories: Vec<String>,
+    /// Keep the N newest tags.
+    #[serde(default, alias = "keep_last", skip_serializing_if = "Option::is_none")]
+    pub keep_last: Option<usize>,
+    /// Keep tags pushed within this long (e.g. `7d`, `12h`).
+    #[serde(
+        default,
+        alias = "keep_within",
+        skip_serializing_if = "Option::is_none",
+        with = "opt_duration"
+    )]
+    pub keep_within: Option<Duration>,
+    /// Keep tags matching any of these regular expressions (unanchored: write `^latest$`).
+    #[serde(default, alias = "keep_tag", skip_serializing_if = "Vec::is_empty")]
+    pub keep_tag: Vec<String>,
+    /// The order `keep-last` counts in.
+    #[serde(default)]
+    pub order: Order,
+}
+
+mod opt_duration {
+    use std::time::Duration;
+
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(d: &Option<Duration>, s: S) -> Result<S::Ok, S::Error> {
+        match d {
+            Some(d) => s.serialize_str(&super::duration_words(*d)),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+        let text = String::deserialize(d)?;
+        humantime::parse_duration(&text)
+            .map(Some)
+            .map_err(|e| serde::de::Error::custom(format!("keep-within {text:?}: {e}")))
+    }
+}
+
+/// A duration as written on the command line: `7d`, `12h`, `90m`, `30s`.
+fn duration_words(d: Duration) -> String {
+    let s = d.as_secs();
+    match s {
+        0 => "0s".into(),
+        _ if s % 86400 == 0 => format!("{}d", s / 86400),
+        _ if s % 3600 == 0 => format!("{}h", s / 3600),
+        _ if s % 60 == 0 => format!("{}m", s / 60),
+        _ => format!("{s}s"),
+    }
+}
+
+/// A policy file: `policies`, tried in order; the first whose globs match a repository applies.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct PolicyFile {
+    policies: Vec<PolicySpec>,
+}
+
+/// A checked, compiled policy.
+#[derive(Debug, Clone)]
+pub struct Policy {
+    /// As written.
+    pub spec: PolicySpec,
+    globs: Option<GlobSet>,
+    keep_tag: Vec<Regex>,
+}
+
+impl Policy {
+    /// Compiles and checks a policy.
+    ///
+    /// # Errors
+    /// [`Error::Policy`] for a bad glob or regular expression, or a policy with no rule.
+    pub fn new(spec: PolicySpec) -> Result<Self> {
+        if spec.keep_last.is_none() && spec.keep_within.is_none() && spec.keep_tag.is_empty() {
+            return Err(Error::Policy(
+                "a policy needs at least one rule (keep-last, keep-within or keep-tag); \
+                 to remove every tag say --keep-last 0"
+                    .into(),
+            ));
+        }
+        let globs = if spec.repositories.is_empty() {
+            None
+        } else {
+            let mut b = GlobSetBuilder::new();
+            for g in &spec.repositories {
+                let glob = GlobBuilder::new(g)
+                    .literal_separator(true)
+                    .build()
+                    .map_err(|e| Error::Policy(format!("repository glob {g:?}: {e}")))?;
+                b.add(glob);
+            }
+            Some(
+                b.build()
+                    .map_err(|e| Error::Policy(format!("repository globs: {e}")))?,
+            )
+        };
+        let keep_tag = spec
+            .keep_tag
+            .iter()
+            .map(|r| Regex::new(r).map_err(|e| Error::Policy(format!("keep-tag regex {r:?}: {e}"))))
+            .collect::<Result<Vec<_>>>()?;
+        Ok(Policy {
+            spec,
+            globs,
+            keep_tag,
+        })
+    }
+
+    /// Whether this policy applies to `repo`.
+    pub fn matches(&self, repo: &RepoName) -> bool {
+        self.globs
+            .as_ref()
+            .is_none_or(|g| g.is_match(repo.as_str()))
+    }
+
+    /// The rules in words, for reports.
+    pub fn describe(&self) -> String {
+        let mut parts = Vec::new();
+        if let Some(n) = self.spec.keep_last {
+            parts.push(format!("keep-last {n} by {}", self.spec.order.word()));
+        }
+        if let Some(d) = self.spec.keep_within {
+            parts.push(format!("keep-within {}", duration_words(d)));
+        }
+        for r in &self.spec.keep_tag {
+            parts.push(format!("keep-tag {r}"));
+        }
+        parts.join(", ")
+    }
+}
+
+/// Reads a policy file (`.toml`, `.yml` or `.yaml`).
+///
+/// # Errors
+/// [`Error::Policy`] naming the file for anything wrong in it; [`Error::Io`] when unreadable.
+pub fn load_policies(path: &Path) -> Result<Vec<Policy>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let bad = |m: String| Error::Policy(format!("{}: {m}", path.display()));
+    let file: PolicyFile = match path.extension().and_then(|e| e.to_str()) {
+        Some("toml") => toml::from_str(&text).map_err(|e| bad(e.to_string()))?,
+        Some("yml" | "yaml") => serde_norway::from_str(&text).map_err(|e| bad(e.to_string()))?,
+        _ => {
+            return Err(bad("unknown format: name it *.toml, *.yml or *.yaml".into()));
+        }
+    };
+    if file.policies.is_empty() {
+        return Err(bad("no policies".into()));
+    }
+    file.policies
+        .into_iter()
+        .enumerate()
+        .map(|(i, spec)| Policy::new(spec).map_err(|e| bad(format!("policy {}: {e}", i + 1))))
+        .collect()
+}
+
+/// One tag's fate.
+#[derive(Debug, Clone, Serialize)]
+pub struct TagDecision {
+    /// The tag.
+    pub tag: TagName,
+    /// What it points at (`None` for a broken tag).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub digest: Option<Digest>,
+    /// Its push time (modification time of `current/link`), RFC 3339.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub pushed: Option<String>,
+    /// Whether it stays.
+    pub keep: bool,
+    /// The rules that keep it; for a removed tag, what happens to its manifest.
+    pub reasons: Vec<String>,
+}
+
+/// The plan for one repository.
+#[derive(Debug, Clone, Serialize)]
+pub struct RepoPrune {
+    /// The repository.
+    pub repository: RepoName,
+    /// The policy's rules in words (empty when only an interrupted run is finished here).
+    pub policy: String,
+    /// Every tag, newest first in the policy's order.
+    pub tags: Vec<TagDecision>,
+    /// Manifests dropped (their revision links are removed), sorted.
+    pub manifests: Vec<Digest>,
+    /// Entries in kept tags' histories that name dropped manifests.
+    #[serde(skip)]
+    pub index_entries: Vec<SweptLink>,
+    /// `manifests` in removal order: each before what it refers to.
+    #[serde(skip)]
+    pub removal: Vec<Digest>,
+    /// Tags an interrupted earlier run already moved to the trash (finished here).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<TagName>,
+}
+
+/// What a following `gc` would free.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct GcEstimate {
+    /// Blobs.
+    pub blobs: u64,
+    /// Bytes.
+    pub bytes: u64,
+}
+
+/// The whole plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PrunePlan {
+    /// Repositories a policy applies to (or with unfinished work), sorted.
+    pub repositories: Vec<RepoPrune>,
+    /// Tags removed.
+    pub tags_removed: u64,
+    /// Tags kept.
+    pub tags_kept: u64,
+    /// Manifests dropped.
+    pub manifests_dropped: u64,
+    /// What a `gc` after this prune frees (blobs freed by the prune only, not older garbage).
+    pub gc: GcEstimate,
+    /// Findings in the selected repositories that make the plan unsafe; prune refuses unless
+    /// forced.
+    pub broken: Vec<Finding>,
+    /// Trash directories of interrupted earlier runs, removed at the end.
+    #[serde(skip)]
+    pub pending_bins: Vec<String>,
+}
+
+/// A tag an interrupted prune moved into the trash: repository, tag, target.
+type Pending = (RepoName, TagName, Option<Digest>);
+
+/// Name of the trash directories prune uses.
+const BIN_PREFIX: &str = "prune-";
+
+/// Repository names have no `+`, so it stands for `/` in a trash directory name.
+fn encode_repo(r: &RepoName) -> String {
+    r.as_str().replace('/', "+")
+}
+
+/// Tags left in the trash by an interrupted prune, and the trash directories holding them.
+fn pending(root: &Root) -> (Vec<Pending>, Vec<String>) {
+    let mut tags = Vec::new();
+    let mut bins = Vec::new();
+    let list = |p: &Path| -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(p)
+            .map(|it| {
+                it.flatten()
+                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    };
+    for bin in list(&root.abs(TRASH)) {
+        if !bin.starts_with(BIN_PREFIX) {
+            continue;
+        }
+        let bin_rel = format!("{TRASH}/{bin}");
+        for repo in list(&root.abs(&bin_rel)) {
+            let Ok(name) = RepoName::parse(&repo.replace('+', "/")) else {
+                continue;
+            };
+            for tag in list(&root.abs(&format!("{bin_rel}/{repo}"))) {
+                let Ok(t) = TagName::parse(&tag) else {
+                    continue;
+                };
+                let link = root.abs(&format!("{bin_rel}/{repo}/{tag}/current/link"));
+                let target = crate::fsutil::read_bounded(&link, 1024)
+                    .ok()
+                    .and_then(|b| match b {
+                        crate::fsutil::Bounded::Content(c) => parse_link(&c).ok(),
+                        crate::fsutil::Bounded::TooLarge { .. } => None,
+                    });
+                tags.push((name.clone(), t, target));
+            }
+        }
+        bins.push(bin_rel);
+    }
+    (tags, bins)
+}
+
+/// Version order key: see [`Order::Version`].
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+enum Chunk {
+    /// A digit run: compared by length (no leading zeros), then digits.
+    Num(usize, String),
+    /// Anything else.
+    Text(String),
+}
+
+fn chunks(s: &str) -> Vec<Chunk> {
+    let mut out = Vec::new();
+    let mut cur = String::new();
+    let mut digits = false;
+    for c in s.chars() {
+        let d = c.is_ascii_digit();
+        if !cur.is_empty() && d != digits {
+            out.push(chunk(std::mem::take(&mut cur), digits));
+        }
+        digits = d;
+        cur.push(c);
+    }
+    if !cur.is_empty() {
+        out.push(chunk(cur, digits));
+    }
+    out
+}
+
+fn chunk(s: String, digits: bool) -> Chunk {
+    if digits {
+        let t = s.trim_start_matches('0');
+        let t = if t.is_empty() { "0" } else { t };
+        Chunk::Num(t.len(), t.to_string())
+    } else {
+        Chunk::Text(s)
+    }
+}
+
+/// (is a version, release chunks, is a release (not a pre-release), pre-release chunks).
+type VersionKey = (bool, Vec<Chunk>, bool, Vec<Chunk>);
+
+fn version_key(tag: &str) -> VersionKey {
+    let body = tag
+        .strip_prefix('v')
+        .filter(|r| r.starts_with(|c: char| c.is_ascii_digit()))
+        .unwrap_or(tag);
+    if !body.starts_with(|c: char| c.is_ascii_digit()) {
+        return (false, chunks(tag), true, Vec::new());
+    }
+    // A semver-like pre-release: `1.10.0-rc.1` (a dotted release, then `-`).
+    match body.split_once('-') {
+        Some((main, pre)) if main.contains('.') => (true, chunks(main), false, chunks(pre)),
+        _ => (true, chunks(body), true, Vec::new()),
+    }
+}
+
+/// Sorts tags newest first in `order`.
+fn sort_newest_first(tags: &mut [(TagName, Option<SystemTime>)], order: Order) {
+    tags.sort_by(|(a, ta), (b, tb)| {
+        let by_version = || version_key(b.as_str()).cmp(&version_key(a.as_str()));
+        let by_name = || b.as_str().cmp(a.as_str());
+        match order {
+            Order::Pushed => tb.cmp(ta).then_with(by_version).then_with(by_name),
+            Order::Version => by_version().then_with(by_name),
+            Order::Name => by_name(),
+        }
+    });
+}
+
+/// Options of a prune.
+#[derive(Debug, Clone)]
+pub struct PruneOptions {
+    /// The policies, first match wins.
+    pub policies: Vec<Policy>,
+    /// The time ages are measured against.
+    pub now: SystemTime,
+    /// Grace period of the gc estimate (and of `--gc`).
+    pub min_age: Duration,
+}
+
+/// Plans a prune. Pure: reads, never writes.
+pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> PrunePlan {
+    let (pending_tags, pending_bins) = pending(root);
+    let mut by_repo: BTreeMap<&RepoName, Vec<&Pending>> = BTreeMap::new();
+    for p in &pending_tags {
+        by_repo.entry(&p.0).or_default().push(p);
+    }
+    let mut out = PrunePlan {
+        pending_bins,
+        ..PrunePlan::default()
+    };
+    for (name, rg) in &g.repos {
+        let policy = opts.policies.iter().find(|p| p.matches(name));
+        let pend = by_repo.get(name).cloned().unwrap_or_default();
+        if policy.is_none() && pend.is_empty() {
+            continue;
+        }
+        // Decide each tag.
+        let mut tags: Vec<(TagName, Option<SystemTime>)> = rg
+            .tags
+            .keys()
+            .map(|t| {
+                let mtime = std::fs::symlink_metadata(root.abs(&layout::tag_current(name, t)))
+                    .and_then(|m| m.modified())
+                    .ok();
+                (t.clone(), mtime)
+            })
+            .collect();
+        let mut decisions = Vec::new();
+        if let Some(p) = policy {
+            sort_newest_first(&mut tags, p.spec.order);
+            for (rank, (t, pushed)) in tags.iter().enumerate() {
+                let mut reasons = Vec::new();
+                if p.spec.keep_last.is_some_and(|n| rank < n) {
+                    reasons.push(format!(
+                        "keep-last {} (#{} by {})",
+                        p.spec.keep_last.unwrap_or_default(),
+                        rank + 1,
+                        p.spec.order.word()
+                    ));
+                }
+                if let (Some(d), Some(at)) = (p.spec.keep_within, pushed) {
+                    if opts.now.duration_since(*at).unwrap_or_default() < d {
+                        reasons.push(format!("keep-within {}", duration_words(d)));
+                    }
+                }
+                for (re, src) in p.keep_tag.iter().zip(&p.spec.keep_tag) {
+                    if re.is_match(t.as_str()) {
+                        reasons.push(format!("keep-tag {src}"));
+                    }
+                }
+                decisions.push(TagDecision {
+                    tag: t.clone(),
+                    digest: match rg.tags.get(t) {
+                        Some(TagTarget::Points(d)) => Some(*d),
+                        _ => None,
+                    },
+                    pushed: pushed.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                    keep: !reasons.is_empty(),
+                    reasons,
+                });
+            }
+        } else {
+            // Only finishing an interrupted run here: every tag stays.
+            for (t, pushed) in &tags {
+                decisions.push(TagDecision {
+                    tag: t.clone(),
+                    digest: match rg.tags.get(t) {
+                        Some(TagTarget::Points(d)) => Some(*d),
+                        _ => None,
+                    },
+                    pushed: pushed.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                    keep: true,
+                    reasons: vec!["no policy applies".into()],
+                });
+            }
+        }
+
+        // What the kept tags reach: targets, index children, referrers of anything kept.
+        let kept_roots: Vec<Digest> = decisions
+            .iter()
+            .filter(|d| d.keep)
+            .filter_map(|d| d.digest)
+            .collect();
+        let kept = reach(root, inv, g, rg, kept_roots);
+        // What the removed tags (and the ones an interrupted run removed) reached.
+        let removed_roots: Vec<Digest> = decisions
+            .iter()
+            .filter(|d| !d.keep)
+            .filter_map(|d| d.digest)
+            .chain(pend.iter().filter_map(|p| p.2))
+            .collect();
+        let gone = reach(root, inv, g, rg, removed_roots);
+        let dropped: BTreeSet<Digest> = gone
+            .difference(&kept)
+            .filter(|d| rg.revisions.contains(d))
+            .copied()
+            .collect();
+        let kept_tag_of: BTreeMap<Digest, TagName> = decisions
+            .iter()
+            .rev()
+            .filter(|d| d.keep)
+            .filter_map(|d| d.digest.map(|m| (m, d.tag.clone())))
+            .collect();
+        for d in decisions.iter_mut().filter(|d| !d.keep) {
+            let why = match d.digest {
+                None => "broken tag; nothing to drop".to_string(),
+                Some(m) if dropped.contains(&m) => "manifest dropped".to_string(),
+                Some(m) => match kept_tag_of.get(&m) {
+                    Some(other) => format!("manifest kept: also tagged {other}"),
+                    None => "manifest kept: a kept tag still needs it".to_string(),
+                },
+            };
+            d.reasons.push(why);
+        }
+        let kept_tags: Vec<&TagName> = decisions
+            .iter()
+            .filter(|d| d.keep)
+            .map(|d| &d.tag)
+            .collect();
+        let mut index_entries = Vec::new();
+        for m in &dropped {
+            for t in &kept_tags {
+                let rel = layout::tag_index_link(name, t, m);
+                if std::fs::symlink_metadata(root.abs(rel.trim_end_matches("/link"))).is_ok() {
+                    index_entries.push(SweptLink {
+                        repository: name.clone(),
+                        tag: Some((*t).clone()),
+                        digest: *m,
+                    });
+                }
+            }
+        }
+        out.tags_removed += decisions.iter().filter(|d| !d.keep).count() as u64;
+        out.tags_kept += decisions.iter().filter(|d| d.keep).count() as u64;
+        out.manifests_dropped += dropped.len() as u64;
+        let selected = name.as_str();
+        out.broken.extend(
+            inv.findings
+                .iter()
+                .chain(&g.findings)
+                .filter(|f| f.repository.as_deref() == Some(selected))
+                .filter(|f| gc::BREAKS_MARKING.contains(&f.kind))
+                .cloned(),
+        );
+        out.repositories.push(RepoPrune {
+            repository: name.clone(),
+            policy: policy.map(Policy::describe).unwrap_or_default(),
+            tags: decisions,
+            removal: crate::graph::referrers_first(g, &dropped),
+            manifests: dropped.into_iter().collect(),
+            index_entries,
+            pending: pend.iter().map(|p| p.1.clone()).collect(),
+        });
+    }
+    out.gc = estimate(root, inv, g, &out, opts);
+    out
+}
+
+/// Manifests reached from `roots` in one repository: index children (linked here or not) and
+/// the untagged referrers whose subject is reached. A root or child whose revision link is
+/// already gone (an interrupted run removed it) is read from the blob store.
+fn reach(
+    root: &Root,
+    inv: &Inventory,
+    g: &Graph,
+    rg: &crate::graph::RepoGraph,
+    roots: Vec<Digest>,
+) -> BTreeSet<Digest> {
+    let mut seen = BTreeSet::new();
+    let mut stack = roots;
+    loop {
+        while let Some(d) = stack.pop() {
+            if !seen.insert(d) {
+                continue;
+            }
+            let children: Vec<Digest> = match g.manifest(&d) {
+                Some(m) => m.refs(Role::Child).map(|r| r.digest).collect(),
+                None => match crate::graph::read_manifest(root, inv, &d) {
+                    crate::graph::ManifestState::Parsed(m) => {
+                        m.refs(Role::Child).map(|r| r.digest).collect()
+                    }
+                    _ => Vec::new(),
+                },
+            };
+            stack.extend(children);
+        }
+        let more: Vec<Digest> = rg
+            .revisions
+            .iter()
+            .filter(|d| !seen.contains(*d) && !rg.tagged.contains(*d))
+            .filter(|d| {
+                g.manifest(d)
+                    .is_some_and(|m| m.refs(Role::Subject).any(|s| seen.contains(&s.digest)))
+            })
+            .copied()
+            .collect();
+        if more.is_empty() {
+            return seen;
+        }
+        stack.extend(more);
+    }
+}
+
+/// Blobs and bytes a `gc` after the prune frees that a `gc` now would not.
+fn estimate(
+    root: &Root,
+    inv: &Inventory,
+    g: &Graph,
+    plan: &PrunePlan,
+    opts: &PruneOptions,
+) -> GcEstimate {
+    let gc_opts = GcOptions {
+        delete_untagged: false,
+        min_age: opts.min_age,
+        force: true,
+        now: opts.now,
+    };
+    let before: BTreeSet<Digest> = gc::plan(root, inv, g, &gc_opts)
+        .sweep
+        .blobs
+        .iter()
+        .map(|b| b.digest)
+        .collect();
+    let mut after_graph = g.clone();
+    for r in &plan.repositories {
+        if let Some(rg) = after_graph.repos.get_mut(&r.repository) {
+            for t in r.tags.iter().filter(|t| !t.keep) {
+                rg.tags.remove(&t.tag);
+            }
+            for m in &r.manifests {
+                rg.revisions.remove(m);
+                rg.tagged.remove(m);
+            }
+        }
+    }
+    let after = gc::plan(root, inv, &after_graph, &gc_opts);
+    let mut est = GcEstimate::default();
+    for b in &after.sweep.blobs {
+        if !before.contains(&b.digest) {
+            est.blobs += 1;
+            est.bytes += b.size;
+        }
+    }
+    est
+}
+
+/// What a real run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PruneApplied {
+    /// Tags removed.
+    pub tags: u64,
+    /// Manifests dropped.
+    pub manifests: u64,
+    /// Tag history entries removed.
+    pub links: u64,
+}
+
+/// Carries out a plan: tags into the trash (one rename each), then tag-history entries and
+/// revision links of the dropped manifests, then the trash.
+///
+/// # Errors
+/// I/O errors, and [`Error::Interrupted`] between steps (what was done is consistent, and the
+/// next prune finishes it).
+pub fn apply(
+    plan: &PrunePlan,
+    remover: &dyn Remover,
+    interrupt: &AtomicBool,
+    now: SystemTime,
+) -> Result<PruneApplied> {
+    let stop = || {
+        if interrupt.load(Ordering::Relaxed) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    };
+    let mut done = PruneApplied::default();
+    let stamp = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or_default();
+    let bin = format!("{TRASH}/{BIN_PREFIX}{stamp}-{}", std::process::id());
+    let mut made = BTreeSet::new();
+    // 1. Tags: each vanishes in one rename, its current/link kept in the trash as the record.
+    for r in &plan.repositories {
+        for t in r.tags.iter().filter(|t| !t.keep) {
+            stop()?;
+            let dir = format!("{bin}/{}", encode_repo(&r.repository));
+            if made.insert(dir.clone()) {
+                remover.make_dir(&dir)?;
+            }
+            remover.rename(
+                &layout::tag_dir(&r.repository, &t.tag),
+                &format!("{dir}/{}", t.tag),
+            )?;
+            done.tags += 1;
+        }
+    }
+    // 2. History entries of kept tags naming dropped manifests, 3. their revision links.
+    for r in &plan.repositories {
+        for l in &r.index_entries {
+            stop()?;
+            let tag = l.tag.as_ref().expect("tag index entries carry their tag");
+            let rel = layout::tag_index_link(&l.repository, tag, &l.digest);
+            remover.remove_tree(rel.trim_end_matches("/link"))?;
+            done.links += 1;
+        }
+        for m in &r.removal {
+            stop()?;
+            let rel = layout::revision_link(&r.repository, m);
+            remover.remove_tree(rel.trim_end_matches("/link"))?;
+            done.manifests += 1;
+        }
+    }
+    // 4. The records: this run's and those of the interrupted runs just finished.
+    stop()?;
+    if !made.is_empty() {
+        remover.remove_tree(&bin)?;
+    }
+    for b in &plan.pending_bins {
+        remover.remove_tree(b)?;
+    }
+    remover.remove_empty_dir(TRASH)?;
+    Ok(done)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn sorted(tags: &[&str], order: Order) -> Vec<String> {
+        let mut v: Vec<(TagName, Option<SystemTime>)> = tags
+            .iter()
+            .map(|t| (TagName::parse(t).unwrap(), None))
+            .collect();
+        sort_newest_first(&mut v, order);
+        v.into_iter().map(|(t, _)| t.to_string()).collect()
+    }
+
+    #[test]
+    fn version_order_is_numeric_and_knows_pre_releases() {
+        assert_eq!(
+            sorted(
+                &[
+                    "20221007.1_1",
+                    "20221007.1_10",
+                    "20221007.1_2",
+                    "latest",
+                    "20221006.3_1"
+                ],
+                Order::Version
+            ),
+            [
+                "20221007.1_10",
+                "20221007.1_2",
+                "20221007.1_1",
+                "20221006.3_1",
+                "latest"
+            ]
+        );
+        assert_eq!(
+            sorted(
+                &[
+                    "1.2.0",
+                    "1.10.0",
+                    "1.9.0",
+                    "1.10.0-rc.1",
+                    "2.0.0-beta.1",
+                    "0.9.0",
+                    "v1.10.1"
+                ],
+                Order::Version
+            ),
+            [
+                "2.0.0-beta.1",
+                "v1.10.1",
+                "1.10.0",
+                "1.10.0-rc.1",
+                "1.9.0",
+                "1.2.0",
+                "0.9.0"
+            ]
+        );
+        assert_eq!(
+            sorted(&["2024-01-05", "2024-02-01", "2023-12-31"], Order::Version),
+            ["2024-02-01", "2024-01-05", "2023-12-31"]
+        );
+        assert_eq!(
+            sorted(&["1_2", "1_10", "latest"], Order::Name),
+            ["latest", "1_2", "1_10"]
+        );
+    }
+
+    #[test]
+    fn policies_need_a_rule_and_valid_patterns() {
+        assert!(matches!(
+            Policy::new(PolicySpec::default()),
+            Err(Error::Policy(_))
+        ));
+        let bad_re = PolicySpec {
+            keep_tag: vec!["(".into()],
+            ..PolicySpec::default()
+        };
+        assert!(
+            Policy::new(bad_re)
+                .unwrap_err()
+                .to_string()
+                .contains("keep-tag regex")
+        );
+        let p = Policy::new(PolicySpec {
+            repositories: vec!["ci/*".into()],
+            keep_last: Some(0),
+            ..PolicySpec::default()
+        })
+        .unwrap();
+        assert!(p.matches(&RepoName::parse("ci/app").unwrap()));
+        assert!(!p.matches(&RepoName::parse("ci/app/api").unwrap()));
+        assert!(!p.matches(&RepoName::parse("other/ci").unwrap()));
+    }
+
+    #[test]
+    fn policy_files_in_toml_and_yaml() {
+        let dir = tempfile::tempdir().unwrap();
+        let toml_path = dir.path().join("p.toml");
+        std::fs::write(
+            &toml_path,
+            "[[policies]]\nrepositories = [\"ci/*\"]\nkeep-last = 3\nkeep-tag = [\"^latest$\"]\norder = \"version\"\nkeep-within = \"7d\"\n",
+        )
+        .unwrap();
+        let yaml_path = dir.path().join("p.yaml");
+        std::fs::write(
+            &yaml_path,
+            "policies:\n  - repositories: [\"ci/*\"]\n    keep-last: 3\n    keep-tag: [\"^latest$\"]\n    order: version\n    keep-within: 7d\n",
+        )
+        .unwrap();
+        let a = load_policies(&toml_path).unwrap();
+        let b = load_policies(&yaml_path).unwrap();
+        assert_eq!(a[0].spec, b[0].spec);
+        assert_eq!(a[0].spec.keep_within, Some(Duration::from_secs(7 * 86400)));
+        let typo = dir.path().join("t.yml");
+        std::fs::write(&typo, "policies:\n  - keep-lats: 3\n").unwrap();
+        let e = load_policies(&typo).unwrap_err().to_string();
+        assert!(e.contains("t.yml") && e.contains("keep-lats"), "{e}");
+    }
+}
