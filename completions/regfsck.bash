@@ -31,6 +31,9 @@ _regfsck() {
             regfsck,prune)
                 cmd="regfsck__subcmd__prune"
                 ;;
+            regfsck,repair)
+                cmd="regfsck__subcmd__repair"
+                ;;
             regfsck,rm-repo)
                 cmd="regfsck__subcmd__rm__subcmd__repo"
                 ;;
@@ -47,7 +50,7 @@ _regfsck() {
 
     case "${cmd}" in
         regfsck)
-            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --help --version verify ls gc rm-repo prune du serve generate"
+            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --help --version verify ls gc rm-repo prune repair du serve generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -240,6 +243,44 @@ _regfsck() {
                     return 0
                     ;;
                 --min-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regfsck__subcmd__repair)
+            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --root --config --json --jobs --quiet --verbose --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --upload-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --undo)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -37,6 +37,7 @@ complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "ls" -d 'List tags a
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "gc" -d 'Mark and sweep: remove the blobs no manifest needs, as the registry\'s garbage-collect would, without its data-loss bugs. Run it with the registry stopped or read-only'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "rm-repo" -d 'Remove repositories safely (never a nested one) and the blobs only they referred to. The root comes from --root, REGFSCK_ROOT or --config'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "prune" -d 'Retention: keep the newest N tags, recent ones and ones matching a pattern per repository; remove the other tags, and the manifests only they reached; --gc sweeps'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "repair" -d 'Fix what verify finds without losing intact data: quarantine corrupt blobs, relink, reshard, rewrite links, repoint broken tags, purge stale uploads; journaled, undoable'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "du" -d 'Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo frees), shared bytes; and the bytes gc would free'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "serve" -d 'Serve the layout read-only over the registry\'s pull API (for skopeo, docker, containerd)'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "generate" -d 'Write the man pages and shell completions (for packagers and the repository)'
@@ -95,6 +96,17 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l json -d 'Print
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l upload-age -d 'Quarantine unfinished uploads started longer ago than this (the registry\'s purge age)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l undo -d 'Undo an earlier repair from its quarantine directory (regfsck-lost+found/<run>, as the repair printed it): restores every file it moved or wrote' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s n -l dry-run -d 'Print the plan; change nothing'
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s y -l yes -d 'Do not ask for confirmation (needed when stdin is not a terminal)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l sort -d 'Order of the repositories' -r -f -a "size\t'Largest first'
 name\t'By repository name'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F

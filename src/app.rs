@@ -12,7 +12,7 @@ use crate::exit::ExitStatus;
 use crate::layout::Root;
 use crate::progress::Progress;
 use crate::{
-    config, du, fsops, gc, generate, graph, ls, prune, report, rmrepo, scan, serve, verify,
+    config, du, fsops, gc, generate, graph, ls, prune, repair, report, rmrepo, scan, serve, verify,
 };
 
 /// What the environment contributes (read once by `main`, passed in so tests control it).
@@ -24,6 +24,8 @@ pub struct Env {
     pub registry_rootdirectory: Option<String>,
     /// The time ages are measured against.
     pub now: SystemTime,
+    /// Asks the user a yes/no question (on the terminal); `None` when nobody can answer.
+    pub confirm: Option<fn(&str) -> bool>,
     /// `REGFSCK_TEST_CRASH_AFTER`: fault injection for the crash-safety tests (abort before
     /// the n+1-th change to the tree).
     pub crash_after: Option<u64>,
@@ -40,6 +42,7 @@ impl Env {
             regfsck_root: std::env::var_os("REGFSCK_ROOT").filter(|s| !s.is_empty()),
             registry_rootdirectory: std::env::var(config::ROOT_ENV_OVERRIDE).ok(),
             now,
+            confirm: None,
             crash_after: std::env::var("REGFSCK_TEST_CRASH_AFTER")
                 .ok()
                 .and_then(|s| s.parse().ok()),
@@ -299,6 +302,134 @@ pub fn run(
                 report::write_json(out, "prune", &doc)
             } else {
                 report::prune_human(out, &doc)
+            }
+            .map_err(Error::Output)?;
+            Ok(Outcome { status, notes })
+        }
+        Command::Repair(a) => {
+            let root = resolve_root(a.root.as_deref(), g, env)?;
+            let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+            if let Some(run) = &a.undo {
+                if !a.yes
+                    && !env
+                        .confirm
+                        .is_some_and(|ask| ask(&format!("undo repair {run}?")))
+                {
+                    return Err(Error::NotConfirmed);
+                }
+                let done = repair::undo(&root, run, &remover)?;
+                if g.json {
+                    report::write_json(out, "repair-undo", &done)
+                } else {
+                    report::undo_human(out, &done)
+                }
+                .map_err(Error::Output)?;
+                let status = if done.skipped.is_empty() {
+                    ExitStatus::CLEAN
+                } else {
+                    ExitStatus::UNCORRECTED
+                };
+                return Ok(Outcome {
+                    status,
+                    notes: Vec::new(),
+                });
+            }
+            let opts = repair::RepairOptions {
+                upload_age: a.upload_age.into(),
+                now: env.now,
+            };
+            let vopts = verify::VerifyOptions {
+                content: true,
+                now: env.now,
+            };
+            let plan = pool.install(|| -> Result<repair::RepairPlan> {
+                let report = verify::verify(&root, &vopts, progress, interrupt)?;
+                if report.summary.interrupted {
+                    return Err(Error::Interrupted);
+                }
+                let inv = scan::scan(&root, scan::Depth::Thorough)?;
+                let graph = graph::build(&root, &inv, env.now);
+                Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
+            })?;
+            let mut applied = None;
+            let mut after = None;
+            let mut notes = Vec::new();
+            // A dry run corrects nothing: as fsck -n, errors found are errors left.
+            let mut status = if a.dry_run {
+                if plan.errors_before > 0 || !plan.unrepairable.is_empty() {
+                    ExitStatus::UNCORRECTED
+                } else {
+                    ExitStatus::CLEAN
+                }
+            } else if plan.steps.is_empty() {
+                if plan.unrepairable.is_empty() {
+                    ExitStatus::CLEAN
+                } else {
+                    ExitStatus::UNCORRECTED
+                }
+            } else if plan.unrepairable.is_empty() {
+                ExitStatus::CORRECTED
+            } else {
+                ExitStatus::UNCORRECTED
+            };
+            if !a.dry_run && !plan.steps.is_empty() {
+                if !a.yes {
+                    let mut preview = Vec::new();
+                    let doc = report::RepairDoc {
+                        dry_run: true,
+                        plan: &plan,
+                        applied: None,
+                        remaining: None,
+                    };
+                    report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
+                    let question = format!(
+                        "{}apply these {} repairs? [y/N] ",
+                        String::from_utf8_lossy(&preview),
+                        plan.steps.len()
+                    );
+                    if !env.confirm.is_some_and(|ask| ask(&question)) {
+                        return Err(Error::NotConfirmed);
+                    }
+                }
+                match repair::apply(&root, &plan, &remover, interrupt, env.now) {
+                    Ok(done) => applied = Some(done),
+                    Err(Error::Interrupted) => {
+                        status = ExitStatus::INTERRUPTED;
+                        notes.push("interrupted; undo with --undo or run repair again".into());
+                    }
+                    Err(e) => return Err(e),
+                }
+                if applied.is_some() {
+                    // What is left, as verify sees it now (structure; the corrupt blobs are out).
+                    let v = pool.install(|| {
+                        verify::verify(
+                            &root,
+                            &verify::VerifyOptions {
+                                content: false,
+                                now: env.now,
+                            },
+                            &crate::progress::NoProgress,
+                            interrupt,
+                        )
+                    })?;
+                    status = if v.summary.errors == 0 {
+                        ExitStatus::CORRECTED
+                    } else {
+                        ExitStatus::UNCORRECTED
+                    };
+                    after = Some(v.summary.errors);
+                }
+            }
+            let doc = report::RepairDoc {
+                dry_run: a.dry_run,
+                plan: &plan,
+                applied: applied.as_ref(),
+                remaining: after,
+            };
+            if g.json {
+                report::write_json(out, "repair", &doc)
+            } else {
+                report::repair_human(out, &doc)
             }
             .map_err(Error::Output)?;
             Ok(Outcome { status, notes })

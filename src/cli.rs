@@ -68,6 +68,10 @@ pub enum Command {
     /// repository; remove the other tags, and the manifests only they reached; --gc sweeps.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Prune(PruneArgs),
+    /// Fix what verify finds without losing intact data: quarantine corrupt blobs, relink,
+    /// reshard, rewrite links, repoint broken tags, purge stale uploads; journaled, undoable.
+    #[command(after_long_help = EXIT_STATUS_HELP)]
+    Repair(RepairArgs),
     /// Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo
     /// frees), shared bytes; and the bytes gc would free.
     Du(DuArgs),
@@ -185,6 +189,27 @@ pub struct PruneArgs {
     /// Prune (and sweep) even when a selected repository's graph is broken.
     #[arg(long)]
     pub force: bool,
+}
+
+/// `regfsck repair`.
+#[derive(Debug, Args)]
+pub struct RepairArgs {
+    /// Storage root (instead of --root).
+    #[arg(id = "root_path", value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+    /// Print the plan; change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Do not ask for confirmation (needed when stdin is not a terminal).
+    #[arg(short = 'y', long)]
+    pub yes: bool,
+    /// Quarantine unfinished uploads started longer ago than this (the registry's purge age).
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub upload_age: humantime::Duration,
+    /// Undo an earlier repair from its quarantine directory (regfsck-lost+found/<run>, as the
+    /// repair printed it): restores every file it moved or wrote.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["dry_run", "upload_age"])]
+    pub undo: Option<String>,
 }
 
 /// Sort order for `du`.

@@ -71,6 +71,11 @@ pub enum Error {
     /// A retention policy (command line or file) that cannot be used.
     #[error("bad policy: {0}")]
     Policy(String),
+    /// A change that needs confirmation was not confirmed.
+    #[error(
+        "not confirmed: nothing changed (answer y on a terminal, or pass --yes; --dry-run shows the plan)"
+    )]
+    NotConfirmed,
     /// The user interrupted the run.
     #[error("interrupted")]
     Interrupted,
@@ -81,7 +86,10 @@ impl Error {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            Error::ConflictingRoots { .. } | Error::InvalidName { .. } | Error::Policy(_)
+            Error::ConflictingRoots { .. }
+                | Error::InvalidName { .. }
+                | Error::Policy(_)
+                | Error::NotConfirmed
         )
     }
 

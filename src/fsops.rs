@@ -34,15 +34,33 @@ pub trait Remover: Sync {
     /// # Errors
     /// I/O errors and paths outside the tree.
     fn rename(&self, from: &str, to: &str) -> Result<()>;
+    /// Creates the file `rel` with `bytes` (written to a temporary name beside it, then renamed
+    /// into place, so it never exists half-written); fails if `rel` exists.
+    ///
+    /// # Errors
+    /// I/O errors and paths outside the tree.
+    fn create_file(&self, rel: &str, bytes: &[u8]) -> Result<()>;
+    /// Removes the file `rel` (not a directory).
+    ///
+    /// # Errors
+    /// I/O errors other than "not found", and paths outside the tree.
+    fn remove_file(&self, rel: &str) -> Result<()>;
 }
+
+/// Where `repair` quarantines what it takes out of the tree (below the root, outside
+/// `docker/registry`).
+pub const QUARANTINE: &str = "regfsck-lost+found";
 
 /// Checks that `rel` is a plain relative path below `docker/registry/v2` with no symlink
 /// component, and returns it as an absolute path.
 fn checked(root: &Root, rel: &str) -> Result<std::path::PathBuf> {
     let p = Path::new(rel);
     let plain = p.components().all(|c| matches!(c, Component::Normal(_)));
-    let inside =
-        rel.starts_with(&format!("{V2}/")) || rel == TRASH || rel.starts_with(&format!("{TRASH}/"));
+    let inside = rel.starts_with(&format!("{V2}/"))
+        || rel == TRASH
+        || rel.starts_with(&format!("{TRASH}/"))
+        || rel == QUARANTINE
+        || rel.starts_with(&format!("{QUARANTINE}/"));
     if !plain || !inside {
         return Err(Error::io(
             root.abs(rel),
@@ -153,6 +171,45 @@ impl Remover for FsRemover {
         self.step();
         std::fs::rename(&a, &b).map_err(|e| Error::io(a, e))
     }
+
+    fn create_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let p = checked(&self.root, rel)?;
+        if std::fs::symlink_metadata(&p).is_ok() {
+            return Err(Error::io(
+                p,
+                std::io::Error::from(std::io::ErrorKind::AlreadyExists),
+            ));
+        }
+        let tmp = checked(&self.root, &format!("{rel}.regfsck-tmp"))?;
+        self.step();
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::options()
+                .write(true)
+                .create_new(true)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, &p)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(&p, e)
+        })
+    }
+
+    fn remove_file(&self, rel: &str) -> Result<()> {
+        let p = checked(&self.root, rel)?;
+        if std::fs::symlink_metadata(&p).is_err() {
+            return Ok(());
+        }
+        self.step();
+        match std::fs::remove_file(&p) {
+            Ok(()) => Ok(()),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
+            Err(e) => Err(Error::io(p, e)),
+        }
+    }
 }
 
 /// Records what would be deleted, deletes nothing.
@@ -181,6 +238,20 @@ impl Remover for DryRun {
     fn rename(&self, from: &str, to: &str) -> Result<()> {
         if let Ok(mut l) = self.log.lock() {
             l.push(format!("rename {from} {to}"));
+        }
+        Ok(())
+    }
+
+    fn create_file(&self, rel: &str, _bytes: &[u8]) -> Result<()> {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!("create {rel}"));
+        }
+        Ok(())
+    }
+
+    fn remove_file(&self, rel: &str) -> Result<()> {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!("remove {rel}"));
         }
         Ok(())
     }

@@ -31,6 +31,8 @@ regfsck ls \\-\\-untagged ./data
 regfsck gc \\-\\-dry\\-run ./data
 regfsck prune \\-\\-dry\\-run \\-\\-repo 'ci/*' \\-\\-keep\\-last 10 \\-\\-order version \\-\\-keep\\-tag '^latest$' ./data
 regfsck prune \\-\\-policy /etc/regfsck/retention.yaml \\-\\-gc ./data
+regfsck repair \\-\\-dry\\-run ./data
+regfsck repair \\-\\-undo regfsck\\-lost+found/2026\\-11\\-23T100550Z\\-12862 ./data
 .fi
 ";
 

@@ -38,6 +38,7 @@ pub mod ls;
 pub mod manifest;
 pub mod progress;
 pub mod prune;
+pub mod repair;
 pub mod report;
 pub mod rmrepo;
 pub mod scan;

@@ -46,6 +46,15 @@ impl Progress for Bar {
     }
 }
 
+/// Asks on the terminal: the question on stderr, the answer from stdin.
+fn ask(question: &str) -> bool {
+    eprint!("{question}");
+    let _ = std::io::stderr().flush();
+    let mut answer = String::new();
+    std::io::stdin().read_line(&mut answer).is_ok()
+        && matches!(answer.trim(), "y" | "Y" | "yes" | "YES" | "Yes")
+}
+
 fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
         Ok(c) => c,
@@ -85,7 +94,10 @@ fn main() -> ExitCode {
     } else {
         Box::new(NoProgress)
     };
-    let env = Env::from_process();
+    let mut env = Env::from_process();
+    if std::io::stdin().is_terminal() && std::io::stderr().is_terminal() {
+        env.confirm = Some(ask);
+    }
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
     let result = app::run(&cli, &env, &mut out, progress.as_ref(), &interrupt);

@@ -283,6 +283,90 @@ pub fn prune_human(out: &mut dyn Write, d: &PruneDoc<'_>) -> std::io::Result<()>
     Ok(())
 }
 
+/// The repair report.
+#[derive(Serialize)]
+pub struct RepairDoc<'a> {
+    /// Whether nothing was changed on purpose.
+    pub dry_run: bool,
+    /// The plan.
+    #[serde(flatten)]
+    pub plan: &'a crate::repair::RepairPlan,
+    /// What a real run did.
+    pub applied: Option<&'a crate::repair::RepairApplied>,
+    /// Errors verify finds after a real run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub remaining: Option<u64>,
+}
+
+/// Renders a repair report for humans.
+///
+/// # Errors
+/// Write errors.
+pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<()> {
+    use crate::repair::Action;
+    let p = d.plan;
+    for s in &p.steps {
+        let what = match &s.action {
+            Action::Quarantine { path } => format!("quarantine {path}"),
+            Action::Move { from, to } => format!("move       {from} -> {to}"),
+            Action::Link { path, digest } => format!("link       {path} = {digest}"),
+        };
+        writeln!(
+            out,
+            "{what}
+           {}",
+            s.reason
+        )?;
+    }
+    if !p.steps.is_empty() {
+        writeln!(out)?;
+    }
+    for u in &p.unrepairable {
+        writeln!(out, "not repairable: {}", u.finding)?;
+        if !u.breaks.is_empty() {
+            writeln!(out, "  breaks {}", u.breaks.join(", "))?;
+        }
+    }
+    if !p.unrepairable.is_empty() {
+        writeln!(out)?;
+    }
+    let verb = match (d.dry_run, d.applied) {
+        (true, _) => "would repair",
+        (false, Some(_)) => "repaired",
+        (false, None) if p.steps.is_empty() => "nothing to repair",
+        (false, None) => "repair interrupted",
+    };
+    writeln!(
+        out,
+        "{verb}: {} steps; {} errors before, {} not repairable",
+        p.steps.len(),
+        p.errors_before,
+        p.unrepairable.len()
+    )?;
+    if let Some(a) = d.applied {
+        writeln!(
+            out,
+            "journal and quarantine: {} (undo: regfsck repair --undo {})",
+            a.quarantine, a.quarantine
+        )?;
+    }
+    if let Some(n) = d.remaining {
+        writeln!(out, "verify now finds {n} errors")?;
+    }
+    Ok(())
+}
+
+/// Renders an undo report for humans.
+///
+/// # Errors
+/// Write errors.
+pub fn undo_human(out: &mut dyn Write, d: &crate::repair::UndoReport) -> std::io::Result<()> {
+    for s in &d.skipped {
+        writeln!(out, "not undone: {s}")?;
+    }
+    writeln!(out, "undone: {} journal entries", d.undone)
+}
+
 /// The rm-repo report.
 #[derive(Serialize)]
 pub struct RmDoc<'a> {

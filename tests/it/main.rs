@@ -12,6 +12,7 @@ mod generated;
 mod ls;
 mod prune;
 mod registry;
+mod repair;
 mod rmrepo;
 mod serve;
 mod verify;

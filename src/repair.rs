@@ -1,0 +1,764 @@
+//! `repair`: fix what verify finds, never deleting intact data, with a journal to undo it.
+//!
+//! [`plan`] turns a verify report (blob contents hashed) into actions:
+//! - corrupt blobs (content not matching the digest, empty, not a file) are moved into the
+//!   quarantine ([`QUARANTINE`]`/<run>/`, below the root, outside `docker/registry`), never
+//!   deleted; the manifests that need them are reported as damaged, with their tags;
+//! - a blob under the wrong shard moves to the right one when its content matches;
+//! - missing `_layers` links of referenced layers and configs, missing revision links of index
+//!   children and of tag targets are written, when the blob is intact;
+//! - revision and layer links holding garbage or another digest are rewritten from their
+//!   directory name, when that blob is intact;
+//! - a tag whose `current/link` is garbage or names a manifest that is gone is pointed back at
+//!   the newest intact revision in its history, or quarantined when there is none;
+//! - unfinished uploads older than the upload age are quarantined.
+//!
+//! Everything else is reported as not repairable, with what it breaks. [`apply`] journals each
+//! step (`journal.jsonl`, written and synced before the step) in the run's quarantine directory;
+//! [`undo`] replays it backwards and restores the tree.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
+
+use serde::{Deserialize, Serialize};
+
+use crate::digest::{Digest, hash_file};
+use crate::error::{Error, Result};
+use crate::findings::{Finding, Kind, Severity};
+use crate::fsops::{QUARANTINE, Remover};
+use crate::graph::{self, Graph, ManifestState, TagTarget};
+use crate::layout::{self, RepoName, Root, TagName, V2};
+use crate::manifest::Role;
+use crate::scan::Inventory;
+
+/// What `repair` does.
+#[derive(Debug, Clone)]
+pub struct RepairOptions {
+    /// Uploads started longer ago than this are quarantined.
+    pub upload_age: Duration,
+    /// The time ages are measured against.
+    pub now: SystemTime,
+}
+
+/// One step of a repair.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(tag = "action", rename_all = "snake_case")]
+pub enum Action {
+    /// Move a file or directory into the quarantine (same relative path below it).
+    Quarantine {
+        /// Root-relative path.
+        path: String,
+    },
+    /// Move a blob directory to its right shard.
+    Move {
+        /// From (root-relative).
+        from: String,
+        /// To (root-relative).
+        to: String,
+    },
+    /// Write a link file holding `digest` (an existing file there is quarantined first).
+    Link {
+        /// Root-relative path of the link file.
+        path: String,
+        /// What it holds.
+        digest: Digest,
+    },
+}
+
+/// An action and why.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// What.
+    #[serde(flatten)]
+    pub action: Action,
+    /// The repository concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub repository: Option<RepoName>,
+    /// The tag concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub tag: Option<TagName>,
+    /// Why, in words.
+    pub reason: String,
+}
+
+/// Damage repair cannot fix, and what it breaks.
+#[derive(Debug, Clone, Serialize)]
+pub struct Unrepairable {
+    /// The finding (as verify reports it, or as it will after the repair).
+    pub finding: Finding,
+    /// Tags whose pulls it breaks, `repository:tag`.
+    pub breaks: Vec<String>,
+}
+
+/// The plan.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairPlan {
+    /// Steps, in the order they are carried out.
+    pub steps: Vec<Step>,
+    /// What stays broken.
+    pub unrepairable: Vec<Unrepairable>,
+    /// Errors verify found before the repair.
+    pub errors_before: u64,
+}
+
+fn rel_under(rel: &str) -> bool {
+    rel.starts_with(&format!("{V2}/"))
+}
+
+/// The tags (`repository:tag`) of `repo` whose pulls need manifest or blob `d`.
+fn tags_needing(g: &Graph, repo: &RepoName, d: &Digest) -> Vec<String> {
+    let Some(rg) = g.repos.get(repo) else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for (tag, t) in &rg.tags {
+        if let TagTarget::Points(m) = t {
+            if m == d || g.closure(m).contains(d) {
+                out.push(format!("{repo}:{tag}"));
+            }
+        }
+    }
+    out
+}
+
+/// Plans the repair of what `findings` (a verify report with contents hashed) show.
+pub fn plan(
+    root: &Root,
+    inv: &Inventory,
+    g: &Graph,
+    findings: &[Finding],
+    opts: &RepairOptions,
+) -> RepairPlan {
+    let mut plan = RepairPlan {
+        errors_before: findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count() as u64,
+        ..RepairPlan::default()
+    };
+    let mut covered: BTreeSet<usize> = BTreeSet::new();
+    let mut steps: BTreeMap<Action, Step> = BTreeMap::new();
+    let add = |steps: &mut BTreeMap<Action, Step>,
+               action: Action,
+               repo: Option<&RepoName>,
+               tag: Option<&TagName>,
+               reason: String| {
+        steps.entry(action.clone()).or_insert(Step {
+            action,
+            repository: repo.cloned(),
+            tag: tag.cloned(),
+            reason,
+        });
+    };
+
+    // 1. Blobs whose content is wrong: quarantined, never deleted.
+    let mut gone: BTreeSet<Digest> = BTreeSet::new();
+    for (i, f) in findings.iter().enumerate() {
+        if matches!(
+            f.kind,
+            Kind::BlobCorrupt | Kind::BlobEmpty | Kind::BlobNotAFile
+        ) {
+            if let Some(d) = f.digest {
+                gone.insert(d);
+                let dir = layout::blob_data(&d);
+                add(
+                    &mut steps,
+                    Action::Quarantine {
+                        path: dir.trim_end_matches("/data").to_string(),
+                    },
+                    None,
+                    None,
+                    format!("{}: {}", f.kind.name(), f.message),
+                );
+                covered.insert(i);
+            }
+        }
+    }
+    // 2. Blobs under the wrong shard: moved when their content matches, else quarantined.
+    let mut resharded: BTreeSet<Digest> = BTreeSet::new();
+    for (i, f) in findings.iter().enumerate() {
+        if f.kind != Kind::BlobWrongShard {
+            continue;
+        }
+        let (Some(d), Some(path)) = (f.digest, f.path.as_deref()) else {
+            continue;
+        };
+        if !rel_under(path) {
+            continue;
+        }
+        let dir = path.trim_end_matches("/data").to_string();
+        let right = layout::blob_data(&d).trim_end_matches("/data").to_string();
+        let matches = hash_file(
+            &root.abs(path),
+            d.algorithm(),
+            &AtomicBool::new(false),
+            &|_| {},
+        )
+        .is_ok_and(|(h, _)| h == d);
+        covered.insert(i);
+        if matches && !inv.blobs.contains_key(&d) {
+            resharded.insert(d);
+            add(
+                &mut steps,
+                Action::Move {
+                    from: dir,
+                    to: right,
+                },
+                None,
+                None,
+                "blob under the wrong shard; its content matches its digest".into(),
+            );
+        } else {
+            let why = if matches {
+                "blob under the wrong shard, a copy of one already in place"
+            } else {
+                "blob under the wrong shard, and its content does not match its digest"
+            };
+            add(
+                &mut steps,
+                Action::Quarantine { path: dir },
+                None,
+                None,
+                why.into(),
+            );
+        }
+    }
+    let intact = |d: &Digest| {
+        (inv.blobs.get(d).is_some_and(|b| b.is_file) && !gone.contains(d)) || resharded.contains(d)
+    };
+    let parses = |d: &Digest| -> bool {
+        intact(d)
+            && match g.manifests.get(d) {
+                Some(ManifestState::Parsed(_)) => true,
+                Some(_) => false,
+                None => matches!(graph::read_manifest(root, inv, d), ManifestState::Parsed(_)),
+            }
+    };
+
+    // 3. Links: rewritten from their directory name, or written where missing.
+    for (i, f) in findings.iter().enumerate() {
+        let repo = f.repository.as_deref().map(RepoName::from_disk);
+        match f.kind {
+            Kind::LinkMalformed | Kind::LinkMismatch | Kind::TagIndexMalformed => {
+                let (Some(path), Some(d)) = (f.path.as_deref(), f.digest) else {
+                    continue;
+                };
+                let is_dir_named = path.contains("/_layers/")
+                    || path.contains("/_manifests/revisions/")
+                    || (path.contains("/_manifests/tags/") && path.contains("/index/"));
+                if is_dir_named && path.ends_with("/link") && rel_under(path) && intact(&d) {
+                    add(
+                        &mut steps,
+                        Action::Link {
+                            path: path.to_string(),
+                            digest: d,
+                        },
+                        repo.as_ref(),
+                        None,
+                        format!("{}; rewritten from its directory name", f.message),
+                    );
+                    covered.insert(i);
+                }
+            }
+            Kind::LayerUnlinked => {
+                let (Some(repo), Some(d)) = (repo.as_ref(), f.digest) else {
+                    continue;
+                };
+                if intact(&d) {
+                    add(
+                        &mut steps,
+                        Action::Link {
+                            path: layout::layer_link(repo, &d),
+                            digest: d,
+                        },
+                        Some(repo),
+                        None,
+                        "layer or config referenced here, intact, but not linked".into(),
+                    );
+                    covered.insert(i);
+                }
+            }
+            Kind::ChildUnlinked => {
+                let (Some(repo), Some(d)) = (repo.as_ref(), f.digest) else {
+                    continue;
+                };
+                if parses(&d) {
+                    add(
+                        &mut steps,
+                        Action::Link {
+                            path: layout::revision_link(repo, &d),
+                            digest: d,
+                        },
+                        Some(repo),
+                        None,
+                        "index child, intact, but without a revision link".into(),
+                    );
+                    covered.insert(i);
+                }
+            }
+            Kind::BlobMissing | Kind::ChildMissing
+                if f.digest.is_some_and(|d| resharded.contains(&d)) =>
+            {
+                covered.insert(i);
+            }
+            _ => {}
+        }
+    }
+
+    // 4. Tags: keep what works; restore a missing revision link; else point back at the newest
+    // intact revision of the tag's history; else quarantine the tag.
+    for (name, rg) in &g.repos {
+        let Some(repo) = inv.repos.get(name) else {
+            continue;
+        };
+        for (tag, target) in &rg.tags {
+            let current = layout::tag_current(name, tag);
+            let has_revision = |steps: &BTreeMap<Action, Step>, d: &Digest| {
+                rg.revisions.contains(d)
+                    || steps.contains_key(&Action::Link {
+                        path: layout::revision_link(name, d),
+                        digest: *d,
+                    })
+            };
+            let mut restored = false;
+            let broken_why = match target {
+                TagTarget::Broken => Some("tag has no usable current/link".to_string()),
+                TagTarget::Points(d) if !parses(d) => {
+                    Some(format!("tag points at {d}, which is gone or damaged"))
+                }
+                TagTarget::Points(d) if !has_revision(&steps, d) => {
+                    restored = true;
+                    add(
+                        &mut steps,
+                        Action::Link {
+                            path: layout::revision_link(name, d),
+                            digest: *d,
+                        },
+                        Some(name),
+                        Some(tag),
+                        "tag target, intact, but without a revision link".into(),
+                    );
+                    None
+                }
+                TagTarget::Points(d) => {
+                    // Fine once a planned step restores its revision link.
+                    restored = !rg.revisions.contains(d);
+                    None
+                }
+            };
+            let cover = |covered: &mut BTreeSet<usize>| {
+                for (i, f) in findings.iter().enumerate() {
+                    let this_tag = f.repository.as_deref() == Some(name.as_str())
+                        && f.tag.as_deref() == Some(tag.as_str());
+                    if this_tag
+                        && matches!(
+                            f.kind,
+                            Kind::TagNoCurrent
+                                | Kind::TagRevisionMissing
+                                | Kind::ManifestMissing
+                                | Kind::LinkMalformed
+                                | Kind::LinkUnreadable
+                        )
+                    {
+                        covered.insert(i);
+                    }
+                }
+            };
+            let Some(why) = broken_why else {
+                if restored {
+                    cover(&mut covered);
+                }
+                continue;
+            };
+            // The tag's history, newest first (Thorough scans read it, with mtimes). Pushes in
+            // the same second tie: then a revision another tag points at (the tag was an alias
+            // of the newest build), then the newer revision link, then the digest.
+            let tagged_elsewhere: BTreeSet<Digest> = rg
+                .tags
+                .iter()
+                .filter(|(t, _)| *t != tag)
+                .filter_map(|(_, t)| current_target(t))
+                .collect();
+            let revision_mtime = |d: &Digest| {
+                repo.revisions.get(d).and_then(|l| l.mtime).or_else(|| {
+                    std::fs::symlink_metadata(root.abs(&layout::revision_link(name, d)))
+                        .and_then(|m| m.modified())
+                        .ok()
+                })
+            };
+            let mut history: Vec<(Option<SystemTime>, bool, Option<SystemTime>, Digest)> = repo
+                .tags
+                .get(tag)
+                .map(|t| {
+                    t.index
+                        .iter()
+                        .filter(|(d, l)| l.target.as_ref().is_ok_and(|x| x == *d))
+                        .map(|(d, l)| {
+                            (l.mtime, tagged_elsewhere.contains(d), revision_mtime(d), *d)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            history.sort_by(|a, b| b.cmp(a));
+            let pick = history
+                .iter()
+                .map(|h| h.3)
+                .find(|d| Some(*d) != current_target(target) && parses(d));
+            match pick {
+                Some(d) => {
+                    if !has_revision(&steps, &d) {
+                        add(
+                            &mut steps,
+                            Action::Link {
+                                path: layout::revision_link(name, &d),
+                                digest: d,
+                            },
+                            Some(name),
+                            Some(tag),
+                            "revision the tag is pointed back at, intact, without a revision link"
+                                .into(),
+                        );
+                    }
+                    add(
+                        &mut steps,
+                        Action::Link {
+                            path: current.clone(),
+                            digest: d,
+                        },
+                        Some(name),
+                        Some(tag),
+                        format!(
+                            "{why}; pointed back at {d}, the newest intact revision in its history"
+                        ),
+                    );
+                }
+                None => add(
+                    &mut steps,
+                    Action::Quarantine {
+                        path: layout::tag_dir(name, tag),
+                    },
+                    Some(name),
+                    Some(tag),
+                    format!("{why}; no intact revision in its history: tag removed"),
+                ),
+            }
+            cover(&mut covered);
+        }
+        // 5. Uploads older than the upload age.
+        for u in repo.uploads.values() {
+            let rel = format!("{}/_uploads/{}", layout::repo_dir(name), u.id);
+            let started = match &u.started {
+                Some(Ok(t)) => Some(*t),
+                _ => std::fs::symlink_metadata(root.abs(&rel))
+                    .and_then(|m| m.modified())
+                    .ok(),
+            };
+            let age = started.map(|t| opts.now.duration_since(t).unwrap_or_default());
+            if age.is_some_and(|a| a > opts.upload_age) {
+                add(
+                    &mut steps,
+                    Action::Quarantine { path: rel },
+                    Some(name),
+                    None,
+                    format!(
+                        "unfinished upload older than {}",
+                        humantime::format_duration(opts.upload_age)
+                    ),
+                );
+            }
+        }
+    }
+    // 6. What stays broken: errors not covered, and the manifests that need quarantined blobs.
+    for (i, f) in findings.iter().enumerate() {
+        if f.severity != Severity::Error || covered.contains(&i) {
+            continue;
+        }
+        let breaks = match (&f.repository, f.manifest.or(f.digest)) {
+            (Some(r), Some(d)) => tags_needing(g, &RepoName::from_disk(r), &d),
+            _ => Vec::new(),
+        };
+        plan.unrepairable.push(Unrepairable {
+            finding: f.clone(),
+            breaks,
+        });
+    }
+    for d in &gone {
+        for (name, rg) in &g.repos {
+            for m in rg
+                .revisions
+                .iter()
+                .chain(rg.tags.values().filter_map(current_target_ref))
+            {
+                let Some(man) = g.manifest(m) else {
+                    continue;
+                };
+                if man
+                    .references
+                    .iter()
+                    .any(|r| r.digest == *d && r.role != Role::Subject)
+                {
+                    plan.unrepairable.push(Unrepairable {
+                        finding: Finding::new(
+                            Kind::BlobMissing,
+                            format!(
+                                "manifest {m} needs blob {d}, which is damaged and quarantined"
+                            ),
+                        )
+                        .repo(name)
+                        .digest(*d)
+                        .manifest(*m),
+                        breaks: tags_needing(g, name, m),
+                    });
+                }
+            }
+        }
+    }
+    plan.unrepairable.sort_by(|a, b| a.finding.cmp(&b.finding));
+    plan.unrepairable.dedup_by(|a, b| a.finding == b.finding);
+
+    // Order: quarantines and moves, then links (revision links before the tags that need them).
+    let mut ordered: Vec<Step> = steps.into_values().collect();
+    ordered.sort_by_key(|s| match &s.action {
+        Action::Quarantine { .. } => 0,
+        Action::Move { .. } => 1,
+        Action::Link { path, .. } if path.contains("/_manifests/tags/") => 3,
+        Action::Link { .. } => 2,
+    });
+    plan.steps = ordered;
+    plan
+}
+
+fn current_target(t: &TagTarget) -> Option<Digest> {
+    match t {
+        TagTarget::Points(d) => Some(*d),
+        TagTarget::Broken => None,
+    }
+}
+
+fn current_target_ref(t: &TagTarget) -> Option<&Digest> {
+    match t {
+        TagTarget::Points(d) => Some(d),
+        TagTarget::Broken => None,
+    }
+}
+
+/// One journal line: written and synced before the step it records.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(tag = "op", rename_all = "snake_case")]
+enum Entry {
+    /// `from` was moved to `to`.
+    Move { from: String, to: String },
+    /// A directory was created.
+    Mkdir { path: String },
+    /// A file was created.
+    Create { path: String },
+}
+
+struct Journal {
+    file: std::fs::File,
+    path: PathBuf,
+}
+
+impl Journal {
+    fn record(&mut self, e: &Entry) -> Result<()> {
+        let line = serde_json::to_string(e).map_err(|e| Error::io(&self.path, e.into()))?;
+        writeln!(self.file, "{line}")
+            .and_then(|()| self.file.sync_data())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+/// What a real run did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct RepairApplied {
+    /// Steps carried out.
+    pub steps: u64,
+    /// The run's quarantine directory (root-relative): the journal, and what was taken out.
+    pub quarantine: String,
+}
+
+/// Name of the journal in a run's quarantine directory.
+pub const JOURNAL: &str = "journal.jsonl";
+
+/// Carries out a plan, journaling every step first.
+///
+/// # Errors
+/// I/O errors, and [`Error::Interrupted`] between steps (undo still works from the journal).
+pub fn apply(
+    root: &Root,
+    plan: &RepairPlan,
+    remover: &dyn Remover,
+    interrupt: &AtomicBool,
+    now: SystemTime,
+) -> Result<RepairApplied> {
+    let stamp = humantime::format_rfc3339_seconds(now)
+        .to_string()
+        .replace(':', "");
+    let run = format!("{QUARANTINE}/{stamp}-{}", std::process::id());
+    remover.make_dir(&run)?;
+    let jpath = root.abs(&format!("{run}/{JOURNAL}"));
+    let file = std::fs::File::options()
+        .append(true)
+        .create_new(true)
+        .open(&jpath)
+        .map_err(|e| Error::io(&jpath, e))?;
+    let mut j = Journal { file, path: jpath };
+    let mut done = RepairApplied {
+        steps: 0,
+        quarantine: run.clone(),
+    };
+    // Makes the missing parents of `rel` (journaled, so undo removes them).
+    let mkdirs = |j: &mut Journal, rel: &str| -> Result<()> {
+        let mut missing = Vec::new();
+        let mut cur = Path::new(rel).parent();
+        while let Some(p) = cur {
+            if p.as_os_str().is_empty() || root.abs(&p.to_string_lossy()).exists() {
+                break;
+            }
+            missing.push(p.to_string_lossy().into_owned());
+            cur = p.parent();
+        }
+        for p in missing.into_iter().rev() {
+            j.record(&Entry::Mkdir { path: p.clone() })?;
+            remover.make_dir(&p)?;
+        }
+        Ok(())
+    };
+    let quarantine = |j: &mut Journal, rel: &str| -> Result<()> {
+        let to = format!("{run}/{rel}");
+        mkdirs(j, &to)?;
+        j.record(&Entry::Move {
+            from: rel.to_string(),
+            to: to.clone(),
+        })?;
+        remover.rename(rel, &to)
+    };
+    for s in &plan.steps {
+        if interrupt.load(Ordering::Relaxed) {
+            return Err(Error::Interrupted);
+        }
+        match &s.action {
+            Action::Quarantine { path } => quarantine(&mut j, path)?,
+            Action::Move { from, to } => {
+                mkdirs(&mut j, to)?;
+                j.record(&Entry::Move {
+                    from: from.clone(),
+                    to: to.clone(),
+                })?;
+                remover.rename(from, to)?;
+            }
+            Action::Link { path, digest } => {
+                if std::fs::symlink_metadata(root.abs(path)).is_ok() {
+                    quarantine(&mut j, path)?;
+                }
+                mkdirs(&mut j, path)?;
+                j.record(&Entry::Create { path: path.clone() })?;
+                remover.create_file(path, digest.to_string().as_bytes())?;
+            }
+        }
+        done.steps += 1;
+    }
+    Ok(done)
+}
+
+/// What an undo did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UndoReport {
+    /// Journal entries undone.
+    pub undone: u64,
+    /// Entries that could not be undone (the state was not what the journal says), in words.
+    pub skipped: Vec<String>,
+}
+
+/// Undoes a repair from its quarantine directory (root-relative, `regfsck-lost+found/<run>`,
+/// or its absolute path): every journaled step backwards, then the directory itself.
+///
+/// # Errors
+/// [`Error::Io`] for a journal that cannot be read or parsed, I/O errors.
+pub fn undo(root: &Root, run: &str, remover: &dyn Remover) -> Result<UndoReport> {
+    let run = match Path::new(run).strip_prefix(root.path()) {
+        Ok(r) => r.to_string_lossy().into_owned(),
+        Err(_) => run.trim_end_matches('/').to_string(),
+    };
+    if !run.starts_with(&format!("{QUARANTINE}/")) || run[QUARANTINE.len() + 1..].contains('/') {
+        return Err(Error::io(
+            root.abs(&run),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                format!("not a repair run: expected {QUARANTINE}/<run>"),
+            ),
+        ));
+    }
+    let jpath = root.abs(&format!("{run}/{JOURNAL}"));
+    let text = match std::fs::read_to_string(&jpath) {
+        Ok(t) => t,
+        // Killed between creating the run's directory and its journal: nothing was changed.
+        Err(e)
+            if e.kind() == std::io::ErrorKind::NotFound
+                && std::fs::read_dir(root.abs(&run)).is_ok_and(|mut d| d.next().is_none()) =>
+        {
+            remover.remove_empty_dir(&run)?;
+            remover.remove_empty_dir(QUARANTINE)?;
+            return Ok(UndoReport::default());
+        }
+        Err(e) => return Err(Error::io(&jpath, e)),
+    };
+    let mut entries = Vec::new();
+    for (n, line) in text.lines().enumerate() {
+        match serde_json::from_str::<Entry>(line) {
+            Ok(e) => entries.push(e),
+            // A torn last line: the step it announced never started.
+            Err(_) if n + 1 == text.lines().count() => {}
+            Err(e) => {
+                return Err(Error::io(
+                    &jpath,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("line {}: {e}", n + 1),
+                    ),
+                ));
+            }
+        }
+    }
+    let exists = |rel: &str| std::fs::symlink_metadata(root.abs(rel)).is_ok();
+    let mut report = UndoReport::default();
+    for e in entries.iter().rev() {
+        match e {
+            Entry::Create { path } => {
+                remover.remove_file(path)?;
+                remover.remove_file(&format!("{path}.regfsck-tmp"))?;
+                report.undone += 1;
+            }
+            Entry::Mkdir { path } => {
+                if remover.remove_empty_dir(path)? || !exists(path) {
+                    report.undone += 1;
+                } else {
+                    report
+                        .skipped
+                        .push(format!("{path}: not empty, left in place"));
+                }
+            }
+            Entry::Move { from, to } => {
+                if exists(to) && !exists(from) {
+                    remover.rename(to, from)?;
+                    report.undone += 1;
+                } else if exists(from) && !exists(to) {
+                    // The move never happened.
+                    report.undone += 1;
+                } else {
+                    report.skipped.push(format!(
+                        "{to} -> {from}: not restored (both or neither exist)"
+                    ));
+                }
+            }
+        }
+    }
+    if report.skipped.is_empty() {
+        remover.remove_tree(&run)?;
+        remover.remove_empty_dir(QUARANTINE)?;
+    }
+    Ok(report)
+}

@@ -1,0 +1,348 @@
+//! `repair` on damaged copies of the real registry's sample: each kind of damage repaired,
+//! verify afterwards reporting only what repair said it could not fix, every tag that was
+//! intact still pulling with skopeo from `docker-registry serve`, and undo restoring the tree
+//! byte for byte.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use regfsck::manifest::Role;
+use sha2::{Digest as _, Sha256};
+
+use crate::common::{Sample, regfsck};
+use crate::gc::pull_all;
+
+/// Every path below the root with its type and content hash (byte-for-byte comparisons).
+fn content_tree(root: &Path) -> Vec<String> {
+    walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let rel = e.path().strip_prefix(root).unwrap().display().to_string();
+            let t = e.file_type();
+            if t.is_symlink() {
+                format!(
+                    "{rel} -> {}",
+                    std::fs::read_link(e.path()).unwrap().display()
+                )
+            } else if t.is_file() {
+                let bytes = std::fs::read(e.path()).unwrap();
+                let d = regfsck::Digest::from_bytes(
+                    regfsck::digest::Algorithm::Sha256,
+                    &Sha256::digest(&bytes),
+                )
+                .unwrap();
+                format!("{rel} {d}")
+            } else {
+                format!("{rel}/")
+            }
+        })
+        .collect()
+}
+
+fn repair_json(s: &Sample, args: &[&str]) -> (i32, serde_json::Value) {
+    let out = regfsck()
+        .args(["repair", "--json"])
+        .args(args)
+        .arg(s.root())
+        .output()
+        .unwrap();
+    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    });
+    (out.status.code().unwrap_or(-1), v)
+}
+
+/// `(kind, repository, digest)` of every error verify reports now.
+fn errors_now(s: &Sample) -> BTreeSet<(String, String, String)> {
+    crate::common::findings(&s.verify_json(&[]).1)
+        .into_iter()
+        .filter(|f| f.0 == "error")
+        .map(|f| (f.1, f.2.unwrap_or_default(), f.3.unwrap_or_default()))
+        .collect()
+}
+
+/// The same, for what the repair said it could not fix.
+fn said_unrepairable(v: &serde_json::Value) -> BTreeSet<(String, String, String)> {
+    v["unrepairable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| {
+            let f = &u["finding"];
+            let s = |k: &str| f[k].as_str().unwrap_or_default().to_string();
+            (s("kind"), s("repository"), s("digest"))
+        })
+        .collect()
+}
+
+/// Damage, repair (dry run first: same plan), then the checks every repair must pass.
+fn repair_and_check(s: &Sample, extra: &[&str]) -> serde_json::Value {
+    let damaged = content_tree(s.root());
+    let mut dry = vec!["--dry-run"];
+    dry.extend_from_slice(extra);
+    let (_, plan) = repair_json(s, &dry);
+    assert_eq!(
+        content_tree(s.root()),
+        damaged,
+        "a dry run changed the tree"
+    );
+    let mut real = vec!["--yes"];
+    real.extend_from_slice(extra);
+    let (code, v) = repair_json(s, &real);
+    assert_eq!(plan["steps"], v["steps"], "the dry run is the same plan");
+    let unrepairable = said_unrepairable(&v);
+    assert_eq!(code, if unrepairable.is_empty() { 1 } else { 4 }, "{v:#}");
+    // Verify reports only what repair said it could not fix.
+    let left = errors_now(s);
+    assert!(
+        left.is_subset(&unrepairable),
+        "left {left:?}, said {unrepairable:?}"
+    );
+    // Every tag that is not broken by the unrepairable damage pulls.
+    let breaks: BTreeSet<String> = v["unrepairable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| u["breaks"].as_array().unwrap().iter())
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    let failed: BTreeSet<String> = pull_all(s)
+        .into_iter()
+        .map(|f| f.split(": ").next().unwrap().to_string())
+        .collect();
+    assert!(
+        failed.is_subset(&breaks),
+        "failed {failed:?}, said {breaks:?}"
+    );
+    // Undo restores the damaged tree byte for byte.
+    let run = v["applied"]["quarantine"].as_str().unwrap().to_string();
+    let out = regfsck()
+        .args(["repair", "--yes", "--undo", &run])
+        .arg(s.root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(content_tree(s.root()), damaged, "undo");
+    // And the repair again, for the caller's own checks.
+    let (_, v) = repair_json(s, &real);
+    v
+}
+
+fn rm(p: &Path) {
+    if p.is_dir() {
+        std::fs::remove_dir_all(p).unwrap();
+    } else {
+        std::fs::remove_file(p).unwrap();
+    }
+}
+
+#[test]
+fn missing_and_garbage_links_are_restored_and_every_tag_pulls() {
+    let s = Sample::registry();
+    let tag = s.tag("alpine-mini", "3.19");
+    let layer = s.manifest(&tag).refs(Role::Layer).last().unwrap().digest;
+    rm(s.layer_link("alpine-mini", &layer).parent().unwrap());
+    let index = s.tag("multi/oci-index", &s.first_tag("multi/oci-index"));
+    let child = s.reference(&index, Role::Child);
+    rm(s.revision_link("multi/oci-index", &child).parent().unwrap());
+    let bb = s.tag("busybox-oci", "latest");
+    std::fs::write(s.revision_link("busybox-oci", &bb), "sha256:nothex\n").unwrap();
+    let config = s.reference(&tag, Role::Config);
+    std::fs::write(s.layer_link("alpine-mini", &config), layer.to_string()).unwrap();
+    let before = errors_now(&s);
+    assert!(before.len() >= 4, "{before:?}");
+    let v = repair_and_check(&s, &[]);
+    assert!(said_unrepairable(&v).is_empty(), "{v:#}");
+    assert_eq!(errors_now(&s), BTreeSet::new());
+}
+
+#[test]
+fn a_corrupt_layer_is_quarantined_and_the_tags_it_breaks_are_named() {
+    let s = Sample::registry();
+    let tag = s.tag("alpine-mini", "3.19");
+    let layer = s.manifest(&tag).refs(Role::Layer).last().unwrap().digest;
+    let data = s.blob_path(&layer);
+    let mut bytes = std::fs::read(&data).unwrap();
+    bytes[10] ^= 0xff;
+    std::fs::write(&data, &bytes).unwrap();
+    let v = repair_and_check(&s, &[]);
+    let breaks: Vec<&str> = v["unrepairable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| {
+            u["breaks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|t| t.as_str().unwrap())
+        })
+        .collect();
+    assert!(breaks.contains(&"alpine-mini:3.19"), "{v:#}");
+    // Moved, never deleted: the damaged bytes are in the quarantine.
+    let run = v["applied"]["quarantine"].as_str().unwrap();
+    let q = s.abs(&format!("{run}/{}", regfsck::layout::blob_data(&layer)));
+    assert_eq!(std::fs::read(q).unwrap(), bytes);
+    assert!(!data.exists());
+}
+
+#[test]
+fn a_blob_under_the_wrong_shard_is_moved_back() {
+    let s = Sample::registry();
+    let tag = s.tag("team/app", "latest");
+    let config = s.reference(&tag, Role::Config);
+    let dir = s.blob_path(&config).parent().unwrap().to_path_buf();
+    let right = dir
+        .parent()
+        .unwrap()
+        .file_name()
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_string();
+    let other = if right == "00" { "01" } else { "00" };
+    let wrong_shard = dir.parent().unwrap().parent().unwrap().join(other);
+    std::fs::create_dir_all(&wrong_shard).unwrap();
+    std::fs::rename(&dir, wrong_shard.join(dir.file_name().unwrap())).unwrap();
+    std::fs::remove_dir(dir.parent().unwrap()).ok();
+    let v = repair_and_check(&s, &[]);
+    assert!(said_unrepairable(&v).is_empty(), "{v:#}");
+    assert!(s.blob_path(&config).exists());
+}
+
+#[test]
+fn broken_tags_are_pointed_back_at_their_history_or_removed() {
+    let s = Sample::registry();
+    // Garbage current link: pointed back at the newest intact revision of its history.
+    std::fs::write(s.current_link("alpine-mini", "latest"), "garbage").unwrap();
+    // A tag whose manifest is gone and whose history has nothing else: removed.
+    let v1 = s.tag("team/app", "v1");
+    let others: Vec<String> = ["latest"]
+        .iter()
+        .filter(|t| s.tag("team/app", t) == v1)
+        .map(|t| t.to_string())
+        .collect();
+    rm(s.blob_path(&v1).parent().unwrap());
+    let v = repair_and_check(&s, &[]);
+    let steps = v["steps"].as_array().unwrap();
+    let on = |tag: &str| -> Vec<&serde_json::Value> {
+        steps.iter().filter(|st| st["tag"] == tag).collect()
+    };
+    assert!(
+        on("latest").iter().any(|st| st["action"] == "link"
+            && st["path"]
+                .as_str()
+                .unwrap()
+                .ends_with("alpine-mini/_manifests/tags/latest/current/link")),
+        "{steps:#?}"
+    );
+    let out = regfsck().arg("ls").arg(s.root()).output().unwrap();
+    let ls = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        ls.contains(&format!(
+            "alpine-mini:latest:{}",
+            s.tag("alpine-mini", "3.19")
+        )),
+        "{ls}"
+    );
+    if others.is_empty() {
+        assert!(!ls.contains("team/app:v1:"), "{ls}");
+    }
+}
+
+#[test]
+fn stale_uploads_go_by_upload_age() {
+    let s = Sample::registry();
+    let (code, v) = repair_json(&s, &["--dry-run"]);
+    assert_eq!(code, 0, "a clean sample has nothing to repair: {v:#}");
+    assert_eq!(v["steps"].as_array().unwrap().len(), 0);
+    let v = repair_and_check(&s, &["--upload-age", "1d"]);
+    let steps = v["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 1, "{steps:#?}");
+    assert!(
+        steps[0]["path"]
+            .as_str()
+            .unwrap()
+            .contains("team/app/_uploads/")
+    );
+    let (_, after) = s.verify_json(&["--verbose"]);
+    assert!(
+        !crate::common::findings(&after)
+            .iter()
+            .any(|f| f.1.starts_with("upload")),
+        "{after:#}"
+    );
+}
+
+#[test]
+fn without_a_terminal_it_needs_yes() {
+    let s = Sample::registry();
+    std::fs::write(s.current_link("alpine-mini", "latest"), "garbage").unwrap();
+    let before = content_tree(s.root());
+    let out = regfsck().arg("repair").arg(s.root()).output().unwrap();
+    assert_eq!(out.status.code(), Some(16));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--yes"));
+    assert_eq!(content_tree(s.root()), before);
+    crate::regfsck_snapshot!(
+        "repair_dry_run_human",
+        regfsck().args(["repair", "--dry-run"]).arg(s.root()),
+        Some(s.root())
+    );
+}
+
+#[test]
+fn killed_at_every_step_undo_restores_the_damaged_tree() {
+    let damage = |s: &Sample| {
+        let tag = s.tag("alpine-mini", "3.19");
+        let layer = s.manifest(&tag).refs(Role::Layer).last().unwrap().digest;
+        rm(s.layer_link("alpine-mini", &layer).parent().unwrap());
+        std::fs::write(s.current_link("alpine-mini", "latest"), "garbage").unwrap();
+        let bb = s.tag("busybox-oci", "latest");
+        std::fs::write(s.revision_link("busybox-oci", &bb), "sha256:nothex\n").unwrap();
+    };
+    let mut crashes = 0;
+    for n in 0..100 {
+        let s = Sample::registry();
+        damage(&s);
+        let damaged = content_tree(s.root());
+        let out = regfsck()
+            .args(["repair", "--yes", "-q"])
+            .arg(s.root())
+            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
+            .output()
+            .unwrap();
+        if out.status.code() == Some(1) {
+            break;
+        }
+        assert_eq!(out.status.code(), None, "killed by SIGABRT at step {n}");
+        crashes += 1;
+        let q = s.abs(regfsck::fsops::QUARANTINE);
+        if let Ok(mut runs) = std::fs::read_dir(&q) {
+            let run = runs.next().unwrap().unwrap().file_name();
+            let run = format!("{}/{}", regfsck::fsops::QUARANTINE, run.to_string_lossy());
+            let out = regfsck()
+                .args(["repair", "--yes", "--undo", &run])
+                .arg(s.root())
+                .output()
+                .unwrap();
+            assert_eq!(out.status.code(), Some(0), "undo after step {n}");
+        }
+        assert_eq!(
+            content_tree(s.root()),
+            damaged,
+            "undo after a crash at step {n}"
+        );
+    }
+    assert!(crashes > 5, "only {crashes} crash points");
+}
