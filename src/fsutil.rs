@@ -105,9 +105,29 @@ impl Dir {
 
     /// Opens `rel` (relative, `/`-separated, no `.` or `..` components) for reading.
     fn open_file(&self, rel: &str) -> io::Result<rustix::fd::OwnedFd> {
+        use rustix::fs::OFlags;
+        self.open_with(
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK,
+        )
+    }
+
+    /// Opens the directory `rel` below this one (same rules as files: no symlink anywhere).
+    ///
+    /// # Errors
+    /// I/O errors; `ELOOP` for a symlink on the way, `ENOTDIR` for a file.
+    pub fn open_dir(&self, rel: &str) -> io::Result<Dir> {
+        use rustix::fs::OFlags;
+        let fd = self.open_with(
+            rel,
+            OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::DIRECTORY,
+        )?;
+        Ok(Dir { fd })
+    }
+
+    fn open_with(&self, rel: &str, flags: rustix::fs::OFlags) -> io::Result<rustix::fd::OwnedFd> {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
         use std::sync::atomic::Ordering;
-        let flags = OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NOFOLLOW | OFlags::NONBLOCK;
         if rel.is_empty()
             || rel.starts_with('/')
             || rel

@@ -80,6 +80,21 @@ impl Root {
     /// # Errors
     /// I/O errors; `ELOOP` for a symlink on the way, `EISDIR` for a directory.
     pub fn read_small(&self, rel: &str, limit: u64) -> std::io::Result<Bounded> {
+        let (dir, below) = self.below_v2(rel)?;
+        dir.read_small(below, limit)
+    }
+
+    /// Opens the directory at root-relative `rel` (below `docker/registry/v2`), never through
+    /// a symlink; small files below it can then be read with a short path walk.
+    ///
+    /// # Errors
+    /// I/O errors; `ELOOP` for a symlink on the way.
+    pub fn open_dir(&self, rel: &str) -> std::io::Result<Dir> {
+        let (dir, below) = self.below_v2(rel)?;
+        dir.open_dir(below)
+    }
+
+    fn below_v2<'a>(&self, rel: &'a str) -> std::io::Result<(&Dir, &'a str)> {
         let below = rel
             .strip_prefix(V2)
             .and_then(|r| r.strip_prefix('/'))
@@ -94,7 +109,7 @@ impl Root {
             .get_or_init(|| Dir::open(&self.v2).map_err(|e| e.to_string()))
             .as_ref()
             .map_err(|e| std::io::Error::other(format!("{}: {e}", self.v2.display())))?;
-        dir.read_small(below, limit)
+        Ok((dir, below))
     }
 
     /// The storage root (the registry's `rootdirectory`).

@@ -15,7 +15,7 @@ use walkdir::WalkDir;
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind};
-use crate::fsutil::{Bounded, read_small};
+use crate::fsutil::{Bounded, Dir, read_small};
 use crate::layout::{self, RepoName, Root, TagName, V2};
 
 /// A link file is a digest; anything larger than this is garbage and is not read whole.
@@ -153,18 +153,41 @@ pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
     let mut inv = Inventory::default();
     let v2 = root.v2();
     let top = read_dir_sorted(v2).map_err(|e| Error::io(v2, e))?;
+    let (mut blobs, mut repos) = (false, false);
     for (name, ft) in top {
         let rel = format!("{V2}/{name}");
         if ft.is_symlink() {
             inv.findings.push(symlink_finding(root, &rel));
         } else if name == "blobs" && ft.is_dir() {
-            scan_blobs(root, &mut inv, depth);
+            blobs = true;
         } else if name == "repositories" && ft.is_dir() {
-            scan_repositories(root, &mut inv, depth);
+            repos = true;
         } else {
             inv.findings.push(unknown(&rel, ft.is_dir()));
         }
     }
+    // Both trees at once: each has serial parts (listing the shards, walking namespaces) that
+    // the other's parallel work fills.
+    let (b, r) = rayon::join(
+        || {
+            let mut part = Inventory::default();
+            if blobs {
+                scan_blobs(root, &mut part, depth);
+            }
+            part
+        },
+        || {
+            let mut part = Inventory::default();
+            if repos {
+                scan_repositories(root, &mut part, depth);
+            }
+            part
+        },
+    );
+    inv.blobs = b.blobs;
+    inv.findings.extend(b.findings);
+    inv.repos = r.repos;
+    inv.findings.extend(r.findings);
     Ok(inv)
 }
 
@@ -683,18 +706,7 @@ impl LinkWalk<'_> {
     /// Reads `<dir>/link`: `None` when there is none (a normal leftover after a delete).
     fn link_in(&mut self, dir: &str, revisions: bool) -> Option<Link> {
         if self.depth.fast() {
-            let rel = format!("{dir}/link");
-            return match self.root.read_small(&rel, LINK_LIMIT) {
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-                // A symlink on the way (`current` itself, say) or the link itself.
-                Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-                    let at = first_symlink(self.root, &rel);
-                    self.findings
-                        .push(symlink_finding(self.root, &at).repo(self.repo));
-                    None
-                }
-                r => Some(link_from(r.map(|b| (b, None)))),
-            };
+            return self.fast_link(None, dir, "link");
         }
         let mut link = None;
         for (name, ft) in self.list(dir) {
@@ -707,6 +719,29 @@ impl LinkWalk<'_> {
             }
         }
         link
+    }
+
+    /// Reads `<base_rel>/<below>` without a stat, relative to `base` (the directory
+    /// `base_rel`, opened once for all its links: a short path walk for each) when given.
+    /// `None` when there is no such file (a normal leftover after a delete).
+    fn fast_link(&mut self, base: Option<&Dir>, base_rel: &str, below: &str) -> Option<Link> {
+        let read = match base {
+            Some(d) => d.read_small(below, LINK_LIMIT),
+            None => self
+                .root
+                .read_small(&format!("{base_rel}/{below}"), LINK_LIMIT),
+        };
+        match read {
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+            // A symlink on the way (`current` itself, say) or the link itself.
+            Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
+                let at = first_symlink(self.root, &format!("{base_rel}/{below}"));
+                self.findings
+                    .push(symlink_finding(self.root, &at).repo(self.repo));
+                None
+            }
+            r => Some(link_from(r.map(|b| (b, None)))),
+        }
     }
 
     /// `<rel>/<alg>/<hex>/link`, keyed by the digest in the path.
@@ -733,6 +768,11 @@ impl LinkWalk<'_> {
                 self.other(&alg_rel, &alg, ft);
                 continue;
             }
+            let base = if self.depth.fast() && !names_only {
+                self.root.open_dir(&alg_rel).ok()
+            } else {
+                None
+            };
             for (hex, ft) in self.list(&alg_rel) {
                 let p = || format!("{alg_rel}/{hex}");
                 match Digest::from_parts(&alg, &hex) {
@@ -744,6 +784,13 @@ impl LinkWalk<'_> {
                                 mtime: None,
                             },
                         );
+                    }
+                    Ok(d) if ft.is_dir() && base.is_some() => {
+                        if let Some(l) =
+                            self.fast_link(base.as_ref(), &alg_rel, &format!("{hex}/link"))
+                        {
+                            out.insert(d, l);
+                        }
                     }
                     Ok(d) if ft.is_dir() => {
                         if let Some(l) = self.link_in(&p(), revisions) {
@@ -760,6 +807,11 @@ impl LinkWalk<'_> {
     /// `tags/<tag>/{current/link, index/<alg>/<hex>/link}`.
     fn tags(&mut self, rel: &str) -> BTreeMap<TagName, Tag> {
         let mut out = BTreeMap::new();
+        let base = if self.depth.fast() {
+            self.root.open_dir(rel).ok()
+        } else {
+            None
+        };
         for (name, ft) in self.list(rel) {
             let p = format!("{rel}/{name}");
             if !ft.is_dir() {
@@ -785,7 +837,7 @@ impl LinkWalk<'_> {
             if self.depth.fast() {
                 // The tag's history (index/) is not read: only gc needs it, for the manifests
                 // it drops, and it looks those up itself.
-                t.current = self.link_in(&format!("{p}/current"), false);
+                t.current = self.fast_link(base.as_ref(), rel, &format!("{name}/current/link"));
             } else {
                 for (child, ft) in self.list(&p) {
                     let cp = format!("{p}/{child}");

@@ -81,9 +81,27 @@ fn said_unrepairable(v: &serde_json::Value) -> BTreeSet<(String, String, String)
         .collect()
 }
 
+/// Blob data files whose content hashes to the digest their path names.
+fn intact_blobs(root: &Path) -> BTreeSet<String> {
+    walkdir::WalkDir::new(root.join("docker/registry/v2/blobs"))
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter(|e| e.file_type().is_file() && e.file_name() == "data")
+        .filter_map(|e| {
+            let hex = e.path().parent()?.file_name()?.to_str()?.to_string();
+            let d = regfsck::Digest::from_bytes(
+                regfsck::digest::Algorithm::Sha256,
+                &Sha256::digest(std::fs::read(e.path()).ok()?),
+            )?;
+            (d.hex() == hex).then_some(hex)
+        })
+        .collect()
+}
+
 /// Damage, repair (dry run first: same plan), then the checks every repair must pass.
 fn repair_and_check(s: &Sample, extra: &[&str]) -> serde_json::Value {
     let damaged = content_tree(s.root());
+    let intact = intact_blobs(s.root());
     let mut dry = vec!["--dry-run"];
     dry.extend_from_slice(extra);
     let (_, plan) = repair_json(s, &dry);
@@ -98,6 +116,9 @@ fn repair_and_check(s: &Sample, extra: &[&str]) -> serde_json::Value {
     assert_eq!(plan["steps"], v["steps"], "the dry run is the same plan");
     let unrepairable = said_unrepairable(&v);
     assert_eq!(code, if unrepairable.is_empty() { 1 } else { 4 }, "{v:#}");
+    // No blob that was intact is gone (a misplaced one may have moved to its right shard).
+    let now = intact_blobs(s.root());
+    assert!(intact.is_subset(&now), "lost {:?}", intact.difference(&now));
     // Verify reports only what repair said it could not fix.
     let left = errors_now(s);
     assert!(
