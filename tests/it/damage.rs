@@ -17,6 +17,7 @@ fn damaged(damage: impl FnOnce(&Sample)) -> (Sample, i32, Vec<String>, Vec<Strin
     let before = s.problems();
     damage(&s);
     let (code, v) = s.verify_json(&[]);
+    crate::repair::every_command_copes(s.root());
     let new = new_problems(&before, &crate::common::problems(&v));
     let mut kinds: Vec<String> = new
         .iter()

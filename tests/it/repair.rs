@@ -367,3 +367,60 @@ fn killed_at_every_step_undo_restores_the_damaged_tree() {
     }
     assert!(crashes > 5, "only {crashes} crash points");
 }
+
+/// For every damaged copy the damage tests make (on a copy of it): the other commands' dry runs
+/// end with a clean exit code, and a real repair keeps its promises (verify afterwards reports
+/// only what it said it could not fix, no intact blob is lost, undo restores the damage).
+pub(crate) fn every_command_copes(damaged: &Path) {
+    let copy = tempfile::tempdir().unwrap();
+    let st = std::process::Command::new("cp")
+        .arg("-a")
+        .arg(format!("{}/.", damaged.display()))
+        .arg(copy.path())
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let root = copy.path();
+    let code = |args: &[&str]| {
+        let out = regfsck().args(args).arg(root).output().unwrap();
+        let c = out.status.code();
+        assert!(
+            matches!(c, Some(0 | 1 | 4)),
+            "{args:?} exited {c:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        c
+    };
+    code(&["gc", "--dry-run", "--min-age", "0", "-m"]);
+    code(&["prune", "--dry-run", "--keep-last", "1"]);
+    code(&["du"]);
+    code(&["ls"]);
+    let damaged_tree = content_tree(root);
+    let intact = intact_blobs(root);
+    let out = regfsck()
+        .args(["repair", "--json", "--yes"])
+        .arg(root)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let unrepairable = said_unrepairable(&v);
+    let c = out.status.code();
+    assert!(matches!(c, Some(0 | 1 | 4)), "repair exited {c:?}: {v:#}");
+    let s = Sample { dir: copy };
+    let left = errors_now(&s);
+    assert!(
+        left.is_subset(&unrepairable),
+        "left {left:?}, said {unrepairable:?}"
+    );
+    let now = intact_blobs(s.root());
+    assert!(intact.is_subset(&now), "lost {:?}", intact.difference(&now));
+    if let Some(run) = v["applied"]["quarantine"].as_str() {
+        let out = regfsck()
+            .args(["repair", "--yes", "--undo", run])
+            .arg(s.root())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(0));
+        assert_eq!(content_tree(s.root()), damaged_tree, "undo");
+    }
+}
