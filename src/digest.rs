@@ -113,19 +113,32 @@ impl Digest {
                 want,
             });
         }
-        // Lower-case hex only, decoded in the same pass (digests are parsed by the hundred
-        // thousand: every blob directory, link and descriptor).
-        let nibble = |c: u8| match c {
-            b'0'..=b'9' => Some(c - b'0'),
-            b'a'..=b'f' => Some(c - b'a' + 10),
-            _ => None,
+        // Lower-case hex only, decoded in the same pass through a table (digests are parsed
+        // by the hundred thousand: every blob directory, link and descriptor); any invalid
+        // character sets the high bit of `bad`.
+        const NIBBLE: [u8; 256] = {
+            let mut t = [0x80u8; 256];
+            let mut i = 0;
+            while i < 10 {
+                t[b'0' as usize + i] = i as u8;
+                i += 1;
+            }
+            let mut i = 0;
+            while i < 6 {
+                t[b'a' as usize + i] = 10 + i as u8;
+                i += 1;
+            }
+            t
         };
         let mut b = [0u8; 64];
+        let mut bad = 0u8;
         for (out, pair) in b.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
-            match (nibble(pair[0]), nibble(pair[1])) {
-                (Some(hi), Some(lo)) => *out = hi << 4 | lo,
-                _ => return Err(DigestError::Hex),
-            }
+            let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
+            bad |= hi | lo;
+            *out = hi << 4 | (lo & 0x0f);
+        }
+        if bad & 0x80 != 0 {
+            return Err(DigestError::Hex);
         }
         Ok(Digest { alg, bytes: b })
     }

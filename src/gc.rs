@@ -300,7 +300,10 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
             mark_repo(root, inv, &ix, name, rg, keep_all, &young_revision)
         })
         .collect();
-    let mut marked: FxHashSet<Digest> = FxHashSet::default();
+    let mut marked: FxHashSet<Digest> = FxHashSet::with_capacity_and_hasher(
+        parts.iter().map(|p| p.marked.len()).sum(),
+        Default::default(),
+    );
     let mut dropped: Vec<SweptManifest> = Vec::new();
     let mut kept_young_manifests = 0;
     for p in parts {

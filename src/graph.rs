@@ -241,7 +241,7 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
     let mut g = Graph::default();
 
     // Parse every linked manifest once.
-    let wanted: BTreeSet<Digest> = inv
+    let mut wanted: Vec<Digest> = inv
         .repos
         .values()
         .flat_map(|r| r.revisions.iter())
@@ -250,7 +250,8 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
             _ => None,
         })
         .collect();
-    let wanted: Vec<Digest> = wanted.into_iter().collect();
+    wanted.par_sort_unstable();
+    wanted.dedup();
     let parsed: Vec<(Digest, ManifestState)> = wanted
         .par_iter()
         .map(|d| (*d, read_manifest(root, inv, d)))

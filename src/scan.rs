@@ -274,7 +274,7 @@ fn scan_blobs(root: &Root, inv: &mut Inventory, depth: Depth) {
         .par_iter()
         .map(|(alg, rel, shard, ft)| scan_shard(root, *alg, rel, shard, ft, depth))
         .collect();
-    let mut all = Vec::new();
+    let mut all = Vec::with_capacity(results.iter().map(|r| r.0.len()).sum());
     for (blobs, findings) in results {
         all.extend(blobs);
         inv.findings.extend(findings);
