@@ -78,7 +78,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s q -l quiet -
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l repo -d 'Repositories to prune (glob: `*` within one path component, `**` across them); repeatable; default: every repository' -r
-complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l keep-last -d 'Keep the N newest tags of each repository (in --order)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l keep-last -d 'Keep the N newest tags of each repository (in --order; every tag counts, latest too)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l keep-within -d 'Keep tags pushed within this long (e.g. 7d, 12h): their current/link is younger' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l keep-tag -d 'Keep tags matching this regular expression (unanchored: write ^latest$); repeatable' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l order -d 'What "newest" means for --keep-last' -r -f -a "pushed\t'By push time: the modification time of the tag\'s `current/link`'

@@ -160,7 +160,7 @@ pub struct PruneArgs {
     /// repeatable; default: every repository.
     #[arg(long = "repo", value_name = "GLOB")]
     pub repos: Vec<String>,
-    /// Keep the N newest tags of each repository (in --order).
+    /// Keep the N newest tags of each repository (in --order; every tag counts, latest too).
     #[arg(long, value_name = "N")]
     pub keep_last: Option<usize>,
     /// Keep tags pushed within this long (e.g. 7d, 12h): their current/link is younger.
