@@ -6,7 +6,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use serde::Serialize;
 
 use crate::digest::Digest;
-use crate::graph::{Graph, TagTarget};
+use crate::graph::Graph;
 use crate::layout::RepoName;
 use crate::scan::Inventory;
 
@@ -119,10 +119,7 @@ fn tag_usage(inv: &Inventory, g: &Graph, repo: &RepoName) -> Vec<TagUsage> {
     };
     rg.tags
         .iter()
-        .filter_map(|(t, target)| match target {
-            TagTarget::Points(d) => Some((t, *d)),
-            TagTarget::Broken => None,
-        })
+        .filter_map(|(t, target)| Some((t, target.digest()?)))
         .map(|(t, d)| TagUsage {
             tag: t.to_string(),
             digest: d,

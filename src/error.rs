@@ -93,6 +93,19 @@ impl Error {
         )
     }
 
+    /// [`Error::Interrupted`] once `interrupt` is set: the check between the steps of every
+    /// destructive command.
+    ///
+    /// # Errors
+    /// [`Error::Interrupted`].
+    pub fn check_interrupt(interrupt: &std::sync::atomic::AtomicBool) -> Result<()> {
+        if interrupt.load(std::sync::atomic::Ordering::Relaxed) {
+            Err(Error::Interrupted)
+        } else {
+            Ok(())
+        }
+    }
+
     /// Builds an [`Error::Io`] for `path`.
     pub fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Error::Io {

@@ -6,7 +6,7 @@
 //! whose every reference still resolves; a second run finishes the job.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use rayon::prelude::*;
@@ -17,7 +17,7 @@ use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind};
 use crate::fsops::Remover;
-use crate::graph::{self, Graph, ManifestState, TagTarget};
+use crate::graph::{self, Graph, ManifestState};
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::manifest::{Manifest, Role};
 use crate::scan::{self, Inventory};
@@ -186,14 +186,7 @@ fn mark_repo(
         dropped: Vec::new(),
         young_untagged: 0,
     };
-    let tag_targets: BTreeSet<Digest> = rg
-        .tags
-        .values()
-        .filter_map(|t| match t {
-            TagTarget::Points(d) => Some(*d),
-            TagTarget::Broken => None,
-        })
-        .collect();
+    let tag_targets: BTreeSet<Digest> = rg.tag_targets().collect();
     let mut stack: Vec<Digest> = tag_targets.iter().copied().collect();
     if keep_all {
         stack.extend(rg.revisions.iter().copied());
@@ -454,13 +447,7 @@ pub fn apply(
     remover: &dyn Remover,
     interrupt: &AtomicBool,
 ) -> Result<Applied> {
-    let stop = || {
-        if interrupt.load(Ordering::Relaxed) {
-            Err(Error::Interrupted)
-        } else {
-            Ok(())
-        }
-    };
+    let stop = || Error::check_interrupt(interrupt);
     let mut done = Applied::default();
     // What an interrupted rm-repo moved out of the tree.
     crate::rmrepo::empty_trash(root, remover)?;

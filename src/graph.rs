@@ -44,6 +44,16 @@ pub enum TagTarget {
     Broken,
 }
 
+impl TagTarget {
+    /// The manifest the tag names, if its link is usable.
+    pub fn digest(&self) -> Option<Digest> {
+        match self {
+            TagTarget::Points(d) => Some(*d),
+            TagTarget::Broken => None,
+        }
+    }
+}
+
 /// One repository's resolved view.
 #[derive(Debug, Clone, Default)]
 pub struct RepoGraph {
@@ -55,6 +65,13 @@ pub struct RepoGraph {
     pub layers: BTreeMap<Digest, Digest>,
     /// Manifests reachable from a tag (the tagged ones and their index children).
     pub tagged: BTreeSet<Digest>,
+}
+
+impl RepoGraph {
+    /// What the usable tags name.
+    pub fn tag_targets(&self) -> impl Iterator<Item = Digest> + '_ {
+        self.tags.values().filter_map(TagTarget::digest)
+    }
 }
 
 /// The whole graph.
@@ -79,11 +96,7 @@ impl Graph {
         let Some(rg) = self.repos.get(repo) else {
             return out;
         };
-        let tagged = rg.tags.values().filter_map(|t| match t {
-            TagTarget::Points(d) => Some(*d),
-            TagTarget::Broken => None,
-        });
-        for d in rg.revisions.iter().copied().chain(tagged) {
+        for d in rg.revisions.iter().copied().chain(rg.tag_targets()) {
             if !out.contains(&d) {
                 out.extend(self.closure(&d));
             }
@@ -143,14 +156,14 @@ type Declared = BTreeMap<Digest, (u64, Digest, RepoName)>;
 /// Hash lookups over the inventory and the parsed manifests: each repository's check looks
 /// up every reference, tag and link, hundreds of thousands of lookups on a large registry.
 pub(crate) struct Index<'a> {
-    blobs: FxHashMap<Digest, &'a crate::scan::Blob>,
+    inv: &'a Inventory,
     manifests: FxHashMap<Digest, &'a ManifestState>,
 }
 
 impl<'a> Index<'a> {
     pub(crate) fn new(inv: &'a Inventory, manifests: &'a BTreeMap<Digest, ManifestState>) -> Self {
         Index {
-            blobs: inv.blobs.iter().map(|(d, b)| (*d, b)).collect(),
+            inv,
             manifests: manifests.iter().map(|(d, m)| (*d, m)).collect(),
         }
     }
@@ -158,12 +171,12 @@ impl<'a> Index<'a> {
     /// Whether blob `d` is there: in the inventory and, if it was read as a manifest, not
     /// found missing then (a scan by names does not stat blobs).
     pub(crate) fn present(&self, d: &Digest) -> bool {
-        self.blobs.contains_key(d) && !matches!(self.manifests.get(d), Some(ManifestState::Missing))
+        self.inv.blob(d).is_some() && !matches!(self.manifests.get(d), Some(ManifestState::Missing))
     }
 
     /// The blob `d` as scanned.
     pub(crate) fn blob(&self, d: &Digest) -> Option<&'a crate::scan::Blob> {
-        self.blobs.get(d).copied()
+        self.inv.blob(d)
     }
 
     /// What reading manifest `d` gave, if it was read.
@@ -307,7 +320,7 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
     let mut marked: FxHashSet<Digest> = FxHashSet::default();
     for rg in g.repos.values() {
         for d in &rg.revisions {
-            if ix.blobs.contains_key(d) {
+            if inv.blob(d).is_some() {
                 marked.insert(*d);
                 if let Some(m) = ix.parsed(d) {
                     marked.extend(
@@ -420,12 +433,8 @@ fn check_repo(
 
     // Reachability from tags, through index children linked in this repository.
     let mut stack: Vec<Digest> = rg
-        .tags
-        .values()
-        .filter_map(|t| match t {
-            TagTarget::Points(d) if rg.revisions.contains(d) => Some(*d),
-            _ => None,
-        })
+        .tag_targets()
+        .filter(|d| rg.revisions.contains(d))
         .collect();
     while let Some(d) = stack.pop() {
         if !rg.tagged.insert(d) {
@@ -439,14 +448,7 @@ fn check_repo(
             );
         }
     }
-    let tag_roots: BTreeSet<Digest> = rg
-        .tags
-        .values()
-        .filter_map(|t| match t {
-            TagTarget::Points(d) => Some(*d),
-            TagTarget::Broken => None,
-        })
-        .collect();
+    let tag_roots: BTreeSet<Digest> = rg.tag_targets().collect();
 
     // Manifests.
     let mut needed_blobs: BTreeSet<Digest> = BTreeSet::new();

@@ -69,14 +69,7 @@ pub fn list(g: &Graph, untagged: bool) -> Listing {
     if untagged {
         let mut v = Vec::new();
         for (repo, rg) in &g.repos {
-            let roots: std::collections::BTreeSet<&Digest> = rg
-                .tags
-                .values()
-                .filter_map(|t| match t {
-                    TagTarget::Points(d) => Some(d),
-                    TagTarget::Broken => None,
-                })
-                .collect();
+            let roots: std::collections::BTreeSet<Digest> = rg.tag_targets().collect();
             for d in &rg.revisions {
                 if !rg.tagged.contains(d) && !roots.contains(d) {
                     v.push(UntaggedEntry {

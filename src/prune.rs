@@ -15,7 +15,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
@@ -179,6 +179,36 @@ impl Policy {
         self.globs
             .as_ref()
             .is_none_or(|g| g.is_match(repo.as_str()))
+    }
+
+    /// The rules that keep tag `t`, `rank`-th newest in the policy's order (0: newest), pushed
+    /// at `pushed`; empty when none does.
+    fn keeps(
+        &self,
+        t: &TagName,
+        rank: usize,
+        pushed: Option<SystemTime>,
+        now: SystemTime,
+    ) -> Vec<String> {
+        let mut reasons = Vec::new();
+        if let Some(n) = self.spec.keep_last.filter(|n| rank < *n) {
+            reasons.push(format!(
+                "keep-last {n} (#{} by {})",
+                rank + 1,
+                self.spec.order.word()
+            ));
+        }
+        if let (Some(d), Some(at)) = (self.spec.keep_within, pushed) {
+            if now.duration_since(at).unwrap_or_default() < d {
+                reasons.push(format!("keep-within {}", duration_words(d)));
+            }
+        }
+        for (re, src) in self.keep_tag.iter().zip(&self.spec.keep_tag) {
+            if re.is_match(t.as_str()) {
+                reasons.push(format!("keep-tag {src}"));
+            }
+        }
+        reasons
     }
 
     /// The rules in words, for reports.
@@ -452,54 +482,23 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
                 (t.clone(), mtime)
             })
             .collect();
-        let mut decisions = Vec::new();
         if let Some(p) = policy {
             sort_newest_first(&mut tags, p.spec.order);
-            for (rank, (t, pushed)) in tags.iter().enumerate() {
-                let mut reasons = Vec::new();
-                if p.spec.keep_last.is_some_and(|n| rank < n) {
-                    reasons.push(format!(
-                        "keep-last {} (#{} by {})",
-                        p.spec.keep_last.unwrap_or_default(),
-                        rank + 1,
-                        p.spec.order.word()
-                    ));
-                }
-                if let (Some(d), Some(at)) = (p.spec.keep_within, pushed) {
-                    if opts.now.duration_since(*at).unwrap_or_default() < d {
-                        reasons.push(format!("keep-within {}", duration_words(d)));
-                    }
-                }
-                for (re, src) in p.keep_tag.iter().zip(&p.spec.keep_tag) {
-                    if re.is_match(t.as_str()) {
-                        reasons.push(format!("keep-tag {src}"));
-                    }
-                }
-                decisions.push(TagDecision {
-                    tag: t.clone(),
-                    digest: match rg.tags.get(t) {
-                        Some(TagTarget::Points(d)) => Some(*d),
-                        _ => None,
-                    },
-                    pushed: pushed.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-                    keep: !reasons.is_empty(),
-                    reasons,
-                });
-            }
-        } else {
-            // Only finishing an interrupted run here: every tag stays.
-            for (t, pushed) in &tags {
-                decisions.push(TagDecision {
-                    tag: t.clone(),
-                    digest: match rg.tags.get(t) {
-                        Some(TagTarget::Points(d)) => Some(*d),
-                        _ => None,
-                    },
-                    pushed: pushed.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
-                    keep: true,
-                    reasons: vec!["no policy applies".into()],
-                });
-            }
+        }
+        let mut decisions = Vec::new();
+        for (rank, (t, pushed)) in tags.iter().enumerate() {
+            let reasons = match policy {
+                Some(p) => p.keeps(t, rank, *pushed, opts.now),
+                // Only finishing an interrupted run here: every tag stays.
+                None => vec!["no policy applies".into()],
+            };
+            decisions.push(TagDecision {
+                tag: t.clone(),
+                digest: rg.tags.get(t).and_then(TagTarget::digest),
+                pushed: pushed.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
+                keep: !reasons.is_empty(),
+                reasons,
+            });
         }
 
         // What the kept tags reach: targets, index children, referrers of anything kept.
@@ -694,13 +693,7 @@ pub fn apply(
     interrupt: &AtomicBool,
     now: SystemTime,
 ) -> Result<PruneApplied> {
-    let stop = || {
-        if interrupt.load(Ordering::Relaxed) {
-            Err(Error::Interrupted)
-        } else {
-            Ok(())
-        }
-    };
+    let stop = || Error::check_interrupt(interrupt);
     let mut done = PruneApplied::default();
     let stamp = now
         .duration_since(std::time::UNIX_EPOCH)

@@ -20,7 +20,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
@@ -263,38 +263,30 @@ pub fn plan(
                     covered.insert(i);
                 }
             }
-            Kind::LayerUnlinked => {
+            Kind::LayerUnlinked | Kind::ChildUnlinked => {
                 let (Some(repo), Some(d)) = (repo.as_ref(), f.digest) else {
                     continue;
                 };
-                if intact(&d) {
-                    add(
-                        &mut steps,
-                        Action::Link {
-                            path: layout::layer_link(repo, &d),
-                            digest: d,
-                        },
-                        Some(repo),
-                        None,
-                        "layer or config referenced here, intact, but not linked".into(),
-                    );
-                    covered.insert(i);
-                }
-            }
-            Kind::ChildUnlinked => {
-                let (Some(repo), Some(d)) = (repo.as_ref(), f.digest) else {
-                    continue;
+                let (path, ok, why) = if f.kind == Kind::LayerUnlinked {
+                    (
+                        layout::layer_link(repo, &d),
+                        intact(&d),
+                        "layer or config referenced here, intact, but not linked",
+                    )
+                } else {
+                    (
+                        layout::revision_link(repo, &d),
+                        parses(&d),
+                        "index child, intact, but without a revision link",
+                    )
                 };
-                if parses(&d) {
+                if ok {
                     add(
                         &mut steps,
-                        Action::Link {
-                            path: layout::revision_link(repo, &d),
-                            digest: d,
-                        },
+                        Action::Link { path, digest: d },
                         Some(repo),
                         None,
-                        "index child, intact, but without a revision link".into(),
+                        why.into(),
                     );
                     covered.insert(i);
                 }
@@ -380,7 +372,7 @@ pub fn plan(
                 .tags
                 .iter()
                 .filter(|(t, _)| *t != tag)
-                .filter_map(|(_, t)| current_target(t))
+                .filter_map(|(_, t)| t.digest())
                 .collect();
             let revision_mtime = |d: &Digest| {
                 repo.revisions.get(d).and_then(|l| l.mtime).or_else(|| {
@@ -406,7 +398,7 @@ pub fn plan(
             let pick = history
                 .iter()
                 .map(|h| h.3)
-                .find(|d| Some(*d) != current_target(target) && parses(d));
+                .find(|d| Some(*d) != target.digest() && parses(d));
             match pick {
                 Some(d) => {
                     if !has_revision(&steps, &d) {
@@ -487,11 +479,8 @@ pub fn plan(
     }
     for d in &gone {
         for (name, rg) in &g.repos {
-            for m in rg
-                .revisions
-                .iter()
-                .chain(rg.tags.values().filter_map(current_target_ref))
-            {
+            for m in rg.revisions.iter().copied().chain(rg.tag_targets()) {
+                let m = &m;
                 let Some(man) = g.manifest(m) else {
                     continue;
                 };
@@ -529,20 +518,6 @@ pub fn plan(
     });
     plan.steps = ordered;
     plan
-}
-
-fn current_target(t: &TagTarget) -> Option<Digest> {
-    match t {
-        TagTarget::Points(d) => Some(*d),
-        TagTarget::Broken => None,
-    }
-}
-
-fn current_target_ref(t: &TagTarget) -> Option<&Digest> {
-    match t {
-        TagTarget::Points(d) => Some(d),
-        TagTarget::Broken => None,
-    }
 }
 
 /// One journal line: written and synced before the step it records.
@@ -637,9 +612,7 @@ pub fn apply(
         remover.rename(rel, &to)
     };
     for s in &plan.steps {
-        if interrupt.load(Ordering::Relaxed) {
-            return Err(Error::Interrupted);
-        }
+        Error::check_interrupt(interrupt)?;
         match &s.action {
             Action::Quarantine { path } => quarantine(&mut j, path)?,
             Action::Move { from, to } => {

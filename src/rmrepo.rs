@@ -8,7 +8,7 @@
 //! verify accepts; running the command again (or gc) finishes the job.
 
 use std::collections::BTreeSet;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::AtomicBool;
 
 use serde::Serialize;
 
@@ -153,13 +153,7 @@ pub fn apply(
     interrupt: &AtomicBool,
     now: std::time::SystemTime,
 ) -> Result<RmApplied> {
-    let stop = || {
-        if interrupt.load(Ordering::Relaxed) {
-            Err(Error::Interrupted)
-        } else {
-            Ok(())
-        }
-    };
+    let stop = || Error::check_interrupt(interrupt);
     empty_trash(root, remover)?;
     let stamp = now
         .duration_since(std::time::UNIX_EPOCH)

@@ -111,9 +111,19 @@ pub struct Inventory {
     pub repos: BTreeMap<RepoName, Repo>,
     /// What could not be placed in the layout.
     pub findings: Vec<Finding>,
+    /// `blobs` as a hash map, built on first use (the graph and gc's marking look up every
+    /// reference and link); an inventory is not changed once a scan has made it.
+    lookup: std::sync::OnceLock<rustc_hash::FxHashMap<Digest, Blob>>,
 }
 
 impl Inventory {
+    /// The blob `d`, by hash lookup.
+    pub fn blob(&self, d: &Digest) -> Option<&Blob> {
+        self.lookup
+            .get_or_init(|| self.blobs.iter().map(|(d, b)| (*d, b.clone())).collect())
+            .get(d)
+    }
+
     /// Total size of all blobs.
     pub fn blob_bytes(&self) -> u64 {
         self.blobs.values().map(|b| b.size).sum()

@@ -28,7 +28,7 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::digest::{Digest, hash_bytes};
 use crate::error::{Error, Result};
 use crate::fsutil::{Bounded, read_bounded};
-use crate::graph::{self, TagTarget};
+use crate::graph;
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::manifest::{MAX_MANIFEST_SIZE, served_media_type};
 use crate::scan;
@@ -66,10 +66,7 @@ impl Snapshot {
                 let tags = rg
                     .tags
                     .iter()
-                    .filter_map(|(t, target)| match target {
-                        TagTarget::Points(d) => Some((t.clone(), *d)),
-                        TagTarget::Broken => None,
-                    })
+                    .filter_map(|(t, target)| Some((t.clone(), target.digest()?)))
                     .collect();
                 let view = RepoView {
                     tags,

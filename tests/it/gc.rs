@@ -7,7 +7,7 @@ use std::process::{Child, Command, Stdio};
 use regfsck::graph::TagTarget;
 use regfsck::manifest::Role;
 
-use crate::common::{Sample, regfsck};
+use crate::common::{Sample, crash_at_every_step, regfsck, tree};
 
 fn write_config(root: &Path, addr: &str) -> std::path::PathBuf {
     let cfg = root.join("config.yml");
@@ -57,16 +57,7 @@ pub(crate) fn registry_dry_run(
 }
 
 fn gc_json(s: &Sample, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = regfsck()
-        .args(["gc", "--json"])
-        .args(args)
-        .arg(s.root())
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!("{e}: {}", String::from_utf8_lossy(&out.stderr));
-    });
-    (out.status.code().unwrap(), v)
+    s.run_json("gc", args)
 }
 
 fn swept(v: &serde_json::Value) -> (BTreeSet<String>, BTreeSet<String>) {
@@ -83,26 +74,6 @@ fn swept(v: &serde_json::Value) -> (BTreeSet<String>, BTreeSet<String>) {
         .map(|b| b["digest"].as_str().unwrap().to_string())
         .collect();
     (blobs, manifests)
-}
-
-/// Snapshot of every path, size and content hash under the root.
-pub(crate) fn tree(root: &Path) -> Vec<String> {
-    let mut v: Vec<String> = walkdir::WalkDir::new(root)
-        .sort_by_file_name()
-        .into_iter()
-        .map(|e| {
-            let e = e.unwrap();
-            let content = if e.file_type().is_file() {
-                std::fs::read(e.path()).map(|b| b.len()).unwrap_or(0)
-            } else {
-                0
-            };
-            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
-            format!("{} {content}", rel.display())
-        })
-        .collect();
-    v.sort();
-    v
 }
 
 #[test]
@@ -340,52 +311,26 @@ fn the_registrys_own_delete_untagged_breaks_pulls() {
     );
 }
 
-pub(crate) fn errors(s: &Sample) -> BTreeSet<String> {
-    crate::common::findings(&s.verify_json(&[]).1)
-        .into_iter()
-        .filter(|f| f.0 == "error")
-        .map(|f| format!("{} {:?} {:?}", f.1, f.2, f.3))
-        .collect()
-}
-
 #[test]
 fn killed_at_every_point_stays_consistent_and_a_rerun_finishes() {
     let args = ["gc", "--delete-untagged", "--min-age", "0", "-q"];
+    let rerun = |s: &Sample| {
+        let out = regfsck().args(args).arg(s.root()).output().unwrap();
+        assert_eq!(out.status.code(), Some(0), "rerun");
+    };
     let reference = Sample::registry();
-    let before = errors(&reference);
     let out = regfsck().args(args).arg(reference.root()).output().unwrap();
     assert_eq!(out.status.code(), Some(0));
-    let finished = tree(reference.root());
-
-    let mut crashes = 0;
-    for n in 0..500 {
-        let s = Sample::registry();
-        let out = regfsck()
-            .args(args)
-            .arg(s.root())
-            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
-            .output()
-            .unwrap();
-        if out.status.success() {
-            break;
-        }
-        assert_eq!(out.status.code(), None, "killed by SIGABRT at step {n}");
-        crashes += 1;
-        // No reference to a missing blob that was not there before.
-        let after = errors(&s);
-        let new: Vec<&String> = after.difference(&before).collect();
-        assert!(new.is_empty(), "crash at step {n} left {new:?}");
-        // A rerun finishes the job: the same tree as an uninterrupted run.
-        let out = regfsck().args(args).arg(s.root()).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "rerun after step {n}");
-        let now = tree(s.root());
-        let extra: Vec<&String> = now.iter().filter(|p| !finished.contains(p)).collect();
-        let missing: Vec<&String> = finished.iter().filter(|p| !now.contains(p)).collect();
-        assert!(
-            extra.is_empty() && missing.is_empty(),
-            "rerun after a crash at step {n}: extra {extra:?}, missing {missing:?}"
-        );
-    }
+    let crashes = crash_at_every_step(
+        &Sample::registry,
+        &|s: &Sample| {
+            let mut c = regfsck();
+            c.args(args).arg(s.root());
+            c
+        },
+        &rerun,
+        &tree(reference.root()),
+    );
     assert!(crashes > 20, "only {crashes} crash points");
 }
 

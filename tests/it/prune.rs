@@ -4,28 +4,15 @@
 
 use std::collections::BTreeMap;
 
-use crate::common::{NOW, Sample, regfsck};
-use crate::gc::{errors, pull_all, registry_dry_run, tree};
+use crate::common::{NOW, Sample, crash_at_every_step, regfsck, tree};
+use crate::gc::{pull_all, registry_dry_run};
 
 fn ci() -> Sample {
     Sample::new("ci")
 }
 
 fn prune_json(s: &Sample, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = regfsck()
-        .args(["prune", "--json"])
-        .args(args)
-        .arg(s.root())
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), v)
+    s.run_json("prune", args)
 }
 
 /// `repository -> ["keep tag (reasons)" | "remove tag (reasons)"]`, newest first.
@@ -280,7 +267,6 @@ fn killed_at_every_point_stays_consistent_and_a_rerun_finishes() {
         "^latest$",
     ];
     let reference = ci();
-    let before = errors(&reference);
     let out = regfsck().args(args).arg(reference.root()).output().unwrap();
     assert_eq!(
         out.status.code(),
@@ -288,34 +274,20 @@ fn killed_at_every_point_stays_consistent_and_a_rerun_finishes() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let finished = tree(reference.root());
-    let mut crashes = 0;
-    for n in 0..200 {
-        let s = ci();
-        let out = regfsck()
-            .args(args)
-            .arg(s.root())
-            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
-            .output()
-            .unwrap();
-        if out.status.success() {
-            break;
-        }
-        assert_eq!(out.status.code(), None, "killed by SIGABRT at step {n}");
-        crashes += 1;
-        let after = errors(&s);
-        let new: Vec<&String> = after.difference(&before).collect();
-        assert!(new.is_empty(), "crash at step {n} left {new:?}");
+    let rerun = |s: &Sample| {
         let out = regfsck().args(args).arg(s.root()).output().unwrap();
-        assert_eq!(out.status.code(), Some(0), "rerun after step {n}");
-        let now = tree(s.root());
-        let extra: Vec<&String> = now.iter().filter(|p| !finished.contains(p)).collect();
-        let missing: Vec<&String> = finished.iter().filter(|p| !now.contains(p)).collect();
-        assert!(
-            extra.is_empty() && missing.is_empty(),
-            "rerun after a crash at step {n}: extra {extra:?}, missing {missing:?}"
-        );
-    }
+        assert_eq!(out.status.code(), Some(0), "rerun");
+    };
+    let crashes = crash_at_every_step(
+        &ci,
+        &|s: &Sample| {
+            let mut c = regfsck();
+            c.args(args).arg(s.root());
+            c
+        },
+        &rerun,
+        &tree(reference.root()),
+    );
     assert!(crashes > 20, "only {crashes} crash points");
 }
 

@@ -42,20 +42,7 @@ fn content_tree(root: &Path) -> Vec<String> {
 }
 
 fn repair_json(s: &Sample, args: &[&str]) -> (i32, serde_json::Value) {
-    let out = regfsck()
-        .args(["repair", "--json"])
-        .args(args)
-        .arg(s.root())
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
-        panic!(
-            "not JSON ({e}): {}\n{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        )
-    });
-    (out.status.code().unwrap_or(-1), v)
+    s.run_json("repair", args)
 }
 
 /// `(kind, repository, digest)` of every error verify reports now.

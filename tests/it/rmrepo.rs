@@ -3,7 +3,8 @@
 use std::io::{Read, Write};
 
 use crate::common::{Sample, regfsck};
-use crate::gc::{errors, pull_all, serve, tree};
+use crate::common::{crash_at_every_step, tree};
+use crate::gc::{pull_all, serve};
 use crate::regfsck_snapshot;
 
 fn du_json(s: &Sample) -> serde_json::Value {
@@ -150,39 +151,19 @@ fn killed_at_every_point_then_rerun_or_gc_finishes() {
         );
     };
     let reference = Sample::registry();
-    let before = errors(&reference);
     let (code, _, _) = rm(&reference, &["team/app"]);
     assert_eq!(code, 0);
     finish(&reference);
-    let finished = tree(reference.root());
-
-    let mut crashes = 0;
-    for n in 0..200 {
-        let s = Sample::registry();
-        let out = regfsck()
-            .arg("--root")
-            .arg(s.root())
-            .args(["rm-repo", "team/app"])
-            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
-            .output()
-            .unwrap();
-        if out.status.success() {
-            break;
-        }
-        assert_eq!(out.status.code(), None, "killed at step {n}");
-        crashes += 1;
-        let after = errors(&s);
-        let new: Vec<&String> = after.difference(&before).collect();
-        assert!(new.is_empty(), "crash at step {n} left {new:?}");
-        finish(&s);
-        let now = tree(s.root());
-        let extra: Vec<&String> = now.iter().filter(|p| !finished.contains(p)).collect();
-        let missing: Vec<&String> = finished.iter().filter(|p| !now.contains(p)).collect();
-        assert!(
-            extra.is_empty() && missing.is_empty(),
-            "after a crash at step {n}: extra {extra:?}, missing {missing:?}"
-        );
-    }
+    let crashes = crash_at_every_step(
+        &Sample::registry,
+        &|s: &Sample| {
+            let mut c = regfsck();
+            c.arg("--root").arg(s.root()).args(["rm-repo", "team/app"]);
+            c
+        },
+        &finish,
+        &tree(reference.root()),
+    );
     assert!(crashes >= 5, "only {crashes} crash points");
 }
 

@@ -2,6 +2,7 @@
 
 #![allow(dead_code)]
 
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -269,5 +270,94 @@ pub fn wait_for(addr: &str) {
             return;
         }
         std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+}
+
+/// Snapshot of every path, size and content hash under the root.
+pub fn tree(root: &Path) -> Vec<String> {
+    let mut v: Vec<String> = walkdir::WalkDir::new(root)
+        .sort_by_file_name()
+        .into_iter()
+        .map(|e| {
+            let e = e.unwrap();
+            let content = if e.file_type().is_file() {
+                std::fs::read(e.path()).map(|b| b.len()).unwrap_or(0)
+            } else {
+                0
+            };
+            let rel = e.path().strip_prefix(root).unwrap_or(e.path());
+            format!("{} {content}", rel.display())
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+/// Errors verify reports now, as `kind repository digest` strings.
+pub fn errors(s: &Sample) -> BTreeSet<String> {
+    crate::common::findings(&s.verify_json(&[]).1)
+        .into_iter()
+        .filter(|f| f.0 == "error")
+        .map(|f| format!("{} {:?} {:?}", f.1, f.2, f.3))
+        .collect()
+}
+
+/// Kills the command `cmd` makes (on a fresh sample each time) before its 1st, 2nd, ...
+/// change to the tree, until it runs through. After each crash: verify finds no error that was
+/// not there before, and `finish` (the same command again, or what else completes the job)
+/// leaves exactly the tree of an uninterrupted run, `finished`. Returns the number of crashes.
+pub fn crash_at_every_step(
+    fresh: &dyn Fn() -> Sample,
+    cmd: &dyn Fn(&Sample) -> Command,
+    finish: &dyn Fn(&Sample),
+    finished: &[String],
+) -> usize {
+    let before = errors(&fresh());
+    let mut crashes = 0;
+    for n in 0..500 {
+        let s = fresh();
+        let out = cmd(&s)
+            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
+            .output()
+            .unwrap();
+        if out.status.success() {
+            break;
+        }
+        assert_eq!(out.status.code(), None, "killed by SIGABRT at step {n}");
+        crashes += 1;
+        // No reference to a missing blob that was not there before.
+        let after = errors(&s);
+        let new: Vec<&String> = after.difference(&before).collect();
+        assert!(new.is_empty(), "crash at step {n} left {new:?}");
+        finish(&s);
+        let now = tree(s.root());
+        let extra: Vec<&String> = now.iter().filter(|p| !finished.contains(p)).collect();
+        let missing: Vec<&String> = finished.iter().filter(|p| !now.contains(p)).collect();
+        assert!(
+            extra.is_empty() && missing.is_empty(),
+            "after a crash at step {n}: extra {extra:?}, missing {missing:?}"
+        );
+    }
+    crashes
+}
+
+impl Sample {
+    /// Runs `regfsck COMMAND --json ARGS ROOT`; returns the exit code (-1 when killed) and the
+    /// parsed document.
+    pub fn run_json(&self, command: &str, args: &[&str]) -> (i32, serde_json::Value) {
+        let out = regfsck()
+            .args([command, "--json"])
+            .args(args)
+            .arg(self.root())
+            .output()
+            .unwrap();
+        let v = serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+            panic!(
+                "not JSON ({e}): {}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            )
+        });
+        (out.status.code().unwrap_or(-1), v)
     }
 }
