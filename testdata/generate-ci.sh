@@ -32,103 +32,12 @@
 # Outputs (testdata/registries/): ci.tar ci.tree ci.ls ci.catalog ci.pushed ci.gc-dry-run.txt
 # ci.gc-dry-run-m.txt (and ci.gc-dry-run*.stderr.txt only if a gc dry run exits non-zero).
 set -euo pipefail
-umask 022
-export LC_ALL=C
-
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/registries"
+name=generate-ci.sh
+# shellcheck source=testdata/lib.sh
+. "$here/lib.sh"
 
-missing=()
-for cmd in docker-registry skopeo umoci curl python3; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "generate-ci.sh: missing: ${missing[*]} (apt-get install docker-registry skopeo umoci curl python3)" >&2
-  exit 1
-fi
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/regfsck-testdata-ci.XXXXXX")"
-reg_pid=""
-cleanup() {
-  if [ -n "$reg_pid" ]; then
-    kill "$reg_pid" 2>/dev/null || true
-    wait "$reg_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-die() { echo "generate-ci.sh: $*" >&2; exit 1; }
-log() { echo "generate-ci.sh: $*" >&2; }
-
-# --- the registry ----------------------------------------------------------------------------
-root="$work/root"   # the rootdirectory: it will contain docker/registry/v2
-mkdir -p "$root"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-reg="127.0.0.1:$port"
-config="$work/config.yml"
-cat > "$config" <<CFG
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $root
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: $reg
-CFG
-docker-registry serve "$config" >"$work/registry.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 150); do
-  curl -sf "http://$reg/v2/" >/dev/null 2>&1 && break
-  kill -0 "$reg_pid" 2>/dev/null || break
-  sleep 0.1
-done
-curl -sf "http://$reg/v2/" >/dev/null || { cat "$work/registry.log" >&2; die "the registry did not start"; }
-log "registry on $reg, root $root"
-
-# --- images, built locally with umoci (deterministic: fixed mtimes and created times) ---------
-T=2024-01-01T00:00:00Z
-oci="$work/oci"
-files="$work/files"
-mkdir -p "$files"
-umoci init --layout "$oci"
-umoci new --image "$oci:scratch"
-umoci config --image "$oci:scratch" --tag empty --created "$T" --history.created "$T" \
-  --author regfsck-testdata --os linux --architecture amd64
-
-# file NAME CONTENT...: a small file with a fixed mtime and mode
-file() {
-  local f="$files/$1"; shift
-  printf '%s\n' "$@" > "$f"
-  chmod 644 "$f"
-  touch -d "@1704067200" "$f"
-}
-# The shared base layer: ~4 KB of deterministic, poorly compressible text (the same bytes as in
-# generate.sh, so the same blob).
-python3 - "$files/base.txt" <<'PY'
-import hashlib, sys
-h = b"regfsck shared base layer"
-with open(sys.argv[1], "w") as f:
-    for i in range(64):
-        h = hashlib.sha256(h).digest()
-        f.write("%02d %s\n" % (i, h.hex()))
-PY
-chmod 644 "$files/base.txt"; touch -d "@1704067200" "$files/base.txt"
-umoci insert --image "$oci:empty" --tag base --history.created "$T" "$files/base.txt" /etc/base.txt
-
-# img TAG CONTENT [ARCH]: the base image plus /app/TAG.txt, tagged TAG in the OCI layout
-img() {
-  file "$1.txt" "$2"
-  umoci insert --image "$oci:base" --tag "$1" --history.created "$T" "$files/$1.txt" "/app/$1.txt"
-  if [ -n "${3:-}" ]; then
-    umoci config --image "$oci:$1" --created "$T" --history.created "$T" --os linux --architecture "$3"
-  fi
-}
 app_builds=(1 2 3 4 5 6 7 8 9 10 11 12)
 lib_versions=(1.2.0 1.10.0 1.9.0 1.10.0-rc.1 2.0.0-beta.1 0.9.0 1.10.1)   # push order
 multi_builds=(1 2 3 4 5)
@@ -141,44 +50,10 @@ for k in "${multi_builds[@]}"; do
   img "multi-$k-arm64" "ci/multi build-$k linux/arm64" arm64
 done
 
-# oci_index NAME AMD64TAG ARM64TAG: a multi-arch OCI image index over two images, written into the
-# OCI layout by hand (umoci cannot build indexes) and tagged NAME there; prints its digest.
-oci_index() {
-  python3 - "$oci" "$@" <<'PY'
-import hashlib, json, os, sys
-oci, name, amd64, arm64 = sys.argv[1:]
-idx_path = os.path.join(oci, "index.json")
-idx = json.load(open(idx_path))
-by_tag = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in idx["manifests"]}
-children = []
-for arch, tag in (("amd64", amd64), ("arm64", arm64)):
-    m = by_tag[tag]
-    children.append({"mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"],
-                     "platform": {"architecture": arch, "os": "linux"}})
-body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                   "manifests": children}, separators=(",", ":")).encode()
-h = hashlib.sha256(body).hexdigest()
-with open(os.path.join(oci, "blobs", "sha256", h), "wb") as f:
-    f.write(body)
-idx["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
-                         "digest": "sha256:" + h, "size": len(body),
-                         "annotations": {"org.opencontainers.image.ref.name": name}})
-with open(idx_path, "w") as f:
-    json.dump(idx, f, separators=(",", ":"))
-print("sha256:" + h)
-PY
-}
 multi_index=()
 for k in "${multi_builds[@]}"; do
   multi_index[k]="$(oci_index "multi-$k" "multi-$k-amd64" "multi-$k-arm64")"
 done
-
-# --- HTTP helpers ----------------------------------------------------------------------------
-accept="application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.list.v2+json,application/vnd.docker.distribution.manifest.v2+json"
-header() { tr -d '\r' | awk -v h="$1" 'BEGIN{h=tolower(h)} {i=index($0,":")} i && tolower(substr($0,1,i-1))==h {v=substr($0,i+1); sub(/^[ \t]+/,"",v); print v}'; }
-# digest_of REPO REF: Docker-Content-Digest of HEAD /v2/REPO/manifests/REF, accepting every type
-digest_of() { curl -sfI -H "Accept: $accept" "http://$reg/v2/$1/manifests/$2" | header docker-content-digest; }
-push() { skopeo copy -q --dest-tls-verify=false "$@"; }
 
 # --- simulated push times --------------------------------------------------------------------
 # snap: every entry under the root as "PATH TYPE MTIME", sorted by path (registry paths have no
@@ -259,25 +134,8 @@ done
 timed_push $((t + hour)) ci/multi latest --all "oci:$oci:multi-5"
 [ "$(digest_of ci/multi latest)" = "${multi_index[5]}" ] || die "ci/multi:latest is not build-5 (${multi_index[5]})"
 
-# --- the registry's own view -----------------------------------------------------------------
-mkdir -p "$out"
-rm -f "$out"/ci.*
-curl -sf "http://$reg/v2/_catalog?n=1000" \
-  | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["repositories"]))' > "$out/ci.catalog"
-: > "$work/ls"
-while read -r repo; do
-  curl -sf "http://$reg/v2/$repo/tags/list" \
-    | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin).get("tags") or []))' > "$work/tags"
-  while read -r tag; do
-    [ -n "$tag" ] || continue
-    d="$(digest_of "$repo" "$tag")"
-    [ -n "$d" ] || die "HEAD $repo:$tag gave no digest"
-    echo "$repo:$tag:$d" >> "$work/ls"
-  done < "$work/tags"
-done < "$out/ci.catalog"
-sort "$work/ls" > "$out/ci.ls"
-
-kill "$reg_pid"; wait "$reg_pid" 2>/dev/null || true; reg_pid=""
+# --- the registry's own view ----------------------------------------------------------------
+record_view ci
 
 # --- push times: ci.pushed, checked against what was pushed ----------------------------------
 (cd "$root" && find docker/registry/v2/repositories -path '*/_manifests/tags/*/current/link' -printf '%p %T@\n') \
@@ -293,24 +151,9 @@ awk '$3 != "restored" {print $1}' "$work/pushes" | sort -u > "$work/times"
   | awk 'NR == FNR {ok[$1] = 1; next} {t = $1; sub(/\.0+$/, "", t)} !(t in ok)' "$work/times" - > "$work/stray"
 [ ! -s "$work/stray" ] || { cat "$work/stray" >&2; die "entries with an mtime that is not a simulated push time"; }
 
-# --- the registry's gc, dry runs, with the registry stopped ----------------------------------
-snapshot() { (cd "$root" && find . -printf '%y %s %m %T@ %p\n' | sort); }
-before="$(snapshot)"
-gc() { # gc OUTNAME ARGS...
-  local name="$1" rc=0; shift
-  docker-registry garbage-collect "$@" "$config" > "$out/$name.txt" 2> "$work/$name.stderr" || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    cp "$work/$name.stderr" "$out/$name.stderr.txt"
-    log "WARNING: garbage-collect $* exited $rc; stderr saved in $out/$name.stderr.txt"
-  fi
-}
-gc ci.gc-dry-run --dry-run
-gc ci.gc-dry-run-m --dry-run --delete-untagged
-[ "$before" = "$(snapshot)" ] || die "garbage-collect --dry-run changed the tree"
-
-# --- pack ------------------------------------------------------------------------------------
-tar --sort=name --numeric-owner --owner=0 --group=0 -C "$root" -cf "$out/ci.tar" docker
-(cd "$root" && find docker -printf '%y %s %p\n' | sort -k3) > "$out/ci.tree"
+# --- the registry's gc dry runs, the layout --------------------------------------------------
+gc_dry_runs ci
+pack ci
 # tar keeps the simulated times: compare the current links' times as tar lists them.
 tar tvf "$out/ci.tar" --full-time --utc | awk '$6 ~ /\/_manifests\/tags\/.*\/current\/link$/ {print $6, $4 "T" $5 "Z"}' \
   | sed -e 's|^docker/registry/v2/repositories/||' -e 's|/_manifests/tags/| |' -e 's|/current/link | |' | sort > "$work/tar.pushed"

@@ -12,102 +12,12 @@
 # sample.gc-dry-run.txt sample.gc-dry-run-m.txt (and sample.gc-dry-run*.stderr.txt only if a gc
 # dry run exits non-zero).
 set -euo pipefail
-umask 022
-export LC_ALL=C
-
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/registries"
+name=generate.sh
+# shellcheck source=testdata/lib.sh
+. "$here/lib.sh"
 
-missing=()
-for cmd in docker-registry skopeo umoci curl python3; do
-  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
-done
-if [ "${#missing[@]}" -gt 0 ]; then
-  echo "generate.sh: missing: ${missing[*]} (apt-get install docker-registry skopeo umoci curl python3)" >&2
-  exit 1
-fi
-
-work="$(mktemp -d "${TMPDIR:-/tmp}/regfsck-testdata.XXXXXX")"
-reg_pid=""
-cleanup() {
-  if [ -n "$reg_pid" ]; then
-    kill "$reg_pid" 2>/dev/null || true
-    wait "$reg_pid" 2>/dev/null || true
-  fi
-  rm -rf "$work"
-}
-trap cleanup EXIT
-die() { echo "generate.sh: $*" >&2; exit 1; }
-log() { echo "generate.sh: $*" >&2; }
-
-# --- the registry ----------------------------------------------------------------------------
-root="$work/root"   # the rootdirectory: it will contain docker/registry/v2
-mkdir -p "$root"
-port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
-reg="127.0.0.1:$port"
-config="$work/config.yml"
-cat > "$config" <<CFG
-version: 0.1
-log:
-  level: info
-storage:
-  filesystem:
-    rootdirectory: $root
-  delete:
-    enabled: true
-  maintenance:
-    uploadpurging:
-      enabled: false
-http:
-  addr: $reg
-CFG
-docker-registry serve "$config" >"$work/registry.log" 2>&1 &
-reg_pid=$!
-for _ in $(seq 150); do
-  curl -sf "http://$reg/v2/" >/dev/null 2>&1 && break
-  kill -0 "$reg_pid" 2>/dev/null || break
-  sleep 0.1
-done
-curl -sf "http://$reg/v2/" >/dev/null || { cat "$work/registry.log" >&2; die "the registry did not start"; }
-log "registry on $reg, root $root"
-
-# --- images, built locally with umoci (deterministic: fixed mtimes and created times) ---------
-T=2024-01-01T00:00:00Z
-oci="$work/oci"
-files="$work/files"
-mkdir -p "$files"
-umoci init --layout "$oci"
-umoci new --image "$oci:scratch"
-umoci config --image "$oci:scratch" --tag empty --created "$T" --history.created "$T" \
-  --author regfsck-testdata --os linux --architecture amd64
-
-# file NAME CONTENT...: a small file with a fixed mtime and mode
-file() {
-  local f="$files/$1"; shift
-  printf '%s\n' "$@" > "$f"
-  chmod 644 "$f"
-  touch -d "@1704067200" "$f"
-}
-# The shared base layer: ~4 KB of deterministic, poorly compressible text.
-python3 - "$files/base.txt" <<'PY'
-import hashlib, sys
-h = b"regfsck shared base layer"
-with open(sys.argv[1], "w") as f:
-    for i in range(64):
-        h = hashlib.sha256(h).digest()
-        f.write("%02d %s\n" % (i, h.hex()))
-PY
-chmod 644 "$files/base.txt"; touch -d "@1704067200" "$files/base.txt"
-umoci insert --image "$oci:empty" --tag base --history.created "$T" "$files/base.txt" /etc/base.txt
-
-# img TAG CONTENT [ARCH]: the base image plus /app/TAG.txt, tagged TAG in the OCI layout
-img() {
-  file "$1.txt" "$2"
-  umoci insert --image "$oci:base" --tag "$1" --history.created "$T" "$files/$1.txt" "/app/$1.txt"
-  if [ -n "${3:-}" ]; then
-    umoci config --image "$oci:$1" --created "$T" --history.created "$T" --os linux --architecture "$3"
-  fi
-}
 img alpine-v1 "alpine-mini, first build (retagged away from latest)"
 img alpine-v2 "alpine-mini, second build"
 img busybox-10 "busybox-oci 1.0 (its manifest is deleted through the API)"
@@ -118,38 +28,10 @@ img doomed "emptied: this image's manifest is deleted through the API"
 img amd64 "multi-arch child linux/amd64" amd64
 img arm64 "multi-arch child linux/arm64" arm64
 
-# A multi-arch OCI image index over the amd64 and arm64 images, written into the OCI layout by
-# hand (umoci cannot build indexes) and tagged "multi" there.
-oci_index="$(python3 - "$oci" <<'PY'
-import hashlib, json, os, sys
-oci = sys.argv[1]
-idx_path = os.path.join(oci, "index.json")
-idx = json.load(open(idx_path))
-by_tag = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in idx["manifests"]}
-children = []
-for arch in ("amd64", "arm64"):
-    m = by_tag[arch]
-    children.append({"mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"],
-                     "platform": {"architecture": arch, "os": "linux"}})
-body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
-                   "manifests": children}, separators=(",", ":")).encode()
-h = hashlib.sha256(body).hexdigest()
-with open(os.path.join(oci, "blobs", "sha256", h), "wb") as f:
-    f.write(body)
-idx["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
-                         "digest": "sha256:" + h, "size": len(body),
-                         "annotations": {"org.opencontainers.image.ref.name": "multi"}})
-with open(idx_path, "w") as f:
-    json.dump(idx, f, separators=(",", ":"))
-print("sha256:" + h)
-PY
-)"
+# A multi-arch OCI image index over the amd64 and arm64 images, tagged "multi" in the layout.
+oci_index="$(oci_index multi amd64 arm64)"
 
-# --- HTTP helpers ----------------------------------------------------------------------------
-accept="application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.list.v2+json,application/vnd.docker.distribution.manifest.v2+json"
-header() { tr -d '\r' | awk -v h="$1" 'BEGIN{h=tolower(h)} {i=index($0,":")} i && tolower(substr($0,1,i-1))==h {v=substr($0,i+1); sub(/^[ \t]+/,"",v); print v}'; }
-# digest_of REPO REF: Docker-Content-Digest of HEAD /v2/REPO/manifests/REF, accepting every type
-digest_of() { curl -sfI -H "Accept: $accept" "http://$reg/v2/$1/manifests/$2" | header docker-content-digest; }
+# --- more HTTP helpers: blob uploads, cross-repository mounts, manifests PUT by hand ----------
 absolute() { case "$1" in http*) echo "$1" ;; *) echo "http://$reg$1" ;; esac; }
 sha() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
 # upload REPO FILE: monolithic upload (POST, then PUT ?digest= with the body); prints the digest
@@ -187,7 +69,6 @@ put_manifest() {
   curl -sf -X PUT -H "Content-Type: $4" --data-binary "@$3" "http://$reg/v2/$1/manifests/$2" >/dev/null \
     || die "PUT manifest $2 into $1 failed: $(curl -s -X PUT -H "Content-Type: $4" --data-binary "@$3" "http://$reg/v2/$1/manifests/$2")"
 }
-push() { skopeo copy -q --dest-tls-verify=false "$@"; }
 
 # --- pushes ----------------------------------------------------------------------------------
 # alpine-mini (Docker schema 2): latest is pushed, then re-pushed with a different image, so the
@@ -288,44 +169,10 @@ curl -sf -X PATCH -H 'Content-Type: application/octet-stream' --data-binary 'par
 upload_uuid="$(basename "${loc%%\?*}")"
 [ -f "$root/docker/registry/v2/repositories/team/app/_uploads/$upload_uuid/data" ] || die "upload $upload_uuid not on disk"
 
-# --- the registry's own view -----------------------------------------------------------------
-mkdir -p "$out"
-rm -f "$out"/sample.*
-curl -sf "http://$reg/v2/_catalog?n=1000" \
-  | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["repositories"]))' > "$out/sample.catalog"
-: > "$work/ls"
-while read -r repo; do
-  curl -sf "http://$reg/v2/$repo/tags/list" \
-    | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin).get("tags") or []))' > "$work/tags"
-  while read -r tag; do
-    [ -n "$tag" ] || continue
-    d="$(digest_of "$repo" "$tag")"
-    [ -n "$d" ] || die "HEAD $repo:$tag gave no digest"
-    echo "$repo:$tag:$d" >> "$work/ls"
-  done < "$work/tags"
-done < "$out/sample.catalog"
-sort "$work/ls" > "$out/sample.ls"
-
-kill "$reg_pid"; wait "$reg_pid" 2>/dev/null || true; reg_pid=""
-
-# --- the registry's gc, dry runs (the oracle for regfsck gc), with the registry stopped -------
-snapshot() { (cd "$root" && find . -printf '%y %s %m %T@ %p\n' | sort); }
-before="$(snapshot)"
-gc() { # gc OUTNAME ARGS...
-  local name="$1" rc=0; shift
-  docker-registry garbage-collect "$@" "$config" > "$out/$name.txt" 2> "$work/$name.stderr" || rc=$?
-  if [ "$rc" -ne 0 ]; then
-    cp "$work/$name.stderr" "$out/$name.stderr.txt"
-    log "WARNING: garbage-collect $* exited $rc; stderr saved in $out/$name.stderr.txt"
-  fi
-}
-gc sample.gc-dry-run --dry-run
-gc sample.gc-dry-run-m --dry-run --delete-untagged
-[ "$before" = "$(snapshot)" ] || die "garbage-collect --dry-run changed the tree"
-
-# --- pack ------------------------------------------------------------------------------------
-tar --sort=name --numeric-owner --owner=0 --group=0 -C "$root" -cf "$out/sample.tar" docker
-(cd "$root" && find docker -printf '%y %s %p\n' | sort -k3) > "$out/sample.tree"
+# --- the registry's own view, its gc dry runs, the layout -----------------------------------
+record_view sample
+gc_dry_runs sample
+pack sample
 
 cat >&2 <<EOF
 generate.sh: wrote $out/sample.{tar,tree,ls,catalog,gc-dry-run.txt,gc-dry-run-m.txt}

@@ -1,0 +1,180 @@
+# shellcheck shell=bash disable=SC2154  # name and out are set by the sourcing script
+# Shared by generate.sh and generate-ci.sh (sourced, after `set -euo pipefail`): a private real
+# registry, deterministic images built with umoci, HTTP helpers, the registry's own view, its gc
+# dry runs and the packing. The caller sets `name` (for messages) before sourcing.
+umask 022
+export LC_ALL=C
+
+die() { echo "$name: $*" >&2; exit 1; }
+log() { echo "$name: $*" >&2; }
+
+missing=()
+for cmd in docker-registry skopeo umoci curl python3; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  die "missing: ${missing[*]} (apt-get install docker-registry skopeo umoci curl python3)"
+fi
+
+work="$(mktemp -d "${TMPDIR:-/tmp}/regfsck-testdata.XXXXXX")"
+reg_pid=""
+cleanup() {
+  if [ -n "$reg_pid" ]; then
+    kill "$reg_pid" 2>/dev/null || true
+    wait "$reg_pid" 2>/dev/null || true
+  fi
+  rm -rf "$work"
+}
+trap cleanup EXIT
+
+# --- the registry ----------------------------------------------------------------------------
+root="$work/root"   # the rootdirectory: it will contain docker/registry/v2
+mkdir -p "$root"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+reg="127.0.0.1:$port"
+config="$work/config.yml"
+cat > "$config" <<CFG
+version: 0.1
+log:
+  level: info
+storage:
+  filesystem:
+    rootdirectory: $root
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: $reg
+CFG
+docker-registry serve "$config" >"$work/registry.log" 2>&1 &
+reg_pid=$!
+for _ in $(seq 150); do
+  curl -sf "http://$reg/v2/" >/dev/null 2>&1 && break
+  kill -0 "$reg_pid" 2>/dev/null || break
+  sleep 0.1
+done
+curl -sf "http://$reg/v2/" >/dev/null || { cat "$work/registry.log" >&2; die "the registry did not start"; }
+log "registry on $reg, root $root"
+
+# --- images, built locally with umoci (deterministic: fixed mtimes and created times) ---------
+T=2024-01-01T00:00:00Z
+oci="$work/oci"
+files="$work/files"
+mkdir -p "$files"
+umoci init --layout "$oci"
+umoci new --image "$oci:scratch"
+umoci config --image "$oci:scratch" --tag empty --created "$T" --history.created "$T" \
+  --author regfsck-testdata --os linux --architecture amd64
+
+# file NAME CONTENT...: a small file with a fixed mtime and mode
+file() {
+  local f="$files/$1"; shift
+  printf '%s\n' "$@" > "$f"
+  chmod 644 "$f"
+  touch -d "@1704067200" "$f"
+}
+# The shared base layer: ~4 KB of deterministic, poorly compressible text.
+python3 - "$files/base.txt" <<'PY'
+import hashlib, sys
+h = b"regfsck shared base layer"
+with open(sys.argv[1], "w") as f:
+    for i in range(64):
+        h = hashlib.sha256(h).digest()
+        f.write("%02d %s\n" % (i, h.hex()))
+PY
+chmod 644 "$files/base.txt"; touch -d "@1704067200" "$files/base.txt"
+umoci insert --image "$oci:empty" --tag base --history.created "$T" "$files/base.txt" /etc/base.txt
+
+# img TAG CONTENT [ARCH]: the base image plus /app/TAG.txt, tagged TAG in the OCI layout
+img() {
+  file "$1.txt" "$2"
+  umoci insert --image "$oci:base" --tag "$1" --history.created "$T" "$files/$1.txt" "/app/$1.txt"
+  if [ -n "${3:-}" ]; then
+    umoci config --image "$oci:$1" --created "$T" --history.created "$T" --os linux --architecture "$3"
+  fi
+}
+
+# oci_index NAME AMD64TAG ARM64TAG: a multi-arch OCI image index over two images, written into the
+# OCI layout by hand (umoci cannot build indexes) and tagged NAME there; prints its digest.
+oci_index() {
+  python3 - "$oci" "$@" <<'PY'
+import hashlib, json, os, sys
+oci, name, amd64, arm64 = sys.argv[1:]
+idx_path = os.path.join(oci, "index.json")
+idx = json.load(open(idx_path))
+by_tag = {m["annotations"]["org.opencontainers.image.ref.name"]: m for m in idx["manifests"]}
+children = []
+for arch, tag in (("amd64", amd64), ("arm64", arm64)):
+    m = by_tag[tag]
+    children.append({"mediaType": m["mediaType"], "digest": m["digest"], "size": m["size"],
+                     "platform": {"architecture": arch, "os": "linux"}})
+body = json.dumps({"schemaVersion": 2, "mediaType": "application/vnd.oci.image.index.v1+json",
+                   "manifests": children}, separators=(",", ":")).encode()
+h = hashlib.sha256(body).hexdigest()
+with open(os.path.join(oci, "blobs", "sha256", h), "wb") as f:
+    f.write(body)
+idx["manifests"].append({"mediaType": "application/vnd.oci.image.index.v1+json",
+                         "digest": "sha256:" + h, "size": len(body),
+                         "annotations": {"org.opencontainers.image.ref.name": name}})
+with open(idx_path, "w") as f:
+    json.dump(idx, f, separators=(",", ":"))
+print("sha256:" + h)
+PY
+}
+
+# --- HTTP helpers ----------------------------------------------------------------------------
+accept="application/vnd.oci.image.index.v1+json,application/vnd.oci.image.manifest.v1+json,application/vnd.docker.distribution.manifest.list.v2+json,application/vnd.docker.distribution.manifest.v2+json"
+header() { tr -d '\r' | awk -v h="$1" 'BEGIN{h=tolower(h)} {i=index($0,":")} i && tolower(substr($0,1,i-1))==h {v=substr($0,i+1); sub(/^[ \t]+/,"",v); print v}'; }
+# digest_of REPO REF: Docker-Content-Digest of HEAD /v2/REPO/manifests/REF, accepting every type
+digest_of() { curl -sfI -H "Accept: $accept" "http://$reg/v2/$1/manifests/$2" | header docker-content-digest; }
+push() { skopeo copy -q --dest-tls-verify=false "$@"; }
+
+# record_view PREFIX: the registry's own view, $out/PREFIX.catalog and $out/PREFIX.ls (REPO:TAG:
+# DIGEST, sorted), then stops the registry.
+record_view() {
+  local p="$1" repo tag d
+  mkdir -p "$out"
+  rm -f "$out/$p".*
+  curl -sf "http://$reg/v2/_catalog?n=1000" \
+    | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["repositories"]))' > "$out/$p.catalog"
+  : > "$work/ls"
+  while read -r repo; do
+    curl -sf "http://$reg/v2/$repo/tags/list" \
+      | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin).get("tags") or []))' > "$work/tags"
+    while read -r tag; do
+      [ -n "$tag" ] || continue
+      d="$(digest_of "$repo" "$tag")"
+      [ -n "$d" ] || die "HEAD $repo:$tag gave no digest"
+      echo "$repo:$tag:$d" >> "$work/ls"
+    done < "$work/tags"
+  done < "$out/$p.catalog"
+  sort "$work/ls" > "$out/$p.ls"
+  kill "$reg_pid"; wait "$reg_pid" 2>/dev/null || true; reg_pid=""
+}
+
+# gc_dry_runs PREFIX: the registry's gc dry runs (the oracle for regfsck gc), registry stopped,
+# into $out/PREFIX.gc-dry-run{,-m}.txt; fails if they changed the tree.
+gc_dry_runs() {
+  local p="$1" before
+  snapshot() { (cd "$root" && find . -printf '%y %s %m %T@ %p\n' | sort); }
+  before="$(snapshot)"
+  gc() { # gc OUTNAME ARGS...
+    local n="$1" rc=0; shift
+    docker-registry garbage-collect "$@" "$config" > "$out/$n.txt" 2> "$work/$n.stderr" || rc=$?
+    if [ "$rc" -ne 0 ]; then
+      cp "$work/$n.stderr" "$out/$n.stderr.txt"
+      log "WARNING: garbage-collect $* exited $rc; stderr saved in $out/$n.stderr.txt"
+    fi
+  }
+  gc "$p.gc-dry-run" --dry-run
+  gc "$p.gc-dry-run-m" --dry-run --delete-untagged
+  [ "$before" = "$(snapshot)" ] || die "garbage-collect --dry-run changed the tree"
+}
+
+# pack PREFIX: $out/PREFIX.tar (mtimes and empty directories kept) and its listing PREFIX.tree.
+pack() {
+  tar --sort=name --numeric-owner --owner=0 --group=0 -C "$root" -cf "$out/$1.tar" docker
+  (cd "$root" && find docker -printf '%y %s %p\n' | sort -k3) > "$out/$1.tree"
+}
