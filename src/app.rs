@@ -59,23 +59,52 @@ pub struct Outcome {
     pub notes: Vec<String>,
 }
 
-/// Picks the storage root: positional ROOT, then --root, then REGFSCK_ROOT, then --config.
+/// Picks the storage root. The explicit ways (positional ROOT, `--root`, `--config`) beat
+/// `REGFSCK_ROOT`, which is used only when none is given; two explicit ways naming different
+/// directories are a usage error naming both. A positional ROOT that is a file is read as the
+/// registry's config (`regfsck gc config.yml`, the registry's own habit).
 ///
 /// # Errors
 /// [`Error::ConflictingRoots`], [`Error::NoRoot`], config errors, and [`Root::open`]'s errors.
 pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Result<Root> {
-    let path: PathBuf = match (positional, g.root.as_deref()) {
-        (Some(a), Some(b)) if a != b => {
-            return Err(Error::ConflictingRoots {
-                first: a.into(),
-                second: b.into(),
-            });
+    let rootdir = |cfg: &Path| config::rootdirectory(cfg, env.registry_rootdirectory.as_deref());
+    let mut given: Vec<(PathBuf, String)> = Vec::new();
+    if let Some(p) = positional {
+        if std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+            given.push((
+                rootdir(p)?,
+                format!("ROOT {} (a registry config)", p.display()),
+            ));
+        } else {
+            given.push((p.into(), "ROOT".into()));
         }
-        (Some(a), _) | (None, Some(a)) => a.into(),
-        (None, None) => match (&env.regfsck_root, &g.config) {
-            (Some(r), _) => PathBuf::from(r),
-            (None, Some(cfg)) => config::rootdirectory(cfg, env.registry_rootdirectory.as_deref())?,
-            (None, None) => return Err(Error::NoRoot),
+    }
+    if let Some(r) = &g.root {
+        given.push((r.clone(), "--root".into()));
+    }
+    if let Some(cfg) = &g.config {
+        given.push((rootdir(cfg)?, format!("--config {}", cfg.display())));
+    }
+    let same = |a: &Path, b: &Path| {
+        a == b
+            || matches!(
+                (std::fs::canonicalize(a), std::fs::canonicalize(b)),
+                (Ok(x), Ok(y)) if x == y
+            )
+    };
+    let path = match given.split_first() {
+        Some(((first, how), rest)) => {
+            if let Some((other, how2)) = rest.iter().find(|(p, _)| !same(first, p)) {
+                return Err(Error::ConflictingRoots {
+                    first: format!("{} (from {how})", first.display()),
+                    second: format!("{} (from {how2})", other.display()),
+                });
+            }
+            first.clone()
+        }
+        None => match &env.regfsck_root {
+            Some(r) => PathBuf::from(r),
+            None => return Err(Error::NoRoot),
         },
     };
     Root::open(&path)
@@ -103,19 +132,21 @@ fn gc_pass(
         let graph = graph::build_for_gc(root, &inv, env.now);
         Ok(gc::plan(root, &inv, &graph, opts))
     })?;
-    let refused = !plan.broken.is_empty() && !opts.force;
+    let refusal = plan.refusal(opts.force);
     let mut pass = GcPass {
         plan,
         applied: None,
-        refused,
+        refused: refusal.is_some(),
         status: ExitStatus::CLEAN,
         notes: Vec::new(),
     };
-    if refused {
-        pass.status = ExitStatus::UNCORRECTED;
-        pass.notes.push(
-            "refusing to sweep: the graph is broken (see above); fix it or pass --force".into(),
-        );
+    if let Some(r) = refusal {
+        let (status, why) = match r {
+            gc::Refusal::Blind(why) => (ExitStatus::OPERATIONAL, why),
+            gc::Refusal::Broken(why) => (ExitStatus::UNCORRECTED, why),
+        };
+        pass.status = status;
+        pass.notes.push(why);
     } else if !dry_run {
         let remover = fsops::FsRemover::new(root).crash_after(env.crash_after);
         match pool.install(|| gc::apply(root, &pass.plan, opts, &remover, interrupt)) {
@@ -248,15 +279,20 @@ pub fn run(
                 let graph = graph::build(&root, &inv, env.now);
                 Ok(prune::plan(&root, &inv, &graph, &opts))
             })?;
-            let refused = !plan.broken.is_empty() && !a.force;
+            let refused = plan.blind.is_some() || (!plan.broken.is_empty() && !a.force);
             let mut status = ExitStatus::CLEAN;
             let mut notes = Vec::new();
             let mut applied = None;
             let mut swept = None;
-            if refused {
+            if let Some(why) = &plan.blind {
+                status = ExitStatus::OPERATIONAL;
+                notes.push(format!(
+                    "refusing to prune: {why} (--force does not change this: fix the permissions or the mount and run again)"
+                ));
+            } else if refused {
                 status = ExitStatus::UNCORRECTED;
                 notes.push(
-                    "refusing to prune: a selected repository's graph is broken (see above); fix it or pass --force"
+                    "refusing to prune: a selected repository's graph is broken (errors above); fix it or pass --force"
                         .into(),
                 );
             } else if !a.dry_run {
@@ -349,6 +385,9 @@ pub fn run(
                 }
                 let inv = scan::scan(&root, scan::Depth::Thorough)?;
                 let graph = graph::build(&root, &inv, env.now);
+                if let Some(why) = repair::refusal(&inv, &graph) {
+                    return Err(Error::Refused(why));
+                }
                 Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
             })?;
             let mut applied = None;

@@ -24,12 +24,12 @@ pub enum Error {
     )]
     NoRoot,
     /// Two different roots were given.
-    #[error("two different roots given: {first} and {second}")]
+    #[error("two different roots given: {first} and {second}; name one")]
     ConflictingRoots {
-        /// The first root.
-        first: PathBuf,
-        /// The second root.
-        second: PathBuf,
+        /// The first root, and where it came from.
+        first: String,
+        /// The second root, and where it came from.
+        second: String,
     },
     /// The registry configuration file could not be used.
     #[error("registry config {path}: {reason}")]
@@ -76,6 +76,9 @@ pub enum Error {
         "not confirmed: nothing changed (answer y on a terminal, or pass --yes; --dry-run shows the plan)"
     )]
     NotConfirmed,
+    /// A destructive command will not run: what it would need to see cannot be read.
+    #[error("{0}")]
+    Refused(String),
     /// The user interrupted the run.
     #[error("interrupted")]
     Interrupted,

@@ -92,8 +92,14 @@ kinds! {
     TagNoCurrent => Error,
     /// A tag points at a manifest with no revision link in the repository.
     TagRevisionMissing => Error,
-    /// A symlink inside the tree (regfsck never follows them).
+    /// A symlink inside the tree (regfsck never follows them below `v2/blobs` and
+    /// `v2/repositories`).
     Symlink => Error,
+    /// A directory that cannot be listed: what it holds is unknown.
+    DirUnreadable => Error,
+    /// A link file holding its digest twice (`sha256:<h>sha256:<h>`, written by Distribution
+    /// v3.0.0 to v3.1.1 on Azure when an append was retried); the registry cannot parse it.
+    LinkDoubled => Error,
     /// A revision link whose blob is gone; nothing needs it.
     DanglingRevision => Warning,
     /// A `_layers` link whose blob is gone; no manifest of the repository needs it.
@@ -112,6 +118,12 @@ kinds! {
     InvalidTagName => Warning,
     /// A tag index entry that is malformed.
     TagIndexMalformed => Warning,
+    /// A file or directory name that is not UTF-8 (shown with its bytes escaped); the links
+    /// below it still keep their blobs.
+    NameNotUtf8 => Warning,
+    /// A repository with `_manifests` but no `_layers`: the registry's catalog and its own gc
+    /// skip it (info in a pull-through cache, where that is normal).
+    UncatalogedRepository => Warning,
     /// A file or directory that is not part of the layout.
     UnknownEntry => Warning,
     /// A `*.tmp` file left by an interrupted atomic write.
@@ -120,6 +132,23 @@ kinds! {
     UploadStale => Warning,
     /// A half-finished upload younger than the purge age.
     UploadInProgress => Info,
+    /// `v2`, `v2/blobs` or `v2/repositories` (or a directory above) is a symlink, followed as
+    /// the registry follows it.
+    SymlinkedStorage => Info,
+    /// `<file>.<uuid>.tmp` left by an interrupted atomic write of Distribution v3.1.
+    AtomicWriteLeftover => Info,
+    /// A `_layers/<alg>/<hex>/` directory without a link (a blob delete, or v3's gc).
+    LayerDirWithoutLink => Info,
+    /// An empty directory under `repositories/` (left by v3.1's repository delete).
+    EmptyRepositoryDirectory => Info,
+    /// A `_referrers/` tree (Distribution PR #4828), not checked.
+    ReferrersTree => Info,
+    /// In a pull-through cache: a layer or config not fetched yet (or not linked yet).
+    LayerNotCached => Info,
+    /// In a pull-through cache: an index child not fetched yet.
+    ManifestNotCached => Info,
+    /// An interrupted regfsck job waiting in the trash; the next destructive run finishes it.
+    PendingJob => Info,
     /// A blob no link and no manifest refers to (gc's business).
     OrphanBlob => Info,
     /// A manifest no tag reaches (directly or through an index).
@@ -179,6 +208,12 @@ impl Finding {
             size: None,
             message: message.into(),
         }
+    }
+
+    /// Sets the severity (a kind whose severity depends on the registry's mode).
+    pub fn severity(mut self, s: Severity) -> Self {
+        self.severity = s;
+        self
     }
 
     /// Sets the repository.
@@ -273,7 +308,11 @@ mod tests {
         assert_eq!(Kind::LayerUnlinked.name(), "layer_unlinked");
         for k in Kind::ALL {
             let n = k.name();
-            assert!(!n.is_empty() && n.bytes().all(|c| c.is_ascii_lowercase() || c == b'_'));
+            assert!(
+                !n.is_empty()
+                    && n.bytes()
+                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == b'_')
+            );
         }
     }
 

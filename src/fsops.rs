@@ -61,7 +61,7 @@ fn checked(root: &Root, rel: &str) -> Result<std::path::PathBuf> {
         || rel.starts_with(&format!("{TRASH}/"))
         || rel == QUARANTINE
         || rel.starts_with(&format!("{QUARANTINE}/"));
-    if !plain || !inside {
+    if !plain || !inside || crate::layout::FOLLOWED.contains(&rel) {
         return Err(Error::io(
             root.abs(rel),
             std::io::Error::new(
@@ -71,8 +71,17 @@ fn checked(root: &Root, rel: &str) -> Result<std::path::PathBuf> {
         ));
     }
     let mut cur = root.path().to_path_buf();
+    let mut sofar = String::new();
     for c in p.components() {
         cur.push(c);
+        if !sofar.is_empty() {
+            sofar.push('/');
+        }
+        sofar.push_str(&c.as_os_str().to_string_lossy());
+        if crate::layout::FOLLOWED.contains(&sofar.as_str()) {
+            // Followed as the registry follows it; never removed itself (see below).
+            continue;
+        }
         match std::fs::symlink_metadata(&cur) {
             Ok(m) if m.file_type().is_symlink() => {
                 return Err(Error::io(
@@ -270,8 +279,21 @@ mod tests {
         assert!(r.remove_tree("docker/registry/v2/../../etc").is_err());
         assert!(r.remove_tree("/etc").is_err());
         assert!(r.remove_tree("docker/registry").is_err());
-        std::os::unix::fs::symlink("/tmp", dir.path().join(V2).join("repositories")).unwrap();
-        assert!(r.remove_tree("docker/registry/v2/repositories/x").is_err());
+        // v2/repositories may be a symlink (followed, never removed itself); nothing below.
+        let other = tempfile::tempdir().unwrap();
+        std::fs::create_dir(other.path().join("team")).unwrap();
+        std::os::unix::fs::symlink(other.path(), dir.path().join(V2).join("repositories")).unwrap();
+        assert!(r.remove_tree("docker/registry/v2/repositories").is_err());
+        assert!(
+            r.remove_tree("docker/registry/v2/repositories/team")
+                .is_ok()
+        );
+        assert!(!other.path().join("team").exists());
+        std::os::unix::fs::symlink("/tmp", other.path().join("app")).unwrap();
+        assert!(
+            r.remove_tree("docker/registry/v2/repositories/app/x")
+                .is_err()
+        );
         assert!(r.remove_tree("docker/registry/v2/blobs/none").is_ok());
     }
 }

@@ -94,27 +94,62 @@ pub struct GcPlan {
     pub kept_young_blobs: u64,
     /// Untagged manifests kept because they are younger than `min_age`.
     pub kept_young_manifests: u64,
-    /// Why marking is incomplete; gc refuses to sweep unless forced.
+    /// The errors the scan and the graph found: gc refuses to sweep unless forced. (A finding
+    /// stops gc exactly when it is an error; warnings and info never do.)
     pub broken: Vec<Finding>,
+    /// Why the scan could not see the whole layout (a directory it could not list, a symlink
+    /// it does not follow in the repositories tree): gc never sweeps then, not even with
+    /// `--force`, since what it could not read may need any blob.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blind: Option<String>,
+    /// The walk found blobs but not a single manifest (a wrong root, an unmounted or
+    /// unreadable repositories tree): gc refuses unless forced.
+    pub no_manifests: bool,
 }
 
-/// Kinds that make marking incomplete: a manifest whose references can't be known, or a link
-/// that can't be read, so live data could be swept.
-pub(crate) const BREAKS_MARKING: &[Kind] = &[
-    Kind::LinkMalformed,
-    Kind::LinkUnreadable,
-    Kind::LinkMismatch,
-    Kind::TagNoCurrent,
-    Kind::TagRevisionMissing,
-    Kind::ManifestMissing,
-    Kind::ManifestInvalid,
-    Kind::ManifestTooLarge,
-    Kind::BlobUnreadable,
-    Kind::ChildMissing,
-    Kind::DanglingRevision,
-    Kind::Symlink,
-    Kind::InvalidTagName,
-];
+/// Why gc (or a command that sweeps) will not sweep.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Refusal {
+    /// The scan could not see everything: never overridden.
+    Blind(String),
+    /// The graph is broken, or holds no manifest: `--force` overrides.
+    Broken(String),
+}
+
+impl GcPlan {
+    /// Whether this plan may not be carried out, and why.
+    pub fn refusal(&self, force: bool) -> Option<Refusal> {
+        if let Some(why) = &self.blind {
+            return Some(Refusal::Blind(format!(
+                "refusing to sweep: {why}; what regfsck cannot read may need any blob (--force does not change this: fix the permissions or the mount and run again)"
+            )));
+        }
+        if force {
+            return None;
+        }
+        if !self.broken.is_empty() {
+            return Some(Refusal::Broken(
+                "refusing to sweep: the graph is broken (errors above); fix it (regfsck repair) or pass --force".into(),
+            ));
+        }
+        if self.no_manifests {
+            return Some(Refusal::Broken(
+                "refusing to sweep: blobs exist but no repository holds a single manifest (a wrong root? an unmounted repositories tree?); if the registry really holds no images, --force sweeps every blob".into(),
+            ));
+        }
+        None
+    }
+}
+
+/// The findings that stop a sweep: every error (warnings and info never do).
+pub fn blocking(inv: &Inventory, g: &Graph) -> Vec<Finding> {
+    inv.findings
+        .iter()
+        .chain(&g.findings)
+        .filter(|f| f.severity == crate::findings::Severity::Error)
+        .cloned()
+        .collect()
+}
 
 /// Newest modification time of anything that names each digest: blob data, revision, layer,
 /// and tag links.
@@ -162,6 +197,15 @@ fn read_extra(root: &Root, inv: &Inventory, d: &Digest) -> Option<Manifest> {
     }
 }
 
+/// What marking every repository reads.
+struct Marking<'a> {
+    root: &'a Root,
+    inv: &'a Inventory,
+    ix: &'a graph::Index<'a>,
+    aliases: &'a rustc_hash::FxHashMap<Digest, Digest>,
+    young_revision: &'a (dyn Fn(&RepoName, &Digest) -> bool + Sync),
+}
+
 /// What marking one repository gave.
 struct RepoMarks {
     marked: Vec<Digest>,
@@ -173,14 +217,18 @@ struct RepoMarks {
 /// plus young untagged manifests; closes over index children (whether or not they still have
 /// a revision link) and referrers whose subject is kept.
 fn mark_repo(
-    root: &Root,
-    inv: &Inventory,
-    ix: &graph::Index,
+    m: &Marking,
     name: &RepoName,
     rg: &graph::RepoGraph,
     keep_all: bool,
-    young_revision: &(dyn Fn(&RepoName, &Digest) -> bool + Sync),
 ) -> RepoMarks {
+    let Marking {
+        root,
+        inv,
+        ix,
+        aliases,
+        young_revision,
+    } = m;
     let mut out = RepoMarks {
         marked: Vec::new(),
         dropped: Vec::new(),
@@ -216,7 +264,13 @@ fn mark_repo(
             if let Some(m) = m {
                 for r in &m.references {
                     match r.role {
-                        Role::Config | Role::Layer => out.marked.push(r.digest),
+                        Role::Config | Role::Layer => {
+                            out.marked.push(r.digest);
+                            // Through a digest alias, the bytes are under another name.
+                            if let Some(c) = rg.layers.get(&r.digest).or(aliases.get(&r.digest)) {
+                                out.marked.push(*c);
+                            }
+                        }
                         Role::Child => stack.push(r.digest),
                         Role::Subject => {}
                     }
@@ -271,13 +325,7 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
     let young_revision = |name: &RepoName, d: &Digest| {
         young(d) || young_file(&layout::revision_link(name, d)) || young_file(&layout::blob_data(d))
     };
-    let broken: Vec<Finding> = inv
-        .findings
-        .iter()
-        .chain(&g.findings)
-        .filter(|f| BREAKS_MARKING.contains(&f.kind))
-        .cloned()
-        .collect();
+    let broken = blocking(inv, g);
     let broken_repos: BTreeSet<&str> = broken
         .iter()
         .filter_map(|f| f.repository.as_deref())
@@ -285,12 +333,19 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
 
     // Mark, each repository on its own and in parallel.
     let ix = graph::Index::new(inv, &g.manifests);
+    let marking = Marking {
+        root,
+        inv,
+        ix: &ix,
+        aliases: &g.aliases,
+        young_revision: &young_revision,
+    };
     let repos: Vec<(&RepoName, &graph::RepoGraph)> = g.repos.iter().collect();
     let parts: Vec<RepoMarks> = repos
         .par_iter()
         .map(|(name, rg)| {
             let keep_all = !opts.delete_untagged || broken_repos.contains(name.as_str());
-            mark_repo(root, inv, &ix, name, rg, keep_all, &young_revision)
+            mark_repo(&marking, name, rg, keep_all)
         })
         .collect();
     let mut marked: FxHashSet<Digest> = FxHashSet::with_capacity_and_hasher(
@@ -304,6 +359,8 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         dropped.extend(p.dropped);
         kept_young_manifests += p.young_untagged;
     }
+    // What links regfsck cannot place in a repository refer to.
+    marked.extend(g.pinned.iter().copied());
     drop(ix);
 
     // `_layers` links scanned by name only have no mtime: stat those of the blobs about to go
@@ -369,10 +426,21 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         sweep.bytes += size;
     }
     let swept: FxHashSet<Digest> = sweep.blobs.iter().map(|b| b.digest).collect();
+    // Stale `_layers` links (to blobs already gone that no manifest here needs, as the
+    // registry's own gc leaves them) go too, unless young.
+    let stale: FxHashSet<(&str, Digest)> = g
+        .findings
+        .iter()
+        .filter(|f| f.kind == Kind::StaleLayerLink)
+        .filter_map(|f| Some((f.repository.as_deref()?, f.digest?)))
+        .collect();
     for r in inv.repos.values() {
         for (d, l) in &r.layers {
             let target = l.target.as_ref().ok().copied().unwrap_or(*d);
-            if swept.contains(&target) {
+            let is_stale = stale.contains(&(r.name.as_str(), *d))
+                && !young(d)
+                && !young_file(&layout::layer_link(&r.name, d));
+            if swept.contains(&target) || is_stale {
                 sweep.layer_links.push(SweptLink {
                     repository: r.name.clone(),
                     tag: None,
@@ -412,12 +480,15 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         }
     }
     sweep.manifests = dropped;
+    let no_manifests = !inv.blobs.is_empty() && g.repos.values().all(|r| r.revisions.is_empty());
     GcPlan {
         sweep,
         marked: marked.len() as u64,
         kept_young_blobs,
         kept_young_manifests,
         broken,
+        blind: inv.blind_spots(),
+        no_manifests,
     }
 }
 
@@ -470,6 +541,12 @@ pub fn apply(
     let inv = scan::scan(root, scan::Depth::Names)?;
     let g = graph::build_for_gc(root, &inv, opts.now);
     let recheck = self::plan(root, &inv, &g, opts);
+    // What changed since the plan may make the sweep unsafe: then nothing more is deleted.
+    if let Some(Refusal::Blind(why) | Refusal::Broken(why)) = recheck.refusal(opts.force) {
+        return Err(Error::Refused(format!(
+            "on the re-check before deleting blobs: {why}"
+        )));
+    }
     let still: BTreeSet<Digest> = recheck.sweep.blobs.iter().map(|b| b.digest).collect();
     let still_links: BTreeSet<&SweptLink> = recheck.sweep.layer_links.iter().collect();
     // 3. `_layers` links of blobs about to go, 4. the blobs.

@@ -11,11 +11,11 @@ use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::digest::{Algorithm, Digest};
-use crate::findings::{Finding, Kind};
+use crate::findings::{Finding, Kind, Severity};
 use crate::fsutil::Bounded;
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::manifest::{self, MAX_MANIFEST_SIZE, Manifest, Role};
-use crate::scan::{Inventory, Link, LinkProblem, Repo};
+use crate::scan::{BlobState, Inventory, Link, LinkProblem, Repo};
 
 /// The registry purges uploads older than this (storage.maintenance.uploadpurging.age).
 pub const UPLOAD_PURGE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -81,8 +81,18 @@ pub struct Graph {
     pub manifests: BTreeMap<Digest, ManifestState>,
     /// Per repository.
     pub repos: BTreeMap<RepoName, RepoGraph>,
-    /// Blobs that the registry's own gc (without `-m`) marks: every revision and what it refers to.
+    /// Blobs that gc (without `-m`) keeps: every revision of every repository and what it
+    /// refers to (configs, layers, index children, through digest aliases), and what links
+    /// regfsck cannot place refer to ([`Inventory::pinned`]).
     pub marked: FxHashSet<Digest>,
+    /// Digest aliases: a `_layers/sha512/<hex>/link` holding `sha256:<canonical>` (a blob
+    /// pushed under another algorithm is stored under its sha256). Alias → canonical, from
+    /// every repository.
+    pub aliases: FxHashMap<Digest, Digest>,
+    /// [`Inventory::pinned`] and everything those manifests refer to.
+    pub pinned: FxHashSet<Digest>,
+    /// Whether the layout is a pull-through cache (layers are fetched on demand).
+    pub cache: bool,
     /// Inconsistencies.
     pub findings: Vec<Finding>,
 }
@@ -106,6 +116,19 @@ impl Graph {
         out
     }
 
+    /// The canonical blob a reference `d` of repository `rg` reads: `d` itself when it is in
+    /// the blob store, else the target of the repository's alias link, else of any alias.
+    pub fn resolve(&self, inv: &Inventory, rg: &RepoGraph, d: &Digest) -> Digest {
+        if inv.blob(d).is_some() {
+            return *d;
+        }
+        rg.layers
+            .get(d)
+            .or_else(|| self.aliases.get(d))
+            .copied()
+            .unwrap_or(*d)
+    }
+
     /// A manifest and everything it refers to (configs, layers, children recursively).
     pub fn closure(&self, d: &Digest) -> BTreeSet<Digest> {
         let mut out = BTreeSet::new();
@@ -119,6 +142,9 @@ impl Graph {
                     match r.role {
                         Role::Config | Role::Layer => {
                             out.insert(r.digest);
+                            if let Some(c) = self.aliases.get(&r.digest) {
+                                out.insert(*c);
+                            }
                         }
                         Role::Child => stack.push(r.digest),
                         Role::Subject => {}
@@ -146,6 +172,11 @@ fn link_finding(kind_on_ok: Kind, problem: &LinkProblem, rel: String) -> Finding
         LinkProblem::Unreadable(m) => {
             Finding::new(Kind::LinkUnreadable, format!("cannot read link: {m}")).path(rel)
         }
+        LinkProblem::Doubled(d) => Finding::new(
+            Kind::LinkDoubled,
+            format!("link holds {d} twice (the registry v3.0-3.1.1 on Azure writes this); the registry cannot read it"),
+        )
+        .path(rel),
     }
 }
 
@@ -168,10 +199,16 @@ impl<'a> Index<'a> {
         }
     }
 
-    /// Whether blob `d` is there: in the inventory and, if it was read as a manifest, not
-    /// found missing then (a scan by names does not stat blobs).
-    pub(crate) fn present(&self, d: &Digest) -> bool {
-        self.inv.blob(d).is_some() && !matches!(self.manifests.get(d), Some(ManifestState::Missing))
+    /// Whether blob `d` is there, missing, or in a part of the store that could not be read:
+    /// in the inventory and, if it was read as a manifest, not found missing then (a scan by
+    /// names does not stat blobs).
+    pub(crate) fn state(&self, d: &Digest) -> BlobState {
+        match self.inv.blob_state(d) {
+            BlobState::Present if matches!(self.manifests.get(d), Some(ManifestState::Missing)) => {
+                BlobState::Absent
+            }
+            s => s,
+        }
     }
 
     /// The blob `d` as scanned.
@@ -271,7 +308,24 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
         .collect();
     g.manifests = parsed.into_iter().collect();
 
+    // Digest aliases, from every repository's `_layers`.
+    for r in inv.repos.values() {
+        for (d, l) in &r.layers {
+            if let Ok(t) = l.target {
+                if is_alias(d, &t) {
+                    g.aliases.entry(*d).or_insert(t);
+                }
+            }
+        }
+    }
+    g.cache = root.is_cache();
     let ix = Index::new(inv, &g.manifests);
+    let ctx = Ctx {
+        ix: &ix,
+        aliases: &g.aliases,
+        cache: g.cache,
+        now,
+    };
     // Each repository on its own, in parallel; merged in name order (first declaration wins).
     let repos: Vec<&Repo> = inv.repos.values().collect();
     let checked: Vec<(RepoGraph, Vec<Finding>, Declared)> = repos
@@ -279,7 +333,7 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
         .map(|repo| {
             let mut findings = Vec::new();
             let mut declared = BTreeMap::new();
-            let rg = check_repo(repo, &ix, now, &mut findings, &mut declared);
+            let rg = check_repo(repo, &ctx, &mut findings, &mut declared);
             (rg, findings, declared)
         })
         .collect();
@@ -313,27 +367,22 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
         }
     }
 
-    // What the registry's gc marks: every revision whose blob exists, and its references.
+    drop(ix);
+    // What links regfsck cannot place name, and what those manifests refer to.
+    let pinned_roots: Vec<Digest> = inv.pinned.iter().copied().collect();
+    g.pinned = keep_closure(root, inv, &g, pinned_roots);
     if !registry_marks {
         return g;
     }
-    let mut marked: FxHashSet<Digest> = FxHashSet::default();
-    for rg in g.repos.values() {
-        for d in &rg.revisions {
-            if inv.blob(d).is_some() {
-                marked.insert(*d);
-                if let Some(m) = ix.parsed(d) {
-                    marked.extend(
-                        m.references
-                            .iter()
-                            .filter(|r| r.role != Role::Subject)
-                            .map(|r| r.digest),
-                    );
-                }
-            }
-        }
-    }
-    drop(ix);
+    // What gc without -m keeps: every revision and tag target of every repository (with or
+    // without `_layers`), closed over configs, layers, children and aliases, and the pinned.
+    let roots: Vec<Digest> = g
+        .repos
+        .values()
+        .flat_map(|rg| rg.revisions.iter().copied().chain(rg.tag_targets()))
+        .collect();
+    let mut marked = keep_closure(root, inv, &g, roots);
+    marked.extend(g.pinned.iter().copied());
     g.marked = marked;
     for (d, b) in &inv.blobs {
         if !g.marked.contains(d) {
@@ -351,10 +400,66 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
     g
 }
 
+/// Whether a `_layers` link at `d` holding `t` is a digest alias: a blob pushed under sha384
+/// or sha512 is stored under its sha256.
+pub fn is_alias(d: &Digest, t: &Digest) -> bool {
+    d.algorithm() != Algorithm::Sha256 && t.algorithm() == Algorithm::Sha256
+}
+
+/// `roots` and everything they refer to: configs, layers (and their alias targets), index
+/// children recursively (read from the blob store when the graph did not parse them).
+pub fn keep_closure(
+    root: &Root,
+    inv: &Inventory,
+    g: &Graph,
+    roots: Vec<Digest>,
+) -> FxHashSet<Digest> {
+    let mut out: FxHashSet<Digest> = FxHashSet::default();
+    let mut manifests: FxHashSet<Digest> = FxHashSet::default();
+    let mut stack = roots;
+    while let Some(d) = stack.pop() {
+        out.insert(d);
+        if !manifests.insert(d) {
+            continue;
+        }
+        let extra;
+        let m = match g.manifests.get(&d) {
+            Some(ManifestState::Parsed(m)) => Some(m),
+            Some(_) => None,
+            None if inv.blob(&d).is_some() => {
+                extra = read_manifest(root, inv, &d);
+                match &extra {
+                    ManifestState::Parsed(m) => Some(m),
+                    _ => None,
+                }
+            }
+            None => None,
+        };
+        for r in m.map(|m| m.references.as_slice()).unwrap_or_default() {
+            match r.role {
+                Role::Config | Role::Layer => {
+                    out.insert(r.digest);
+                    if let Some(c) = g.aliases.get(&r.digest) {
+                        out.insert(*c);
+                    }
+                }
+                Role::Child => stack.push(r.digest),
+                Role::Subject => {}
+            }
+        }
+    }
+    out
+}
+
 /// Reads and parses the manifest blob `d` (bounded).
 pub(crate) fn read_manifest(root: &Root, inv: &Inventory, d: &Digest) -> ManifestState {
     let Some(blob) = inv.blobs.get(d) else {
-        return ManifestState::Missing;
+        return match inv.blob_state(d) {
+            BlobState::Unknown => ManifestState::Unreadable(
+                "in a part of the blob store that could not be listed".into(),
+            ),
+            _ => ManifestState::Missing,
+        };
     };
     if blob.stat && blob.size > MAX_MANIFEST_SIZE {
         return ManifestState::TooLarge(blob.size);
@@ -371,16 +476,18 @@ pub(crate) fn read_manifest(root: &Root, inv: &Inventory, d: &Digest) -> Manifes
     }
 }
 
-fn check_repo(
-    repo: &Repo,
-    ix: &Index,
+/// What every repository's check reads.
+struct Ctx<'a> {
+    ix: &'a Index<'a>,
+    aliases: &'a FxHashMap<Digest, Digest>,
+    cache: bool,
     now: SystemTime,
-    out: &mut Vec<Finding>,
-    declared: &mut Declared,
-) -> RepoGraph {
+}
+
+fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Declared) -> RepoGraph {
+    let ix = cx.ix;
     let name = &repo.name;
     let mut rg = RepoGraph::default();
-    let has_blob = |d: &Digest| ix.present(d);
 
     for (d, link) in &repo.revisions {
         let rel = || layout::revision_link(name, d);
@@ -409,11 +516,7 @@ fn check_repo(
                     .repo(name)
                     .digest(*d),
             ),
-            Ok(t) if t == *d => {
-                rg.layers.insert(*d, t);
-            }
-            // A blob pushed under sha384/sha512 is stored as sha256, with an alias link.
-            Ok(t) if d.algorithm() != Algorithm::Sha256 && t.algorithm() == Algorithm::Sha256 => {
+            Ok(t) if t == *d || is_alias(d, &t) => {
                 rg.layers.insert(*d, t);
             }
             Ok(t) => out.push(
@@ -427,7 +530,7 @@ fn check_repo(
 
     // Tags.
     for (tag, t) in &repo.tags {
-        let target = check_tag(repo, tag, t, &rg, &has_blob, out);
+        let target = check_tag(repo, tag, t, &rg, ix, out);
         rg.tags.insert(tag.clone(), target);
     }
 
@@ -494,7 +597,7 @@ fn check_repo(
                     .path(layout::blob_data(d)),
             ),
             Some(ManifestState::Parsed(m)) => {
-                check_references(name, d, m, &rg, ix, out, declared);
+                check_references(name, d, m, &rg, cx, out, declared);
                 for r in &m.references {
                     match r.role {
                         Role::Config | Role::Layer => {
@@ -533,7 +636,10 @@ fn check_repo(
 
     // `_layers` links to blobs that are gone and that nothing needs: 2.8's gc leaves these.
     for (d, t) in &rg.layers {
-        if !has_blob(t) && !needed_blobs.contains(d) && !needed_blobs.contains(t) {
+        if ix.state(t) == BlobState::Absent
+            && !needed_blobs.contains(d)
+            && !needed_blobs.contains(t)
+        {
             out.push(
                 Finding::new(
                     Kind::StaleLayerLink,
@@ -557,10 +663,24 @@ fn check_repo(
                 .repo(name)
                 .path(layout::repo_dir(name)),
         );
+    } else if repo.has_manifests && !repo.has_layers {
+        let f = if cx.cache {
+            Finding::new(
+                Kind::UncatalogedRepository,
+                "cached by manifest only (no layer fetched yet): no _layers, so the catalog does not list it",
+            )
+            .severity(Severity::Info)
+        } else {
+            Finding::new(
+                Kind::UncatalogedRepository,
+                "repository has no _layers: the registry's catalog does not list it and its own gc skips it (and would sweep its blobs)",
+            )
+        };
+        out.push(f.repo(name).path(layout::repo_dir(name)));
     }
 
     for u in repo.uploads.values() {
-        out.push(upload_finding(name, u, now));
+        out.push(upload_finding(name, u, cx.now));
     }
     rg
 }
@@ -570,13 +690,16 @@ fn check_tag(
     tag: &TagName,
     t: &crate::scan::Tag,
     rg: &RepoGraph,
-    has_blob: &dyn Fn(&Digest) -> bool,
+    ix: &Index,
     out: &mut Vec<Finding>,
 ) -> TagTarget {
     let name = &repo.name;
     for (d, l) in &t.index {
         let bad = match &l.target {
             Err(LinkProblem::Malformed(m)) => Some(format!("malformed tag index entry: {m}")),
+            Err(LinkProblem::Doubled(x)) => Some(format!(
+                "tag index entry holds {x} twice; the registry cannot read it"
+            )),
             Err(LinkProblem::Unreadable(m)) => Some(format!("cannot read tag index entry: {m}")),
             Ok(x) if x != d => Some(format!("tag index entry holds {x}")),
             Ok(_) => None,
@@ -626,7 +749,7 @@ fn check_tag(
             .digest(d)
             .path(rel()),
         );
-    } else if !has_blob(&d) {
+    } else if ix.state(&d) == BlobState::Absent {
         out.push(
             Finding::new(
                 Kind::ManifestMissing,
@@ -647,20 +770,34 @@ fn check_references(
     md: &Digest,
     m: &Manifest,
     rg: &RepoGraph,
-    ix: &Index,
+    cx: &Ctx,
     out: &mut Vec<Finding>,
     declared: &mut Declared,
 ) {
+    let ix = cx.ix;
     for r in &m.references {
-        let exists = ix.present(&r.digest);
+        // The blob a config or layer reads: itself, or through a digest alias (this
+        // repository's own alias link first).
+        let linked = rg.layers.get(&r.digest).copied();
+        let blob = match r.role {
+            Role::Config | Role::Layer => match linked {
+                Some(t) => t,
+                None if ix.state(&r.digest) == BlobState::Absent => {
+                    cx.aliases.get(&r.digest).copied().unwrap_or(r.digest)
+                }
+                None => r.digest,
+            },
+            Role::Child | Role::Subject => r.digest,
+        };
+        let state = ix.state(&blob);
         // Only declarations that disagree with a stat'd blob are kept (one per blob).
-        if let (Some(size), true) = (r.size, exists) {
+        if let (Some(size), BlobState::Present) = (r.size, state) {
             if ix
-                .blob(&r.digest)
+                .blob(&blob)
                 .is_some_and(|b| b.stat && b.is_file && b.size != size)
             {
                 declared
-                    .entry(r.digest)
+                    .entry(blob)
                     .or_insert_with(|| (size, *md, name.clone()));
             }
         }
@@ -672,10 +809,21 @@ fn check_references(
         };
         match r.role {
             Role::Config | Role::Layer => {
-                if r.foreign {
+                if r.foreign || state == BlobState::Unknown {
                     continue;
                 }
-                if !exists {
+                if cx.cache && (state == BlobState::Absent || linked.is_none()) {
+                    out.push(
+                        f(
+                            Kind::LayerNotCached,
+                            format!(
+                                "{} of manifest {md} not fetched into this cache yet (a pull fetches it from upstream)",
+                                r.role.word()
+                            ),
+                        )
+                        .path(layout::layer_link(name, &r.digest)),
+                    );
+                } else if state == BlobState::Absent {
                     out.push(
                         f(
                             Kind::BlobMissing,
@@ -684,9 +832,9 @@ fn check_references(
                                 r.role.word()
                             ),
                         )
-                        .path(layout::blob_data(&r.digest)),
+                        .path(layout::blob_data(&blob)),
                     );
-                } else if !rg.layers.contains_key(&r.digest) {
+                } else if linked.is_none() {
                     out.push(
                         f(
                             Kind::LayerUnlinked,
@@ -700,7 +848,19 @@ fn check_references(
                 }
             }
             Role::Child => {
-                if !exists {
+                let unlinked = !rg.revisions.contains(&r.digest);
+                if state == BlobState::Unknown {
+                    continue;
+                }
+                if cx.cache && (state == BlobState::Absent || unlinked) {
+                    out.push(
+                        f(
+                            Kind::ManifestNotCached,
+                            format!("child of index {md} not fetched into this cache yet"),
+                        )
+                        .path(layout::revision_link(name, &r.digest)),
+                    );
+                } else if state == BlobState::Absent {
                     out.push(
                         f(
                             Kind::ChildMissing,
@@ -708,7 +868,7 @@ fn check_references(
                         )
                         .path(layout::blob_data(&r.digest)),
                     );
-                } else if !rg.revisions.contains(&r.digest) {
+                } else if unlinked {
                     out.push(
                         f(
                             Kind::ChildUnlinked,
@@ -719,7 +879,7 @@ fn check_references(
                 }
             }
             Role::Subject => {
-                if !rg.revisions.contains(&r.digest) || !exists {
+                if !rg.revisions.contains(&r.digest) || state == BlobState::Absent {
                     out.push(
                         f(
                             Kind::SubjectMissing,

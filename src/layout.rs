@@ -28,13 +28,36 @@ use crate::fsutil::{Bounded, Dir};
 /// The path of the v2 tree below a storage root.
 pub const V2: &str = "docker/registry/v2";
 
+/// The only places where regfsck follows a symlink, as the registry does: the directories
+/// leading to `v2`, and `v2/blobs` and `v2/repositories` themselves (operators move these to
+/// another disk and leave a symlink). Nothing below them is ever followed, and nothing is
+/// deleted through a symlink anywhere else.
+pub const FOLLOWED: [&str; 5] = [
+    "docker",
+    "docker/registry",
+    "docker/registry/v2",
+    "docker/registry/v2/blobs",
+    "docker/registry/v2/repositories",
+];
+
+/// The pull-through cache's record of what expires when, at the storage root.
+pub const SCHEDULER_STATE: &str = "scheduler-state.json";
+
+/// A directory opened once, on first use.
+type LazyDir = Arc<OnceLock<std::result::Result<Dir, String>>>;
+
 /// An opened registry storage root.
 #[derive(Debug, Clone)]
 pub struct Root {
     root: PathBuf,
     v2: PathBuf,
     /// `v2`, opened on first use; small files are read relative to it.
-    v2_dir: Arc<OnceLock<std::result::Result<Dir, String>>>,
+    v2_dir: LazyDir,
+    /// `v2/blobs` and `v2/repositories`, opened on first use (following a symlink there).
+    blobs_dir: LazyDir,
+    repos_dir: LazyDir,
+    /// Whether the registry's config says it is a pull-through cache (`proxy.remoteurl`).
+    cache: bool,
 }
 
 impl Root {
@@ -71,6 +94,9 @@ impl Root {
             root,
             v2,
             v2_dir: Arc::default(),
+            blobs_dir: Arc::default(),
+            repos_dir: Arc::default(),
+            cache: false,
         }
     }
 
@@ -104,12 +130,30 @@ impl Root {
                     format!("{rel} is not below {V2}"),
                 )
             })?;
-        let dir = self
-            .v2_dir
-            .get_or_init(|| Dir::open(&self.v2).map_err(|e| e.to_string()))
+        let (lazy, path, below) = if let Some(r) = below.strip_prefix("blobs/") {
+            (&self.blobs_dir, self.v2.join("blobs"), r)
+        } else if let Some(r) = below.strip_prefix("repositories/") {
+            (&self.repos_dir, self.v2.join("repositories"), r)
+        } else {
+            (&self.v2_dir, self.v2.clone(), below)
+        };
+        let dir = lazy
+            .get_or_init(|| Dir::open(&path).map_err(|e| e.to_string()))
             .as_ref()
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", self.v2.display())))?;
+            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
         Ok((dir, below))
+    }
+
+    /// Marks the layout as a pull-through cache (the registry's config has `proxy.remoteurl`).
+    pub fn set_cache(&mut self, cache: bool) {
+        self.cache = cache;
+    }
+
+    /// Whether this is the storage of a pull-through cache: its config says so, or the
+    /// cache's `scheduler-state.json` is at the root. A cache fetches layers only when a client
+    /// asks for them, so manifests whose layers are absent are normal there.
+    pub fn is_cache(&self) -> bool {
+        self.cache || self.root.join(SCHEDULER_STATE).is_file()
     }
 
     /// The storage root (the registry's `rootdirectory`).
@@ -126,6 +170,19 @@ impl Root {
     pub fn abs(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }
+}
+
+/// A file name as text: UTF-8 as it is, any other byte as `\xNN` (so a name that is not
+/// UTF-8 is shown exactly, never as a lossy look-alike that names another file).
+pub fn escape_name(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len());
+    for chunk in bytes.utf8_chunks() {
+        out.push_str(chunk.valid());
+        for b in chunk.invalid() {
+            out.push_str(&format!("\\x{b:02x}"));
+        }
+    }
+    out
 }
 
 /// Relative path of a blob's data file.

@@ -315,6 +315,10 @@ pub struct PrunePlan {
     /// Findings in the selected repositories that make the plan unsafe; prune refuses unless
     /// forced.
     pub broken: Vec<Finding>,
+    /// Why the scan could not see all of a selected repository: prune never runs then, not
+    /// even with `--force`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub blind: Option<String>,
     /// Trash directories of interrupted earlier runs, removed at the end.
     #[serde(skip)]
     pub pending_bins: Vec<String>,
@@ -565,9 +569,21 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
                 .iter()
                 .chain(&g.findings)
                 .filter(|f| f.repository.as_deref() == Some(selected))
-                .filter(|f| gc::BREAKS_MARKING.contains(&f.kind))
+                .filter(|f| f.severity == crate::findings::Severity::Error)
                 .cloned(),
         );
+        // A directory of this repository (or above it) that could not be read may hold tags
+        // that need what this prune would drop.
+        let dir = layout::repo_dir(name);
+        for u in &inv.unseen_refs {
+            let inside = u == &dir || u.starts_with(&format!("{dir}/"));
+            let above = dir.starts_with(&format!("{u}/"));
+            if inside || above {
+                out.blind = Some(format!(
+                    "could not read {u}: the tags and manifests of {name} are not all known"
+                ));
+            }
+        }
         out.repositories.push(RepoPrune {
             repository: name.clone(),
             policy: policy.map(Policy::describe).unwrap_or_default(),

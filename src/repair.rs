@@ -124,6 +124,34 @@ fn tags_needing(g: &Graph, repo: &RepoName, d: &Digest) -> Vec<String> {
     out
 }
 
+/// Why repair must not run at all: the scan could not see the whole layout, or the blob store
+/// (or the repositories tree) is unreachable as a whole — an unmounted volume, a dangling
+/// symlink, a restore of the metadata only. Then every tag would look broken, and repair would
+/// quarantine what it merely cannot see.
+pub fn refusal(inv: &Inventory, g: &Graph) -> Option<String> {
+    if let Some(why) = inv.blind_spots() {
+        return Some(format!("refusing to repair: {why}"));
+    }
+    let revisions: BTreeSet<Digest> = g
+        .repos
+        .values()
+        .flat_map(|r| r.revisions.iter().copied())
+        .collect();
+    let present = revisions
+        .iter()
+        .filter(|d| inv.blob(d).is_some_and(|b| !b.stat || b.is_file))
+        .count();
+    if !revisions.is_empty() && present == 0 {
+        return Some(format!(
+            "refusing to repair: the repositories link {} manifests and the blob store holds none of them ({} blobs in all): is {}/blobs mounted, or was only the metadata restored?",
+            revisions.len(),
+            inv.blobs.len(),
+            V2
+        ));
+    }
+    None
+}
+
 /// Plans the repair of what `findings` (a verify report with contents hashed) show.
 pub fn plan(
     root: &Root,

@@ -5,7 +5,7 @@
 //! in the layout becomes a [`Finding`]; normal leftovers of the registry (empty shard, revision
 //! and layer directories, empty `_uploads`) are counted, not reported.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::time::SystemTime;
 
@@ -39,6 +39,10 @@ pub struct Blob {
 pub enum LinkProblem {
     /// The content is not a well-formed digest.
     Malformed(String),
+    /// The content is this digest written twice (`sha256:<h>sha256:<h>`): Distribution v3.0.0
+    /// to v3.1.1 on Azure, after a retried append. The registry cannot parse it; what it meant
+    /// is known.
+    Doubled(Digest),
     /// The file could not be read.
     Unreadable(String),
 }
@@ -68,7 +72,8 @@ pub struct Upload {
     pub id: String,
     /// Size of `data`, if present.
     pub size: u64,
-    /// `startedat`: `None` when absent, `Some(Err)` when unparseable.
+    /// `startedat`: `None` when absent, `Some(Err)` when unparseable. When it is absent and the
+    /// id is a UUIDv7 (Distribution v3.1), the time in the id.
     pub started: Option<Result<SystemTime, String>>,
 }
 
@@ -77,8 +82,11 @@ pub struct Upload {
 pub struct Repo {
     /// The name (the path below `repositories/`).
     pub name: RepoName,
-    /// Whether `_manifests` exists (what makes the registry list it in the catalog).
+    /// Whether `_manifests` exists.
     pub has_manifests: bool,
+    /// Whether `_layers` exists (what makes the registry 2.8 list it in the catalog and visit
+    /// it in its gc).
+    pub has_layers: bool,
     /// `_layers` links keyed by the digest in their path.
     pub layers: BTreeMap<Digest, Link>,
     /// Manifest revision links keyed by the digest in their path.
@@ -94,12 +102,48 @@ impl Repo {
         Repo {
             name,
             has_manifests: false,
+            has_layers: false,
             layers: BTreeMap::new(),
             revisions: BTreeMap::new(),
             tags: BTreeMap::new(),
             uploads: BTreeMap::new(),
         }
     }
+}
+
+/// A part of the blob store that could not be listed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum BlobScope {
+    /// `blobs/` itself.
+    All,
+    /// `blobs/<alg>/`.
+    Algorithm(Algorithm),
+    /// `blobs/<alg>/<hh>/`.
+    Shard(Algorithm, String),
+    /// One blob's directory.
+    Blob(Digest),
+}
+
+impl BlobScope {
+    fn covers(&self, d: &Digest) -> bool {
+        match self {
+            BlobScope::All => true,
+            BlobScope::Algorithm(a) => d.algorithm() == *a,
+            BlobScope::Shard(a, hh) => d.algorithm() == *a && d.hex().starts_with(hh.as_str()),
+            BlobScope::Blob(b) => b == d,
+        }
+    }
+}
+
+/// Whether a blob is there, as far as the scan could see.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BlobState {
+    /// In the blob store.
+    Present,
+    /// Not in the blob store.
+    Absent,
+    /// In a part of the blob store that could not be read: neither present nor missing.
+    Unknown,
 }
 
 /// Everything the scan found.
@@ -111,6 +155,16 @@ pub struct Inventory {
     pub repos: BTreeMap<RepoName, Repo>,
     /// What could not be placed in the layout.
     pub findings: Vec<Finding>,
+    /// Parts of the blob store that could not be listed.
+    pub unseen_blobs: Vec<BlobScope>,
+    /// Directories of the repositories tree that could not be listed (or are symlinks, not
+    /// followed): the references they hold are unknown, so nothing may be swept.
+    pub unseen_refs: Vec<String>,
+    /// Digests named by links that regfsck cannot place in a repository it can name (below a
+    /// name that is not UTF-8, a doubled or symlinked link): kept as references.
+    pub pinned: BTreeSet<Digest>,
+    /// Repository directories regfsck cannot name (not UTF-8), escaped, root-relative.
+    pub skipped: Vec<String>,
     /// `blobs` as a hash map, built on first use (the graph and gc's marking look up every
     /// reference and link); an inventory is not changed once a scan has made it.
     lookup: std::sync::OnceLock<rustc_hash::FxHashMap<Digest, Blob>>,
@@ -124,10 +178,90 @@ impl Inventory {
             .get(d)
     }
 
+    /// Whether blob `d` is there, missing, or in a part of the store that could not be read.
+    pub fn blob_state(&self, d: &Digest) -> BlobState {
+        if self.blob(d).is_some() {
+            BlobState::Present
+        } else if self.unseen_blobs.iter().any(|s| s.covers(d)) {
+            BlobState::Unknown
+        } else {
+            BlobState::Absent
+        }
+    }
+
     /// Total size of all blobs.
     pub fn blob_bytes(&self) -> u64 {
         self.blobs.values().map(|b| b.size).sum()
     }
+
+    /// Why the scan could not see all of the layout, in words, or `None` when it could.
+    pub fn blind_spots(&self) -> Option<String> {
+        let mut parts = Vec::new();
+        if !self.unseen_refs.is_empty() {
+            let mut v = self.unseen_refs.clone();
+            v.sort();
+            let more = if v.len() > 3 {
+                format!(" and {} more", v.len() - 3)
+            } else {
+                String::new()
+            };
+            v.truncate(3);
+            parts.push(format!(
+                "could not see into {}{more} (unreadable, or a symlink regfsck does not follow)",
+                v.join(", ")
+            ));
+        }
+        if !self.unseen_blobs.is_empty() {
+            parts.push(format!(
+                "could not read {} part(s) of the blob store",
+                self.unseen_blobs.len()
+            ));
+        }
+        (!parts.is_empty()).then(|| parts.join("; "))
+    }
+
+    /// Takes in what another part of the scan found.
+    fn absorb(&mut self, p: Part) {
+        self.findings.extend(p.findings);
+        self.unseen_blobs.extend(p.unseen_blobs);
+        self.unseen_refs.extend(p.unseen_refs);
+        self.pinned.extend(p.pinned);
+        self.skipped.extend(p.skipped);
+    }
+}
+
+/// What a piece of the scan found besides blobs and repositories.
+#[derive(Debug, Default)]
+struct Part {
+    findings: Vec<Finding>,
+    unseen_blobs: Vec<BlobScope>,
+    unseen_refs: Vec<String>,
+    pinned: BTreeSet<Digest>,
+    skipped: Vec<String>,
+}
+
+impl Part {
+    fn merge(&mut self, p: Part) {
+        self.findings.extend(p.findings);
+        self.unseen_blobs.extend(p.unseen_blobs);
+        self.unseen_refs.extend(p.unseen_refs);
+        self.pinned.extend(p.pinned);
+        self.skipped.extend(p.skipped);
+    }
+
+    /// A directory of the repositories tree that cannot be listed.
+    fn unreadable_refs(&mut self, rel: &str, e: &std::io::Error) {
+        self.findings.push(dir_unreadable(rel, e));
+        self.unseen_refs.push(rel.to_string());
+    }
+}
+
+fn dir_unreadable(rel: &str, e: &std::io::Error) -> Finding {
+    Finding::new(
+        Kind::DirUnreadable,
+        format!("cannot list: {e}; what it holds is unknown"),
+    )
+    .path(rel)
 }
 
 /// How closely to look.
@@ -154,26 +288,72 @@ impl Depth {
     }
 }
 
+/// The trash directory of regfsck's interrupted jobs, below `repositories/`: a name starting
+/// with `_` is never a repository to the registry, and the trash is on the same filesystem as
+/// the repositories, so moving a directory there is one rename.
+pub const TRASH_NAME: &str = "_regfsck-trash";
+
 /// Scans the tree below `root`.
 ///
 /// # Errors
 /// [`Error::Io`] when `docker/registry/v2` itself cannot be listed. Everything below it that
-/// cannot be read becomes a finding.
+/// cannot be read becomes a finding (and, for directories, an entry in
+/// [`Inventory::unseen_blobs`] or [`Inventory::unseen_refs`]).
 pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
     let mut inv = Inventory::default();
     let v2 = root.v2();
-    let top = read_dir_sorted(v2).map_err(|e| Error::io(v2, e))?;
+    let top = read_dir_entries(v2).map_err(|e| Error::io(v2, e))?;
     let (mut blobs, mut repos) = (false, false);
-    for (name, ft) in top {
-        let rel = format!("{V2}/{name}");
-        if ft.is_symlink() {
+    // The directories above v2 may be symlinks: followed (the caller named the root).
+    for rel in &crate::layout::FOLLOWED[..3] {
+        if let Ok(m) = std::fs::symlink_metadata(root.abs(rel)) {
+            if m.file_type().is_symlink() {
+                inv.findings.push(followed(root, rel));
+            }
+        }
+    }
+    for e in top {
+        let rel = format!("{V2}/{}", e.name);
+        let special = e.utf8 && (e.name == "blobs" || e.name == "repositories");
+        if special && e.ft.is_symlink() {
+            // Operators move these to another disk: followed, as the registry does.
+            match std::fs::metadata(root.abs(&rel)) {
+                Ok(m) if m.is_dir() => {
+                    inv.findings.push(followed(root, &rel));
+                    blobs |= e.name == "blobs";
+                    repos |= e.name == "repositories";
+                }
+                other => {
+                    let err = other.err().unwrap_or_else(|| {
+                        std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")
+                    });
+                    let target = std::fs::read_link(root.abs(&rel))
+                        .map(|t| t.display().to_string())
+                        .unwrap_or_default();
+                    inv.findings.push(
+                        Finding::new(
+                            Kind::DirUnreadable,
+                            format!(
+                                "symlink to {target:?}, which cannot be listed: {err}; what it holds is unknown"
+                            ),
+                        )
+                        .path(&rel),
+                    );
+                    if e.name == "blobs" {
+                        inv.unseen_blobs.push(BlobScope::All);
+                    } else {
+                        inv.unseen_refs.push(rel.clone());
+                    }
+                }
+            }
+        } else if e.ft.is_symlink() {
             inv.findings.push(symlink_finding(root, &rel));
-        } else if name == "blobs" && ft.is_dir() {
+        } else if special && e.name == "blobs" && e.ft.is_dir() {
             blobs = true;
-        } else if name == "repositories" && ft.is_dir() {
+        } else if special && e.name == "repositories" && e.ft.is_dir() {
             repos = true;
         } else {
-            inv.findings.push(unknown(&rel, ft.is_dir()));
+            inv.findings.push(unknown(&rel, e.ft.is_dir()));
         }
     }
     // Both trees at once: each has serial parts (listing the shards, walking namespaces) that
@@ -194,11 +374,34 @@ pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
             part
         },
     );
-    inv.blobs = b.blobs;
-    inv.findings.extend(b.findings);
-    inv.repos = r.repos;
-    inv.findings.extend(r.findings);
+    for mut p in [b, r] {
+        if inv.blobs.is_empty() {
+            inv.blobs = std::mem::take(&mut p.blobs);
+        }
+        if inv.repos.is_empty() {
+            inv.repos = std::mem::take(&mut p.repos);
+        }
+        inv.findings.append(&mut p.findings);
+        inv.unseen_blobs.append(&mut p.unseen_blobs);
+        inv.unseen_refs.append(&mut p.unseen_refs);
+        inv.pinned.append(&mut p.pinned);
+        inv.skipped.append(&mut p.skipped);
+    }
+    inv.skipped.sort();
+    inv.unseen_refs.sort();
     Ok(inv)
+}
+
+/// A symlink regfsck follows (see [`crate::layout::FOLLOWED`]), for the report.
+fn followed(root: &Root, rel: &str) -> Finding {
+    let target = std::fs::read_link(root.abs(rel))
+        .map(|t| t.display().to_string())
+        .unwrap_or_else(|_| "?".into());
+    Finding::new(
+        Kind::SymlinkedStorage,
+        format!("symlink to {target:?}, followed as the registry follows it (nothing below it is)"),
+    )
+    .path(rel)
 }
 
 fn unknown(rel: &str, is_dir: bool) -> Finding {
@@ -221,27 +424,36 @@ fn symlink_finding(root: &Root, rel: &str) -> Finding {
     .path(rel)
 }
 
-fn read_dir_sorted(dir: &Path) -> std::io::Result<Vec<(String, std::fs::FileType)>> {
-    Ok(read_dir_entries(dir)?
-        .into_iter()
-        .map(|(n, t, _)| (n, t))
-        .collect())
+/// One directory entry. A name that is not UTF-8 is kept escaped in `name` (for reports) and
+/// as it is in `os` (to open it).
+struct Entry {
+    name: String,
+    utf8: bool,
+    os: std::ffi::OsString,
+    ft: std::fs::FileType,
+    dirent: std::fs::DirEntry,
 }
 
 /// A directory's entries, sorted by name; each `DirEntry` stats relative to its directory.
-fn read_dir_entries(
-    dir: &Path,
-) -> std::io::Result<Vec<(String, std::fs::FileType, std::fs::DirEntry)>> {
+fn read_dir_entries(dir: &Path) -> std::io::Result<Vec<Entry>> {
+    use std::os::unix::ffi::OsStrExt;
     let mut v = Vec::new();
     for e in std::fs::read_dir(dir)? {
         let e = e?;
-        v.push((
-            e.file_name().to_string_lossy().into_owned(),
-            e.file_type()?,
-            e,
-        ));
+        let os = e.file_name();
+        let (name, utf8) = match os.to_str() {
+            Some(s) => (s.to_string(), true),
+            None => (layout::escape_name(os.as_bytes()), false),
+        };
+        v.push(Entry {
+            name,
+            utf8,
+            ft: e.file_type()?,
+            os,
+            dirent: e,
+        });
     }
-    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v.sort_by(|a, b| a.os.cmp(&b.os));
     Ok(v)
 }
 
@@ -249,45 +461,73 @@ fn io_finding(kind: Kind, rel: &str, e: &std::io::Error) -> Finding {
     Finding::new(kind, format!("cannot read: {e}")).path(rel)
 }
 
+fn non_utf8(rel: &str) -> Finding {
+    Finding::new(
+        Kind::NameNotUtf8,
+        "name is not UTF-8 (bytes shown escaped); the registry cannot serve it",
+    )
+    .path(rel)
+}
+
+/// Whether `s` is two lower-case hex digits (a shard directory name).
+fn is_shard(s: &str) -> bool {
+    s.len() == 2
+        && s.bytes()
+            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+}
+
 /// `blobs/<alg>/<hh>/<hex>/data`: fixed depth, so shards are listed in parallel.
 fn scan_blobs(root: &Root, inv: &mut Inventory, depth: Depth) {
     let blobs_rel = format!("{V2}/blobs");
-    let algs = match read_dir_sorted(&root.abs(&blobs_rel)) {
+    let algs = match read_dir_entries(&root.abs(&blobs_rel)) {
         Ok(v) => v,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
         Err(e) => {
-            inv.findings
-                .push(io_finding(Kind::UnknownEntry, &blobs_rel, &e));
+            inv.findings.push(dir_unreadable(&blobs_rel, &e));
+            inv.unseen_blobs.push(BlobScope::All);
             return;
         }
     };
     let mut shards = Vec::new();
-    for (alg_name, ft) in algs {
-        let rel = format!("{blobs_rel}/{alg_name}");
-        if ft.is_symlink() {
+    for a in algs {
+        let rel = format!("{blobs_rel}/{}", a.name);
+        let alg = Algorithm::from_name(&a.name);
+        if a.ft.is_symlink() {
             inv.findings.push(symlink_finding(root, &rel));
+            if let Some(alg) = alg {
+                inv.unseen_blobs.push(BlobScope::Algorithm(alg));
+            }
             continue;
         }
-        let Some(alg) = Algorithm::from_name(&alg_name).filter(|_| ft.is_dir()) else {
-            inv.findings.push(unknown(&rel, ft.is_dir()));
+        let Some(alg) = alg.filter(|_| a.ft.is_dir()) else {
+            inv.findings.push(if a.utf8 {
+                unknown(&rel, a.ft.is_dir())
+            } else {
+                non_utf8(&rel)
+            });
             continue;
         };
-        match read_dir_sorted(&root.abs(&rel)) {
+        match read_dir_entries(&root.abs(&rel)) {
             Ok(v) => {
-                for (shard, ft) in v {
-                    shards.push((alg, format!("{rel}/{shard}"), shard, ft));
+                for e in v {
+                    shards.push((alg, format!("{rel}/{}", e.name), e));
                 }
             }
-            Err(e) => inv.findings.push(io_finding(Kind::UnknownEntry, &rel, &e)),
+            Err(e) => {
+                inv.findings.push(dir_unreadable(&rel, &e));
+                inv.unseen_blobs.push(BlobScope::Algorithm(alg));
+            }
         }
     }
     let results: Vec<ShardScan> = shards
         .par_iter()
-        .map(|(alg, rel, shard, ft)| scan_shard(root, *alg, rel, shard, ft, depth))
+        .map(|(alg, rel, e)| scan_shard(root, *alg, rel, e, depth))
         .collect();
     let mut all = Vec::with_capacity(results.iter().map(|r| r.0.len()).sum());
-    for (blobs, findings) in results {
+    for (blobs, findings, unseen) in results {
         all.extend(blobs);
         inv.findings.extend(findings);
+        inv.unseen_blobs.extend(unseen);
     }
     // Built in one go from sorted input (shards in order, names sorted within each).
     if inv.blobs.is_empty() {
@@ -297,48 +537,112 @@ fn scan_blobs(root: &Root, inv: &mut Inventory, depth: Depth) {
     }
 }
 
-/// What one shard directory holds: its blobs and what could not be placed.
-type ShardScan = (Vec<(Digest, Blob)>, Vec<Finding>);
+/// What one shard directory holds: its blobs, what could not be placed, what could not be read.
+type ShardScan = (Vec<(Digest, Blob)>, Vec<Finding>, Vec<BlobScope>);
 
-fn scan_shard(
-    root: &Root,
-    alg: Algorithm,
-    rel: &str,
-    shard: &str,
-    ft: &std::fs::FileType,
-    depth: Depth,
-) -> ShardScan {
+fn wrong_shard(digest: Digest, data_rel: String, under: &str) -> Finding {
+    let hex = digest.hex();
+    Finding::new(
+        Kind::BlobWrongShard,
+        format!(
+            "blob stored under {under}, belongs under shard {:?}; the registry cannot find it",
+            &hex[..2]
+        ),
+    )
+    .digest(digest)
+    .path(data_rel)
+}
+
+/// A directory at shard level whose name is not a shard: a blob directory that lost its shard
+/// level (`blobs/<alg>/<hex>/data`), or a directory of any other name holding blob directories.
+fn scan_misnamed_shard(alg: Algorithm, rel: &str, e: &Entry) -> Vec<Finding> {
+    if !e.ft.is_dir() || !e.utf8 {
+        return vec![if e.utf8 {
+            unknown(rel, e.ft.is_dir())
+        } else {
+            non_utf8(rel)
+        }];
+    }
+    let path = e.dirent.path();
+    if let Ok(d) = Digest::from_parts(alg.name(), &e.name) {
+        if std::fs::symlink_metadata(path.join("data")).is_ok_and(|m| m.is_file()) {
+            return vec![wrong_shard(d, format!("{rel}/data"), "no shard directory")];
+        }
+        return vec![unknown(rel, true)];
+    }
+    let entries = match read_dir_entries(&path) {
+        Ok(v) => v,
+        Err(err) => return vec![dir_unreadable(rel, &err)],
+    };
+    let mut out = Vec::new();
+    let mut any = false;
+    for c in entries {
+        let crel = format!("{rel}/{}", c.name);
+        match Digest::from_parts(alg.name(), &c.name) {
+            Ok(d)
+                if c.ft.is_dir()
+                    && std::fs::symlink_metadata(c.dirent.path().join("data"))
+                        .is_ok_and(|m| m.is_file()) =>
+            {
+                any = true;
+                out.push(wrong_shard(
+                    d,
+                    format!("{crel}/data"),
+                    &format!("directory {:?}", e.name),
+                ));
+            }
+            _ => out.push(unknown(&crel, c.ft.is_dir())),
+        }
+    }
+    if !any && out.is_empty() {
+        out.push(unknown(rel, true));
+    }
+    out
+}
+
+fn scan_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry, depth: Depth) -> ShardScan {
     let mut blobs = Vec::new();
     let mut findings = Vec::new();
-    if ft.is_symlink() {
+    let mut unseen = Vec::new();
+    let shard = e.name.as_str();
+    if e.ft.is_symlink() {
         findings.push(symlink_finding(root, rel));
-        return (blobs, findings);
+        if is_shard(shard) {
+            unseen.push(BlobScope::Shard(alg, shard.to_string()));
+        }
+        return (blobs, findings, unseen);
     }
-    let shard_ok = ft.is_dir()
-        && shard.len() == 2
-        && shard
-            .bytes()
-            .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c));
-    if !shard_ok {
-        findings.push(unknown(rel, ft.is_dir()));
-        return (blobs, findings);
+    if !e.ft.is_dir() || !is_shard(shard) {
+        findings.extend(scan_misnamed_shard(alg, rel, e));
+        return (blobs, findings, unseen);
     }
-    let entries = match read_dir_sorted(&root.abs(rel)) {
+    let entries = match read_dir_entries(&root.abs(rel)) {
         Ok(v) => v,
-        Err(e) => {
-            findings.push(io_finding(Kind::UnknownEntry, rel, &e));
-            return (blobs, findings);
+        Err(err) => {
+            findings.push(dir_unreadable(rel, &err));
+            unseen.push(BlobScope::Shard(alg, shard.to_string()));
+            return (blobs, findings, unseen);
         }
     };
-    for (hex, ft) in entries {
-        if ft.is_symlink() {
-            findings.push(symlink_finding(root, &format!("{rel}/{hex}")));
+    for c in entries {
+        let hex = c.name.as_str();
+        let dir_rel = format!("{rel}/{hex}");
+        let parsed = Digest::from_parts(alg.name(), hex);
+        if c.ft.is_symlink() {
+            findings.push(symlink_finding(root, &dir_rel));
+            if let Ok(d) = parsed {
+                unseen.push(BlobScope::Blob(d));
+            }
             continue;
         }
-        let digest = match Digest::from_parts(alg.name(), &hex) {
-            Ok(d) if ft.is_dir() => d,
+        let digest = match parsed {
+            Ok(d) if c.ft.is_dir() => d,
             _ => {
-                findings.push(unknown(&format!("{rel}/{hex}"), ft.is_dir()));
+                findings.push(if c.utf8 {
+                    unknown(&dir_rel, c.ft.is_dir())
+                } else {
+                    non_utf8(&dir_rel)
+                });
                 continue;
             }
         };
@@ -355,14 +659,13 @@ fn scan_shard(
             ));
             continue;
         }
-        let dir_rel = format!("{rel}/{hex}");
         if depth == Depth::Fast && !misplaced {
             // Stat <hex>/data directly instead of listing the directory.
             let p = format!("{dir_rel}/data");
             match std::fs::symlink_metadata(root.abs(&p)) {
                 Ok(m) if m.file_type().is_symlink() => {
                     findings.push(symlink_finding(root, &p).digest(digest));
-                    findings.push(no_data(digest, &dir_rel));
+                    unseen.push(BlobScope::Blob(digest));
                 }
                 Ok(m) => blobs.push((
                     digest,
@@ -376,7 +679,10 @@ fn scan_shard(
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     findings.push(no_data(digest, &dir_rel));
                 }
-                Err(e) => findings.push(io_finding(Kind::BlobUnreadable, &p, &e).digest(digest)),
+                Err(e) => {
+                    findings.push(io_finding(Kind::BlobUnreadable, &p, &e).digest(digest));
+                    unseen.push(BlobScope::Blob(digest));
+                }
             }
             continue;
         }
@@ -384,31 +690,26 @@ fn scan_shard(
             Ok(v) => v,
             Err(e) => {
                 findings.push(io_finding(Kind::BlobUnreadable, &dir_rel, &e).digest(digest));
+                unseen.push(BlobScope::Blob(digest));
                 continue;
             }
         };
         let mut has_data = false;
-        for (name, ft, dirent) in children {
-            let p = format!("{dir_rel}/{name}");
-            if ft.is_symlink() {
+        for g in children {
+            let p = format!("{dir_rel}/{}", g.name);
+            if g.ft.is_symlink() {
                 findings.push(symlink_finding(root, &p).digest(digest));
-            } else if name == "data" {
+                if g.name == "data" {
+                    has_data = true;
+                    unseen.push(BlobScope::Blob(digest));
+                }
+            } else if g.utf8 && g.name == "data" {
                 has_data = true;
                 if misplaced {
-                    findings.push(
-                        Finding::new(
-                            Kind::BlobWrongShard,
-                            format!(
-                                "blob stored under shard {shard:?}, belongs under {:?}; the registry cannot find it",
-                                &hex[..2]
-                            ),
-                        )
-                        .digest(digest)
-                        .path(p),
-                    );
+                    findings.push(wrong_shard(digest, p, &format!("shard {shard:?}")));
                     continue;
                 }
-                match dirent.metadata() {
+                match g.dirent.metadata() {
                     Ok(m) => {
                         blobs.push((
                             digest,
@@ -421,20 +722,68 @@ fn scan_shard(
                         ));
                     }
                     Err(e) => {
-                        findings.push(io_finding(Kind::BlobUnreadable, &p, &e).digest(digest))
+                        findings.push(io_finding(Kind::BlobUnreadable, &p, &e).digest(digest));
+                        unseen.push(BlobScope::Blob(digest));
                     }
                 }
-            } else if name.ends_with(".tmp") {
-                findings.push(temp_file(&p));
             } else {
-                findings.push(unknown(&p, ft.is_dir()));
+                findings.push(other_file(&p, &g));
             }
         }
         if !has_data {
             findings.push(no_data(digest, &dir_rel));
         }
     }
-    (blobs, findings)
+    (blobs, findings, unseen)
+}
+
+/// Whether `name` is `<something>.<uuid>.tmp`: Distribution v3.1's atomic writes.
+fn is_atomic_write_leftover(name: &str) -> bool {
+    let Some(stem) = name.strip_suffix(".tmp") else {
+        return false;
+    };
+    let Some((_, id)) = stem.rsplit_once('.') else {
+        return false;
+    };
+    is_uuid(id)
+}
+
+/// Whether `s` is a UUID in its usual text form (8-4-4-4-12 hex digits).
+fn is_uuid(s: &str) -> bool {
+    let b = s.as_bytes();
+    b.len() == 36
+        && b.iter().enumerate().all(|(i, c)| match i {
+            8 | 13 | 18 | 23 => *c == b'-',
+            _ => c.is_ascii_hexdigit(),
+        })
+}
+
+/// The creation time in a UUIDv7 (its first 48 bits are milliseconds since the epoch).
+fn uuid_v7_time(s: &str) -> Option<SystemTime> {
+    if !is_uuid(s) || s.as_bytes()[14] != b'7' {
+        return None;
+    }
+    let hex: String = s.chars().filter(|c| *c != '-').take(12).collect();
+    let ms = u64::from_str_radix(&hex, 16).ok()?;
+    SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms))
+}
+
+/// A file or directory that is not part of the layout: a temporary file of an interrupted
+/// write, a name that is not UTF-8, or something unknown.
+fn other_file(rel: &str, e: &Entry) -> Finding {
+    if !e.utf8 {
+        non_utf8(rel)
+    } else if !e.ft.is_dir() && is_atomic_write_leftover(&e.name) {
+        Finding::new(
+            Kind::AtomicWriteLeftover,
+            "left by an interrupted atomic write of the registry (v3.1); harmless",
+        )
+        .path(rel)
+    } else if !e.ft.is_dir() && e.name.ends_with(".tmp") {
+        temp_file(rel)
+    } else {
+        unknown(rel, e.ft.is_dir())
+    }
 }
 
 fn no_data(digest: Digest, dir_rel: &str) -> Finding {
@@ -455,7 +804,7 @@ fn read_link(abs: &Path) -> Link {
     link_from(read_small(abs, LINK_LIMIT).map(|(b, meta)| (b, meta.modified().ok())))
 }
 
-/// The first component of `rel` (below `v2`) that is a symlink, or
+/// The first component of `rel` (below `v2`) that is a symlink regfsck does not follow, or
 /// `rel` itself when none is found (the error came from elsewhere).
 fn first_symlink(root: &Root, rel: &str) -> String {
     let mut prefix = String::new();
@@ -465,6 +814,7 @@ fn first_symlink(root: &Root, rel: &str) -> String {
         }
         prefix.push_str(part);
         if prefix.len() > V2.len()
+            && !layout::FOLLOWED.contains(&prefix.as_str())
             && std::fs::symlink_metadata(root.abs(&prefix)).is_ok_and(|m| m.is_symlink())
         {
             return prefix;
@@ -492,12 +842,18 @@ fn link_from(r: std::io::Result<(Bounded, Option<SystemTime>)>) -> Link {
     }
 }
 
-/// Parses a link file's content, strictly as the registry does.
+/// Parses a link file's content, strictly as the registry does; a digest written twice is
+/// told apart ([`LinkProblem::Doubled`]).
 pub fn parse_link(bytes: &[u8]) -> Result<Digest, LinkProblem> {
     let text = std::str::from_utf8(bytes)
         .map_err(|_| LinkProblem::Malformed(format!("not text: {:?}", preview(bytes))))?;
-    text.parse::<Digest>()
-        .map_err(|e| LinkProblem::Malformed(format!("{e}: {:?}", preview(bytes))))
+    text.parse::<Digest>().map_err(|e| {
+        let (a, b) = text.split_at(text.len() / 2);
+        match a.parse::<Digest>() {
+            Ok(d) if a == b => LinkProblem::Doubled(d),
+            _ => LinkProblem::Malformed(format!("{e}: {:?}", preview(bytes))),
+        }
+    })
 }
 
 fn preview(bytes: &[u8]) -> String {
@@ -523,24 +879,25 @@ struct Special {
 /// parallel, and the partial results merged.
 fn scan_repositories(root: &Root, inv: &mut Inventory, depth: Depth) {
     let base = root.abs(&format!("{V2}/repositories"));
-    let (specials, findings) = walk_namespaces(root, &base, &[]);
-    inv.findings.extend(findings);
-    let parts: Vec<(Repo, Vec<Finding>)> = specials
+    let (specials, part) = walk_namespaces(root, &base, &[]);
+    inv.absorb(part);
+    let parts: Vec<(Repo, Part)> = specials
         .par_iter()
         .map(|sp| scan_special(root, &base, sp, depth))
         .collect();
-    for (part, findings) in parts {
-        inv.findings.extend(findings);
+    for (r, part) in parts {
+        inv.absorb(part);
         let repo = inv
             .repos
-            .entry(part.name.clone())
-            .or_insert_with(|| Repo::new(part.name.clone()));
-        repo.has_manifests |= part.has_manifests;
+            .entry(r.name.clone())
+            .or_insert_with(|| Repo::new(r.name.clone()));
+        repo.has_manifests |= r.has_manifests;
+        repo.has_layers |= r.has_layers;
         // Each part fills one of these; moving a map is free, extending one inserts each entry.
-        merge(&mut repo.layers, part.layers);
-        merge(&mut repo.revisions, part.revisions);
-        merge(&mut repo.tags, part.tags);
-        merge(&mut repo.uploads, part.uploads);
+        merge(&mut repo.layers, r.layers);
+        merge(&mut repo.revisions, r.revisions);
+        merge(&mut repo.tags, r.tags);
+        merge(&mut repo.uploads, r.uploads);
     }
     for name in inv.repos.keys() {
         if let Err(e) = RepoName::parse(name.as_str()) {
@@ -564,10 +921,39 @@ fn merge<K: Ord, V>(into: &mut BTreeMap<K, V>, from: BTreeMap<K, V>) {
     }
 }
 
+/// Below a name regfsck cannot use (not UTF-8): every link file's digest is kept as a
+/// reference, so nothing it names is swept; what cannot be read there is unseen.
+fn pin_subtree(root: &Root, abs: &Path, rel: &str, part: &mut Part) {
+    for entry in WalkDir::new(abs).follow_links(false) {
+        let entry = match entry {
+            Ok(e) => e,
+            Err(e) => {
+                part.findings.push(walk_error(root, &e));
+                part.unseen_refs.push(rel.to_string());
+                continue;
+            }
+        };
+        if entry.file_type().is_symlink() {
+            part.unseen_refs.push(rel.to_string());
+        } else if entry.file_type().is_file() && entry.file_name() == "link" {
+            match read_small(entry.path(), LINK_LIMIT) {
+                Ok((Bounded::Content(b), _)) => match parse_link(&b) {
+                    Ok(d) | Err(LinkProblem::Doubled(d)) => {
+                        part.pinned.insert(d);
+                    }
+                    Err(_) => {}
+                },
+                Ok((Bounded::TooLarge { .. }, _)) => {}
+                Err(_) => part.unseen_refs.push(rel.to_string()),
+            }
+        }
+    }
+}
+
 /// Walks `repositories/<comps...>` in parallel, stopping at every `_`-prefixed entry: the
 /// `_manifests`, `_layers` and `_uploads` directories found, and what is not part of the
 /// layout.
-fn walk_namespaces(root: &Root, base: &Path, comps: &[String]) -> (Vec<Special>, Vec<Finding>) {
+fn walk_namespaces(root: &Root, base: &Path, comps: &[String]) -> (Vec<Special>, Part) {
     let rel_of = |comps: &[String]| {
         if comps.is_empty() {
             format!("{V2}/repositories")
@@ -577,106 +963,151 @@ fn walk_namespaces(root: &Root, base: &Path, comps: &[String]) -> (Vec<Special>,
     };
     let mut dir = base.to_path_buf();
     dir.extend(comps);
-    let entries = match read_dir_sorted(&dir) {
+    let mut part = Part::default();
+    let entries = match read_dir_entries(&dir) {
         Ok(v) => v,
         Err(e) => {
-            return (
-                Vec::new(),
-                vec![
-                    Finding::new(Kind::LinkUnreadable, format!("cannot read: {e}"))
-                        .path(rel_of(comps)),
-                ],
-            );
+            part.unreadable_refs(&rel_of(comps), &e);
+            return (Vec::new(), part);
         }
     };
+    if entries.is_empty() && !comps.is_empty() {
+        part.findings.push(
+            Finding::new(
+                Kind::EmptyRepositoryDirectory,
+                "empty directory (a repository deleted by the registry v3.1 leaves one); harmless",
+            )
+            .path(rel_of(comps)),
+        );
+    }
     let mut specials = Vec::new();
-    let mut findings = Vec::new();
     let mut subdirs = Vec::new();
-    for (name, ft) in entries {
-        let mut child = comps.to_vec();
-        child.push(name.clone());
-        let rel = rel_of(&child);
-        if ft.is_symlink() {
-            findings.push(symlink_finding(root, &rel));
+    for e in entries {
+        let rel = format!("{}/{}", rel_of(comps), e.name);
+        let name = e.name.as_str();
+        if e.ft.is_symlink() {
+            // Not followed: what is behind it is unknown.
+            part.findings.push(symlink_finding(root, &rel));
+            part.unseen_refs.push(rel);
+        } else if !e.utf8 {
+            part.findings.push(non_utf8(&rel));
+            if e.ft.is_dir() {
+                pin_subtree(root, &e.dirent.path(), &rel, &mut part);
+                part.skipped.push(rel);
+            }
         } else if !name.starts_with('_') {
             // A namespace or repository directory; files here are strays.
-            if ft.is_dir() {
+            if e.ft.is_dir() {
+                let mut child = comps.to_vec();
+                child.push(e.name.clone());
                 subdirs.push(child);
             } else {
-                findings.push(unknown(&rel, false));
+                part.findings.push(other_file(&rel, &e));
             }
-        } else if comps.is_empty()
-            || !ft.is_dir()
-            || !matches!(name.as_str(), "_manifests" | "_layers" | "_uploads")
-        {
-            findings.push(unknown(&rel, ft.is_dir()));
-        } else {
+        } else if comps.is_empty() && name == TRASH_NAME && e.ft.is_dir() {
+            // regfsck's own trash: its jobs are reported by the commands that finish them.
+        } else if comps.is_empty() || !e.ft.is_dir() {
+            part.findings.push(other_file(&rel, &e));
+        } else if name == "_referrers" {
+            part.findings.push(
+                Finding::new(
+                    Kind::ReferrersTree,
+                    "referrers index of a registry with distribution PR #4828; not checked",
+                )
+                .repo(comps.join("/"))
+                .path(rel),
+            );
+        } else if matches!(name, "_manifests" | "_layers" | "_uploads") {
+            let mut child = comps.to_vec();
+            child.push(e.name.clone());
             specials.push(Special {
                 repo: comps.join("/"),
                 comps: child,
             });
+        } else {
+            part.findings.push(unknown(&rel, true));
         }
     }
-    let below: Vec<(Vec<Special>, Vec<Finding>)> = subdirs
+    let below: Vec<(Vec<Special>, Part)> = subdirs
         .par_iter()
         .map(|c| walk_namespaces(root, base, c))
         .collect();
-    for (s, f) in below {
+    for (s, p) in below {
         specials.extend(s);
-        findings.extend(f);
+        part.merge(p);
     }
-    (specials, findings)
+    (specials, part)
 }
 
 fn components(base: &Path, p: &Path) -> Vec<String> {
+    use std::os::unix::ffi::OsStrExt;
     p.strip_prefix(base)
         .unwrap_or(p)
         .components()
-        .map(|c| c.as_os_str().to_string_lossy().into_owned())
+        .map(|c| layout::escape_name(c.as_os_str().as_bytes()))
         .collect()
 }
 
 fn walk_error(root: &Root, e: &walkdir::Error) -> Finding {
+    use std::os::unix::ffi::OsStrExt;
     let rel = e
         .path()
         .and_then(|p| p.strip_prefix(root.path()).ok())
-        .map(|p| p.to_string_lossy().into_owned())
+        .map(|p| layout::escape_name(p.as_os_str().as_bytes()))
         .unwrap_or_else(|| format!("{V2}/repositories"));
     let msg = e
         .io_error()
         .map(|e| e.to_string())
         .unwrap_or_else(|| e.to_string());
-    Finding::new(Kind::LinkUnreadable, format!("cannot read: {msg}")).path(rel)
+    let kind = if e
+        .io_error()
+        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+    {
+        Kind::LinkUnreadable
+    } else {
+        Kind::DirUnreadable
+    };
+    Finding::new(kind, format!("cannot read: {msg}")).path(rel)
 }
 
-fn scan_special(root: &Root, base: &Path, sp: &Special, depth: Depth) -> (Repo, Vec<Finding>) {
+fn scan_special(root: &Root, base: &Path, sp: &Special, depth: Depth) -> (Repo, Part) {
     let special = sp.comps[sp.comps.len() - 1].as_str();
     if special == "_uploads" {
         return scan_uploads(root, base, sp);
     }
     let mut repo = Repo::new(RepoName::from_disk(&sp.repo));
-    let mut findings = Vec::new();
+    let mut part = Part::default();
     let rel = format!("{V2}/repositories/{}", sp.comps.join("/"));
+    let name = repo.name.clone();
     let mut w = LinkWalk {
         root,
         depth,
-        findings: &mut findings,
-        repo: &repo.name.clone(),
+        part: &mut part,
+        repo: &name,
     };
     if special == "_layers" {
+        repo.has_layers = true;
         repo.layers = w.name_tree(&rel);
     } else {
         repo.has_manifests = true;
         for (name, ft) in w.list(&rel) {
             let p = format!("{rel}/{name}");
             match name.as_str() {
-                "revisions" if ft.is_dir() => repo.revisions = w.link_tree(&p, true),
+                "revisions" if ft.is_dir() => repo.revisions = w.link_tree(&p, Tree::Revisions),
                 "tags" if ft.is_dir() => repo.tags = w.tags(&p),
                 _ => w.other(&p, &name, ft),
             }
         }
     }
-    (repo, findings)
+    (repo, part)
+}
+
+/// Which link tree is being read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tree {
+    Layers,
+    Revisions,
+    TagIndex,
 }
 
 /// Reads the link trees of one repository: `<alg>/<hex>/link` below `_layers`, `revisions`
@@ -684,18 +1115,34 @@ fn scan_special(root: &Root, base: &Path, sp: &Special, depth: Depth) -> (Repo, 
 struct LinkWalk<'a> {
     root: &'a Root,
     depth: Depth,
-    findings: &'a mut Vec<Finding>,
+    part: &'a mut Part,
     repo: &'a RepoName,
 }
 
 impl LinkWalk<'_> {
-    /// Lists a directory; unreadable ones become findings.
+    /// Lists a directory; unreadable ones become findings (and unseen), names that are not
+    /// UTF-8 are reported and the links below them kept as references.
     fn list(&mut self, rel: &str) -> Vec<(String, std::fs::FileType)> {
-        match read_dir_sorted(&self.root.abs(rel)) {
-            Ok(v) => v,
+        match read_dir_entries(&self.root.abs(rel)) {
+            Ok(v) => v
+                .into_iter()
+                .filter_map(|e| {
+                    if e.utf8 {
+                        return Some((e.name, e.ft));
+                    }
+                    let p = format!("{rel}/{}", e.name);
+                    self.part.findings.push(non_utf8(&p).repo(self.repo));
+                    if e.ft.is_dir() {
+                        pin_subtree(self.root, &e.dirent.path(), &p, self.part);
+                    }
+                    None
+                })
+                .collect(),
             Err(e) => {
-                self.findings
-                    .push(io_finding(Kind::LinkUnreadable, rel, &e).repo(self.repo));
+                self.part
+                    .findings
+                    .push(dir_unreadable(rel, &e).repo(self.repo));
+                self.part.unseen_refs.push(rel.to_string());
                 Vec::new()
             }
         }
@@ -705,16 +1152,22 @@ impl LinkWalk<'_> {
     fn other(&mut self, rel: &str, name: &str, ft: std::fs::FileType) {
         let f = if ft.is_symlink() {
             symlink_finding(self.root, rel)
+        } else if !ft.is_dir() && is_atomic_write_leftover(name) {
+            Finding::new(
+                Kind::AtomicWriteLeftover,
+                "left by an interrupted atomic write of the registry (v3.1); harmless",
+            )
+            .path(rel)
         } else if name.ends_with(".tmp") && !ft.is_dir() {
             temp_file(rel)
         } else {
             unknown(rel, ft.is_dir())
         };
-        self.findings.push(f.repo(self.repo));
+        self.part.findings.push(f.repo(self.repo));
     }
 
     /// Reads `<dir>/link`: `None` when there is none (a normal leftover after a delete).
-    fn link_in(&mut self, dir: &str, revisions: bool) -> Option<Link> {
+    fn link_in(&mut self, dir: &str, tree: Tree) -> Option<Link> {
         if self.depth.fast() {
             return self.fast_link(None, dir, "link");
         }
@@ -724,9 +1177,19 @@ impl LinkWalk<'_> {
             match name.as_str() {
                 "link" if !ft.is_symlink() => link = Some(read_link(&self.root.abs(&p))),
                 // Schema1-era signature links: ignored by the registry, left alone.
-                "signatures" if revisions && ft.is_dir() => {}
+                "signatures" if tree == Tree::Revisions && ft.is_dir() => {}
                 _ => self.other(&p, &name, ft),
             }
+        }
+        if link.is_none() && tree == Tree::Layers {
+            self.part.findings.push(
+                Finding::new(
+                    Kind::LayerDirWithoutLink,
+                    "layer directory without a link (a blob delete, or the registry v3's gc); the blob is not linked here",
+                )
+                .repo(self.repo)
+                .path(dir),
+            );
         }
         link
     }
@@ -746,7 +1209,8 @@ impl LinkWalk<'_> {
             // A symlink on the way (`current` itself, say) or the link itself.
             Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
                 let at = first_symlink(self.root, &format!("{base_rel}/{below}"));
-                self.findings
+                self.part
+                    .findings
                     .push(symlink_finding(self.root, &at).repo(self.repo));
                 None
             }
@@ -755,26 +1219,30 @@ impl LinkWalk<'_> {
     }
 
     /// `<rel>/<alg>/<hex>/link`, keyed by the digest in the path.
-    fn link_tree(&mut self, rel: &str, revisions: bool) -> BTreeMap<Digest, Link> {
-        self.link_tree_with(rel, revisions, false)
+    fn link_tree(&mut self, rel: &str, tree: Tree) -> BTreeMap<Digest, Link> {
+        self.link_tree_with(rel, tree, false)
     }
 
     /// A link tree whose link contents are not needed in [`Depth::Fast`]: `_layers` and tag
     /// index entries.
     fn name_tree(&mut self, rel: &str) -> BTreeMap<Digest, Link> {
-        self.link_tree_with(rel, false, self.depth.fast())
+        self.link_tree_with(rel, Tree::Layers, self.depth.fast())
     }
 
     fn link_tree_with(
         &mut self,
         rel: &str,
-        revisions: bool,
+        tree: Tree,
         names_only: bool,
     ) -> BTreeMap<Digest, Link> {
         let mut out = BTreeMap::new();
         for (alg, ft) in self.list(rel) {
             let alg_rel = format!("{rel}/{alg}");
             if !ft.is_dir() || Algorithm::from_name(&alg).is_none() {
+                if ft.is_symlink() && tree == Tree::Revisions {
+                    // Not followed: the revisions behind it are unknown.
+                    self.part.unseen_refs.push(alg_rel.clone());
+                }
                 self.other(&alg_rel, &alg, ft);
                 continue;
             }
@@ -786,6 +1254,13 @@ impl LinkWalk<'_> {
             for (hex, ft) in self.list(&alg_rel) {
                 let p = || format!("{alg_rel}/{hex}");
                 match Digest::from_parts(&alg, &hex) {
+                    // An alias (`_layers/sha512/<hex>/link` holding the sha256 the blob is
+                    // stored under) is read even by name: it says where the bytes are.
+                    Ok(d) if ft.is_dir() && names_only && d.algorithm() != Algorithm::Sha256 => {
+                        if let Some(l) = self.fast_link(None, &alg_rel, &format!("{hex}/link")) {
+                            out.insert(d, l);
+                        }
+                    }
                     Ok(d) if ft.is_dir() && names_only => {
                         out.insert(
                             d,
@@ -803,12 +1278,25 @@ impl LinkWalk<'_> {
                         }
                     }
                     Ok(d) if ft.is_dir() => {
-                        if let Some(l) = self.link_in(&p(), revisions) {
+                        if let Some(l) = self.link_in(&p(), tree) {
                             out.insert(d, l);
                         }
                     }
-                    _ => self.other(&p(), &hex, ft),
+                    Ok(d) => {
+                        // A symlinked link directory: not followed; what it names is known
+                        // from its name, and kept.
+                        if ft.is_symlink() {
+                            self.part.pinned.insert(d);
+                        }
+                        self.other(&p(), &hex, ft);
+                    }
+                    Err(_) => self.other(&p(), &hex, ft),
                 }
+            }
+        }
+        for l in out.values() {
+            if let Err(LinkProblem::Doubled(d)) = l.target {
+                self.part.pinned.insert(d);
             }
         }
         out
@@ -831,7 +1319,7 @@ impl LinkWalk<'_> {
             let tag = match TagName::parse(&name) {
                 Ok(t) => t,
                 Err(e) => {
-                    self.findings.push(
+                    self.part.findings.push(
                         Finding::new(
                             Kind::InvalidTagName,
                             format!("the registry cannot serve this tag: {e}"),
@@ -852,11 +1340,18 @@ impl LinkWalk<'_> {
                 for (child, ft) in self.list(&p) {
                     let cp = format!("{p}/{child}");
                     match child.as_str() {
-                        "current" if ft.is_dir() => t.current = self.link_in(&cp, false),
-                        "index" if ft.is_dir() => t.index = self.link_tree(&cp, false),
+                        "current" if ft.is_dir() => t.current = self.link_in(&cp, Tree::TagIndex),
+                        "index" if ft.is_dir() => t.index = self.link_tree(&cp, Tree::TagIndex),
                         _ => self.other(&cp, &child, ft),
                     }
                 }
+            }
+            if let Some(Link {
+                target: Err(LinkProblem::Doubled(d)),
+                ..
+            }) = &t.current
+            {
+                self.part.pinned.insert(*d);
             }
             out.insert(tag, t);
         }
@@ -864,10 +1359,9 @@ impl LinkWalk<'_> {
     }
 }
 
-fn scan_uploads(root: &Root, base: &Path, sp: &Special) -> (Repo, Vec<Finding>) {
+fn scan_uploads(root: &Root, base: &Path, sp: &Special) -> (Repo, Part) {
     let mut repo = Repo::new(RepoName::from_disk(&sp.repo));
-    let mut findings = Vec::new();
-    let special = "_uploads";
+    let mut part = Part::default();
     let dir = base.join(sp.comps.join("/"));
     let mut it = WalkDir::new(&dir)
         .follow_links(false)
@@ -877,7 +1371,7 @@ fn scan_uploads(root: &Root, base: &Path, sp: &Special) -> (Repo, Vec<Finding>) 
         let entry = match entry {
             Ok(e) => e,
             Err(e) => {
-                findings.push(walk_error(root, &e));
+                part.findings.push(walk_error(root, &e));
                 continue;
             }
         };
@@ -890,41 +1384,50 @@ fn scan_uploads(root: &Root, base: &Path, sp: &Special) -> (Repo, Vec<Finding>) 
         let rel = rel.trim_end_matches('/').to_string();
         let ft = entry.file_type();
         if ft.is_symlink() {
-            findings.push(symlink_finding(root, &rel));
+            part.findings.push(symlink_finding(root, &rel));
+            continue;
+        }
+        if entry.file_name().to_str().is_none() {
+            part.findings.push(non_utf8(&rel).repo(&repo.name));
+            if ft.is_dir() {
+                it.skip_current_dir();
+            }
             continue;
         }
         let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
         let skip = classify(
             &mut repo,
-            special,
             &rest,
             ft.is_dir(),
             entry.path(),
             &rel,
-            &mut findings,
+            &mut part.findings,
         );
         if skip && ft.is_dir() {
             it.skip_current_dir();
         }
     }
-    (repo, findings)
+    for u in repo.uploads.values_mut() {
+        if u.started.is_none() {
+            u.started = uuid_v7_time(&u.id).map(Ok);
+        }
+    }
+    (repo, part)
 }
 
 /// Places one entry of a repository's `_uploads`; returns true when a directory should not be
 /// descended into.
-#[allow(clippy::too_many_arguments)]
 fn classify(
     repo: &mut Repo,
-    special: &str,
     rest: &[&str],
     is_dir: bool,
     abs: &Path,
     rel: &str,
     findings: &mut Vec<Finding>,
 ) -> bool {
-    match (special, rest, is_dir) {
-        ("_uploads", [], true) => {}
-        ("_uploads", [id], true) => {
+    match (rest, is_dir) {
+        ([], true) => {}
+        ([id], true) => {
             repo.uploads
                 .entry(id.to_string())
                 .or_insert_with(|| Upload {
@@ -932,12 +1435,12 @@ fn classify(
                     ..Upload::default()
                 });
         }
-        ("_uploads", [id, "data"], false) => {
+        ([id, "data"], false) => {
             if let Some(u) = repo.uploads.get_mut(*id) {
                 u.size = std::fs::symlink_metadata(abs).map(|m| m.len()).unwrap_or(0);
             }
         }
-        ("_uploads", [id, "startedat"], false) => {
+        ([id, "startedat"], false) => {
             if let Some(u) = repo.uploads.get_mut(*id) {
                 u.started = Some(match read_small(abs, LINK_LIMIT) {
                     Ok((Bounded::Content(b), _)) => parse_time(&b),
@@ -946,8 +1449,18 @@ fn classify(
                 });
             }
         }
-        ("_uploads", [_, "hashstates", ..], _) => {}
-        (_, [.., last], false) if last.ends_with(".tmp") => findings.push(temp_file(rel)),
+        ([_, "hashstates", ..], _) => {}
+        ([.., last], false) if is_atomic_write_leftover(last) => findings.push(
+            Finding::new(
+                Kind::AtomicWriteLeftover,
+                "left by an interrupted atomic write of the registry (v3.1); harmless",
+            )
+            .repo(&repo.name)
+            .path(rel),
+        ),
+        ([.., last], false) if last.ends_with(".tmp") => {
+            findings.push(temp_file(rel).repo(&repo.name))
+        }
         _ => {
             findings.push(unknown(rel, is_dir).repo(&repo.name));
             return true;

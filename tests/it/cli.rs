@@ -179,3 +179,92 @@ fn config_for_another_driver_is_a_clear_error() {
         "exit_code: 8\n----- stdout -----\n----- stderr -----\nregfsck: registry config [ROOT]/config.yml: storage driver is not filesystem (found: s3)\n"
     );
 }
+
+/// Explicit ways of naming the root beat `REGFSCK_ROOT`; two explicit ways naming different
+/// roots are a usage error naming both; `regfsck verify config.yml` reads the config.
+#[test]
+fn root_rules() {
+    let s = Sample::registry();
+    let other = Sample::registry();
+    let cfg_dir = tempfile::tempdir().unwrap();
+    let cfg_for = |root: &std::path::Path, name: &str| {
+        let cfg = cfg_dir.path().join(name);
+        std::fs::write(
+            &cfg,
+            format!(
+                "version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {}\n",
+                root.display()
+            ),
+        )
+        .unwrap();
+        cfg
+    };
+    let a = cfg_for(s.root(), "a.yml");
+    let verify = |args: &[&std::ffi::OsStr], env: Option<&std::path::Path>| {
+        let mut c = regfsck();
+        c.args(["verify", "--no-content", "--json"]).args(args);
+        if let Some(e) = env {
+            c.env("REGFSCK_ROOT", e);
+        }
+        c.output().unwrap()
+    };
+    // --config A.yml B: two roots.
+    let out = verify(
+        &["--config".as_ref(), a.as_os_str(), other.root().as_os_str()],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(16));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("two different roots")
+            && err.contains(&s.root().display().to_string())
+            && err.contains(&other.root().display().to_string())
+            && err.contains("--config"),
+        "{err}"
+    );
+    // --root B --config A.yml: two roots.
+    let out = verify(
+        &[
+            "--root".as_ref(),
+            other.root().as_os_str(),
+            "--config".as_ref(),
+            a.as_os_str(),
+        ],
+        None,
+    );
+    assert_eq!(out.status.code(), Some(16));
+    // The same root twice (one through a config) is fine.
+    let out = verify(
+        &["--config".as_ref(), a.as_os_str(), s.root().as_os_str()],
+        None,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // An explicit flag beats the environment: REGFSCK_ROOT names an empty directory.
+    let empty = tempfile::tempdir().unwrap();
+    let out = verify(&["--config".as_ref(), a.as_os_str()], Some(empty.path()));
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let out = verify(&[s.root().as_os_str()], Some(empty.path()));
+    assert_eq!(out.status.code(), Some(0));
+    let out = verify(&[], Some(empty.path()));
+    assert_eq!(out.status.code(), Some(8), "the environment alone is used");
+    // The registry's habit: the config file as the positional argument.
+    let out = verify(&[a.as_os_str()], None);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert!(v["summary"]["blobs"].as_u64().unwrap() > 0);
+}
