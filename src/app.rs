@@ -12,7 +12,8 @@ use crate::exit::ExitStatus;
 use crate::layout::Root;
 use crate::progress::Progress;
 use crate::{
-    config, du, fsops, gc, generate, graph, ls, prune, repair, report, rmrepo, scan, serve, verify,
+    config, du, fsops, gc, generate, graph, jobs, ls, prune, repair, report, rmrepo, scan, serve,
+    verify,
 };
 
 /// What the environment contributes (read once by `main`, passed in so tests control it).
@@ -22,6 +23,8 @@ pub struct Env {
     pub regfsck_root: Option<OsString>,
     /// `REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY`.
     pub registry_rootdirectory: Option<String>,
+    /// `REGISTRY_PROXY_REMOTEURL`.
+    pub registry_proxy: Option<String>,
     /// The time ages are measured against.
     pub now: SystemTime,
     /// Asks the user a yes/no question (on the terminal); `None` when nobody can answer.
@@ -41,6 +44,7 @@ impl Env {
         Env {
             regfsck_root: std::env::var_os("REGFSCK_ROOT").filter(|s| !s.is_empty()),
             registry_rootdirectory: std::env::var(config::ROOT_ENV_OVERRIDE).ok(),
+            registry_proxy: std::env::var("REGISTRY_PROXY_REMOTEURL").ok(),
             now,
             confirm: None,
             crash_after: std::env::var("REGFSCK_TEST_CRASH_AFTER")
@@ -69,8 +73,10 @@ pub struct Outcome {
 pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Result<Root> {
     let rootdir = |cfg: &Path| config::rootdirectory(cfg, env.registry_rootdirectory.as_deref());
     let mut given: Vec<(PathBuf, String)> = Vec::new();
+    let mut cache = false;
     if let Some(p) = positional {
         if std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+            cache |= config::is_proxy(p, env.registry_proxy.as_deref())?;
             given.push((
                 rootdir(p)?,
                 format!("ROOT {} (a registry config)", p.display()),
@@ -83,6 +89,7 @@ pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Res
         given.push((r.clone(), "--root".into()));
     }
     if let Some(cfg) = &g.config {
+        cache |= config::is_proxy(cfg, env.registry_proxy.as_deref())?;
         given.push((rootdir(cfg)?, format!("--config {}", cfg.display())));
     }
     let same = |a: &Path, b: &Path| {
@@ -107,7 +114,78 @@ pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Res
             None => return Err(Error::NoRoot),
         },
     };
-    Root::open(&path)
+    let mut root = Root::open(&path)?;
+    root.set_cache(cache);
+    Ok(root)
+}
+
+/// Finishes what interrupted destructive runs left in the trash ([`crate::jobs`]), before a
+/// destructive command plans its own work; returns what it did, in words. A dry run calls
+/// [`pending_notes`] instead.
+///
+/// # Errors
+/// I/O errors, a record that cannot be read, [`Error::Interrupted`].
+pub fn finish_pending(
+    root: &Root,
+    remover: &dyn fsops::Remover,
+    pool: &rayon::ThreadPool,
+    env: &Env,
+    interrupt: &AtomicBool,
+) -> Result<Vec<String>> {
+    let mut notes = Vec::new();
+    for bin in jobs::bins(root)? {
+        Error::check_interrupt(interrupt)?;
+        match &bin.job {
+            // Killed before it changed anything.
+            None => jobs::close(remover, &bin.rel)?,
+            Some(jobs::Job::RmRepo(j)) => {
+                let done = pool
+                    .install(|| rmrepo::finish(root, &bin.rel, j, remover, interrupt, env.now))?;
+                let names: Vec<&str> = j.repositories.iter().map(|r| r.as_str()).collect();
+                notes.push(format!(
+                    "finished an interrupted rm-repo of {}: {} blobs deleted ({} bytes)",
+                    names.join(", "),
+                    done.blobs,
+                    done.bytes
+                ));
+            }
+            Some(jobs::Job::Prune(j)) => {
+                let done = pool.install(|| -> Result<prune::PruneApplied> {
+                    let inv = scan::scan(root, scan::Depth::Fast)?;
+                    let g = graph::build(root, &inv, env.now);
+                    prune::finish(root, &bin.rel, j, remover, interrupt, Some((&inv, &g)))
+                })?;
+                notes.push(format!(
+                    "finished an interrupted prune: {} tags, {} manifests, {} history entries removed",
+                    done.tags, done.manifests, done.links
+                ));
+            }
+        }
+    }
+    // A run killed after deleting its bin leaves the trash itself, empty.
+    if std::fs::symlink_metadata(root.abs(jobs::TRASH)).is_ok() {
+        remover.remove_empty_dir(jobs::TRASH)?;
+    }
+    Ok(notes)
+}
+
+/// What interrupted destructive runs left in the trash, for a dry run's notes.
+///
+/// # Errors
+/// I/O errors, a record that cannot be read.
+pub fn pending_notes(root: &Root) -> Result<Vec<String>> {
+    Ok(jobs::bins(root)?
+        .into_iter()
+        .filter_map(|b| {
+            b.job.map(|j| {
+                format!(
+                    "an interrupted {} is pending ({}); a real run of gc, prune or rm-repo finishes it first",
+                    j.command(),
+                    b.rel
+                )
+            })
+        })
+        .collect())
 }
 
 /// A gc run: plan, refusal or sweep.
@@ -196,17 +274,22 @@ pub fn run(
                 report::verify_human(out, &r, g.verbose)
             }
             .map_err(Error::Output)?;
-            let status = if r.summary.interrupted {
+            let mut status = if r.summary.interrupted {
                 ExitStatus::INTERRUPTED
             } else if r.summary.errors > 0 {
                 ExitStatus::UNCORRECTED
             } else {
                 ExitStatus::CLEAN
             };
-            Ok(Outcome {
-                status,
-                notes: Vec::new(),
-            })
+            let mut notes = Vec::new();
+            if !r.summary.complete {
+                // The scan could not complete: an operational error besides what it found.
+                status |= ExitStatus::OPERATIONAL;
+                notes.push(
+                    "the scan could not see the whole layout (dir_unreadable or symlink above); what is there is unknown".into(),
+                );
+            }
+            Ok(Outcome { status, notes })
         }
         Command::Ls(a) => {
             let root = resolve_root(a.root.as_deref(), g, env)?;
@@ -239,7 +322,15 @@ pub fn run(
                 force: a.force,
                 now: env.now,
             };
-            let pass = gc_pass(&root, &opts, a.dry_run, &pool, env, interrupt)?;
+            let mut notes = if a.dry_run {
+                pending_notes(&root)?
+            } else {
+                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+                finish_pending(&root, &remover, &pool, env, interrupt)?
+            };
+            let mut pass = gc_pass(&root, &opts, a.dry_run, &pool, env, interrupt)?;
+            notes.append(&mut pass.notes);
+            pass.notes = notes;
             let doc = report::GcDoc {
                 dry_run: a.dry_run,
                 refused: pass.refused,
@@ -274,6 +365,12 @@ pub fn run(
                 now: env.now,
                 min_age: a.min_age.into(),
             };
+            let mut notes = if a.dry_run {
+                pending_notes(&root)?
+            } else {
+                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+                finish_pending(&root, &remover, &pool, env, interrupt)?
+            };
             let plan = pool.install(|| -> Result<prune::PrunePlan> {
                 let inv = scan::scan(&root, scan::Depth::Fast)?;
                 let graph = graph::build(&root, &inv, env.now);
@@ -281,7 +378,6 @@ pub fn run(
             })?;
             let refused = plan.blind.is_some() || (!plan.broken.is_empty() && !a.force);
             let mut status = ExitStatus::CLEAN;
-            let mut notes = Vec::new();
             let mut applied = None;
             let mut swept = None;
             if let Some(why) = &plan.blind {
@@ -297,7 +393,7 @@ pub fn run(
                 );
             } else if !a.dry_run {
                 let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-                match prune::apply(&plan, &remover, interrupt, env.now) {
+                match prune::apply(&root, &plan, &remover, interrupt, env.now) {
                     Ok(done) => applied = Some(done),
                     Err(Error::Interrupted) => {
                         status = ExitStatus::INTERRUPTED;
@@ -475,17 +571,35 @@ pub fn run(
         }
         Command::RmRepo(a) => {
             let root = resolve_root(None, g, env)?;
+            // Repositories interrupted removals are still working on may be named again.
+            let pending: std::collections::BTreeSet<crate::layout::RepoName> = jobs::bins(&root)?
+                .into_iter()
+                .filter_map(|b| match b.job {
+                    Some(jobs::Job::RmRepo(j)) => Some(j.repositories),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+            let mut notes = if a.dry_run {
+                pending_notes(&root)?
+            } else {
+                finish_pending(&root, &remover, &pool, env, interrupt)?
+            };
             let (inv, graph) = pool.install(|| -> Result<_> {
                 let inv = scan::scan(&root, scan::Depth::Fast)?;
                 let graph = graph::build(&root, &inv, env.now);
                 Ok((inv, graph))
             })?;
-            let plan = rmrepo::plan(&inv, &graph, &a.names, a.keep_blobs)?;
+            let plan = rmrepo::plan(&inv, &graph, &a.names, a.keep_blobs, &pending)?;
             let mut status = ExitStatus::CLEAN;
-            let mut notes = Vec::new();
             let mut applied = None;
             if !a.dry_run {
-                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+                if let Some(why) = inv.blind_spots() {
+                    return Err(Error::Refused(format!(
+                        "refusing to remove repositories: {why}; what regfsck cannot read may need their blobs"
+                    )));
+                }
                 match pool.install(|| rmrepo::apply(&root, &plan, &remover, interrupt, env.now)) {
                     Ok(done) => applied = Some(done),
                     Err(Error::Interrupted) => {

@@ -61,6 +61,29 @@ pub fn rootdirectory(path: &Path, env_override: Option<&str>) -> Result<PathBuf>
     }
 }
 
+/// Whether the registry config makes a pull-through cache (`proxy.remoteurl` set, or the
+/// `REGISTRY_PROXY_REMOTEURL` override `env_override`).
+///
+/// # Errors
+/// [`Error::Config`] when the file cannot be read or parsed.
+pub fn is_proxy(path: &Path, env_override: Option<&str>) -> Result<bool> {
+    if env_override.is_some_and(|s| !s.is_empty()) {
+        return Ok(true);
+    }
+    let err = |reason: String| Error::Config {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let doc: serde_norway::Value =
+        serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))?;
+    Ok(doc
+        .get("proxy")
+        .and_then(|p| p.get("remoteurl"))
+        .and_then(|u| u.as_str())
+        .is_some_and(|u| !u.is_empty()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -10,7 +10,6 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 use crate::error::{Error, Result};
 use crate::layout::{Root, V2};
-use crate::rmrepo::TRASH;
 
 /// Removes paths relative to the root.
 pub trait Remover: Sync {
@@ -57,8 +56,6 @@ fn checked(root: &Root, rel: &str) -> Result<std::path::PathBuf> {
     let p = Path::new(rel);
     let plain = p.components().all(|c| matches!(c, Component::Normal(_)));
     let inside = rel.starts_with(&format!("{V2}/"))
-        || rel == TRASH
-        || rel.starts_with(&format!("{TRASH}/"))
         || rel == QUARANTINE
         || rel.starts_with(&format!("{QUARANTINE}/"));
     if !plain || !inside || crate::layout::FOLLOWED.contains(&rel) {
@@ -219,6 +216,39 @@ impl Remover for FsRemover {
             Err(e) => Err(Error::io(p, e)),
         }
     }
+}
+
+/// Removes every empty `blobs/<alg>/<hh>` directory.
+///
+/// # Errors
+/// I/O errors from the remover.
+pub fn remove_empty_shards(root: &Root, remover: &dyn Remover) -> Result<()> {
+    let blobs = format!("{V2}/blobs");
+    let Ok(algs) = std::fs::read_dir(root.abs(&blobs)) else {
+        return Ok(());
+    };
+    let mut shards = Vec::new();
+    for alg in algs.flatten() {
+        let name = alg.file_name().to_string_lossy().into_owned();
+        if crate::digest::Algorithm::from_name(&name).is_none() {
+            continue;
+        }
+        if let Ok(entries) = std::fs::read_dir(alg.path()) {
+            for e in entries.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    shards.push(format!(
+                        "{blobs}/{name}/{}",
+                        e.file_name().to_string_lossy()
+                    ));
+                }
+            }
+        }
+    }
+    shards.sort();
+    for s in shards {
+        remover.remove_empty_dir(&s)?;
+    }
+    Ok(())
 }
 
 /// Records what would be deleted, deletes nothing.

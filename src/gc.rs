@@ -36,7 +36,7 @@ pub struct GcOptions {
 }
 
 /// A blob to sweep.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SweptBlob {
     /// Its digest.
     pub digest: Digest,
@@ -45,7 +45,7 @@ pub struct SweptBlob {
 }
 
 /// A manifest revision to drop (with `--delete-untagged`).
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SweptManifest {
     /// The repository.
     pub repository: RepoName,
@@ -54,7 +54,7 @@ pub struct SweptManifest {
 }
 
 /// A link to remove.
-#[derive(Debug, Clone, Serialize, PartialEq, Eq, PartialOrd, Ord)]
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, PartialOrd, Ord)]
 pub struct SweptLink {
     /// The repository.
     pub repository: RepoName,
@@ -216,12 +216,7 @@ struct RepoMarks {
 /// Marks from one repository's roots: every revision (`keep_all`), or what its tags reach
 /// plus young untagged manifests; closes over index children (whether or not they still have
 /// a revision link) and referrers whose subject is kept.
-fn mark_repo(
-    m: &Marking,
-    name: &RepoName,
-    rg: &graph::RepoGraph,
-    keep_all: bool,
-) -> RepoMarks {
+fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool) -> RepoMarks {
     let Marking {
         root,
         inv,
@@ -520,8 +515,6 @@ pub fn apply(
 ) -> Result<Applied> {
     let stop = || Error::check_interrupt(interrupt);
     let mut done = Applied::default();
-    // What an interrupted rm-repo moved out of the tree.
-    crate::rmrepo::empty_trash(root, remover)?;
     let s = &plan.sweep;
     // 1. Tag index entries, 2. revision links of dropped manifests.
     for l in &s.tag_index_entries {
@@ -570,41 +563,8 @@ pub fn apply(
         done.bytes += b.size;
     }
     // 5. Shard directories left empty (by this run, or by one that was interrupted).
-    remove_empty_shards(root, remover)?;
+    crate::fsops::remove_empty_shards(root, remover)?;
     Ok(done)
-}
-
-/// Removes every empty `blobs/<alg>/<hh>` directory.
-///
-/// # Errors
-/// I/O errors from the remover.
-pub(crate) fn remove_empty_shards(root: &Root, remover: &dyn Remover) -> Result<()> {
-    let blobs = format!("{}/blobs", layout::V2);
-    let Ok(algs) = std::fs::read_dir(root.abs(&blobs)) else {
-        return Ok(());
-    };
-    let mut shards = Vec::new();
-    for alg in algs.flatten() {
-        let name = alg.file_name().to_string_lossy().into_owned();
-        if crate::digest::Algorithm::from_name(&name).is_none() {
-            continue;
-        }
-        if let Ok(entries) = std::fs::read_dir(alg.path()) {
-            for e in entries.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    shards.push(format!(
-                        "{blobs}/{name}/{}",
-                        e.file_name().to_string_lossy()
-                    ));
-                }
-            }
-        }
-    }
-    shards.sort();
-    for s in shards {
-        remover.remove_empty_dir(&s)?;
-    }
-    Ok(())
 }
 
 fn parent(rel: &str) -> &str {

@@ -258,9 +258,24 @@ pub enum NameError {
 }
 
 /// A repository name, validated with the distribution reference grammar.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(transparent)]
-pub struct RepoName(String);
+pub struct RepoName(#[serde(deserialize_with = "de_repo")] String);
+
+/// A name read back from regfsck's own records is checked as a name from the command line.
+fn de_repo<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    RepoName::parse(&s)
+        .map(|n| n.0)
+        .map_err(serde::de::Error::custom)
+}
+
+fn de_tag<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
+    let s = <String as serde::Deserialize>::deserialize(d)?;
+    TagName::parse(&s)
+        .map(|n| n.0)
+        .map_err(serde::de::Error::custom)
+}
 
 impl RepoName {
     /// Parses and validates a repository name.
@@ -360,9 +375,9 @@ fn domain_ok(c: &str) -> bool {
 }
 
 /// A tag name: `[\w][\w.-]{0,127}`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
 #[serde(transparent)]
-pub struct TagName(String);
+pub struct TagName(#[serde(deserialize_with = "de_tag")] String);
 
 impl TagName {
     /// Parses and validates a tag.

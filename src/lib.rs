@@ -33,6 +33,7 @@ pub mod fsutil;
 pub mod gc;
 pub mod generate;
 pub mod graph;
+pub mod jobs;
 pub mod layout;
 pub mod ls;
 pub mod manifest;

@@ -28,10 +28,10 @@ use crate::findings::Finding;
 use crate::fsops::Remover;
 use crate::gc::{self, GcOptions, SweptLink};
 use crate::graph::{Graph, TagTarget};
+use crate::jobs::{self, Job, PruneJob, PrunedTag};
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::manifest::Role;
-use crate::rmrepo::TRASH;
-use crate::scan::{Inventory, parse_link};
+use crate::scan::Inventory;
 
 /// How "newest" is decided for `keep-last`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -285,9 +285,6 @@ pub struct RepoPrune {
     /// `manifests` in removal order: each before what it refers to.
     #[serde(skip)]
     pub removal: Vec<Digest>,
-    /// Tags an interrupted earlier run already moved to the trash (finished here).
-    #[serde(skip_serializing_if = "Vec::is_empty")]
-    pub pending: Vec<TagName>,
 }
 
 /// What a following `gc` would free.
@@ -319,64 +316,6 @@ pub struct PrunePlan {
     /// even with `--force`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub blind: Option<String>,
-    /// Trash directories of interrupted earlier runs, removed at the end.
-    #[serde(skip)]
-    pub pending_bins: Vec<String>,
-}
-
-/// A tag an interrupted prune moved into the trash: repository, tag, target.
-type Pending = (RepoName, TagName, Option<Digest>);
-
-/// Name of the trash directories prune uses.
-const BIN_PREFIX: &str = "prune-";
-
-/// Repository names have no `+`, so it stands for `/` in a trash directory name.
-fn encode_repo(r: &RepoName) -> String {
-    r.as_str().replace('/', "+")
-}
-
-/// Tags left in the trash by an interrupted prune, and the trash directories holding them.
-fn pending(root: &Root) -> (Vec<Pending>, Vec<String>) {
-    let mut tags = Vec::new();
-    let mut bins = Vec::new();
-    let list = |p: &Path| -> Vec<String> {
-        let mut v: Vec<String> = std::fs::read_dir(p)
-            .map(|it| {
-                it.flatten()
-                    .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        v.sort();
-        v
-    };
-    for bin in list(&root.abs(TRASH)) {
-        if !bin.starts_with(BIN_PREFIX) {
-            continue;
-        }
-        let bin_rel = format!("{TRASH}/{bin}");
-        for repo in list(&root.abs(&bin_rel)) {
-            let Ok(name) = RepoName::parse(&repo.replace('+', "/")) else {
-                continue;
-            };
-            for tag in list(&root.abs(&format!("{bin_rel}/{repo}"))) {
-                let Ok(t) = TagName::parse(&tag) else {
-                    continue;
-                };
-                let link = root.abs(&format!("{bin_rel}/{repo}/{tag}/current/link"));
-                let target = crate::fsutil::read_bounded(&link, 1024)
-                    .ok()
-                    .and_then(|b| match b {
-                        crate::fsutil::Bounded::Content(c) => parse_link(&c).ok(),
-                        crate::fsutil::Bounded::TooLarge { .. } => None,
-                    });
-                tags.push((name.clone(), t, target));
-            }
-        }
-        bins.push(bin_rel);
-    }
-    (tags, bins)
 }
 
 /// Version order key: see [`Order::Version`].
@@ -460,21 +399,11 @@ pub struct PruneOptions {
 
 /// Plans a prune. Pure: reads, never writes.
 pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> PrunePlan {
-    let (pending_tags, pending_bins) = pending(root);
-    let mut by_repo: BTreeMap<&RepoName, Vec<&Pending>> = BTreeMap::new();
-    for p in &pending_tags {
-        by_repo.entry(&p.0).or_default().push(p);
-    }
-    let mut out = PrunePlan {
-        pending_bins,
-        ..PrunePlan::default()
-    };
+    let mut out = PrunePlan::default();
     for (name, rg) in &g.repos {
-        let policy = opts.policies.iter().find(|p| p.matches(name));
-        let pend = by_repo.get(name).cloned().unwrap_or_default();
-        if policy.is_none() && pend.is_empty() {
+        let Some(policy) = opts.policies.iter().find(|p| p.matches(name)) else {
             continue;
-        }
+        };
         // Decide each tag.
         let mut tags: Vec<(TagName, Option<SystemTime>)> = rg
             .tags
@@ -486,16 +415,10 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
                 (t.clone(), mtime)
             })
             .collect();
-        if let Some(p) = policy {
-            sort_newest_first(&mut tags, p.spec.order);
-        }
+        sort_newest_first(&mut tags, policy.spec.order);
         let mut decisions = Vec::new();
         for (rank, (t, pushed)) in tags.iter().enumerate() {
-            let reasons = match policy {
-                Some(p) => p.keeps(t, rank, *pushed, opts.now),
-                // Only finishing an interrupted run here: every tag stays.
-                None => vec!["no policy applies".into()],
-            };
+            let reasons = policy.keeps(t, rank, *pushed, opts.now);
             decisions.push(TagDecision {
                 tag: t.clone(),
                 digest: rg.tags.get(t).and_then(TagTarget::digest),
@@ -512,12 +435,11 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
             .filter_map(|d| d.digest)
             .collect();
         let kept = reach(root, inv, g, rg, kept_roots);
-        // What the removed tags (and the ones an interrupted run removed) reached.
+        // What the removed tags reached.
         let removed_roots: Vec<Digest> = decisions
             .iter()
             .filter(|d| !d.keep)
             .filter_map(|d| d.digest)
-            .chain(pend.iter().filter_map(|p| p.2))
             .collect();
         let gone = reach(root, inv, g, rg, removed_roots);
         let dropped: BTreeSet<Digest> = gone
@@ -586,12 +508,11 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
         }
         out.repositories.push(RepoPrune {
             repository: name.clone(),
-            policy: policy.map(Policy::describe).unwrap_or_default(),
+            policy: policy.describe(),
             tags: decisions,
             removal: crate::graph::referrers_first(g, &dropped),
             manifests: dropped.into_iter().collect(),
             index_entries,
-            pending: pend.iter().map(|p| p.1.clone()).collect(),
         });
     }
     out.gc = estimate(root, inv, g, &out, opts);
@@ -697,66 +618,125 @@ pub struct PruneApplied {
     pub links: u64,
 }
 
-/// Carries out a plan: tags into the trash (one rename each), then tag-history entries and
-/// revision links of the dropped manifests, then the trash.
+/// Carries out a plan: records the job in the trash, then does it (see [`finish`]).
 ///
 /// # Errors
 /// I/O errors, and [`Error::Interrupted`] between steps (what was done is consistent, and the
-/// next prune finishes it).
+/// next destructive run finishes it).
 pub fn apply(
+    root: &Root,
     plan: &PrunePlan,
     remover: &dyn Remover,
     interrupt: &AtomicBool,
     now: SystemTime,
 ) -> Result<PruneApplied> {
-    let stop = || Error::check_interrupt(interrupt);
-    let mut done = PruneApplied::default();
-    let stamp = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    let bin = format!("{TRASH}/{BIN_PREFIX}{stamp}-{}", std::process::id());
-    let mut made = BTreeSet::new();
-    // 1. Tags: each vanishes in one rename, its current/link kept in the trash as the record.
+    let mut job = PruneJob {
+        tags: Vec::new(),
+        index_entries: Vec::new(),
+        manifests: Vec::new(),
+    };
     for r in &plan.repositories {
         for t in r.tags.iter().filter(|t| !t.keep) {
-            stop()?;
-            let dir = format!("{bin}/{}", encode_repo(&r.repository));
-            if made.insert(dir.clone()) {
-                remover.make_dir(&dir)?;
-            }
-            remover.rename(
-                &layout::tag_dir(&r.repository, &t.tag),
-                &format!("{dir}/{}", t.tag),
-            )?;
-            done.tags += 1;
+            job.tags.push(PrunedTag {
+                repository: r.repository.clone(),
+                tag: t.tag.clone(),
+                target: t.digest,
+            });
         }
+        job.index_entries.extend(r.index_entries.iter().cloned());
+        job.manifests
+            .extend(r.removal.iter().map(|d| crate::gc::SweptManifest {
+                repository: r.repository.clone(),
+                digest: *d,
+            }));
     }
-    // 2. History entries of kept tags naming dropped manifests, 3. their revision links.
-    for r in &plan.repositories {
-        for l in &r.index_entries {
-            stop()?;
-            let tag = l.tag.as_ref().expect("tag index entries carry their tag");
-            let rel = layout::tag_index_link(&l.repository, tag, &l.digest);
+    if job.tags.is_empty() {
+        return Ok(PruneApplied::default());
+    }
+    let bin = jobs::open(remover, &Job::Prune(job.clone()), now)?;
+    finish(root, &bin, &job, remover, interrupt, None)
+}
+
+/// Does (or finishes) a recorded prune: each removed tag into the bin in one rename (the tag
+/// vanishes at once), then the history entries and revision links of the dropped manifests
+/// (each manifest before what it refers to), then the bin. When finishing an interrupted run,
+/// `recheck` is the current graph: a recorded manifest that a tag in the tree reaches now is
+/// kept.
+///
+/// # Errors
+/// I/O errors, and [`Error::Interrupted`] between steps.
+pub fn finish(
+    root: &Root,
+    bin: &str,
+    job: &PruneJob,
+    remover: &dyn Remover,
+    interrupt: &AtomicBool,
+    recheck: Option<(&Inventory, &Graph)>,
+) -> Result<PruneApplied> {
+    let stop = || Error::check_interrupt(interrupt);
+    let mut done = PruneApplied::default();
+    for t in &job.tags {
+        stop()?;
+        let from = layout::tag_dir(&t.repository, &t.tag);
+        if std::fs::symlink_metadata(root.abs(&from)).is_err() {
+            continue;
+        }
+        let dir = format!("{bin}/{}", jobs::encode_repo(&t.repository));
+        remover.make_dir(&dir)?;
+        remover.rename(&from, &format!("{dir}/{}", t.tag))?;
+        done.tags += 1;
+    }
+    // What the tags left in the tree reach, when finishing an interrupted run.
+    let still: BTreeSet<(RepoName, Digest)> = match recheck {
+        None => BTreeSet::new(),
+        Some((inv, g)) => {
+            let repos: BTreeSet<&RepoName> = job.manifests.iter().map(|m| &m.repository).collect();
+            let mut v = BTreeSet::new();
+            for name in repos {
+                if let Some(rg) = g.repos.get(name) {
+                    let roots: Vec<Digest> = rg
+                        .tags
+                        .iter()
+                        .filter(|(t, _)| {
+                            !job.tags
+                                .iter()
+                                .any(|p| &p.repository == name && &p.tag == *t)
+                        })
+                        .filter_map(|(_, t)| t.digest())
+                        .collect();
+                    for d in reach(root, inv, g, rg, roots) {
+                        v.insert((name.clone(), d));
+                    }
+                }
+            }
+            v
+        }
+    };
+    for l in &job.index_entries {
+        stop()?;
+        if still.contains(&(l.repository.clone(), l.digest)) {
+            continue;
+        }
+        let tag = l.tag.as_ref().expect("tag index entries carry their tag");
+        let rel = layout::tag_index_link(&l.repository, tag, &l.digest);
+        if std::fs::symlink_metadata(root.abs(rel.trim_end_matches("/link"))).is_ok() {
             remover.remove_tree(rel.trim_end_matches("/link"))?;
             done.links += 1;
         }
-        for m in &r.removal {
-            stop()?;
-            let rel = layout::revision_link(&r.repository, m);
+    }
+    for m in &job.manifests {
+        stop()?;
+        if still.contains(&(m.repository.clone(), m.digest)) {
+            continue;
+        }
+        let rel = layout::revision_link(&m.repository, &m.digest);
+        if std::fs::symlink_metadata(root.abs(rel.trim_end_matches("/link"))).is_ok() {
             remover.remove_tree(rel.trim_end_matches("/link"))?;
             done.manifests += 1;
         }
     }
-    // 4. The records: this run's and those of the interrupted runs just finished.
     stop()?;
-    if !made.is_empty() {
-        remover.remove_tree(&bin)?;
-    }
-    for b in &plan.pending_bins {
-        remover.remove_tree(b)?;
-    }
-    remover.remove_empty_dir(TRASH)?;
+    jobs::close(remover, bin)?;
     Ok(done)
 }
 

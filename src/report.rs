@@ -92,6 +92,8 @@ pub fn verify_human(out: &mut dyn Write, r: &VerifyReport, verbose: bool) -> std
     )?;
     let verdict = if s.interrupted {
         "INTERRUPTED"
+    } else if !s.complete {
+        "INCOMPLETE (part of the layout could not be read)"
     } else if s.errors > 0 {
         "ERRORS FOUND"
     } else {
@@ -218,11 +220,7 @@ pub fn prune_human(out: &mut dyn Write, d: &PruneDoc<'_>) -> std::io::Result<()>
         writeln!(out)?;
     }
     for r in &p.repositories {
-        if r.policy.is_empty() {
-            writeln!(out, "{} (finishing an interrupted prune)", r.repository)?;
-        } else {
-            writeln!(out, "{} ({})", r.repository, r.policy)?;
-        }
+        writeln!(out, "{} ({})", r.repository, r.policy)?;
         let width = r
             .tags
             .iter()
@@ -242,13 +240,6 @@ pub fn prune_human(out: &mut dyn Write, d: &PruneDoc<'_>) -> std::io::Result<()>
                 digest,
                 t.pushed.as_deref().unwrap_or("-"),
                 t.reasons.join("; "),
-            )?;
-        }
-        for t in &r.pending {
-            writeln!(
-                out,
-                "  {:<6} {t}  (moved to the trash by an interrupted prune)",
-                "remove"
             )?;
         }
         for m in &r.manifests {

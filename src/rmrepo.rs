@@ -1,11 +1,13 @@
 //! `rm-repo`: remove repositories safely, and the blobs only they referred to.
 //!
 //! Only a repository's own `_manifests`, `_layers` and `_uploads` are touched, never a nested
-//! repository below it. `_manifests` is moved out of the tree first, in one rename, so every tag
-//! and manifest of the repository disappears at once; then `_layers` and `_uploads` follow, the
-//! moved directories are deleted, the blobs no other repository refers to are swept (after a
-//! re-check), and directories left empty are removed. A crash at any point leaves a layout that
-//! verify accepts; running the command again (or gc) finishes the job.
+//! repository below it. The job is recorded in the trash first ([`crate::jobs`]): which
+//! repositories, and which blobs only they refer to. Then `_manifests` is moved into the bin in
+//! one rename, so every tag and manifest of the repository disappears at once; `_layers` and
+//! `_uploads` follow; directories left empty are removed; the recorded blobs that nothing
+//! refers to after a fresh scan are deleted; the bin goes last. A crash at any point leaves a
+//! layout that verify accepts, and the next destructive run (this command, gc or prune)
+//! finishes exactly what the uninterrupted run would have freed.
 
 use std::collections::BTreeSet;
 use std::sync::atomic::AtomicBool;
@@ -14,15 +16,12 @@ use serde::Serialize;
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
-use crate::fsops::Remover;
-use crate::gc::{SweptBlob, remove_empty_shards};
+use crate::fsops::{Remover, remove_empty_shards};
+use crate::gc::SweptBlob;
 use crate::graph::{self, Graph};
+use crate::jobs::{self, Job, RmJob};
 use crate::layout::{self, RepoName, Root};
 use crate::scan::{self, Inventory};
-
-/// Where removed directories wait for deletion: outside `docker/registry/v2`, on the same
-/// filesystem, so the move is one atomic rename and the registry never looks there.
-pub const TRASH: &str = "docker/registry/regfsck-trash";
 
 /// One repository to remove.
 #[derive(Debug, Clone, Serialize)]
@@ -48,22 +47,37 @@ pub struct RmPlan {
     pub blobs: Vec<SweptBlob>,
     /// Their total size.
     pub bytes: u64,
+    /// Names given that an interrupted earlier `rm-repo` is removing (finished first).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub pending: Vec<RepoName>,
 }
 
-/// Validates the names and plans the removal.
+/// Validates the names and plans the removal. `pending` holds the repositories interrupted
+/// removals are still working on: naming one of them again is not an error.
 ///
 /// # Errors
 /// [`Error::InvalidName`] for a name that breaks the grammar, [`Error::UnknownRepository`] for
-/// one that is not in the layout.
-pub fn plan(inv: &Inventory, g: &Graph, names: &[String], keep_blobs: bool) -> Result<RmPlan> {
+/// one that is not in the layout (nor being removed).
+pub fn plan(
+    inv: &Inventory,
+    g: &Graph,
+    names: &[String],
+    keep_blobs: bool,
+    pending: &BTreeSet<RepoName>,
+) -> Result<RmPlan> {
     let mut repos = Vec::new();
     let mut seen = BTreeSet::new();
+    let mut finishing = Vec::new();
     for n in names {
         let name = RepoName::parse(n).map_err(|e| Error::InvalidName {
             name: n.clone(),
             reason: e.to_string(),
         })?;
         let Some(r) = inv.repos.get(&name) else {
+            if pending.contains(&name) {
+                finishing.push(name);
+                continue;
+            }
             return Err(Error::UnknownRepository { name: n.clone() });
         };
         if seen.insert(name.clone()) {
@@ -91,21 +105,31 @@ pub fn plan(inv: &Inventory, g: &Graph, names: &[String], keep_blobs: bool) -> R
         bytes: blobs.iter().map(|b| b.size).sum(),
         repositories: repos,
         blobs,
+        pending: finishing,
     })
+}
+
+/// Every blob some repository other than `removed` refers to (through a manifest or a
+/// `_layers` link), and what links regfsck cannot place refer to.
+fn referenced_by_others(
+    inv: &Inventory,
+    g: &Graph,
+    removed: &BTreeSet<RepoName>,
+) -> BTreeSet<Digest> {
+    let mut others: BTreeSet<Digest> = g.pinned.iter().copied().collect();
+    for name in inv.repos.keys().filter(|n| !removed.contains(*n)) {
+        others.extend(g.repo_refs(inv, name));
+    }
+    others
 }
 
 /// Blobs that `removed` refer to and no other repository does (through a manifest or a
 /// `_layers` link).
 pub fn exclusive(inv: &Inventory, g: &Graph, removed: &BTreeSet<RepoName>) -> BTreeSet<Digest> {
+    let others = referenced_by_others(inv, g, removed);
     let mut mine = BTreeSet::new();
-    let mut others = BTreeSet::new();
-    for name in inv.repos.keys() {
-        let refs = g.repo_refs(inv, name);
-        if removed.contains(name) {
-            mine.extend(refs);
-        } else {
-            others.extend(refs);
-        }
+    for name in removed {
+        mine.extend(g.repo_refs(inv, name));
     }
     mine.retain(|d| !others.contains(d));
     mine
@@ -122,30 +146,11 @@ pub struct RmApplied {
     pub rechecked_kept: u64,
 }
 
-/// Removes leftovers of an interrupted earlier run from the trash, then the trash itself.
+/// Carries out a plan: records the job, then does it.
 ///
 /// # Errors
-/// I/O errors from the remover.
-pub fn empty_trash(root: &Root, remover: &dyn Remover) -> Result<()> {
-    let Ok(entries) = std::fs::read_dir(root.abs(TRASH)) else {
-        return Ok(());
-    };
-    let mut names: Vec<String> = entries
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    for n in names {
-        remover.remove_tree(&format!("{TRASH}/{n}"))?;
-    }
-    remover.remove_empty_dir(TRASH)?;
-    Ok(())
-}
-
-/// Carries out a plan.
-///
-/// # Errors
-/// I/O errors, and [`Error::Interrupted`] between steps (what was done is consistent).
+/// I/O errors, and [`Error::Interrupted`] between steps (what was done is consistent, and the
+/// next destructive run finishes it).
 pub fn apply(
     root: &Root,
     plan: &RmPlan,
@@ -153,27 +158,50 @@ pub fn apply(
     interrupt: &AtomicBool,
     now: std::time::SystemTime,
 ) -> Result<RmApplied> {
+    if plan.repositories.is_empty() {
+        return Ok(RmApplied::default());
+    }
+    let job = RmJob {
+        repositories: plan
+            .repositories
+            .iter()
+            .map(|r| r.repository.clone())
+            .collect(),
+        blobs: plan.blobs.clone(),
+    };
+    let bin = jobs::open(remover, &Job::RmRepo(job.clone()), now)?;
+    finish(root, &bin, &job, remover, interrupt, now)
+}
+
+/// Does (or finishes) a recorded removal: moves what is still in the tree into the bin,
+/// removes the directories left empty, deletes the recorded blobs nothing refers to now, and
+/// deletes the bin.
+///
+/// # Errors
+/// I/O errors, and [`Error::Interrupted`] between steps.
+pub fn finish(
+    root: &Root,
+    bin: &str,
+    job: &RmJob,
+    remover: &dyn Remover,
+    interrupt: &AtomicBool,
+    now: std::time::SystemTime,
+) -> Result<RmApplied> {
     let stop = || Error::check_interrupt(interrupt);
-    empty_trash(root, remover)?;
-    let stamp = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos())
-        .unwrap_or_default();
-    for (i, r) in plan.repositories.iter().enumerate() {
+    for r in &job.repositories {
         stop()?;
-        let dir = layout::repo_dir(&r.repository);
-        let bin = format!("{TRASH}/{stamp}-{}-{i}", std::process::id());
-        remover.make_dir(&bin)?;
+        let dir = layout::repo_dir(r);
+        let to = format!("{bin}/{}", jobs::encode_repo(r));
         // `_manifests` first: every tag and manifest goes in one rename.
         for special in ["_manifests", "_layers", "_uploads"] {
             let from = format!("{dir}/{special}");
             if std::fs::symlink_metadata(root.abs(&from)).is_ok() {
-                remover.rename(&from, &format!("{bin}/{special}"))?;
+                remover.make_dir(&to)?;
+                remover.rename(&from, &format!("{to}/{special}"))?;
             }
         }
-        remover.remove_tree(&bin)?;
-        remover.remove_empty_dir(TRASH)?;
-        // Parents left empty, up to (not including) repositories/; nested repositories keep theirs.
+        // Parents left empty, up to (not including) repositories/; nested repositories keep
+        // theirs.
         let mut cur = dir.as_str();
         while let Some((parent, _)) = cur.rsplit_once('/') {
             if !remover.remove_empty_dir(cur)? || parent.ends_with("/repositories") {
@@ -183,27 +211,34 @@ pub fn apply(
         }
     }
     let mut done = RmApplied::default();
-    if plan.blobs.is_empty() {
-        return Ok(done);
-    }
-    // Re-check: whatever another repository refers to now is kept.
-    let inv = scan::scan(root, scan::Depth::Names)?;
-    let g = graph::build(root, &inv, now);
-    let mut referenced = BTreeSet::new();
-    for name in inv.repos.keys() {
-        referenced.extend(g.repo_refs(&inv, name));
-    }
-    for b in &plan.blobs {
-        stop()?;
-        if referenced.contains(&b.digest) {
-            done.rechecked_kept += 1;
-            continue;
+    if !job.blobs.is_empty() {
+        // Re-check: whatever another repository refers to now is kept.
+        let inv = scan::scan(root, scan::Depth::Names)?;
+        if let Some(why) = inv.blind_spots() {
+            return Err(Error::Refused(format!(
+                "not deleting the blobs of the removed repositories: {why}; run again once it can be read"
+            )));
         }
-        let rel = layout::blob_data(&b.digest);
-        remover.remove_tree(rel.trim_end_matches("/data"))?;
-        done.blobs += 1;
-        done.bytes += b.size;
+        let g = graph::build(root, &inv, now);
+        let referenced = referenced_by_others(&inv, &g, &BTreeSet::new());
+        for b in &job.blobs {
+            stop()?;
+            if referenced.contains(&b.digest) {
+                done.rechecked_kept += 1;
+                continue;
+            }
+            let rel = layout::blob_data(&b.digest);
+            if std::fs::symlink_metadata(root.abs(&rel)).is_err() {
+                // Deleted by the interrupted run.
+                continue;
+            }
+            remover.remove_tree(rel.trim_end_matches("/data"))?;
+            done.blobs += 1;
+            done.bytes += b.size;
+        }
+        remove_empty_shards(root, remover)?;
     }
-    remove_empty_shards(root, remover)?;
+    stop()?;
+    jobs::close(remover, bin)?;
     Ok(done)
 }

@@ -32,7 +32,7 @@ pub struct Summary {
     pub bytes: u64,
     /// Blobs whose content was hashed.
     pub blobs_hashed: u64,
-    /// Repositories.
+    /// Repositories, as the registry's catalog counts them (directories with `_layers`).
     pub repositories: u64,
     /// Tags.
     pub tags: u64,
@@ -52,6 +52,9 @@ pub struct Summary {
     pub content_checked: bool,
     /// Whether the run was interrupted before it finished.
     pub interrupted: bool,
+    /// Whether the scan could see the whole layout (false: a directory could not be listed,
+    /// or a symlink regfsck does not follow hides part of the repositories tree; exit 8).
+    pub complete: bool,
 }
 
 /// The result of `verify`.
@@ -77,6 +80,7 @@ pub fn verify(
     let graph = graph::build(root, &inv, opts.now);
     let mut findings = inv.findings.clone();
     findings.extend(graph.findings.iter().cloned());
+    findings.extend(pending_jobs(root));
     findings.extend(structural_blob_checks(&inv));
     let mut hashed = 0;
     let mut interrupted = false;
@@ -94,6 +98,36 @@ pub fn verify(
         opts.content,
         interrupted,
     ))
+}
+
+/// Interrupted regfsck jobs waiting in the trash.
+fn pending_jobs(root: &Root) -> Vec<Finding> {
+    match crate::jobs::bins(root) {
+        Ok(bins) => bins
+            .into_iter()
+            .filter_map(|b| {
+                let job = b.job?;
+                Some(
+                    Finding::new(
+                        Kind::PendingJob,
+                        format!(
+                            "an interrupted {} waits here; the next real run of gc, prune or rm-repo finishes it",
+                            job.command()
+                        ),
+                    )
+                    .path(b.rel),
+                )
+            })
+            .collect(),
+        Err(e) => vec![
+            Finding::new(
+                Kind::PendingJob,
+                format!("an interrupted regfsck job whose record cannot be read: {e}"),
+            )
+            .severity(Severity::Warning)
+            .path(crate::jobs::TRASH),
+        ],
+    }
 }
 
 fn structural_blob_checks(inv: &Inventory) -> Vec<Finding> {
@@ -187,7 +221,7 @@ fn report(
         blobs: inv.blobs.len() as u64,
         bytes: inv.blob_bytes(),
         blobs_hashed: hashed,
-        repositories: inv.repos.len() as u64,
+        repositories: inv.repos.values().filter(|r| r.has_layers).count() as u64,
         tags: graph.repos.values().map(|r| r.tags.len() as u64).sum(),
         manifests: graph.manifests.len() as u64,
         orphan_blobs: orphans.len() as u64,
@@ -197,6 +231,7 @@ fn report(
         infos: count(Severity::Info),
         content_checked: content && !interrupted,
         interrupted,
+        complete: inv.blind_spots().is_none(),
     };
     VerifyReport { summary, findings }
 }

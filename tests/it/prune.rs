@@ -289,6 +289,40 @@ fn killed_at_every_point_stays_consistent_and_a_rerun_finishes() {
         &tree(reference.root()),
     );
     assert!(crashes > 20, "only {crashes} crash points");
+    // A gc run in between finishes the interrupted prune, never discards it: gc, then the
+    // prune again (for a crash before the prune recorded its job), then gc leave exactly the
+    // tree of prune and gc. Had the first gc thrown the pending job away, the manifests only
+    // the moved tags reached would stay behind as untagged revisions.
+    let gc = |s: &Sample| {
+        let out = regfsck()
+            .args(["gc", "-q", "--min-age", "0"])
+            .arg(s.root())
+            .output()
+            .unwrap();
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    gc(&reference);
+    let gc = |s: &Sample| {
+        gc(s);
+        rerun(s);
+        gc(s);
+    };
+    let crashes = crash_at_every_step(
+        &ci,
+        &|s: &Sample| {
+            let mut c = regfsck();
+            c.args(args).arg(s.root());
+            c
+        },
+        &gc,
+        &tree(reference.root()),
+    );
+    assert!(crashes > 20, "only {crashes} crash points");
 }
 
 #[test]

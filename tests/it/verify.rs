@@ -63,6 +63,7 @@ struct Summary {
     infos: u64,
     content_checked: bool,
     interrupted: bool,
+    complete: bool,
 }
 
 #[derive(Deserialize)]
@@ -89,6 +90,7 @@ fn json_schema() {
     assert_eq!(doc.command, "verify");
     assert_eq!(doc.summary.blobs, doc.summary.blobs_hashed);
     assert!(doc.summary.content_checked);
+    assert!(doc.summary.complete);
     for f in &doc.findings {
         assert!(["error", "warning", "info"].contains(&f.severity.as_str()));
         if let Some(d) = &f.digest {
