@@ -338,7 +338,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__serve)
-            opts="-j -q -v -h --addr --htpasswd --realm --tls-cert --tls-key --root --config --json --jobs --quiet --verbose --help"
+            opts="-j -q -v -h --addr --htpasswd --realm --tls-cert --tls-key --header-timeout --idle-timeout --max-connections --root --config --json --jobs --quiet --verbose --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -361,6 +361,18 @@ _regfsck() {
                     return 0
                     ;;
                 --tls-key)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --header-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --idle-timeout)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-connections)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -117,18 +117,21 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l json -d 'Print on
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l addr -d 'Address to listen on' -r
-complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l htpasswd -d 'Require basic authentication against an htpasswd file (bcrypt entries, as made by `htpasswd -B`), as the registry\'s htpasswd auth' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l realm -d 'Realm of the basic-auth challenge' -r
-complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (with --tls-key)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l addr -d 'Address to listen on: HOST:PORT, [IPV6]:PORT, or :PORT for every interface [default: the config\'s http.addr, else 127.0.0.1:5000]' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l htpasswd -d 'Require basic authentication against an htpasswd file (bcrypt entries, as made by `htpasswd -B`), as the registry\'s htpasswd auth [default: the config\'s auth.htpasswd.path]' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l realm -d 'Realm of the basic-auth challenge [default: the config\'s auth.htpasswd.realm, else regfsck]' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l tls-cert -d 'Serve HTTPS with this PEM certificate chain (with --tls-key) [default: the config\'s http.tls.certificate]' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l tls-key -d 'The PEM private key of --tls-cert' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l header-timeout -d 'Close a connection whose request head (request line and headers; on a new HTTPS connection, the TLS handshake too) has not fully arrived this long after it started' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l idle-timeout -d 'Close a connection idle this long between requests, or whose client has read nothing of a response for this long' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l max-connections -d 'Serve at most N connections at once; more wait in the listen backlog until one closes' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s h -l help -d 'Print help'
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l out -d 'Directory to write man/ and completions/ into' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F

@@ -25,6 +25,9 @@ pub struct Env {
     pub registry_rootdirectory: Option<String>,
     /// `REGISTRY_PROXY_REMOTEURL`.
     pub registry_proxy: Option<String>,
+    /// Every `REGISTRY_*` variable (name, value), sorted by name: the registry's config
+    /// overrides, which `serve --config` applies to `http` and `auth` as the registry does.
+    pub registry_env: Vec<(String, String)>,
     /// The time ages are measured against.
     pub now: SystemTime,
     /// Asks the user a yes/no question (on the terminal); `None` when nobody can answer.
@@ -45,6 +48,14 @@ impl Env {
             regfsck_root: std::env::var_os("REGFSCK_ROOT").filter(|s| !s.is_empty()),
             registry_rootdirectory: std::env::var(config::ROOT_ENV_OVERRIDE).ok(),
             registry_proxy: std::env::var("REGISTRY_PROXY_REMOTEURL").ok(),
+            registry_env: {
+                let mut v: Vec<(String, String)> = std::env::vars_os()
+                    .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
+                    .filter(|(k, _)| k.starts_with(config::ENV_PREFIX))
+                    .collect();
+                v.sort();
+                v
+            },
             now,
             confirm: None,
             crash_after: std::env::var("REGFSCK_TEST_CRASH_AFTER")
@@ -645,19 +656,32 @@ pub fn run(
         }
         Command::Serve(a) => {
             let root = resolve_root(a.root.as_deref(), g, env)?;
-            let mut said = Ok(());
-            let opts = serve::ServeOptions {
+            let settings = match &g.config {
+                Some(cfg) => Some((
+                    cfg.as_path(),
+                    config::serve_settings(cfg, &env.registry_env)?,
+                )),
+                None => None,
+            };
+            let flags = serve::Flags {
                 addr: a.addr,
                 htpasswd: a.htpasswd.clone(),
                 realm: a.realm.clone(),
                 tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+                limits: serve::Limits {
+                    header_timeout: a.header_timeout,
+                    idle_timeout: a.idle_timeout,
+                    max_connections: a.max_connections,
+                },
             };
+            let (opts, from_config) =
+                serve::resolve(flags, settings.as_ref().map(|(p, s)| (*p, s)));
+            if let Some(line) = from_config {
+                serve::log(&line);
+            }
+            let scheme = if opts.tls.is_some() { "https" } else { "http" };
+            let mut said = Ok(());
             serve::run(&root, &opts, interrupt, &mut |bound| {
-                let scheme = if a.tls_cert.is_some() {
-                    "https"
-                } else {
-                    "http"
-                };
                 said = writeln!(
                     out,
                     "serving {} on {scheme}://{bound}",

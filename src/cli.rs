@@ -235,26 +235,74 @@ pub struct DuArgs {
     pub tags: bool,
 }
 
+/// What `serve --help` adds about the registry's config.
+const SERVE_CONFIG_HELP: &str = "\
+With --config, serve applies the registry's own settings, as the registry would:
+  http.addr                    address (:5000 is every interface)
+  http.tls.certificate, key    HTTPS
+  http.tls.clientcas           client certificates required, checked against these CAs
+  http.tls.minimumtls          tls1.2 (default) or tls1.3
+  http.tls.ciphersuites        TLS 1.2 suites offered (TLS 1.3 ones always are)
+  auth.htpasswd.path, realm    basic authentication
+  http.headers                 added to every response
+and the registry's environment overrides of them (REGISTRY_HTTP_ADDR,
+REGISTRY_HTTP_TLS_CERTIFICATE, REGISTRY_HTTP_TLS_KEY, REGISTRY_HTTP_TLS_CLIENTCAS_0...,
+REGISTRY_HTTP_TLS_MINIMUMTLS, REGISTRY_AUTH_HTPASSWD_PATH, REGISTRY_AUTH_HTPASSWD_REALM, ...).
+Options given here override the config key by key; nothing here turns off its TLS or
+authentication. serve refuses to start (exit 8) rather than serve more openly than the
+registry: http.net other than tcp, http.tls.letsencrypt, auth other than htpasswd (token,
+silly, ...), an htpasswd file it cannot read. One line on stderr says what was taken.
+
+Connections: at most --max-connections at once; further ones wait in the listen backlog
+until one closes. A connection is closed when a request head (on HTTPS, with the handshake)
+takes longer than --header-timeout, when it is idle between requests for --idle-timeout, or
+when its client reads nothing of a response for --idle-timeout.";
+
+/// A duration that is not zero.
+fn positive_duration(s: &str) -> Result<std::time::Duration, String> {
+    match humantime::parse_duration(s) {
+        Ok(d) if d.is_zero() => Err("must be more than 0".into()),
+        Ok(d) => Ok(d),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
 /// `regfsck serve`.
 #[derive(Debug, Args)]
+#[command(after_long_help = SERVE_CONFIG_HELP)]
 pub struct ServeArgs {
     /// Storage root (instead of --root).
     #[arg(id = "root_path", value_name = "ROOT")]
     pub root: Option<PathBuf>,
-    /// Address to listen on.
-    #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:5000")]
-    pub addr: std::net::SocketAddr,
+    /// Address to listen on: HOST:PORT, [IPV6]:PORT, or :PORT for every interface
+    /// [default: the config's http.addr, else 127.0.0.1:5000].
+    #[arg(long, value_name = "HOST:PORT", value_parser = crate::config::ListenAddr::parse)]
+    pub addr: Option<crate::config::ListenAddr>,
     /// Require basic authentication against an htpasswd file (bcrypt entries, as made by
-    /// `htpasswd -B`), as the registry's htpasswd auth.
+    /// `htpasswd -B`), as the registry's htpasswd auth [default: the config's
+    /// auth.htpasswd.path].
     #[arg(long, value_name = "FILE")]
     pub htpasswd: Option<PathBuf>,
-    /// Realm of the basic-auth challenge.
-    #[arg(long, value_name = "REALM", default_value = "regfsck")]
-    pub realm: String,
-    /// Serve HTTPS with this PEM certificate chain (with --tls-key).
+    /// Realm of the basic-auth challenge [default: the config's auth.htpasswd.realm, else
+    /// regfsck].
+    #[arg(long, value_name = "REALM")]
+    pub realm: Option<String>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key) [default: the config's
+    /// http.tls.certificate].
     #[arg(long, value_name = "FILE", requires = "tls_key")]
     pub tls_cert: Option<PathBuf>,
     /// The PEM private key of --tls-cert.
     #[arg(long, value_name = "FILE", requires = "tls_cert")]
     pub tls_key: Option<PathBuf>,
+    /// Close a connection whose request head (request line and headers; on a new HTTPS
+    /// connection, the TLS handshake too) has not fully arrived this long after it started.
+    #[arg(long, value_name = "DURATION", default_value = "5s", value_parser = positive_duration)]
+    pub header_timeout: std::time::Duration,
+    /// Close a connection idle this long between requests, or whose client has read nothing
+    /// of a response for this long.
+    #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
+    pub idle_timeout: std::time::Duration,
+    /// Serve at most N connections at once; more wait in the listen backlog until one closes.
+    #[arg(long, value_name = "N", default_value = "256", value_parser = clap::value_parser!(u32).range(1..))]
+    pub max_connections: u32,
 }

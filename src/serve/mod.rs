@@ -6,25 +6,33 @@
 //! and their bytes hash to their digest; blobs only when the repository links them, streamed
 //! from disk (opened without following symlinks) with single `Range` requests. Every write
 //! method answers 405 `UNSUPPORTED`.
+//!
+//! [`run`] drives the router with its own accept loop ([`conn`]): a connection limit, a
+//! header timeout, an idle timeout, TLS by rustls ([`tls`]). [`resolve`] merges the command
+//! line with the registry's config ([`crate::config::serve_settings`]).
 
 pub mod auth;
+pub mod conn;
 pub mod routes;
+pub mod tls;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::SeekFrom;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use axum::Router;
 use axum::body::Body;
 use axum::extract::{Request, State};
-use axum::http::{HeaderMap, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, Method, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
+use crate::config::{ListenAddr, ServeSettings, TlsSettings};
 use crate::digest::{Digest, hash_bytes};
 use crate::error::{Error, Result};
 use crate::fsutil::{Bounded, read_bounded};
@@ -32,6 +40,7 @@ use crate::graph;
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::manifest::{MAX_MANIFEST_SIZE, served_media_type};
 use crate::scan;
+pub use conn::Limits;
 use routes::{Route, route};
 
 /// One repository as the server sees it.
@@ -123,6 +132,8 @@ pub struct Served {
     pub htpasswd: Option<auth::Htpasswd>,
     /// The realm of the `Basic` challenge.
     pub realm: String,
+    /// Added to every response (the config's `http.headers`).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 /// The router: everything goes through [`handle`]; a layer adds the API version header and
@@ -132,6 +143,7 @@ pub fn app(snapshot: Snapshot) -> Router {
         snapshot,
         htpasswd: None,
         realm: String::new(),
+        headers: Vec::new(),
     }))
 }
 
@@ -139,25 +151,34 @@ pub fn app(snapshot: Snapshot) -> Router {
 pub fn router(served: Arc<Served>) -> Router {
     Router::new()
         .fallback(handle)
-        .with_state(served)
-        .layer(middleware::from_fn(stamp_and_log))
+        .with_state(Arc::clone(&served))
+        .layer(middleware::from_fn_with_state(served, stamp_and_log))
 }
 
-#[allow(clippy::print_stderr)] // The access log goes to stderr, one line per request.
-async fn stamp_and_log(req: Request, next: Next) -> Response {
+/// Writes one line of the server's log on stderr.
+#[allow(clippy::print_stderr)] // The server's log goes to stderr.
+pub fn log(line: &str) {
+    eprintln!("{line}");
+}
+
+async fn stamp_and_log(State(served): State<Arc<Served>>, req: Request, next: Next) -> Response {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
     let mut resp = next.run(req).await;
-    resp.headers_mut().insert(
+    let h = resp.headers_mut();
+    h.insert(
         "Docker-Distribution-Api-Version",
         HeaderValue::from_static(API_VERSION),
     );
-    eprintln!(
+    for (k, v) in &served.headers {
+        h.append(k.clone(), v.clone());
+    }
+    log(&format!(
         "{method} {path} {} {:.1}ms",
         resp.status().as_u16(),
         started.elapsed().as_secs_f64() * 1000.0
-    );
+    ));
     resp
 }
 
@@ -367,12 +388,37 @@ fn tags(s: &Snapshot, name: &RepoName, query: &str) -> Response {
     )
 }
 
+/// Whether `If-None-Match` matches the entity tag `"<d>"` (RFC 9110 13.1.2: `*` matches any
+/// current representation, and the comparison is weak, so `W/"<d>"` matches too). As the
+/// registry, an unquoted digest is accepted. Only asked once the repository holds `d`.
 fn matches_etag(headers: &HeaderMap, d: &Digest) -> bool {
     let want = d.to_string();
     headers
-        .get(header::IF_NONE_MATCH)
-        .and_then(|v| v.to_str().ok())
-        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_matches('"') == want))
+        .get_all(header::IF_NONE_MATCH)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .any(|t| {
+            if t == "*" {
+                return true;
+            }
+            let t = t.strip_prefix("W/").unwrap_or(t);
+            let t = t
+                .strip_prefix('"')
+                .and_then(|t| t.strip_suffix('"'))
+                .unwrap_or(t);
+            t == want
+        })
+}
+
+/// `304 Not Modified`, with the validators a `200` would carry.
+fn not_modified(d: &Digest) -> Response {
+    let mut resp = StatusCode::NOT_MODIFIED.into_response();
+    let h = resp.headers_mut();
+    insert(h, header::ETAG, &format!("\"{d}\""));
+    insert(h, "Docker-Content-Digest", &d.to_string());
+    resp
 }
 
 fn manifest_unknown(name: &RepoName, reference: &str) -> Response {
@@ -412,11 +458,13 @@ async fn manifest(
             }
         },
     };
-    if matches_etag(headers, &d) {
-        return StatusCode::NOT_MODIFIED.into_response();
-    }
+    // Only a manifest this repository holds is "not modified": a 304 must not tell that
+    // another repository has it.
     if !repo.revisions.contains(&d) || !s.blobs.contains(&d) {
         return manifest_unknown(name, &d.to_string());
+    }
+    if matches_etag(headers, &d) {
+        return not_modified(&d);
     }
     let path = s.root.abs(&layout::blob_data(&d));
     let bytes =
@@ -529,7 +577,7 @@ async fn blob(
         return unknown();
     }
     if matches_etag(headers, &canonical) {
-        return StatusCode::NOT_MODIFIED.into_response();
+        return not_modified(&canonical);
     }
     let path = s.root.abs(&layout::blob_data(&canonical));
     let file = match crate::fsutil::open_nofollow(&path) {
@@ -591,97 +639,303 @@ async fn blob(
 #[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Address to listen on.
-    pub addr: SocketAddr,
+    pub addr: ListenAddr,
     /// htpasswd file for basic authentication.
-    pub htpasswd: Option<std::path::PathBuf>,
+    pub htpasswd: Option<PathBuf>,
     /// Realm of the basic-auth challenge.
     pub realm: String,
-    /// PEM certificate chain and private key for HTTPS.
-    pub tls: Option<(std::path::PathBuf, std::path::PathBuf)>,
+    /// HTTPS: certificate, key, client CAs, version floor, cipher suites.
+    pub tls: Option<TlsSettings>,
+    /// Headers added to every response (name, value).
+    pub headers: Vec<(String, String)>,
+    /// Timeouts and the connection limit.
+    pub limits: Limits,
 }
 
-/// Serves `root` on `opts.addr` until `interrupt` is set (Ctrl-C, SIGTERM), then shuts down
-/// gracefully. `ready` is called with the bound address.
+/// What the command line says (`None`: not given).
+#[derive(Debug, Clone, Default)]
+pub struct Flags {
+    /// `--addr`.
+    pub addr: Option<ListenAddr>,
+    /// `--htpasswd`.
+    pub htpasswd: Option<PathBuf>,
+    /// `--realm`.
+    pub realm: Option<String>,
+    /// `--tls-cert` and `--tls-key`.
+    pub tls: Option<(PathBuf, PathBuf)>,
+    /// `--header-timeout`, `--idle-timeout`, `--max-connections`.
+    pub limits: Limits,
+}
+
+/// The realm when neither the command line nor the config gives one.
+pub const DEFAULT_REALM: &str = "regfsck";
+
+/// Merges the command line, the registry's config (its path and what [`serve_settings`]
+/// read from it) and the defaults, in that order of precedence, key by key: `--addr` over
+/// `http.addr` over 127.0.0.1:5000; `--tls-cert`/`--tls-key` over `http.tls.certificate`/`key`
+/// (the config's client CAs, TLS floor and cipher suites still apply); `--htpasswd` over
+/// `auth.htpasswd.path`; `--realm` over `auth.htpasswd.realm` over `regfsck`. Nothing on the
+/// command line turns off TLS or authentication the config asks for.
+///
+/// Also returns the start-up log line saying what came from the config (`None` without one).
+///
+/// [`serve_settings`]: crate::config::serve_settings
+pub fn resolve(
+    flags: Flags,
+    config: Option<(&Path, &ServeSettings)>,
+) -> (ServeOptions, Option<String>) {
+    let empty = ServeSettings::default();
+    let c = config.map_or(&empty, |(_, c)| c);
+    let mut overridden = Vec::new();
+    let mut over = |flag: &str, given: bool, in_config: bool| {
+        if given && in_config {
+            overridden.push(flag.to_string());
+        }
+    };
+    over("--addr", flags.addr.is_some(), c.addr.is_some());
+    over("--tls-cert/--tls-key", flags.tls.is_some(), c.tls.is_some());
+    over("--htpasswd", flags.htpasswd.is_some(), c.htpasswd.is_some());
+    let config_realm = c.htpasswd.as_ref().and_then(|h| h.realm.clone());
+    over("--realm", flags.realm.is_some(), config_realm.is_some());
+    let tls = match (flags.tls, &c.tls) {
+        (Some((certificate, key)), Some(t)) => Some(TlsSettings {
+            certificate,
+            key,
+            ..t.clone()
+        }),
+        (Some((certificate, key)), None) => Some(TlsSettings {
+            certificate,
+            key,
+            client_cas: Vec::new(),
+            minimum: crate::config::TlsVersion::default(),
+            cipher_suites: Vec::new(),
+        }),
+        (None, t) => t.clone(),
+    };
+    let opts = ServeOptions {
+        addr: flags.addr.or(c.addr).unwrap_or(ListenAddr::DEFAULT),
+        htpasswd: flags
+            .htpasswd
+            .or_else(|| c.htpasswd.as_ref().map(|h| h.path.clone())),
+        realm: flags
+            .realm
+            .or(config_realm)
+            .unwrap_or_else(|| DEFAULT_REALM.to_string()),
+        tls,
+        headers: c.headers.clone(),
+        limits: flags.limits,
+    };
+    let line = config.map(|(path, c)| {
+        let taken = c.taken();
+        let mut line = format!(
+            "regfsck: from {}: {}",
+            path.display(),
+            if taken.is_empty() {
+                "nothing for serve (no http.addr, http.tls, http.headers or auth)".to_string()
+            } else {
+                taken.join(", ")
+            }
+        );
+        if !overridden.is_empty() {
+            line.push_str(&format!("; overridden by {}", overridden.join(", ")));
+        }
+        if !c.not_applied.is_empty() {
+            line.push_str(&format!("; not applied: {}", c.not_applied.join(", ")));
+        }
+        for n in &c.notes {
+            line.push_str(&format!("; {n}"));
+        }
+        line
+    });
+    (opts, line)
+}
+
+fn header_pairs(pairs: &[(String, String)]) -> Result<Vec<(HeaderName, HeaderValue)>> {
+    pairs
+        .iter()
+        .map(|(k, v)| {
+            let bad = |why: String| Error::Config {
+                path: PathBuf::from("http.headers"),
+                reason: why,
+            };
+            Ok((
+                HeaderName::from_bytes(k.as_bytes()).map_err(|e| bad(format!("{k:?}: {e}")))?,
+                HeaderValue::from_str(v).map_err(|e| bad(format!("{k}: {v:?}: {e}")))?,
+            ))
+        })
+        .collect()
+}
+
+/// Binds `addr`; `:PORT` is every interface: IPv6 with IPv4 where the system has IPv6, else
+/// IPv4.
+async fn bind(addr: ListenAddr) -> Result<tokio::net::TcpListener> {
+    let try_bind = |a: SocketAddr| async move {
+        tokio::net::TcpListener::bind(a)
+            .await
+            .map_err(|e| Error::io(a.to_string(), e))
+    };
+    match addr {
+        ListenAddr::Socket(a) => try_bind(a).await,
+        ListenAddr::Any(port) => {
+            match try_bind((std::net::Ipv6Addr::UNSPECIFIED, port).into()).await {
+                Ok(l) => Ok(l),
+                Err(_) => try_bind((std::net::Ipv4Addr::UNSPECIFIED, port).into()).await,
+            }
+        }
+    }
+}
+
+/// Serves `root` on `opts.addr` until `interrupt` is set (Ctrl-C, SIGTERM), then stops
+/// accepting and gives open requests up to 10 s. `ready` is called with the bound address.
 ///
 /// # Errors
-/// When the layout cannot be read or the address cannot be bound.
+/// When the layout, the htpasswd file, the certificate, key or CAs cannot be read, or the
+/// address cannot be bound.
 pub fn run(
     root: &Root,
     opts: &ServeOptions,
     interrupt: &AtomicBool,
     ready: &mut dyn FnMut(SocketAddr),
 ) -> Result<()> {
-    let addr = opts.addr;
     let htpasswd = match &opts.htpasswd {
         Some(p) => Some(auth::Htpasswd::load(p)?),
+        None => None,
+    };
+    let acceptor = match &opts.tls {
+        Some(t) => {
+            let (config, missing) = tls::server_config(t)?;
+            if !missing.is_empty() {
+                log(&format!(
+                    "regfsck: http.tls.ciphersuites: not offered by this server, left out: {}",
+                    missing.join(", ")
+                ));
+            }
+            Some(tokio_rustls::TlsAcceptor::from(Arc::new(config)))
+        }
         None => None,
     };
     let served = Arc::new(Served {
         snapshot: Snapshot::load(root)?,
         htpasswd,
         realm: opts.realm.clone(),
+        headers: header_pairs(&opts.headers)?,
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
         .map_err(|e| Error::io("tokio runtime", e))?;
-    let listener = rt
-        .block_on(tokio::net::TcpListener::bind(addr))
-        .map_err(|e| Error::io(addr.to_string(), e))?;
+    let listener = rt.block_on(bind(opts.addr))?;
     let bound = listener
         .local_addr()
-        .map_err(|e| Error::io(addr.to_string(), e))?;
+        .map_err(|e| Error::io(opts.addr.to_string(), e))?;
     ready(bound);
-    let tls = match &opts.tls {
-        Some((cert, key)) => {
-            // ring: rustls's own provider that builds with only a C compiler.
-            let _ = rustls::crypto::ring::default_provider().install_default();
-            let config = rt
-                .block_on(axum_server::tls_rustls::RustlsConfig::from_pem_file(
-                    cert, key,
-                ))
-                .map_err(|e| Error::Config {
-                    path: cert.clone(),
-                    reason: format!("cannot load the TLS certificate and key: {e}"),
-                })?;
-            Some(config)
-        }
-        None => None,
-    };
-    let (tx, rx) = tokio::sync::oneshot::channel::<()>();
+    let (tx, rx) = tokio::sync::watch::channel(false);
     std::thread::scope(|scope| {
         scope.spawn(move || {
             while !interrupt.load(Ordering::Relaxed) {
                 std::thread::sleep(std::time::Duration::from_millis(100));
             }
-            let _ = tx.send(());
+            let _ = tx.send(true);
         });
-        let served = rt.block_on(async {
-            match tls {
-                None => {
-                    axum::serve(listener, router(served))
-                        .with_graceful_shutdown(async {
-                            let _ = rx.await;
-                        })
-                        .await
-                }
-                Some(config) => {
-                    let handle = axum_server::Handle::new();
-                    let h = handle.clone();
-                    tokio::spawn(async move {
-                        let _ = rx.await;
-                        h.graceful_shutdown(Some(std::time::Duration::from_secs(10)));
-                    });
-                    let std_listener = listener.into_std()?;
-                    axum_server::from_tcp_rustls(std_listener, config)?
-                        .handle(handle)
-                        .serve(router(served).into_make_service())
-                        .await
-                }
-            }
-        });
+        rt.block_on(conn::accept_loop(
+            listener,
+            acceptor,
+            router(served),
+            opts.limits,
+            rx,
+        ));
         // Let the watcher thread finish if the server stopped on its own.
         interrupt.store(true, Ordering::Relaxed);
-        served.map_err(|e| Error::io(bound.to_string(), e))
-    })
+    });
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::{HtpasswdSettings, TlsVersion};
+
+    fn etag(v: &str, d: &Digest) -> bool {
+        let mut h = HeaderMap::new();
+        h.insert(header::IF_NONE_MATCH, HeaderValue::from_str(v).unwrap());
+        matches_etag(&h, d)
+    }
+
+    #[test]
+    fn if_none_match_is_weak_and_takes_a_star() {
+        let d = hash_bytes(crate::digest::Algorithm::Sha256, b"x");
+        let other = hash_bytes(crate::digest::Algorithm::Sha256, b"y");
+        for yes in [
+            format!("\"{d}\""),
+            format!("W/\"{d}\""),
+            format!("{d}"),
+            "*".to_string(),
+            format!("\"{other}\", W/\"{d}\""),
+        ] {
+            assert!(etag(&yes, &d), "{yes}");
+        }
+        for no in [format!("\"{other}\""), "W/\"\"".into(), "\"*\"".to_string()] {
+            assert!(!etag(&no, &d), "{no}");
+        }
+        assert!(!matches_etag(&HeaderMap::new(), &d));
+    }
+
+    #[test]
+    fn flags_over_config_over_defaults() {
+        let (o, line) = resolve(Flags::default(), None);
+        assert_eq!(o.addr, ListenAddr::DEFAULT);
+        assert_eq!((o.htpasswd, o.realm.as_str()), (None, DEFAULT_REALM));
+        assert!(o.tls.is_none() && line.is_none());
+        let config = ServeSettings {
+            addr: Some(ListenAddr::Any(5000)),
+            tls: Some(TlsSettings {
+                certificate: "c.pem".into(),
+                key: "k.pem".into(),
+                client_cas: vec!["ca.pem".into()],
+                minimum: TlsVersion::Tls13,
+                cipher_suites: Vec::new(),
+            }),
+            htpasswd: Some(HtpasswdSettings {
+                path: "htpasswd".into(),
+                realm: Some("cfg".into()),
+            }),
+            not_applied: vec!["http.secret".into()],
+            ..ServeSettings::default()
+        };
+        let path = Path::new("config.yml");
+        let (o, line) = resolve(Flags::default(), Some((path, &config)));
+        assert_eq!(o.addr, ListenAddr::Any(5000));
+        assert_eq!(o.htpasswd, Some(PathBuf::from("htpasswd")));
+        assert_eq!(o.realm, "cfg");
+        assert_eq!(o.tls, config.tls);
+        let line = line.unwrap();
+        assert!(
+            line.starts_with(
+                "regfsck: from config.yml: http.addr :5000, http.tls (certificate c.pem"
+            ),
+            "{line}"
+        );
+        assert!(line.ends_with("; not applied: http.secret"), "{line}");
+        let flags = Flags {
+            addr: Some(ListenAddr::DEFAULT),
+            realm: Some("flag".into()),
+            tls: Some(("f.pem".into(), "fk.pem".into())),
+            ..Flags::default()
+        };
+        let (o, line) = resolve(flags, Some((path, &config)));
+        assert_eq!(o.addr, ListenAddr::DEFAULT);
+        assert_eq!(o.realm, "flag");
+        assert_eq!(o.htpasswd, Some(PathBuf::from("htpasswd")), "auth stays");
+        let t = o.tls.unwrap();
+        assert_eq!(t.certificate, PathBuf::from("f.pem"));
+        assert_eq!(
+            t.client_cas,
+            vec![PathBuf::from("ca.pem")],
+            "client CAs stay"
+        );
+        assert!(
+            line.unwrap()
+                .contains("; overridden by --addr, --tls-cert/--tls-key, --realm")
+        );
+    }
 }

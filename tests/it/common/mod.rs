@@ -361,3 +361,38 @@ impl Sample {
         (out.status.code().unwrap_or(-1), v)
     }
 }
+
+/// Removes every `REGISTRY_*` variable of this process from `cmd`'s environment, so that the
+/// registry's config overrides a test does not set cannot leak in.
+pub fn without_registry_env(cmd: &mut Command) -> &mut Command {
+    for (k, _) in std::env::vars_os() {
+        if k.to_str().is_some_and(|k| k.starts_with("REGISTRY_")) {
+            cmd.env_remove(k);
+        }
+    }
+    cmd
+}
+
+/// Runs `cmd` with its output captured, killing it after `secs` seconds if it has not exited
+/// (a server that should have refused to start); returns the output.
+pub fn output_within(cmd: &mut Command, secs: u64) -> std::process::Output {
+    use std::process::Stdio;
+    let mut child = cmd
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(secs);
+    while child.try_wait().unwrap().is_none() && std::time::Instant::now() < deadline {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    if child.try_wait().unwrap().is_none() {
+        let _ = child.kill();
+    }
+    child.wait_with_output().unwrap()
+}
+
+/// Whether something accepts connections on `addr` now.
+pub fn listening(addr: &str) -> bool {
+    std::net::TcpStream::connect(addr).is_ok()
+}
