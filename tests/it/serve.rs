@@ -1197,10 +1197,9 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     let (code, _) = stop(child);
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
     let took = closed_after.expect("closed, not answered");
-    assert!(
-        took >= Duration::from_millis(500) && took < Duration::from_secs(20),
-        "{took:?}"
-    );
+    // (No lower bound: the server's idle clock starts when it has written the response,
+    // before this test reads it, which on a loaded machine can be most of the second.)
+    assert!(took < Duration::from_secs(20), "{took:?}");
     assert_eq!(code, Some(0));
 }
 
