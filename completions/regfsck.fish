@@ -97,7 +97,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s q -l quiet -d 
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l upload-age -d 'Quarantine unfinished uploads started longer ago than this (the registry\'s purge age)' -r
-complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l undo -d 'Undo an earlier repair from its quarantine directory (regfsck-lost+found/<run>, as the repair printed it): restores every file it moved or wrote' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l undo -d 'Undo an earlier repair from its quarantine directory (the path the repair printed; an absolute one names the root too): restores every file it moved or wrote. With --dry-run, shows what it would restore' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r

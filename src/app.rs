@@ -450,17 +450,31 @@ pub fn run(
             Ok(Outcome { status, notes })
         }
         Command::Repair(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
+            // An absolute RUN (as repair prints it) names its root.
+            let root_of_run = a.undo.as_deref().and_then(|r| {
+                let p = Path::new(r);
+                let q = p.parent()?;
+                (p.is_absolute() && q.ends_with(fsops::QUARANTINE))
+                    .then(|| q.parent().map(Path::to_path_buf))
+                    .flatten()
+            });
+            let root = match resolve_root(a.root.as_deref(), g, env) {
+                Err(Error::NoRoot) if root_of_run.is_some() => {
+                    resolve_root(root_of_run.as_deref(), g, env)?
+                }
+                r => r?,
+            };
             let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
             if let Some(run) = &a.undo {
-                if !a.yes
+                if !a.dry_run
+                    && !a.yes
                     && !env
                         .confirm
-                        .is_some_and(|ask| ask(&format!("undo repair {run}?")))
+                        .is_some_and(|ask| ask(&format!("undo repair {run}? [y/N] ")))
                 {
                     return Err(Error::NotConfirmed);
                 }
-                let done = repair::undo(&root, run, &remover)?;
+                let done = repair::undo(&root, run, &remover, a.dry_run)?;
                 if g.json {
                     report::write_json(out, "repair-undo", &done)
                 } else {
@@ -518,6 +532,13 @@ pub fn run(
             } else {
                 ExitStatus::UNCORRECTED
             };
+            if !a.dry_run && plan.steps.is_empty() {
+                if let Some(run) = repair::close_unfinished(&root)? {
+                    notes.push(format!(
+                        "the interrupted repair {run} had finished its steps"
+                    ));
+                }
+            }
             if !a.dry_run && !plan.steps.is_empty() {
                 if !a.yes {
                     let mut preview = Vec::new();
@@ -526,6 +547,7 @@ pub fn run(
                         plan: &plan,
                         applied: None,
                         remaining: None,
+                        root: root.path(),
                     };
                     report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
                     let question = format!(
@@ -571,6 +593,7 @@ pub fn run(
                 plan: &plan,
                 applied: applied.as_ref(),
                 remaining: after,
+                root: root.path(),
             };
             if g.json {
                 report::write_json(out, "repair", &doc)

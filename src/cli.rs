@@ -206,9 +206,10 @@ pub struct RepairArgs {
     /// Quarantine unfinished uploads started longer ago than this (the registry's purge age).
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub upload_age: humantime::Duration,
-    /// Undo an earlier repair from its quarantine directory (regfsck-lost+found/<run>, as the
-    /// repair printed it): restores every file it moved or wrote.
-    #[arg(long, value_name = "RUN", conflicts_with_all = ["dry_run", "upload_age"])]
+    /// Undo an earlier repair from its quarantine directory (the path the repair printed;
+    /// an absolute one names the root too): restores every file it moved or wrote. With
+    /// --dry-run, shows what it would restore.
+    #[arg(long, value_name = "RUN", conflicts_with_all = ["upload_age"])]
     pub undo: Option<String>,
 }
 

@@ -44,6 +44,71 @@ pub trait Remover: Sync {
     /// # Errors
     /// I/O errors other than "not found", and paths outside the tree.
     fn remove_file(&self, rel: &str) -> Result<()>;
+    /// Replaces the file `rel` with `bytes` atomically: written beside it ([`TEMP_SUFFIX`]),
+    /// synced, renamed over it. At no moment is there no file at `rel`.
+    ///
+    /// # Errors
+    /// I/O errors and paths outside the tree.
+    fn replace_file(&self, rel: &str, bytes: &[u8]) -> Result<()>;
+    /// Copies the file `from` to `to` (created or replaced), synced.
+    ///
+    /// # Errors
+    /// I/O errors and paths outside the tree.
+    fn copy_file(&self, from: &str, to: &str) -> Result<()>;
+    /// Moves `from` to `to`: one rename, or, when they are on different filesystems (a
+    /// symlinked `v2/blobs`), a copy beside `to`, renamed into place, then the removal of
+    /// `from` (so `from` is whole until `to` is).
+    ///
+    /// # Errors
+    /// I/O errors and paths outside the tree.
+    fn move_tree(&self, from: &str, to: &str) -> Result<()>;
+}
+
+/// The suffix of the temporary files regfsck writes before renaming them into place. A
+/// leftover one (after a crash) is regfsck's own; repair removes it.
+pub const TEMP_SUFFIX: &str = ".regfsck.tmp";
+
+/// Gives a file or directory regfsck created the owner and group of its parent directory, and
+/// the parent's mode (without the execute bits, for a file), so the registry (running as
+/// another user) can write and replace it as its own.
+fn adopt_parent(p: &Path) {
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let (Some(parent), Ok(me)) = (p.parent(), std::fs::symlink_metadata(p)) else {
+        return;
+    };
+    let Ok(pm) = std::fs::metadata(parent) else {
+        return;
+    };
+    if (me.uid(), me.gid()) != (pm.uid(), pm.gid()) {
+        // Only root may give a file away; otherwise it stays ours.
+        let _ = std::os::unix::fs::lchown(p, Some(pm.uid()), Some(pm.gid()));
+    }
+    let mode = if me.is_dir() {
+        pm.mode() & 0o7777
+    } else {
+        pm.mode() & 0o666
+    };
+    if me.mode() & 0o7777 != mode {
+        let _ = std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode));
+    }
+}
+
+/// Copies a file or a directory tree (not following symlinks; a symlink is copied as one).
+fn copy_tree(from: &Path, to: &Path) -> std::io::Result<()> {
+    let m = std::fs::symlink_metadata(from)?;
+    if m.file_type().is_symlink() {
+        std::os::unix::fs::symlink(std::fs::read_link(from)?, to)
+    } else if m.is_dir() {
+        std::fs::create_dir(to)?;
+        for e in std::fs::read_dir(from)? {
+            let e = e?;
+            copy_tree(&e.path(), &to.join(e.file_name()))?;
+        }
+        Ok(())
+    } else {
+        std::fs::copy(from, to)?;
+        std::fs::File::open(to)?.sync_all()
+    }
 }
 
 /// Where `repair` quarantines what it takes out of the tree (below the root, outside
@@ -167,8 +232,28 @@ impl Remover for FsRemover {
 
     fn make_dir(&self, rel: &str) -> Result<()> {
         let p = checked(&self.root, rel)?;
+        if p.is_dir() {
+            return Ok(());
+        }
         self.step();
-        std::fs::create_dir_all(&p).map_err(|e| Error::io(p, e))
+        // One level at a time, so each directory made takes its parent's owner and mode.
+        let mut missing = Vec::new();
+        let mut cur = p.as_path();
+        while std::fs::symlink_metadata(cur).is_err() {
+            missing.push(cur.to_path_buf());
+            match cur.parent() {
+                Some(parent) => cur = parent,
+                None => break,
+            }
+        }
+        for d in missing.into_iter().rev() {
+            match std::fs::create_dir(&d) {
+                Ok(()) => adopt_parent(&d),
+                Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
+                Err(e) => return Err(Error::io(d, e)),
+            }
+        }
+        Ok(())
     }
 
     fn rename(&self, from: &str, to: &str) -> Result<()> {
@@ -179,7 +264,6 @@ impl Remover for FsRemover {
     }
 
     fn create_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
-        use std::io::Write;
         let p = checked(&self.root, rel)?;
         if std::fs::symlink_metadata(&p).is_ok() {
             return Err(Error::io(
@@ -187,21 +271,62 @@ impl Remover for FsRemover {
                 std::io::Error::from(std::io::ErrorKind::AlreadyExists),
             ));
         }
-        let tmp = checked(&self.root, &format!("{rel}.regfsck-tmp"))?;
         self.step();
-        let write = || -> std::io::Result<()> {
-            let mut f = std::fs::File::options()
-                .write(true)
-                .create_new(true)
-                .open(&tmp)?;
-            f.write_all(bytes)?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, &p)
+        self.write_over(rel, &p, bytes)
+    }
+
+    fn replace_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        let p = checked(&self.root, rel)?;
+        self.step();
+        self.write_over(rel, &p, bytes)
+    }
+
+    fn copy_file(&self, from: &str, to: &str) -> Result<()> {
+        let a = checked(&self.root, from)?;
+        let b = checked(&self.root, to)?;
+        self.step();
+        let copy = || -> std::io::Result<()> {
+            let bytes = match crate::fsutil::read_bounded(&a, 1 << 20)? {
+                crate::fsutil::Bounded::Content(c) => c,
+                crate::fsutil::Bounded::TooLarge { .. } => {
+                    return Err(std::io::Error::new(
+                        std::io::ErrorKind::InvalidInput,
+                        "larger than a link",
+                    ));
+                }
+            };
+            let mut f = std::fs::File::create(&b)?;
+            std::io::Write::write_all(&mut f, &bytes)?;
+            f.sync_all()
         };
-        write().map_err(|e| {
-            let _ = std::fs::remove_file(&tmp);
-            Error::io(&p, e)
-        })
+        copy().map_err(|e| Error::io(&a, e))
+    }
+
+    fn move_tree(&self, from: &str, to: &str) -> Result<()> {
+        let a = checked(&self.root, from)?;
+        let b = checked(&self.root, to)?;
+        self.step();
+        match std::fs::rename(&a, &b) {
+            Err(e) if e.raw_os_error() == Some(libc::EXDEV) => {
+                let tmp = b.with_file_name(format!(
+                    "{}{TEMP_SUFFIX}",
+                    b.file_name()
+                        .map(|n| n.to_string_lossy())
+                        .unwrap_or_default()
+                ));
+                let _ = std::fs::remove_dir_all(&tmp).or_else(|_| std::fs::remove_file(&tmp));
+                copy_tree(&a, &tmp)
+                    .and_then(|()| std::fs::rename(&tmp, &b))
+                    .map_err(|e| Error::io(&a, e))?;
+                let gone = if std::fs::symlink_metadata(&a).is_ok_and(|m| m.is_dir()) {
+                    std::fs::remove_dir_all(&a)
+                } else {
+                    std::fs::remove_file(&a)
+                };
+                gone.map_err(|e| Error::io(&a, e))
+            }
+            r => r.map_err(|e| Error::io(a, e)),
+        }
     }
 
     fn remove_file(&self, rel: &str) -> Result<()> {
@@ -215,6 +340,30 @@ impl Remover for FsRemover {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(()),
             Err(e) => Err(Error::io(p, e)),
         }
+    }
+}
+
+impl FsRemover {
+    /// Writes `bytes` to `<rel>.regfsck.tmp` (truncating a leftover of a crash), syncs it,
+    /// gives it its parent's owner and mode, and renames it over `p`.
+    fn write_over(&self, rel: &str, p: &Path, bytes: &[u8]) -> Result<()> {
+        use std::io::Write;
+        let tmp = checked(&self.root, &format!("{rel}{TEMP_SUFFIX}"))?;
+        let write = || -> std::io::Result<()> {
+            let mut f = std::fs::File::options()
+                .write(true)
+                .create(true)
+                .truncate(true)
+                .open(&tmp)?;
+            f.write_all(bytes)?;
+            f.sync_all()?;
+            adopt_parent(&tmp);
+            std::fs::rename(&tmp, p)
+        };
+        write().map_err(|e| {
+            let _ = std::fs::remove_file(&tmp);
+            Error::io(p, e)
+        })
     }
 }
 
@@ -291,6 +440,27 @@ impl Remover for DryRun {
     fn remove_file(&self, rel: &str) -> Result<()> {
         if let Ok(mut l) = self.log.lock() {
             l.push(format!("remove {rel}"));
+        }
+        Ok(())
+    }
+
+    fn replace_file(&self, rel: &str, _bytes: &[u8]) -> Result<()> {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!("replace {rel}"));
+        }
+        Ok(())
+    }
+
+    fn copy_file(&self, from: &str, to: &str) -> Result<()> {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!("copy {from} {to}"));
+        }
+        Ok(())
+    }
+
+    fn move_tree(&self, from: &str, to: &str) -> Result<()> {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!("move {from} {to}"));
         }
         Ok(())
     }

@@ -56,6 +56,17 @@ fn ask(question: &str) -> bool {
 }
 
 fn main() -> ExitCode {
+    // First of all, so a Ctrl-C (or SIGTERM, SIGHUP) at any moment of the run is seen: the first
+    // stops cleanly between steps (exit 32), a second leaves at once.
+    let interrupt = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupt);
+        let _ = ctrlc::set_handler(move || {
+            if flag.swap(true, Ordering::SeqCst) {
+                std::process::exit(ExitStatus::INTERRUPTED.0.into());
+            }
+        });
+    }
     let cli = match Cli::try_parse() {
         Ok(c) => c,
         Err(e) => {
@@ -67,16 +78,6 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    let interrupt = Arc::new(AtomicBool::new(false));
-    {
-        let flag = Arc::clone(&interrupt);
-        // First Ctrl-C: stop cleanly between items. Second: leave at once.
-        let _ = ctrlc::set_handler(move || {
-            if flag.swap(true, Ordering::SeqCst) {
-                std::process::exit(ExitStatus::INTERRUPTED.0.into());
-            }
-        });
-    }
     let progress: Box<dyn Progress> = if !cli.global.quiet && std::io::stderr().is_terminal() {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
         bar.set_style(
@@ -106,6 +107,13 @@ fn main() -> ExitCode {
         Ok(outcome) => {
             for n in &outcome.notes {
                 eprintln!("regfsck: {n}");
+            }
+            // Interrupted after the last check: the work is done, and consistent; the exit
+            // status still says the run was interrupted (serve's normal stop is Ctrl-C).
+            let serving = matches!(cli.command, regfsck::cli::Command::Serve(_));
+            if interrupt.load(Ordering::SeqCst) && !serving {
+                eprintln!("regfsck: interrupted (after the run had finished)");
+                return ExitCode::from(outcome.status.0 | ExitStatus::INTERRUPTED.0);
             }
             ExitCode::from(outcome.status.0)
         }

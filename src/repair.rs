@@ -59,7 +59,13 @@ pub enum Action {
         /// To (root-relative).
         to: String,
     },
-    /// Write a link file holding `digest` (an existing file there is quarantined first).
+    /// Remove a temporary file regfsck itself left behind.
+    Discard {
+        /// Root-relative path.
+        path: String,
+    },
+    /// Write a link file holding `digest` (an existing file there is copied into the
+    /// quarantine first, then replaced atomically).
     Link {
         /// Root-relative path of the link file.
         path: String,
@@ -270,7 +276,10 @@ pub fn plan(
     for (i, f) in findings.iter().enumerate() {
         let repo = f.repository.as_deref().map(RepoName::from_disk);
         match f.kind {
-            Kind::LinkMalformed | Kind::LinkMismatch | Kind::TagIndexMalformed => {
+            Kind::LinkMalformed
+            | Kind::LinkMismatch
+            | Kind::LinkDoubled
+            | Kind::TagIndexMalformed => {
                 let (Some(path), Some(d)) = (f.path.as_deref(), f.digest) else {
                     continue;
                 };
@@ -491,7 +500,62 @@ pub fn plan(
             }
         }
     }
-    // 6. What stays broken: errors not covered, and the manifests that need quarantined blobs.
+    // 6. Untagged revision links whose blob is not a manifest at all (the registry's own gc
+    // aborts on them): the link is quarantined, the blob kept (gc decides about it). Only
+    // when nothing in the repository needs the revision: no tag, index or referrer.
+    for (i, f) in findings.iter().enumerate() {
+        if !matches!(f.kind, Kind::ManifestInvalid | Kind::ManifestTooLarge) {
+            continue;
+        }
+        let (Some(repo), Some(d)) = (f.repository.as_deref(), f.digest) else {
+            continue;
+        };
+        let name = RepoName::from_disk(repo);
+        let Some(rg) = g.repos.get(&name) else {
+            continue;
+        };
+        let needed = rg.tag_targets().any(|t| t == d)
+            || rg.tagged.contains(&d)
+            || rg.revisions.iter().any(|m| {
+                g.manifest(m)
+                    .is_some_and(|m| m.references.iter().any(|r| r.digest == d))
+            });
+        if needed || !rg.revisions.contains(&d) {
+            continue;
+        }
+        let link = layout::revision_link(&name, &d);
+        add(
+            &mut steps,
+            Action::Quarantine {
+                path: link.trim_end_matches("/link").to_string(),
+            },
+            Some(&name),
+            None,
+            format!(
+                "untagged revision whose blob is not a manifest ({}); the registry's gc aborts on it; the blob is kept",
+                f.message
+            ),
+        );
+        covered.insert(i);
+    }
+    // 7. regfsck's own temporary files, left by a crash: never referenced.
+    for f in findings {
+        if let (Kind::TempFile, Some(p)) = (f.kind, f.path.as_deref()) {
+            if p.ends_with(crate::fsops::TEMP_SUFFIX) && rel_under(p) {
+                add(
+                    &mut steps,
+                    Action::Discard {
+                        path: p.to_string(),
+                    },
+                    None,
+                    None,
+                    "regfsck's own temporary file, left by an interrupted run".into(),
+                );
+            }
+        }
+    }
+
+    // 8. What stays broken: errors not covered, and the manifests that need quarantined blobs.
     for (i, f) in findings.iter().enumerate() {
         if f.severity != Severity::Error || covered.contains(&i) {
             continue;
@@ -539,6 +603,7 @@ pub fn plan(
     // Order: quarantines and moves, then links (revision links before the tags that need them).
     let mut ordered: Vec<Step> = steps.into_values().collect();
     ordered.sort_by_key(|s| match &s.action {
+        Action::Discard { .. } => 0,
         Action::Quarantine { .. } => 0,
         Action::Move { .. } => 1,
         Action::Link { path, .. } if path.contains("/_manifests/tags/") => 3,
@@ -558,6 +623,12 @@ enum Entry {
     Mkdir { path: String },
     /// A file was created.
     Create { path: String },
+    /// `path` was copied to `saved`, then replaced.
+    Replace { path: String, saved: String },
+    /// A temporary file of regfsck's own was removed (nothing to undo).
+    Discard { path: String },
+    /// The run finished: a later repair starts a new run.
+    Done,
 }
 
 struct Journal {
@@ -581,15 +652,80 @@ pub struct RepairApplied {
     pub steps: u64,
     /// The run's quarantine directory (root-relative): the journal, and what was taken out.
     pub quarantine: String,
+    /// Whether this run continued one that was interrupted.
+    pub resumed: bool,
 }
 
 /// Name of the journal in a run's quarantine directory.
 pub const JOURNAL: &str = "journal.jsonl";
 
-/// Carries out a plan, journaling every step first.
+/// Reads a run's journal; a torn last line (the step it announced never started) is dropped.
+fn read_journal(path: &Path) -> Result<Vec<Entry>> {
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let lines: Vec<&str> = text.lines().collect();
+    let mut entries = Vec::new();
+    for (n, line) in lines.iter().enumerate() {
+        match serde_json::from_str::<Entry>(line) {
+            Ok(e) => entries.push(e),
+            Err(_) if n + 1 == lines.len() => {}
+            Err(e) => {
+                return Err(Error::io(
+                    path,
+                    std::io::Error::new(
+                        std::io::ErrorKind::InvalidData,
+                        format!("line {}: {e}", n + 1),
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(entries)
+}
+
+/// The newest run an interrupted repair left unfinished (a journal without its end), which
+/// the next repair continues, so a crash and a rerun leave one run with one journal to undo.
+fn unfinished_run(root: &Root) -> Option<String> {
+    let mut runs: Vec<String> = std::fs::read_dir(root.abs(QUARANTINE))
+        .ok()?
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    runs.sort();
+    runs.into_iter().rev().find_map(|r| {
+        let rel = format!("{QUARANTINE}/{r}");
+        let j = root.abs(&format!("{rel}/{JOURNAL}"));
+        let unfinished =
+            j.is_file() && read_journal(&j).is_ok_and(|e| !matches!(e.last(), Some(Entry::Done)));
+        unfinished.then_some(rel)
+    })
+}
+
+/// Ends a run an interrupted repair left unfinished when nothing is left to do (it was killed
+/// after its last step): its journal gets its end, so the next repair starts a new run.
 ///
 /// # Errors
-/// I/O errors, and [`Error::Interrupted`] between steps (undo still works from the journal).
+/// I/O errors writing the journal.
+pub fn close_unfinished(root: &Root) -> Result<Option<String>> {
+    let Some(run) = unfinished_run(root) else {
+        return Ok(None);
+    };
+    let jpath = root.abs(&format!("{run}/{JOURNAL}"));
+    let file = std::fs::File::options()
+        .append(true)
+        .open(&jpath)
+        .map_err(|e| Error::io(&jpath, e))?;
+    Journal { file, path: jpath }.record(&Entry::Done)?;
+    Ok(Some(run))
+}
+
+/// Carries out a plan, journaling every step first. Each step is atomic: a link is written
+/// to a temporary file and renamed into place; a link that exists is first copied into the
+/// quarantine, then replaced in one rename (it never goes missing). An unfinished earlier run
+/// is continued in its own directory and journal.
+///
+/// # Errors
+/// I/O errors, and [`Error::Interrupted`] between steps (undo still works from the journal,
+/// and a rerun continues).
 pub fn apply(
     root: &Root,
     plan: &RepairPlan,
@@ -597,21 +733,33 @@ pub fn apply(
     interrupt: &AtomicBool,
     now: SystemTime,
 ) -> Result<RepairApplied> {
-    let stamp = humantime::format_rfc3339_seconds(now)
-        .to_string()
-        .replace(':', "");
-    let run = format!("{QUARANTINE}/{stamp}-{}", std::process::id());
+    let (run, resumed) = match unfinished_run(root) {
+        Some(run) => (run, true),
+        None => {
+            let stamp = humantime::format_rfc3339_seconds(now)
+                .to_string()
+                .replace(':', "");
+            // The first free `<time>-<n>`: runs sort by time, and the name is the same for the
+            // same clock (tests compare trees).
+            let run = (1u32..)
+                .map(|n| format!("{QUARANTINE}/{stamp}-{n}"))
+                .find(|r| std::fs::symlink_metadata(root.abs(r)).is_err())
+                .unwrap_or_else(|| format!("{QUARANTINE}/{stamp}-{}", std::process::id()));
+            (run, false)
+        }
+    };
     remover.make_dir(&run)?;
     let jpath = root.abs(&format!("{run}/{JOURNAL}"));
     let file = std::fs::File::options()
         .append(true)
-        .create_new(true)
+        .create(true)
         .open(&jpath)
         .map_err(|e| Error::io(&jpath, e))?;
     let mut j = Journal { file, path: jpath };
     let mut done = RepairApplied {
         steps: 0,
         quarantine: run.clone(),
+        resumed,
     };
     // Makes the missing parents of `rel` (journaled, so undo removes them).
     let mkdirs = |j: &mut Journal, rel: &str| -> Result<()> {
@@ -630,59 +778,92 @@ pub fn apply(
         }
         Ok(())
     };
-    let quarantine = |j: &mut Journal, rel: &str| -> Result<()> {
-        let to = format!("{run}/{rel}");
-        mkdirs(j, &to)?;
-        j.record(&Entry::Move {
-            from: rel.to_string(),
-            to: to.clone(),
-        })?;
-        remover.rename(rel, &to)
-    };
     for s in &plan.steps {
         Error::check_interrupt(interrupt)?;
         match &s.action {
-            Action::Quarantine { path } => quarantine(&mut j, path)?,
+            Action::Quarantine { path } => {
+                let to = format!("{run}/{path}");
+                mkdirs(&mut j, &to)?;
+                j.record(&Entry::Move {
+                    from: path.clone(),
+                    to: to.clone(),
+                })?;
+                remover.move_tree(path, &to)?;
+            }
             Action::Move { from, to } => {
                 mkdirs(&mut j, to)?;
                 j.record(&Entry::Move {
                     from: from.clone(),
                     to: to.clone(),
                 })?;
-                remover.rename(from, to)?;
+                remover.move_tree(from, to)?;
+            }
+            Action::Discard { path } => {
+                j.record(&Entry::Discard { path: path.clone() })?;
+                remover.remove_file(path)?;
             }
             Action::Link { path, digest } => {
-                if std::fs::symlink_metadata(root.abs(path)).is_ok() {
-                    quarantine(&mut j, path)?;
+                let bytes = digest.to_string();
+                let existing = std::fs::symlink_metadata(root.abs(path)).ok();
+                if existing.as_ref().is_some_and(|m| !m.is_file()) {
+                    // Not a file at all (a FIFO, a directory): nothing that works is lost by
+                    // moving it aside before the link is written.
+                    let to = format!("{run}/{path}");
+                    mkdirs(&mut j, &to)?;
+                    j.record(&Entry::Move {
+                        from: path.clone(),
+                        to: to.clone(),
+                    })?;
+                    remover.move_tree(path, &to)?;
+                    j.record(&Entry::Create { path: path.clone() })?;
+                    remover.create_file(path, bytes.as_bytes())?;
+                } else if existing.is_some() {
+                    let saved = format!("{run}/{path}");
+                    mkdirs(&mut j, &saved)?;
+                    j.record(&Entry::Replace {
+                        path: path.clone(),
+                        saved: saved.clone(),
+                    })?;
+                    remover.copy_file(path, &saved)?;
+                    remover.replace_file(path, bytes.as_bytes())?;
+                } else {
+                    mkdirs(&mut j, path)?;
+                    j.record(&Entry::Create { path: path.clone() })?;
+                    remover.create_file(path, bytes.as_bytes())?;
                 }
-                mkdirs(&mut j, path)?;
-                j.record(&Entry::Create { path: path.clone() })?;
-                remover.create_file(path, digest.to_string().as_bytes())?;
             }
         }
         done.steps += 1;
     }
+    j.record(&Entry::Done)?;
     Ok(done)
 }
 
 /// What an undo did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct UndoReport {
+    /// The run undone (root-relative).
+    pub run: String,
     /// Journal entries undone.
     pub undone: u64,
     /// Entries that could not be undone (the state was not what the journal says), in words.
     pub skipped: Vec<String>,
+    /// What undo would do, in order (a dry run: nothing was changed).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub would: Vec<String>,
 }
 
-/// Undoes a repair from its quarantine directory (root-relative, `regfsck-lost+found/<run>`,
-/// or its absolute path): every journaled step backwards, then the directory itself.
-///
-/// # Errors
-/// [`Error::Io`] for a journal that cannot be read or parsed, I/O errors.
-pub fn undo(root: &Root, run: &str, remover: &dyn Remover) -> Result<UndoReport> {
+/// Resolves the RUN argument of `--undo`: `regfsck-lost+found/<run>`, just `<run>`, or its
+/// absolute path.
+fn run_dir(root: &Root, run: &str) -> Result<String> {
     let run = match Path::new(run).strip_prefix(root.path()) {
         Ok(r) => r.to_string_lossy().into_owned(),
         Err(_) => run.trim_end_matches('/').to_string(),
+    };
+    let run = if run.contains('/') {
+        run
+    } else {
+        format!("{QUARANTINE}/{run}")
     };
     if !run.starts_with(&format!("{QUARANTINE}/")) || run[QUARANTINE.len() + 1..].contains('/') {
         return Err(Error::io(
@@ -693,48 +874,74 @@ pub fn undo(root: &Root, run: &str, remover: &dyn Remover) -> Result<UndoReport>
             ),
         ));
     }
+    Ok(run)
+}
+
+/// Undoes a repair from its quarantine directory (`regfsck-lost+found/<run>`, `<run>`, or its
+/// absolute path): every journaled step backwards, then the directory itself. With `dry_run`,
+/// only says what it would do.
+///
+/// # Errors
+/// [`Error::Io`] for a journal that cannot be read or parsed, I/O errors.
+pub fn undo(root: &Root, run: &str, remover: &dyn Remover, dry_run: bool) -> Result<UndoReport> {
+    let run = run_dir(root, run)?;
     let jpath = root.abs(&format!("{run}/{JOURNAL}"));
-    let text = match std::fs::read_to_string(&jpath) {
-        Ok(t) => t,
+    let mut report = UndoReport {
+        run: run.clone(),
+        ..UndoReport::default()
+    };
+    let entries = match read_journal(&jpath) {
+        Ok(e) => e,
         // Killed between creating the run's directory and its journal: nothing was changed.
-        Err(e)
-            if e.kind() == std::io::ErrorKind::NotFound
+        Err(Error::Io { source, .. })
+            if source.kind() == std::io::ErrorKind::NotFound
                 && std::fs::read_dir(root.abs(&run)).is_ok_and(|mut d| d.next().is_none()) =>
         {
-            remover.remove_empty_dir(&run)?;
-            remover.remove_empty_dir(QUARANTINE)?;
-            return Ok(UndoReport::default());
-        }
-        Err(e) => return Err(Error::io(&jpath, e)),
-    };
-    let mut entries = Vec::new();
-    for (n, line) in text.lines().enumerate() {
-        match serde_json::from_str::<Entry>(line) {
-            Ok(e) => entries.push(e),
-            // A torn last line: the step it announced never started.
-            Err(_) if n + 1 == text.lines().count() => {}
-            Err(e) => {
-                return Err(Error::io(
-                    &jpath,
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("line {}: {e}", n + 1),
-                    ),
-                ));
+            if !dry_run {
+                remover.remove_empty_dir(&run)?;
+                remover.remove_empty_dir(QUARANTINE)?;
             }
+            return Ok(report);
         }
-    }
+        Err(e) => return Err(e),
+    };
     let exists = |rel: &str| std::fs::symlink_metadata(root.abs(rel)).is_ok();
-    let mut report = UndoReport::default();
     for e in entries.iter().rev() {
         match e {
+            Entry::Done | Entry::Discard { .. } => {}
             Entry::Create { path } => {
-                remover.remove_file(path)?;
-                remover.remove_file(&format!("{path}.regfsck-tmp"))?;
+                if dry_run {
+                    report.would.push(format!("remove {path}"));
+                } else {
+                    remover.remove_file(path)?;
+                    remover.remove_file(&format!("{path}{}", crate::fsops::TEMP_SUFFIX))?;
+                }
+                report.undone += 1;
+            }
+            Entry::Replace { path, saved } => {
+                if exists(saved) {
+                    if dry_run {
+                        report.would.push(format!("restore {path} from {saved}"));
+                    } else {
+                        let bytes = match crate::fsutil::read_bounded(&root.abs(saved), 1 << 20) {
+                            Ok(crate::fsutil::Bounded::Content(b)) => b,
+                            Ok(_) | Err(_) => {
+                                report.skipped.push(format!("{saved}: cannot be read back"));
+                                continue;
+                            }
+                        };
+                        remover.replace_file(path, &bytes)?;
+                        remover.remove_file(saved)?;
+                    }
+                }
+                // Without the copy, the file was never replaced.
                 report.undone += 1;
             }
             Entry::Mkdir { path } => {
-                if remover.remove_empty_dir(path)? || !exists(path) {
+                if dry_run {
+                    report.would.push(format!("remove directory {path}"));
+                    report.undone += 1;
+                } else if remover.remove_empty_dir(path)? || !exists(path) {
                     report.undone += 1;
                 } else {
                     report
@@ -744,20 +951,33 @@ pub fn undo(root: &Root, run: &str, remover: &dyn Remover) -> Result<UndoReport>
             }
             Entry::Move { from, to } => {
                 if exists(to) && !exists(from) {
-                    remover.rename(to, from)?;
+                    if dry_run {
+                        report.would.push(format!("move {to} back to {from}"));
+                    } else {
+                        remover.move_tree(to, from)?;
+                    }
                     report.undone += 1;
                 } else if exists(from) && !exists(to) {
                     // The move never happened.
                     report.undone += 1;
+                } else if exists(from) && exists(to) {
+                    // A move across filesystems killed after its copy was in place: the source
+                    // is whole (it is removed last), the copy goes.
+                    if dry_run {
+                        report.would.push(format!("remove the copy {to}"));
+                    } else {
+                        remover.remove_tree(to)?;
+                    }
+                    report.undone += 1;
                 } else {
-                    report.skipped.push(format!(
-                        "{to} -> {from}: not restored (both or neither exist)"
-                    ));
+                    report
+                        .skipped
+                        .push(format!("{to} -> {from}: not restored (neither exists)"));
                 }
             }
         }
     }
-    if report.skipped.is_empty() {
+    if report.skipped.is_empty() && !dry_run {
         remover.remove_tree(&run)?;
         remover.remove_empty_dir(QUARANTINE)?;
     }

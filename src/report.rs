@@ -287,6 +287,9 @@ pub struct RepairDoc<'a> {
     /// Errors verify finds after a real run.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub remaining: Option<u64>,
+    /// The storage root (for the undo command printed).
+    #[serde(skip)]
+    pub root: &'a std::path::Path,
 }
 
 /// Renders a repair report for humans.
@@ -301,6 +304,7 @@ pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<(
             Action::Quarantine { path } => format!("quarantine {path}"),
             Action::Move { from, to } => format!("move       {from} -> {to}"),
             Action::Link { path, digest } => format!("link       {path} = {digest}"),
+            Action::Discard { path } => format!("discard    {path}"),
         };
         writeln!(
             out,
@@ -337,8 +341,14 @@ pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<(
     if let Some(a) = d.applied {
         writeln!(
             out,
-            "journal and quarantine: {} (undo: regfsck repair --undo {})",
-            a.quarantine, a.quarantine
+            "journal and quarantine: {}{} (undo: regfsck repair --yes --undo {})",
+            a.quarantine,
+            if a.resumed {
+                ", continuing an interrupted repair"
+            } else {
+                ""
+            },
+            d.root.join(&a.quarantine).display()
         )?;
     }
     if let Some(n) = d.remaining {
@@ -352,10 +362,17 @@ pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<(
 /// # Errors
 /// Write errors.
 pub fn undo_human(out: &mut dyn Write, d: &crate::repair::UndoReport) -> std::io::Result<()> {
+    for w in &d.would {
+        writeln!(out, "would {w}")?;
+    }
     for s in &d.skipped {
         writeln!(out, "not undone: {s}")?;
     }
-    writeln!(out, "undone: {} journal entries", d.undone)
+    if d.would.is_empty() {
+        writeln!(out, "undone: {} journal entries of {}", d.undone, d.run)
+    } else {
+        writeln!(out, "would undo: {} journal entries of {}", d.undone, d.run)
+    }
 }
 
 /// The rm-repo report.
