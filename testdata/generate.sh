@@ -31,45 +31,6 @@ img arm64 "multi-arch child linux/arm64" arm64
 # A multi-arch OCI image index over the amd64 and arm64 images, tagged "multi" in the layout.
 oci_index="$(oci_index multi amd64 arm64)"
 
-# --- more HTTP helpers: blob uploads, cross-repository mounts, manifests PUT by hand ----------
-absolute() { case "$1" in http*) echo "$1" ;; *) echo "http://$reg$1" ;; esac; }
-sha() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
-# upload REPO FILE: monolithic upload (POST, then PUT ?digest= with the body); prints the digest
-upload() {
-  local d loc
-  d="$(sha "$2")"
-  loc="$(curl -sfi -X POST "http://$reg/v2/$1/blobs/uploads/" | header location)"
-  [ -n "$loc" ] || die "POST /v2/$1/blobs/uploads/ gave no Location"
-  loc="$(absolute "$loc")"
-  case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
-  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$2" "$loc" >/dev/null \
-    || die "upload of $2 to $1 failed"
-  echo "$d"
-}
-# mount_or_upload REPO FROM FILE: cross-repository mount (writes only a _layers link); if the
-# registry cannot mount, it answers 202 with an upload session, which is finished with the bytes.
-mount_or_upload() {
-  local d resp code loc
-  d="$(sha "$3")"
-  resp="$(curl -si -X POST "http://$reg/v2/$1/blobs/uploads/?mount=$d&from=$2")"
-  code="$(printf '%s\n' "$resp" | head -1 | awk '{print $2}')"
-  case "$code" in
-    201) ;;
-    202)
-      loc="$(absolute "$(printf '%s\n' "$resp" | header location)")"
-      case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
-      curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$3" "$loc" >/dev/null \
-        || die "upload of $3 to $1 failed" ;;
-    *) die "mount of $d into $1 answered $code" ;;
-  esac
-  echo "$d"
-}
-# put_manifest REPO REF FILE MEDIATYPE
-put_manifest() {
-  curl -sf -X PUT -H "Content-Type: $4" --data-binary "@$3" "http://$reg/v2/$1/manifests/$2" >/dev/null \
-    || die "PUT manifest $2 into $1 failed: $(curl -s -X PUT -H "Content-Type: $4" --data-binary "@$3" "http://$reg/v2/$1/manifests/$2")"
-}
-
 # --- pushes ----------------------------------------------------------------------------------
 # alpine-mini (Docker schema 2): latest is pushed, then re-pushed with a different image, so the
 # first revision stays, untagged, in _manifests/tags/latest/index/. 3.19 names the second build.

@@ -1,7 +1,8 @@
 # shellcheck shell=bash disable=SC2154  # name and out are set by the sourcing script
-# Shared by generate.sh and generate-ci.sh (sourced, after `set -euo pipefail`): a private real
-# registry, deterministic images built with umoci, HTTP helpers, the registry's own view, its gc
-# dry runs and the packing. The caller sets `name` (for messages) before sourcing.
+# Shared by generate.sh, generate-ci.sh and generate-trust.sh (sourced, after `set -euo
+# pipefail`): a private real registry, deterministic images built with umoci, HTTP helpers, the
+# registry's own view, its gc dry runs and the packing. The caller sets `name` (for messages)
+# before sourcing.
 umask 022
 export LC_ALL=C
 
@@ -131,18 +132,65 @@ header() { tr -d '\r' | awk -v h="$1" 'BEGIN{h=tolower(h)} {i=index($0,":")} i &
 digest_of() { curl -sfI -H "Accept: $accept" "http://$reg/v2/$1/manifests/$2" | header docker-content-digest; }
 push() { skopeo copy -q --dest-tls-verify=false "$@"; }
 
+# Blob uploads, cross-repository mounts, manifests PUT by hand:
+absolute() { case "$1" in http*) echo "$1" ;; *) echo "http://$reg$1" ;; esac; }
+sha() { echo "sha256:$(sha256sum "$1" | cut -d' ' -f1)"; }
+# upload REPO FILE [DIGEST]: monolithic upload (POST, then PUT ?digest= with the body); prints the
+# digest (DIGEST if given, e.g. sha512:<hex>; else the file's sha256)
+upload() {
+  local d loc
+  d="${3:-$(sha "$2")}"
+  loc="$(curl -sfi -X POST "http://$reg/v2/$1/blobs/uploads/" | header location)"
+  [ -n "$loc" ] || die "POST /v2/$1/blobs/uploads/ gave no Location"
+  loc="$(absolute "$loc")"
+  case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
+  curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$2" "$loc" >/dev/null \
+    || die "upload of $2 to $1 failed"
+  echo "$d"
+}
+# mount_or_upload REPO FROM FILE: cross-repository mount (writes only a _layers link); if the
+# registry cannot mount, it answers 202 with an upload session, which is finished with the bytes.
+mount_or_upload() {
+  local d resp code loc
+  d="$(sha "$3")"
+  resp="$(curl -si -X POST "http://$reg/v2/$1/blobs/uploads/?mount=$d&from=$2")"
+  code="$(printf '%s\n' "$resp" | head -1 | awk '{print $2}')"
+  case "$code" in
+    201) ;;
+    202)
+      loc="$(absolute "$(printf '%s\n' "$resp" | header location)")"
+      case "$loc" in *\?*) loc="$loc&digest=$d" ;; *) loc="$loc?digest=$d" ;; esac
+      curl -sf -X PUT -H 'Content-Type: application/octet-stream' --data-binary "@$3" "$loc" >/dev/null \
+        || die "upload of $3 to $1 failed" ;;
+    *) die "mount of $d into $1 answered $code" ;;
+  esac
+  echo "$d"
+}
+# put_manifest REPO REF FILE MEDIATYPE
+put_manifest() {
+  curl -sf -X PUT -H "Content-Type: $4" --data-binary "@$3" "http://$reg/v2/$1/manifests/$2" >/dev/null \
+    || die "PUT manifest $2 into $1 failed: $(curl -s -X PUT -H "Content-Type: $4" --data-binary "@$3" "http://$reg/v2/$1/manifests/$2")"
+}
+
 # record_view PREFIX: the registry's own view, $out/PREFIX.catalog and $out/PREFIX.ls (REPO:TAG:
 # DIGEST, sorted), then stops the registry.
 record_view() {
-  local p="$1" repo tag d
+  local p="$1" repo tag d code
   mkdir -p "$out"
   rm -f "$out/$p".*
   curl -sf "http://$reg/v2/_catalog?n=1000" \
     | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin)["repositories"]))' > "$out/$p.catalog"
   : > "$work/ls"
   while read -r repo; do
-    curl -sf "http://$reg/v2/$repo/tags/list" \
-      | python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin).get("tags") or []))' > "$work/tags"
+    # A repository in the catalog with _layers but no _manifests (blobs pushed, never a manifest)
+    # answers 404 NAME_UNKNOWN here: it has no tags.
+    code="$(curl -s -o "$work/tags.json" -w '%{http_code}' "http://$reg/v2/$repo/tags/list")"
+    case "$code" in
+      200) ;;
+      404) echo '{}' > "$work/tags.json" ;;
+      *) die "GET /v2/$repo/tags/list answered $code" ;;
+    esac
+    python3 -c 'import json,sys; print("\n".join(json.load(sys.stdin).get("tags") or []))' < "$work/tags.json" > "$work/tags"
     while read -r tag; do
       [ -n "$tag" ] || continue
       d="$(digest_of "$repo" "$tag")"
