@@ -33,7 +33,7 @@ pub struct Env {
     /// Asks the user a yes/no question (on the terminal); `None` when nobody can answer.
     pub confirm: Option<fn(&str) -> bool>,
     /// `REGFSCK_TEST_CRASH_AFTER`: fault injection for the crash-safety tests (abort before
-    /// the n+1-th change to the tree).
+    /// the n+1-th change to the tree). Read in debug builds only: a release build ignores it.
     pub crash_after: Option<u64>,
 }
 
@@ -58,9 +58,14 @@ impl Env {
             },
             now,
             confirm: None,
-            crash_after: std::env::var("REGFSCK_TEST_CRASH_AFTER")
-                .ok()
-                .and_then(|s| s.parse().ok()),
+            // The fault-injection hook exists in debug builds (the tests) only.
+            crash_after: if cfg!(debug_assertions) {
+                std::env::var("REGFSCK_TEST_CRASH_AFTER")
+                    .ok()
+                    .and_then(|s| s.parse().ok())
+            } else {
+                None
+            },
         }
     }
 }

@@ -656,7 +656,7 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
         let msg = if repo.has_manifests {
             "repository has no manifests and no tags (the registry still lists it in the catalog)"
         } else {
-            "directory has no _manifests: the registry does not see a repository here"
+            "repository has _layers but no _manifests: the catalog lists it, with no tags"
         };
         out.push(
             Finding::new(Kind::EmptyRepository, msg)
