@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
 # Installs what regfsck's tests and benchmarks need on a fresh Debian machine: the real registry
 # (docker-registry 2.8), skopeo, umoci, htpasswd (apache2-utils: bcrypt entries for serve's
-# tests), and the Rust components for fmt and clippy.
+# tests), curl (testdata/pull-through.sh), setpriv (util-linux: tests run regfsck as an
+# unprivileged user), and the Rust components for fmt and clippy.
 set -euo pipefail
 missing=()
-for cmd in docker-registry skopeo umoci htpasswd; do
+for cmd in docker-registry skopeo umoci htpasswd curl setpriv; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -15,6 +16,7 @@ if [ "${#missing[@]}" -gt 0 ]; then
   for cmd in "${missing[@]}"; do
     case "$cmd" in
       htpasswd) pkgs+=(apache2-utils) ;;
+      setpriv) pkgs+=(util-linux) ;;
       *) pkgs+=("$cmd") ;;
     esac
   done

@@ -189,11 +189,16 @@ pub(crate) fn serve(root: &Path) -> Registry {
 
 /// Pulls every tag with `skopeo copy --all`; returns the tags that failed.
 pub(crate) fn pull_all(s: &Sample) -> Vec<String> {
+    pull_all_except(s, &[])
+}
+
+/// As [`pull_all`], leaving out the repositories in `skip`.
+pub(crate) fn pull_all_except(s: &Sample, skip: &[&str]) -> Vec<String> {
     let reg = serve(s.root());
     let (_, g) = s.graph();
     let dest = tempfile::tempdir().unwrap();
     let mut failed = Vec::new();
-    for (repo, rg) in &g.repos {
+    for (repo, rg) in g.repos.iter().filter(|(r, _)| !skip.contains(&r.as_str())) {
         for tag in rg.tags.keys() {
             let out = Command::new("skopeo")
                 .args(["copy", "--all", "-q", "--src-tls-verify=false"])
