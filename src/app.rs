@@ -204,6 +204,17 @@ pub fn pending_notes(root: &Root) -> Result<Vec<String>> {
         .collect())
 }
 
+/// A read-only command's outcome when the scan could not see everything: exit 8 besides what it
+/// printed, with why.
+fn incomplete(mut o: Outcome, blind: Option<String>) -> Outcome {
+    if let Some(why) = blind {
+        o.status |= ExitStatus::OPERATIONAL;
+        o.notes
+            .push(format!("incomplete: {why}; what is there is not listed"));
+    }
+    o
+}
+
 /// A gc run: plan, refusal or sweep.
 struct GcPass {
     plan: gc::GcPlan,
@@ -309,26 +320,34 @@ pub fn run(
         }
         Command::Ls(a) => {
             let root = resolve_root(a.root.as_deref(), g, env)?;
-            let graph = pool.install(|| -> Result<graph::Graph> {
+            let (graph, skipped, blind) = pool.install(|| -> Result<_> {
                 let inv = scan::scan(&root, scan::Depth::Names)?;
-                Ok(graph::build(&root, &inv, env.now))
+                let g = graph::build(&root, &inv, env.now);
+                Ok((g, inv.skipped.clone(), inv.blind_spots()))
             })?;
-            let listing = ls::list(&graph, a.untagged);
+            let mut listing = ls::list(&graph, a.untagged);
+            listing.skipped = skipped;
             if g.json {
                 report::write_json(out, "ls", &listing)
             } else {
                 report::ls_human(out, &listing)
             }
             .map_err(Error::Output)?;
-            let notes = listing
+            let mut notes: Vec<String> = listing
                 .broken_tags
                 .iter()
                 .map(|t| format!("tag {t} has no readable current/link (regfsck verify explains)"))
                 .collect();
-            Ok(Outcome {
-                status: ExitStatus::CLEAN,
-                notes,
-            })
+            notes.extend(listing.skipped.iter().map(|r| {
+                format!("skipped {r}: its name is not UTF-8 (no registry can serve it; its blobs are kept)")
+            }));
+            Ok(incomplete(
+                Outcome {
+                    status: ExitStatus::CLEAN,
+                    notes,
+                },
+                blind,
+            ))
         }
         Command::Gc(a) => {
             let root = resolve_root(a.root.as_deref(), g, env)?;
@@ -665,14 +684,14 @@ pub fn run(
         }
         Command::Du(a) => {
             let root = resolve_root(a.root.as_deref(), g, env)?;
-            let usage = pool.install(|| -> Result<du::Usage> {
+            let (usage, blind) = pool.install(|| -> Result<_> {
                 let inv = scan::scan(&root, scan::Depth::Fast)?;
                 let graph = graph::build(&root, &inv, env.now);
                 let sort = match a.sort {
                     crate::cli::DuSort::Size => du::SortBy::Size,
                     crate::cli::DuSort::Name => du::SortBy::Name,
                 };
-                Ok(du::usage(&inv, &graph, a.tags, sort))
+                Ok((du::usage(&inv, &graph, a.tags, sort), inv.blind_spots()))
             })?;
             if g.json {
                 report::write_json(out, "du", &usage)
@@ -680,7 +699,20 @@ pub fn run(
                 report::du_human(out, &usage)
             }
             .map_err(Error::Output)?;
-            Ok(Outcome::default())
+            let notes = usage
+                .skipped
+                .iter()
+                .map(|r| {
+                    format!("skipped {r}: its name is not UTF-8; the blobs its links name count as referenced")
+                })
+                .collect();
+            Ok(incomplete(
+                Outcome {
+                    status: ExitStatus::CLEAN,
+                    notes,
+                },
+                blind,
+            ))
         }
         Command::Serve(a) => {
             let root = resolve_root(a.root.as_deref(), g, env)?;

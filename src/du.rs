@@ -48,6 +48,10 @@ pub struct Usage {
     pub referenced_bytes: u64,
     /// Bytes of blobs no manifest refers to: what `gc` (without `-m`) would free.
     pub unreferenced_bytes: u64,
+    /// Repository directories not listed because their names are not UTF-8 (escaped); the
+    /// blobs their links name count as referenced.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 /// How to order repositories.
@@ -110,6 +114,7 @@ pub fn usage(inv: &Inventory, g: &Graph, tags: bool, sort: SortBy) -> Usage {
         blob_bytes: inv.blob_bytes(),
         referenced_bytes: inv.blob_bytes() - unreferenced,
         unreferenced_bytes: unreferenced,
+        skipped: inv.skipped.clone(),
     }
 }
 

@@ -41,6 +41,9 @@ pub struct Listing {
     pub untagged: Option<Vec<UntaggedEntry>>,
     /// Tags whose `current/link` is missing or unreadable, as `REPO:TAG`.
     pub broken_tags: Vec<String>,
+    /// Repository directories skipped because their names are not UTF-8 (escaped).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub skipped: Vec<String>,
 }
 
 fn media_type(g: &Graph, d: &Digest) -> Option<&'static str> {

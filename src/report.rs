@@ -348,7 +348,9 @@ pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<(
             } else {
                 ""
             },
-            d.root.join(&a.quarantine).display()
+            std::path::absolute(d.root.join(&a.quarantine))
+                .unwrap_or_else(|_| d.root.join(&a.quarantine))
+                .display()
         )?;
     }
     if let Some(n) = d.remaining {
