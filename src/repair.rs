@@ -286,12 +286,18 @@ pub fn plan(
                 let is_dir_named = path.contains("/_layers/")
                     || path.contains("/_manifests/revisions/")
                     || (path.contains("/_manifests/tags/") && path.contains("/index/"));
-                if is_dir_named && path.ends_with("/link") && rel_under(path) && intact(&d) {
+                // A `_layers` alias holds the sha256 its bytes are stored under.
+                let target = if path.contains("/_layers/") && !inv.blobs.contains_key(&d) {
+                    g.aliases.get(&d).copied().unwrap_or(d)
+                } else {
+                    d
+                };
+                if is_dir_named && path.ends_with("/link") && rel_under(path) && intact(&target) {
                     add(
                         &mut steps,
                         Action::Link {
                             path: path.to_string(),
-                            digest: d,
+                            digest: target,
                         },
                         repo.as_ref(),
                         None,
@@ -304,10 +310,17 @@ pub fn plan(
                 let (Some(repo), Some(d)) = (repo.as_ref(), f.digest) else {
                     continue;
                 };
+                // A digest alias (a blob pushed as sha512:) links to the sha256 it is stored
+                // under, as the registry writes it.
+                let stored = if inv.blobs.contains_key(&d) {
+                    d
+                } else {
+                    g.aliases.get(&d).copied().unwrap_or(d)
+                };
                 let (path, ok, why) = if f.kind == Kind::LayerUnlinked {
                     (
                         layout::layer_link(repo, &d),
-                        intact(&d),
+                        intact(&stored),
                         "layer or config referenced here, intact, but not linked",
                     )
                 } else {
@@ -320,7 +333,10 @@ pub fn plan(
                 if ok {
                     add(
                         &mut steps,
-                        Action::Link { path, digest: d },
+                        Action::Link {
+                            path,
+                            digest: stored,
+                        },
                         Some(repo),
                         None,
                         why.into(),
@@ -332,6 +348,44 @@ pub fn plan(
                 if f.digest.is_some_and(|d| resharded.contains(&d)) =>
             {
                 covered.insert(i);
+            }
+            // A layer named by a sha384/sha512 digest whose alias link is gone: the bytes are
+            // under their sha256, linked in the repository; the one that hashes to the digest
+            // named gets its alias link back.
+            Kind::BlobMissing
+                if f.digest
+                    .is_some_and(|d| d.algorithm() != crate::digest::Algorithm::Sha256) =>
+            {
+                let (Some(repo), Some(d)) = (repo.as_ref(), f.digest) else {
+                    continue;
+                };
+                let Some(rg) = g.repos.get(repo) else {
+                    continue;
+                };
+                let found = rg.layers.values().filter(|t| intact(t)).find(|t| {
+                    hash_file(
+                        &root.abs(&layout::blob_data(t)),
+                        d.algorithm(),
+                        &AtomicBool::new(false),
+                        &|_| {},
+                    )
+                    .is_ok_and(|(h, _)| h == d)
+                });
+                if let Some(t) = found {
+                    add(
+                        &mut steps,
+                        Action::Link {
+                            path: layout::layer_link(repo, &d),
+                            digest: *t,
+                        },
+                        Some(repo),
+                        None,
+                        format!(
+                            "the alias link of {d} is gone; its bytes are stored as {t}, linked here"
+                        ),
+                    );
+                    covered.insert(i);
+                }
             }
             _ => {}
         }

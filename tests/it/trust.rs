@@ -399,3 +399,42 @@ fn a_pull_through_cache_verifies_clean_and_keeps_what_it_cached() {
         }
     }
 }
+
+#[test]
+fn repair_restores_a_lost_alias_link_and_the_tags_pull_again() {
+    let s = trust();
+    let alias_dir =
+        std::fs::read_dir(s.abs("docker/registry/v2/repositories/alias/sha512/_layers/sha512"))
+            .unwrap()
+            .next()
+            .unwrap()
+            .unwrap()
+            .path();
+    std::fs::remove_dir_all(&alias_dir).unwrap();
+    let (code, v) = s.verify_json(&[]);
+    assert_eq!(code, 4, "{v:#}");
+    assert!(
+        findings(&v)
+            .iter()
+            .any(|f| f.1 == "blob_missing" && f.2.as_deref() == Some("alias/sha512")),
+        "{v:#}"
+    );
+    // gc refuses: the graph is broken (and never sweeps the bytes a tag needs).
+    assert_eq!(s.run_json("gc", &["--dry-run", "--min-age", "0"]).0, 4);
+    let out = regfsck()
+        .args(["repair", "--yes", "-q"])
+        .arg(s.root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    // The alias link is back, holding the sha256 the bytes are stored under.
+    let link = std::fs::read_to_string(alias_dir.join("link")).unwrap();
+    assert_eq!(link, ALIASED);
+    assert_eq!(s.verify_json(&[]).0, 0);
+    assert_eq!(pull_every_tag(s.root()), Vec::<String>::new());
+}
