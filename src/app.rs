@@ -649,15 +649,15 @@ pub fn run(
                 let graph = graph::build(&root, &inv, env.now);
                 Ok((inv, graph))
             })?;
+            if let Some(why) = inv.blind_spots() {
+                return Err(Error::Refused(format!(
+                    "refusing to remove repositories: {why}; the repositories there, and what they need, are unknown"
+                )));
+            }
             let plan = rmrepo::plan(&inv, &graph, &a.names, a.keep_blobs, &pending)?;
             let mut status = ExitStatus::CLEAN;
             let mut applied = None;
             if !a.dry_run {
-                if let Some(why) = inv.blind_spots() {
-                    return Err(Error::Refused(format!(
-                        "refusing to remove repositories: {why}; what regfsck cannot read may need their blobs"
-                    )));
-                }
                 match pool.install(|| rmrepo::apply(&root, &plan, &remover, interrupt, env.now)) {
                     Ok(done) => applied = Some(done),
                     Err(Error::Interrupted) => {

@@ -71,7 +71,7 @@ pub const TEMP_SUFFIX: &str = ".regfsck.tmp";
 /// Gives a file or directory regfsck created the owner and group of its parent directory, and
 /// the parent's mode (without the execute bits, for a file), so the registry (running as
 /// another user) can write and replace it as its own.
-fn adopt_parent(p: &Path) {
+pub fn adopt_parent(p: &Path) {
     use std::os::unix::fs::{MetadataExt, PermissionsExt};
     let (Some(parent), Ok(me)) = (p.parent(), std::fs::symlink_metadata(p)) else {
         return;

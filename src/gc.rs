@@ -476,13 +476,18 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
     }
     sweep.manifests = dropped;
     let no_manifests = !inv.blobs.is_empty() && g.repos.values().all(|r| r.revisions.is_empty());
+    let blind = inv.blind_spots();
+    if blind.is_some() {
+        // What the scan could not see may need any blob: nothing is known to be garbage.
+        sweep = Sweep::default();
+    }
     GcPlan {
         sweep,
         marked: marked.len() as u64,
         kept_young_blobs,
         kept_young_manifests,
         broken,
-        blind: inv.blind_spots(),
+        blind,
         no_manifests,
     }
 }

@@ -716,6 +716,8 @@ fn check_tag(
     }
     let rel = || layout::tag_current(name, tag);
     let d = match &t.current {
+        // Its directory could not be listed (reported as such): nothing is known of it.
+        None if t.unseen => return TagTarget::Broken,
         None => {
             out.push(
                 Finding::new(

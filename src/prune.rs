@@ -400,6 +400,20 @@ pub struct PruneOptions {
 /// Plans a prune. Pure: reads, never writes.
 pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> PrunePlan {
     let mut out = PrunePlan::default();
+    // A part of the repositories tree that could not be read, outside every repository regfsck
+    // sees, may hold repositories the policies select.
+    let in_a_repo = |u: &str| {
+        inv.repos.keys().any(|r| {
+            u.strip_prefix(&layout::repo_dir(r))
+                .and_then(|rest| rest.strip_prefix('/'))
+                .is_some_and(|rest| rest.starts_with('_'))
+        })
+    };
+    if let Some(u) = inv.unseen_refs.iter().find(|u| !in_a_repo(u)) {
+        out.blind = Some(format!(
+            "could not see into {u}: the repositories there, and their tags, are unknown"
+        ));
+    }
     for (name, rg) in &g.repos {
         let Some(policy) = opts.policies.iter().find(|p| p.matches(name)) else {
             continue;

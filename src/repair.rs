@@ -809,6 +809,7 @@ pub fn apply(
         .create(true)
         .open(&jpath)
         .map_err(|e| Error::io(&jpath, e))?;
+    crate::fsops::adopt_parent(&jpath);
     let mut j = Journal { file, path: jpath };
     let mut done = RepairApplied {
         steps: 0,

@@ -63,6 +63,8 @@ pub struct Tag {
     pub current: Option<Link>,
     /// `index/<alg>/<hex>/link` entries, keyed by the digest in the path.
     pub index: BTreeMap<Digest, Link>,
+    /// Whether the tag's directory could not be listed (what it holds is unknown).
+    pub unseen: bool,
 }
 
 /// An unfinished upload under `_uploads/<id>/`.
@@ -800,8 +802,11 @@ fn temp_file(rel: &str) -> Finding {
     .path(rel)
 }
 
-fn read_link(abs: &Path) -> Link {
-    link_from(read_small(abs, LINK_LIMIT).map(|(b, meta)| (b, meta.modified().ok())))
+/// The digest a link path names: `.../<alg>/<hex>/link`.
+fn digest_of_link_path(rel: &str) -> Option<Digest> {
+    let mut it = rel.rsplit('/');
+    let (link, hex, alg) = (it.next()?, it.next()?, it.next()?);
+    (link == "link").then(|| Digest::from_parts(alg, hex).ok())?
 }
 
 /// The first component of `rel` (below `v2`) that is a symlink regfsck does not follow, or
@@ -1095,6 +1100,11 @@ fn scan_special(root: &Root, base: &Path, sp: &Special, depth: Depth) -> (Repo, 
             match name.as_str() {
                 "revisions" if ft.is_dir() => repo.revisions = w.link_tree(&p, Tree::Revisions),
                 "tags" if ft.is_dir() => repo.tags = w.tags(&p),
+                "revisions" | "tags" if ft.is_symlink() => {
+                    // Not followed: every revision or tag behind it is unknown.
+                    w.part.unseen_refs.push(p.clone());
+                    w.other(&p, &name, ft);
+                }
                 _ => w.other(&p, &name, ft),
             }
         }
@@ -1175,7 +1185,13 @@ impl LinkWalk<'_> {
         for (name, ft) in self.list(dir) {
             let p = format!("{dir}/{name}");
             match name.as_str() {
-                "link" if !ft.is_symlink() => link = Some(read_link(&self.root.abs(&p))),
+                "link" if !ft.is_symlink() => {
+                    let r = read_small(&self.root.abs(&p), LINK_LIMIT);
+                    if let Err(e) = &r {
+                        self.unseen_if_denied(e, &p);
+                    }
+                    link = Some(link_from(r.map(|(b, meta)| (b, meta.modified().ok()))));
+                }
                 // Schema1-era signature links: ignored by the registry, left alone.
                 "signatures" if tree == Tree::Revisions && ft.is_dir() => {}
                 _ => self.other(&p, &name, ft),
@@ -1212,9 +1228,26 @@ impl LinkWalk<'_> {
                 self.part
                     .findings
                     .push(symlink_finding(self.root, &at).repo(self.repo));
+                // Not followed; a revision or layer link's digest is known from its path.
+                if let Some(d) = digest_of_link_path(&format!("{base_rel}/{below}")) {
+                    self.part.pinned.insert(d);
+                }
                 None
             }
+            Err(e) => {
+                self.unseen_if_denied(&e, &format!("{base_rel}/{below}"));
+                Some(link_from(Err(e)))
+            }
             r => Some(link_from(r.map(|b| (b, None)))),
+        }
+    }
+
+    /// A link that could not be read for lack of permission (or an I/O error) may sit below a
+    /// directory that cannot be listed: what it names is unknown, the scan did not see
+    /// everything. (A FIFO or a directory where a link should be is damage, not unseen.)
+    fn unseen_if_denied(&mut self, e: &std::io::Error, rel: &str) {
+        if e.kind() == std::io::ErrorKind::PermissionDenied || e.raw_os_error() == Some(libc::EIO) {
+            self.part.unseen_refs.push(rel.to_string());
         }
     }
 
@@ -1337,7 +1370,10 @@ impl LinkWalk<'_> {
                 // it drops, and it looks those up itself.
                 t.current = self.fast_link(base.as_ref(), rel, &format!("{name}/current/link"));
             } else {
-                for (child, ft) in self.list(&p) {
+                let before = self.part.unseen_refs.len();
+                let children = self.list(&p);
+                t.unseen = self.part.unseen_refs.len() > before;
+                for (child, ft) in children {
                     let cp = format!("{p}/{child}");
                     match child.as_str() {
                         "current" if ft.is_dir() => t.current = self.link_in(&cp, Tree::TagIndex),

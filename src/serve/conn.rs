@@ -86,6 +86,8 @@ struct Activity {
 struct Tracker {
     limits: Limits,
     state: Mutex<Activity>,
+    /// Wakes the watchdog when the phase changes (its deadline may be earlier now).
+    changed: tokio::sync::Notify,
 }
 
 impl Tracker {
@@ -97,6 +99,7 @@ impl Tracker {
                 since: Instant::now(),
                 in_flight: 0,
             }),
+            changed: tokio::sync::Notify::new(),
         }
     }
 
@@ -105,7 +108,11 @@ impl Tracker {
             Ok(g) => g,
             Err(poisoned) => poisoned.into_inner(),
         };
+        let before = guard.phase;
         f(&mut guard);
+        if guard.phase != before {
+            self.changed.notify_one();
+        }
     }
 
     fn read(&self, n: usize) {
@@ -166,7 +173,10 @@ impl Tracker {
             if Instant::now() >= deadline {
                 return;
             }
-            tokio::time::sleep_until(deadline).await;
+            tokio::select! {
+                () = tokio::time::sleep_until(deadline) => {}
+                () = self.changed.notified() => {}
+            }
         }
     }
 }

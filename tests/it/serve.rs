@@ -848,11 +848,16 @@ fn raw_get(addr: &str, path: &str) -> String {
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
         .unwrap();
-    write!(
+    // The server may close before the request is written (plain HTTP on a TLS port): that is
+    // an answer too, the empty one.
+    if write!(
         c,
         "GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n\r\n"
     )
-    .unwrap();
+    .is_err()
+    {
+        return String::new();
+    }
     let mut resp = Vec::new();
     let _ = c.read_to_end(&mut resp);
     String::from_utf8_lossy(&resp).into_owned()
@@ -1194,13 +1199,13 @@ fn an_idle_keep_alive_connection_is_closed_after_the_idle_timeout() {
     if let Ok(0) | Err(_) = c.read(&mut buf) {
         closed_after = Some(idle.elapsed());
     }
-    let (code, _) = stop(child);
+    let (code, err) = stop(child);
     assert!(String::from_utf8_lossy(&got).starts_with("HTTP/1.1 200"));
     let took = closed_after.expect("closed, not answered");
     // (No lower bound: the server's idle clock starts when it has written the response,
     // before this test reads it, which on a loaded machine can be most of the second.)
     assert!(took < Duration::from_secs(20), "{took:?}");
-    assert_eq!(code, Some(0));
+    assert_eq!(code, Some(0), "{err}");
 }
 
 #[test]
