@@ -25,9 +25,7 @@ pub fn rootdirectory(path: &Path, env_override: Option<&str>) -> Result<PathBuf>
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let doc: serde_norway::Value =
-        serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))?;
+    let doc = read_yaml(path)?;
     if let Some(dir) = env_override.filter(|s| !s.is_empty()) {
         return Ok(PathBuf::from(dir));
     }
@@ -504,6 +502,16 @@ fn auth(v: Option<&Value>) -> std::result::Result<Option<HtpasswdSettings>, Stri
     }))
 }
 
+/// Reads a registry config file as YAML.
+fn read_yaml(path: &Path) -> Result<serde_norway::Value> {
+    let err = |reason: String| Error::Config {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))
+}
+
 /// Whether the registry config makes a pull-through cache (`proxy.remoteurl` set, or the
 /// `REGISTRY_PROXY_REMOTEURL` override `env_override`).
 ///
@@ -513,14 +521,7 @@ pub fn is_proxy(path: &Path, env_override: Option<&str>) -> Result<bool> {
     if env_override.is_some_and(|s| !s.is_empty()) {
         return Ok(true);
     }
-    let err = |reason: String| Error::Config {
-        path: path.to_path_buf(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-    let doc: serde_norway::Value =
-        serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))?;
-    Ok(doc
+    Ok(read_yaml(path)?
         .get("proxy")
         .and_then(|p| p.get("remoteurl"))
         .and_then(|u| u.as_str())

@@ -833,26 +833,20 @@ pub fn apply(
         }
         Ok(())
     };
+    // Moves `from` to `to` (journaled first, parents made).
+    let move_to = |j: &mut Journal, from: &str, to: &str| -> Result<()> {
+        mkdirs(j, to)?;
+        j.record(&Entry::Move {
+            from: from.to_string(),
+            to: to.to_string(),
+        })?;
+        remover.move_tree(from, to)
+    };
     for s in &plan.steps {
         Error::check_interrupt(interrupt)?;
         match &s.action {
-            Action::Quarantine { path } => {
-                let to = format!("{run}/{path}");
-                mkdirs(&mut j, &to)?;
-                j.record(&Entry::Move {
-                    from: path.clone(),
-                    to: to.clone(),
-                })?;
-                remover.move_tree(path, &to)?;
-            }
-            Action::Move { from, to } => {
-                mkdirs(&mut j, to)?;
-                j.record(&Entry::Move {
-                    from: from.clone(),
-                    to: to.clone(),
-                })?;
-                remover.move_tree(from, to)?;
-            }
+            Action::Quarantine { path } => move_to(&mut j, path, &format!("{run}/{path}"))?,
+            Action::Move { from, to } => move_to(&mut j, from, to)?,
             Action::Discard { path } => {
                 j.record(&Entry::Discard { path: path.clone() })?;
                 remover.remove_file(path)?;
@@ -863,13 +857,7 @@ pub fn apply(
                 if existing.as_ref().is_some_and(|m| !m.is_file()) {
                     // Not a file at all (a FIFO, a directory): nothing that works is lost by
                     // moving it aside before the link is written.
-                    let to = format!("{run}/{path}");
-                    mkdirs(&mut j, &to)?;
-                    j.record(&Entry::Move {
-                        from: path.clone(),
-                        to: to.clone(),
-                    })?;
-                    remover.move_tree(path, &to)?;
+                    move_to(&mut j, path, &format!("{run}/{path}"))?;
                     j.record(&Entry::Create { path: path.clone() })?;
                     remover.create_file(path, bytes.as_bytes())?;
                 } else if existing.is_some() {

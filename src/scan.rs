@@ -770,17 +770,21 @@ fn uuid_v7_time(s: &str) -> Option<SystemTime> {
     SystemTime::UNIX_EPOCH.checked_add(std::time::Duration::from_millis(ms))
 }
 
+fn atomic_leftover(rel: &str) -> Finding {
+    Finding::new(
+        Kind::AtomicWriteLeftover,
+        "left by an interrupted atomic write of the registry (v3.1); harmless",
+    )
+    .path(rel)
+}
+
 /// A file or directory that is not part of the layout: a temporary file of an interrupted
 /// write, a name that is not UTF-8, or something unknown.
 fn other_file(rel: &str, e: &Entry) -> Finding {
     if !e.utf8 {
         non_utf8(rel)
     } else if !e.ft.is_dir() && is_atomic_write_leftover(&e.name) {
-        Finding::new(
-            Kind::AtomicWriteLeftover,
-            "left by an interrupted atomic write of the registry (v3.1); harmless",
-        )
-        .path(rel)
+atomic_leftover(rel)
     } else if !e.ft.is_dir() && e.name.ends_with(".tmp") {
         temp_file(rel)
     } else {
@@ -1163,11 +1167,7 @@ impl LinkWalk<'_> {
         let f = if ft.is_symlink() {
             symlink_finding(self.root, rel)
         } else if !ft.is_dir() && is_atomic_write_leftover(name) {
-            Finding::new(
-                Kind::AtomicWriteLeftover,
-                "left by an interrupted atomic write of the registry (v3.1); harmless",
-            )
-            .path(rel)
+            atomic_leftover(rel)
         } else if name.ends_with(".tmp") && !ft.is_dir() {
             temp_file(rel)
         } else {
@@ -1486,14 +1486,9 @@ fn classify(
             }
         }
         ([_, "hashstates", ..], _) => {}
-        ([.., last], false) if is_atomic_write_leftover(last) => findings.push(
-            Finding::new(
-                Kind::AtomicWriteLeftover,
-                "left by an interrupted atomic write of the registry (v3.1); harmless",
-            )
-            .repo(&repo.name)
-            .path(rel),
-        ),
+        ([.., last], false) if is_atomic_write_leftover(last) => {
+            findings.push(atomic_leftover(rel).repo(&repo.name))
+        }
         ([.., last], false) if last.ends_with(".tmp") => {
             findings.push(temp_file(rel).repo(&repo.name))
         }

@@ -13,7 +13,7 @@ use regfsck::Digest;
 use regfsck::digest::hash_bytes;
 use regfsck::manifest::{self, Role};
 
-use crate::common::{Sample, findings, regfsck, tree};
+use crate::common::{Sample, exits, findings, regfsck, tree};
 use crate::gc::{pull_all_except, registry_dry_run, serve};
 use crate::registry::registry_gc;
 
@@ -246,16 +246,9 @@ fn the_registrys_own_gc_loses_the_aliased_layer() {
 fn repair_leaves_a_legal_layout_alone() {
     let s = trust();
     let before = tree(s.root());
-    let out = regfsck()
-        .args(["repair", "--yes", "--json"])
-        .arg(s.root())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
+    let out = exits(
+        regfsck().args(["repair", "--yes", "--json"]).arg(s.root()),
+        0,
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["steps"], serde_json::json!([]));
@@ -363,32 +356,15 @@ fn a_pull_through_cache_verifies_clean_and_keeps_what_it_cached() {
         "the registry's gc: {}",
         String::from_utf8_lossy(&oracle.stdout)
     );
-    let out = regfsck()
-        .args(["gc", "--json", "--min-age", "0"])
-        .arg(root)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
+    let out = exits(
+        regfsck().args(["gc", "--json", "--min-age", "0"]).arg(root),
+        0,
     );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["sweep"]["blobs"], serde_json::json!([]), "{v:#}");
     // repair finds nothing to do, and the cache still serves what it cached (as a plain
     // registry over the same root: the upstream is gone).
-    let out = regfsck()
-        .args(["repair", "--yes", "-q"])
-        .arg(root)
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(0),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    exits(regfsck().args(["repair", "--yes", "-q"]).arg(root), 0);
     let reg = serve(root);
     for (repo, tag, d) in &c.pulled {
         let (status, body) = get(&reg.addr, &format!("/v2/{repo}/manifests/{tag}"));
@@ -421,17 +397,7 @@ fn repair_restores_a_lost_alias_link_and_the_tags_pull_again() {
     );
     // gc refuses: the graph is broken (and never sweeps the bytes a tag needs).
     assert_eq!(s.run_json("gc", &["--dry-run", "--min-age", "0"]).0, 4);
-    let out = regfsck()
-        .args(["repair", "--yes", "-q"])
-        .arg(s.root())
-        .output()
-        .unwrap();
-    assert_eq!(
-        out.status.code(),
-        Some(1),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    exits(regfsck().args(["repair", "--yes", "-q"]).arg(s.root()), 1);
     // The alias link is back, holding the sha256 the bytes are stored under.
     let link = std::fs::read_to_string(alias_dir.join("link")).unwrap();
     assert_eq!(link, ALIASED);

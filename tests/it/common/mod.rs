@@ -396,3 +396,16 @@ pub fn output_within(cmd: &mut Command, secs: u64) -> std::process::Output {
 pub fn listening(addr: &str) -> bool {
     std::net::TcpStream::connect(addr).is_ok()
 }
+
+/// Runs `cmd` and asserts its exit code, showing what it printed when it differs.
+pub fn exits(cmd: &mut Command, code: i32) -> std::process::Output {
+    let out = cmd.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(code),
+        "{cmd:?}\nstdout: {}\nstderr: {}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out
+}
