@@ -523,7 +523,7 @@ pub fn run(
                 content: true,
                 now: env.now,
             };
-            let plan = pool.install(|| -> Result<repair::RepairPlan> {
+            let mut plan = pool.install(|| -> Result<repair::RepairPlan> {
                 let report = verify::verify(&root, &vopts, progress, interrupt)?;
                 if report.summary.interrupted {
                     return Err(Error::Interrupted);
@@ -591,7 +591,47 @@ pub fn run(
                     }
                     Err(e) => return Err(e),
                 }
+                // What a repair makes visible (a restored revision link shows that revision's
+                // unlinked config) is repaired in further passes of the same run, until
+                // nothing is left to do (as fsck, which runs its passes until clean).
+                for _ in 0..4 {
+                    let Some(done) = applied.as_mut() else {
+                        break;
+                    };
+                    let next = pool.install(|| -> Result<repair::RepairPlan> {
+                        let report = verify::verify(
+                            &root,
+                            &verify::VerifyOptions {
+                                content: false,
+                                now: env.now,
+                            },
+                            &crate::progress::NoProgress,
+                            interrupt,
+                        )?;
+                        let inv = scan::scan(&root, scan::Depth::Thorough)?;
+                        let graph = graph::build(&root, &inv, env.now);
+                        Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
+                    })?;
+                    if next.steps.is_empty() {
+                        break;
+                    }
+                    match repair::apply(&root, &next, &remover, interrupt, env.now) {
+                        Ok(more) => done.steps += more.steps,
+                        Err(Error::Interrupted) => {
+                            status = ExitStatus::INTERRUPTED;
+                            notes.push(
+                                "interrupted; undo with --undo or run repair again".into(),
+                            );
+                            applied = None;
+                            break;
+                        }
+                        Err(e) => return Err(e),
+                    }
+                    plan.steps.extend(next.steps);
+                    plan.unrepairable = next.unrepairable;
+                }
                 if applied.is_some() {
+                    repair::close_unfinished(&root)?;
                     // What is left, as verify sees it now (structure; the corrupt blobs are out).
                     let v = pool.install(|| {
                         verify::verify(

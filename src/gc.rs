@@ -78,6 +78,9 @@ pub struct Sweep {
     pub layer_links: Vec<SweptLink>,
     /// Tag index entries of dropped manifests.
     pub tag_index_entries: Vec<SweptLink>,
+    /// Blob directories holding nothing (a deletion killed between a blob's data file and its
+    /// directory leaves one), older than `--min-age`.
+    pub empty_blob_dirs: Vec<Digest>,
     /// `manifests` in the order they are removed: each before what it refers to.
     #[serde(skip)]
     pub manifest_removal: Vec<SweptManifest>,
@@ -392,16 +395,33 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         .iter()
         .filter(|(d, _)| !marked.contains(*d))
         .collect();
-    let stats: Vec<Option<(u64, Option<SystemTime>)>> = unmarked
+    /// What a blob directory holds.
+    enum Stat {
+        Data(u64, Option<SystemTime>),
+        /// No data file, nothing else: what a deletion killed between the file and its
+        /// directory leaves (or a push in its first instant: hence the directory's age).
+        Empty(Option<SystemTime>),
+        Other,
+    }
+    let stats: Vec<Stat> = unmarked
         .par_iter()
         .map(|(d, b)| {
             if b.stat {
-                Some((b.size, b.mtime))
-            } else {
-                match std::fs::symlink_metadata(root.abs(&layout::blob_data(d))) {
-                    Ok(m) if m.is_file() => Some((m.len(), m.modified().ok())),
-                    _ => None,
+                return Stat::Data(b.size, b.mtime);
+            }
+            let data = layout::blob_data(d);
+            match std::fs::symlink_metadata(root.abs(&data)) {
+                Ok(m) if m.is_file() => Stat::Data(m.len(), m.modified().ok()),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                    let dir = root.abs(data.trim_end_matches("/data"));
+                    let empty = std::fs::read_dir(&dir).is_ok_and(|mut it| it.next().is_none());
+                    if empty {
+                        Stat::Empty(std::fs::symlink_metadata(&dir).and_then(|m| m.modified()).ok())
+                    } else {
+                        Stat::Other
+                    }
                 }
+                _ => Stat::Other,
             }
         })
         .collect();
@@ -409,8 +429,15 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
     let mut kept_young_blobs = 0;
     for ((d, _), stat) in unmarked.iter().zip(stats) {
         let d = *d;
-        let Some((size, mtime)) = stat else {
-            continue;
+        let (size, mtime) = match stat {
+            Stat::Data(size, mtime) => (size, mtime),
+            Stat::Empty(mtime) => {
+                if !(grace && mtime.is_none_or(is_young)) {
+                    sweep.empty_blob_dirs.push(*d);
+                }
+                continue;
+            }
+            Stat::Other => continue,
         };
         let young_data = grace && mtime.is_some_and(is_young);
         if young(d) || young_data || young_links.contains(d) {
@@ -567,7 +594,16 @@ pub fn apply(
         done.blobs += 1;
         done.bytes += b.size;
     }
-    // 5. Shard directories left empty (by this run, or by one that was interrupted).
+    // 5. Blob directories left empty by an interrupted deletion.
+    let still_empty: BTreeSet<&Digest> = recheck.sweep.empty_blob_dirs.iter().collect();
+    for d in &s.empty_blob_dirs {
+        stop()?;
+        if still_empty.contains(d) {
+            let rel = layout::blob_data(d);
+            remover.remove_empty_dir(rel.trim_end_matches("/data"))?;
+        }
+    }
+    // 6. Shard directories left empty (by this run, or by one that was interrupted).
     crate::fsops::remove_empty_shards(root, remover)?;
     Ok(done)
 }

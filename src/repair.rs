@@ -754,8 +754,9 @@ fn unfinished_run(root: &Root) -> Option<String> {
     })
 }
 
-/// Ends a run an interrupted repair left unfinished when nothing is left to do (it was killed
-/// after its last step): its journal gets its end, so the next repair starts a new run.
+/// Ends the unfinished run: this repair's after its last pass, or one an interrupted repair
+/// left when nothing is left to do (it was killed after its last step). Its journal gets its
+/// end, so the next repair starts a new run.
 ///
 /// # Errors
 /// I/O errors writing the journal.
@@ -878,7 +879,8 @@ pub fn apply(
         }
         done.steps += 1;
     }
-    j.record(&Entry::Done)?;
+    // The run ends (its journal gets `done`) when the caller has no more passes to make:
+    // see [`close_unfinished`].
     Ok(done)
 }
 

@@ -229,7 +229,9 @@ pub fn finish(
             }
             let rel = layout::blob_data(&b.digest);
             if std::fs::symlink_metadata(root.abs(&rel)).is_err() {
-                // Deleted by the interrupted run.
+                // Deleted by the interrupted run (which may have been killed before the
+                // directory went).
+                remover.remove_empty_dir(rel.trim_end_matches("/data"))?;
                 continue;
             }
             remover.remove_tree(rel.trim_end_matches("/data"))?;

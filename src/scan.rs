@@ -784,7 +784,7 @@ fn other_file(rel: &str, e: &Entry) -> Finding {
     if !e.utf8 {
         non_utf8(rel)
     } else if !e.ft.is_dir() && is_atomic_write_leftover(&e.name) {
-atomic_leftover(rel)
+        atomic_leftover(rel)
     } else if !e.ft.is_dir() && e.name.ends_with(".tmp") {
         temp_file(rel)
     } else {
