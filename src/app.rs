@@ -619,9 +619,7 @@ pub fn run(
                         Ok(more) => done.steps += more.steps,
                         Err(Error::Interrupted) => {
                             status = ExitStatus::INTERRUPTED;
-                            notes.push(
-                                "interrupted; undo with --undo or run repair again".into(),
-                            );
+                            notes.push("interrupted; undo with --undo or run repair again".into());
                             applied = None;
                             break;
                         }

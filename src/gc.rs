@@ -416,7 +416,11 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
                     let dir = root.abs(data.trim_end_matches("/data"));
                     let empty = std::fs::read_dir(&dir).is_ok_and(|mut it| it.next().is_none());
                     if empty {
-                        Stat::Empty(std::fs::symlink_metadata(&dir).and_then(|m| m.modified()).ok())
+                        Stat::Empty(
+                            std::fs::symlink_metadata(&dir)
+                                .and_then(|m| m.modified())
+                                .ok(),
+                        )
                     } else {
                         Stat::Other
                     }

@@ -158,6 +158,23 @@ pub fn refusal(inv: &Inventory, g: &Graph) -> Option<String> {
     None
 }
 
+/// The parsed manifest `d`: from the graph, or read (one whose revision link is broken).
+fn manifest_of(
+    root: &Root,
+    inv: &Inventory,
+    g: &Graph,
+    d: &Digest,
+) -> Option<crate::manifest::Manifest> {
+    match g.manifests.get(d) {
+        Some(ManifestState::Parsed(m)) => Some(m.clone()),
+        Some(_) => None,
+        None => match graph::read_manifest(root, inv, d) {
+            ManifestState::Parsed(m) => Some(m),
+            _ => None,
+        },
+    }
+}
+
 /// Plans the repair of what `findings` (a verify report with contents hashed) show.
 pub fn plan(
     root: &Root,
@@ -554,6 +571,95 @@ pub fn plan(
             }
         }
     }
+    // 5b. What a revision link written above makes visible: the manifest's configs and layers
+    // not linked in the repository, and its children without a revision link, are linked in
+    // the same run, before it (so a crash between two steps never shows an error that was not
+    // there before: the revision link that made them visible comes last).
+    let mut stack: Vec<(RepoName, Digest)> = steps
+        .keys()
+        .filter_map(|a| match a {
+            Action::Link { path, digest } if path.contains("/_manifests/revisions/") => {
+                let repo = path
+                    .strip_prefix(&format!("{V2}/repositories/"))?
+                    .split("/_manifests/")
+                    .next()?;
+                Some((RepoName::from_disk(repo), *digest))
+            }
+            _ => None,
+        })
+        .collect();
+    let mut seen: BTreeSet<(RepoName, Digest)> = BTreeSet::new();
+    while let Some((name, d)) = stack.pop() {
+        if !seen.insert((name.clone(), d)) {
+            continue;
+        }
+        let (Some(rg), Some(m)) = (g.repos.get(&name), manifest_of(root, inv, g, &d)) else {
+            continue;
+        };
+        for r in &m.references {
+            match r.role {
+                Role::Config | Role::Layer if !r.foreign && !rg.layers.contains_key(&r.digest) => {
+                    let stored = if inv.blobs.contains_key(&r.digest) {
+                        r.digest
+                    } else {
+                        g.aliases.get(&r.digest).copied().unwrap_or(r.digest)
+                    };
+                    if intact(&stored) {
+                        add(
+                            &mut steps,
+                            Action::Link {
+                                path: layout::layer_link(&name, &r.digest),
+                                digest: stored,
+                            },
+                            Some(&name),
+                            None,
+                            format!(
+                                "{} of manifest {d}, whose revision link is restored: intact, but not linked",
+                                r.role.word()
+                            ),
+                        );
+                    }
+                }
+                Role::Child if !rg.revisions.contains(&r.digest) && parses(&r.digest) => {
+                    add(
+                        &mut steps,
+                        Action::Link {
+                            path: layout::revision_link(&name, &r.digest),
+                            digest: r.digest,
+                        },
+                        Some(&name),
+                        None,
+                        format!(
+                            "child of index {d}, whose revision link is restored: intact, but without a revision link"
+                        ),
+                    );
+                    stack.push((name.clone(), r.digest));
+                }
+                _ => {}
+            }
+        }
+    }
+    // The findings the steps above cover (they were hidden behind a broken revision link, or
+    // are reported by verify and covered here).
+    for (i, f) in findings.iter().enumerate() {
+        if matches!(f.kind, Kind::LayerUnlinked | Kind::ChildUnlinked) {
+            if let (Some(r), Some(d)) = (f.repository.as_deref(), f.digest) {
+                let name = RepoName::from_disk(r);
+                let path = if f.kind == Kind::LayerUnlinked {
+                    layout::layer_link(&name, &d)
+                } else {
+                    layout::revision_link(&name, &d)
+                };
+                if steps
+                    .keys()
+                    .any(|a| matches!(a, Action::Link { path: p, .. } if *p == path))
+                {
+                    covered.insert(i);
+                }
+            }
+        }
+    }
+
     // 6. Untagged revision links whose blob is not a manifest at all (the registry's own gc
     // aborts on them): the link is quarantined, the blob kept (gc decides about it). Only
     // when nothing in the repository needs the revision: no tag, index or referrer.
@@ -656,11 +762,27 @@ pub fn plan(
 
     // Order: quarantines and moves, then links (revision links before the tags that need them).
     let mut ordered: Vec<Step> = steps.into_values().collect();
+    // Order: quarantines and moves; then links, each before what makes it visible: `_layers`
+    // links, then revision links (index children before their index), then tags.
+    let children: BTreeSet<Digest> = ordered
+        .iter()
+        .filter_map(|s| match &s.action {
+            Action::Link { path, digest } if path.contains("/_manifests/revisions/") => {
+                Some(*digest)
+            }
+            _ => None,
+        })
+        .filter_map(|d| manifest_of(root, inv, g, &d))
+        .flat_map(|m| m.refs(Role::Child).map(|r| r.digest).collect::<Vec<_>>())
+        .collect();
     ordered.sort_by_key(|s| match &s.action {
         Action::Discard { .. } => 0,
         Action::Quarantine { .. } => 0,
         Action::Move { .. } => 1,
-        Action::Link { path, .. } if path.contains("/_manifests/tags/") => 3,
+        Action::Link { path, .. } if path.contains("/_manifests/tags/") => 5,
+        Action::Link { path, digest } if path.contains("/_manifests/revisions/") => {
+            if children.contains(digest) { 3 } else { 4 }
+        }
         Action::Link { .. } => 2,
     });
     plan.steps = ordered;
