@@ -891,10 +891,10 @@ fn repair_killed_at_random_moments() {
     trials_of(&repair_case(), trials(DEFAULT_TRIALS), Signal::Kill);
 }
 
-/// A kill after repair's first pass restored the revision links of `v2` and before its second
-/// linked their configs leaves `layer_unlinked` for those configs, which verify did not report
-/// before (the revision link hid them) and does not after an uninterrupted repair. The rerun
-/// does converge (the trials find only the errors).
+/// Repair with revision links whose restoring makes more damage visible (their configs are
+/// not linked): a kill between restoring a revision link and linking its config would show
+/// `layer_unlinked` errors verify did not report before; repair links what a restored revision
+/// needs first, in the same pass.
 #[test]
 fn repair_in_two_passes_killed_at_random_moments() {
     trials_of(&repair_twice_case(), trials(DEFAULT_TRIALS), Signal::Kill);
@@ -904,6 +904,16 @@ fn repair_in_two_passes_killed_at_random_moments() {
 fn gc_and_prune_interrupted_at_random_moments() {
     let n = trials(DEFAULT_SIGINT_TRIALS);
     for case in [gc_case(), prune_case()] {
+        trials_of(&case, n, Signal::Int);
+    }
+}
+
+/// rm-repo once ignored Ctrl-C, repair died by the signal early in its run: both exit 32 at
+/// any moment, consistently.
+#[test]
+fn rm_repo_and_repair_interrupted_at_random_moments() {
+    let n = trials(2);
+    for case in [rmrepo_case(), repair_case()] {
         trials_of(&case, n, Signal::Int);
     }
 }
