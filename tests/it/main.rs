@@ -16,6 +16,7 @@ mod prune;
 mod registry;
 mod repair;
 mod rmrepo;
+mod s3infra;
 mod serve;
 mod trust;
 mod verify;
