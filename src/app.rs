@@ -91,7 +91,7 @@ pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Res
     let mut given: Vec<(PathBuf, String)> = Vec::new();
     let mut cache = false;
     if let Some(p) = positional {
-        if std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+        if crate::storage::local::is_file(p) {
             cache |= config::is_proxy(p, env.registry_proxy.as_deref())?;
             given.push((
                 rootdir(p)?,
@@ -108,13 +108,7 @@ pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Res
         cache |= config::is_proxy(cfg, env.registry_proxy.as_deref())?;
         given.push((rootdir(cfg)?, format!("--config {}", cfg.display())));
     }
-    let same = |a: &Path, b: &Path| {
-        a == b
-            || matches!(
-                (std::fs::canonicalize(a), std::fs::canonicalize(b)),
-                (Ok(x), Ok(y)) if x == y
-            )
-    };
+    let same = crate::storage::local::same_dir;
     let path = match given.split_first() {
         Some(((first, how), rest)) => {
             if let Some((other, how2)) = rest.iter().find(|(p, _)| !same(first, p)) {
@@ -179,7 +173,7 @@ pub fn finish_pending(
         }
     }
     // A run killed after deleting its bin leaves the trash itself, empty.
-    if std::fs::symlink_metadata(root.abs(jobs::TRASH)).is_ok() {
+    if root.exists(jobs::TRASH) {
         remover.remove_empty_dir(jobs::TRASH)?;
     }
     Ok(notes)
@@ -791,12 +785,7 @@ pub fn run(
             Ok(Outcome::default())
         }
         Command::Generate(a) => {
-            for (rel, bytes) in generate::files() {
-                let path = a.out.join(&rel);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                }
-                std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
+            for rel in generate::write_into(&a.out)? {
                 writeln!(out, "{}", rel.display()).map_err(Error::Output)?;
             }
             Ok(Outcome::default())

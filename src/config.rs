@@ -245,7 +245,7 @@ pub fn serve_settings(path: &Path, env: &[(String, String)]) -> Result<ServeSett
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?; // not registry data: the registry config file
     let mut doc: Value =
         serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))?;
     apply_env(&mut doc, env);
@@ -508,7 +508,7 @@ fn read_yaml(path: &Path) -> Result<serde_norway::Value> {
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?; // not registry data: the registry config file
     serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))
 }
 

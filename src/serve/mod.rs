@@ -35,11 +35,11 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::config::{ListenAddr, ServeSettings, TlsSettings};
 use crate::digest::{Digest, hash_bytes};
 use crate::error::{Error, Result};
-use crate::fsutil::{Bounded, read_bounded};
 use crate::graph;
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::manifest::{MAX_MANIFEST_SIZE, served_media_type};
 use crate::scan;
+use crate::storage::Bounded;
 pub use conn::Limits;
 use routes::{Route, route};
 
@@ -466,9 +466,10 @@ async fn manifest(
     if matches_etag(headers, &d) {
         return not_modified(&d);
     }
-    let path = s.root.abs(&layout::blob_data(&d));
+    let root = s.root.clone();
+    let rel = layout::blob_data(&d);
     let bytes =
-        match tokio::task::spawn_blocking(move || read_bounded(&path, MAX_MANIFEST_SIZE)).await {
+        match tokio::task::spawn_blocking(move || root.read_small(&rel, MAX_MANIFEST_SIZE)).await {
             Ok(Ok(Bounded::Content(b))) => b,
             _ => return manifest_unknown(name, &d.to_string()),
         };
@@ -579,8 +580,7 @@ async fn blob(
     if matches_etag(headers, &canonical) {
         return not_modified(&canonical);
     }
-    let path = s.root.abs(&layout::blob_data(&canonical));
-    let file = match crate::fsutil::open_nofollow(&path) {
+    let file = match s.root.storage().open(&layout::blob_data(&canonical)) {
         Ok(f) => tokio::fs::File::from_std(f),
         Err(_) => return unknown(),
     };

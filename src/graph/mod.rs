@@ -7,15 +7,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
+pub mod manifest;
+
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::digest::{Algorithm, Digest};
 use crate::findings::{Finding, Kind, Severity};
-use crate::fsutil::Bounded;
 use crate::layout::{self, RepoName, Root, TagName};
-use crate::manifest::{self, MAX_MANIFEST_SIZE, Manifest, Role};
 use crate::scan::{BlobState, Inventory, Link, LinkProblem, Repo};
+use crate::storage::Bounded;
+use manifest::{MAX_MANIFEST_SIZE, Manifest, Role};
 
 /// The registry purges uploads older than this (storage.maintenance.uploadpurging.age).
 pub const UPLOAD_PURGE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);

@@ -64,6 +64,30 @@ pub trait Remover: Sync {
     fn move_tree(&self, from: &str, to: &str) -> Result<()>;
 }
 
+/// Appends `bytes` to the file `rel` (created if it is not there, taking its parent's owner and
+/// mode) and syncs it: regfsck's own journals. Not a step of the fault-injection hook.
+///
+/// # Errors
+/// I/O errors and paths outside the tree.
+pub fn append(root: &Root, rel: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let p = checked(root, rel)?;
+    let new = std::fs::symlink_metadata(&p).is_err();
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::options()
+            .append(true)
+            .create(true)
+            .open(&p)?;
+        f.write_all(bytes)?;
+        f.sync_data()
+    };
+    write().map_err(|e| Error::io(&p, e))?;
+    if new {
+        adopt_parent(&p);
+    }
+    Ok(())
+}
+
 /// The suffix of the temporary files regfsck writes before renaming them into place. A
 /// leftover one (after a crash) is regfsck's own; repair removes it.
 pub const TEMP_SUFFIX: &str = ".regfsck.tmp";
