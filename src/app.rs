@@ -25,6 +25,8 @@ pub struct Env {
     pub registry_rootdirectory: Option<String>,
     /// `REGISTRY_PROXY_REMOTEURL`.
     pub registry_proxy: Option<String>,
+    /// The `AWS_*` variables an object store is reached with.
+    pub aws: AwsEnv,
     /// Every `REGISTRY_*` variable (name, value), sorted by name: the registry's config
     /// overrides, which `serve --config` applies to `http` and `auth` as the registry does.
     pub registry_env: Vec<(String, String)>,
@@ -48,6 +50,7 @@ impl Env {
             regfsck_root: std::env::var_os("REGFSCK_ROOT").filter(|s| !s.is_empty()),
             registry_rootdirectory: std::env::var(config::ROOT_ENV_OVERRIDE).ok(),
             registry_proxy: std::env::var("REGISTRY_PROXY_REMOTEURL").ok(),
+            aws: AwsEnv::from_process(),
             registry_env: {
                 let mut v: Vec<(String, String)> = std::env::vars_os()
                     .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -70,6 +73,34 @@ impl Env {
     }
 }
 
+/// The `AWS_*` variables of the process.
+#[derive(Debug, Clone, Default)]
+pub struct AwsEnv {
+    /// `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key: Option<String>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_key: Option<String>,
+    /// `AWS_SESSION_TOKEN`.
+    pub session_token: Option<String>,
+}
+
+impl AwsEnv {
+    fn from_process() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        AwsEnv {
+            endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
+            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+            access_key: var("AWS_ACCESS_KEY_ID"),
+            secret_key: var("AWS_SECRET_ACCESS_KEY"),
+            session_token: var("AWS_SESSION_TOKEN"),
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -87,44 +118,126 @@ pub struct Outcome {
 /// # Errors
 /// [`Error::ConflictingRoots`], [`Error::NoRoot`], config errors, and [`Root::open`]'s errors.
 pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Result<Root> {
-    let rootdir = |cfg: &Path| config::rootdirectory(cfg, env.registry_rootdirectory.as_deref());
-    let mut given: Vec<(PathBuf, String)> = Vec::new();
+    use crate::storage::object::S3Spec;
+    /// One way of naming the storage.
+    #[derive(Debug, Clone)]
+    enum Place {
+        Local(PathBuf),
+        S3(S3Spec),
+    }
+    impl Place {
+        fn describe(&self) -> String {
+            match self {
+                Place::Local(p) => p.display().to_string(),
+                Place::S3(s) => s.url(),
+            }
+        }
+        fn same(&self, other: &Place) -> bool {
+            match (self, other) {
+                (Place::Local(a), Place::Local(b)) => crate::storage::local::same_dir(a, b),
+                (Place::S3(a), Place::S3(b)) => a.bucket == b.bucket && a.prefix == b.prefix,
+                _ => false,
+            }
+        }
+    }
+    let named = |p: &Path| -> Option<Place> {
+        let text = p.to_str()?;
+        S3Spec::from_url(text).map(Place::S3)
+    };
+    let from_config = |cfg: &Path| -> Result<Place> {
+        let mut reg_env = env.registry_env.clone();
+        if let Some(r) = &env.registry_rootdirectory {
+            reg_env.push((config::ROOT_ENV_OVERRIDE.into(), r.clone()));
+        }
+        Ok(match config::storage_spec(cfg, &reg_env)? {
+            config::StorageSpec::Filesystem(p) => Place::Local(p),
+            config::StorageSpec::S3(s) => Place::S3(s),
+        })
+    };
+    let mut given: Vec<(Place, String)> = Vec::new();
     let mut cache = false;
     if let Some(p) = positional {
-        if crate::storage::local::is_file(p) {
+        if let Some(place) = named(p) {
+            given.push((place, "ROOT".into()));
+        } else if crate::storage::local::is_file(p) {
             cache |= config::is_proxy(p, env.registry_proxy.as_deref())?;
             given.push((
-                rootdir(p)?,
+                from_config(p)?,
                 format!("ROOT {} (a registry config)", p.display()),
             ));
         } else {
-            given.push((p.into(), "ROOT".into()));
+            given.push((Place::Local(p.into()), "ROOT".into()));
         }
     }
     if let Some(r) = &g.root {
-        given.push((r.clone(), "--root".into()));
+        given.push((
+            named(r).unwrap_or_else(|| Place::Local(r.clone())),
+            "--root".into(),
+        ));
     }
     if let Some(cfg) = &g.config {
         cache |= config::is_proxy(cfg, env.registry_proxy.as_deref())?;
-        given.push((rootdir(cfg)?, format!("--config {}", cfg.display())));
+        given.push((from_config(cfg)?, format!("--config {}", cfg.display())));
     }
-    let same = crate::storage::local::same_dir;
-    let path = match given.split_first() {
+    let place = match given.split_first() {
         Some(((first, how), rest)) => {
-            if let Some((other, how2)) = rest.iter().find(|(p, _)| !same(first, p)) {
+            if let Some((other, how2)) = rest.iter().find(|(p, _)| !first.same(p)) {
                 return Err(Error::ConflictingRoots {
-                    first: format!("{} (from {how})", first.display()),
-                    second: format!("{} (from {how2})", other.display()),
+                    first: format!("{} (from {how})", first.describe()),
+                    second: format!("{} (from {how2})", other.describe()),
                 });
             }
-            first.clone()
+            // A config's bucket settings complete a bare s3:// URL naming the same place.
+            rest.iter()
+                .chain(std::iter::once(&(first.clone(), how.clone())))
+                .map(|(p, _)| p.clone())
+                .max_by_key(|p| match p {
+                    Place::S3(s) => {
+                        usize::from(s.endpoint.is_some()) + usize::from(s.access_key.is_some())
+                    }
+                    Place::Local(_) => 0,
+                })
+                .unwrap_or_else(|| first.clone())
         }
         None => match &env.regfsck_root {
-            Some(r) => PathBuf::from(r),
+            Some(r) => {
+                let p = PathBuf::from(r);
+                named(&p).unwrap_or(Place::Local(p))
+            }
             None => return Err(Error::NoRoot),
         },
     };
-    let mut root = Root::open(&path)?;
+    let mut root = match place {
+        Place::Local(p) => Root::open(&p)?,
+        Place::S3(mut spec) => {
+            // Flags beat the config, which beats the environment (as the registry's own S3
+            // client reads AWS_* only for what its config leaves out).
+            spec.endpoint = g
+                .endpoint
+                .clone()
+                .or(spec.endpoint)
+                .or_else(|| env.aws.endpoint.clone());
+            spec.region = g
+                .region
+                .clone()
+                .or(spec.region)
+                .or_else(|| env.aws.region.clone());
+            spec.access_key = spec.access_key.or_else(|| env.aws.access_key.clone());
+            spec.secret_key = spec.secret_key.or_else(|| env.aws.secret_key.clone());
+            spec.session_token = spec.session_token.or_else(|| env.aws.session_token.clone());
+            if spec.endpoint.is_some() {
+                spec.virtual_hosted = false;
+            }
+            spec.concurrency = g.io_concurrency.get();
+            let url = spec.url();
+            let o = crate::storage::object::Object::open(spec)
+                .map_err(|e| Error::io(url.clone(), e))?;
+            if crate::storage::Storage::stat(&o, crate::layout::V2).is_err() {
+                return Err(Error::NotARegistry { path: url.into() });
+            }
+            Root::with_storage(std::sync::Arc::new(o))
+        }
+    };
     root.set_cache(cache);
     Ok(root)
 }

@@ -10,6 +10,7 @@
 pub mod fsops;
 pub mod fsutil;
 pub mod local;
+pub mod object;
 
 use std::sync::atomic::AtomicBool;
 use std::time::SystemTime;
@@ -118,6 +119,10 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
             .collect()
     }
 
+    /// Reads the small files `rels` ahead, in one batch, for the reads that follow (an object
+    /// store's many requests in flight; nothing for a local disk). Files over `limit` are not.
+    fn prefetch(&self, _rels: &[String], _limit: u64) {}
+
     /// Hashes the file `rel` with `alg`, reporting bytes read to `progress`; returns the digest
     /// and the number of bytes.
     ///
@@ -135,6 +140,20 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// whose name is not UTF-8 (`name` as listed, escaped): what regfsck cannot name is still
     /// kept.
     fn pin_below(&self, parent: &str, name: &str) -> Pinned;
+
+    /// Reads `len` bytes of the file `rel` from `start` (`serve`'s ranges on storage that is
+    /// not a local file).
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn read_range(&self, rel: &str, start: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        use std::io::{Read, Seek};
+        let mut f = self.open(rel)?;
+        f.seek(std::io::SeekFrom::Start(start))?;
+        let mut buf = Vec::new();
+        f.take(len).read_to_end(&mut buf)?;
+        Ok(buf)
+    }
 
     /// Opens the file `rel` for streaming (`serve`), never through a symlink.
     ///
