@@ -311,6 +311,19 @@ pub fn pending_notes(root: &Root) -> Result<Vec<String>> {
         .collect())
 }
 
+/// Destructive commands change local storage only, for now (writes to object stores are the
+/// next step): a real run on an object store is refused before it plans anything.
+fn writable(root: &Root) -> Result<()> {
+    if root.storage().local_root().is_some() {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!(
+            "{}: gc, prune, rm-repo and repair change only local storage for now; their --dry-run works here",
+            root.describe()
+        )))
+    }
+}
+
 /// A read-only command's outcome when the scan could not see everything: exit 8 besides what it
 /// printed, with why.
 fn incomplete(mut o: Outcome, blind: Option<String>) -> Outcome {
@@ -458,6 +471,9 @@ pub fn run(
         }
         Command::Gc(a) => {
             let root = resolve_root(a.root.as_deref(), g, env)?;
+            if !a.dry_run {
+                writable(&root)?;
+            }
             let opts = gc::GcOptions {
                 delete_untagged: a.delete_untagged,
                 min_age: a.min_age.into(),
@@ -492,6 +508,9 @@ pub fn run(
         }
         Command::Prune(a) => {
             let root = resolve_root(a.root.as_deref(), g, env)?;
+            if !a.dry_run {
+                writable(&root)?;
+            }
             let policies = match &a.policy {
                 Some(f) => prune::load_policies(f)?,
                 None => vec![prune::Policy::new(prune::PolicySpec {
@@ -595,6 +614,9 @@ pub fn run(
                 }
                 r => r?,
             };
+            if !a.dry_run {
+                writable(&root)?;
+            }
             let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
             if let Some(run) = &a.undo {
                 if !a.dry_run
@@ -774,6 +796,9 @@ pub fn run(
         }
         Command::RmRepo(a) => {
             let root = resolve_root(None, g, env)?;
+            if !a.dry_run {
+                writable(&root)?;
+            }
             // Repositories interrupted removals are still working on may be named again.
             let pending: std::collections::BTreeSet<crate::layout::RepoName> = jobs::bins(&root)?
                 .into_iter()

@@ -142,6 +142,13 @@ pub const QUARANTINE: &str = "regfsck-lost+found";
 /// Checks that `rel` is a plain relative path below `docker/registry/v2` with no symlink
 /// component, and returns it as an absolute path.
 fn checked(root: &Root, rel: &str) -> Result<std::path::PathBuf> {
+    if root.storage().local_root().is_none() {
+        // The write half of an object store is not built yet: never write local paths for it.
+        return Err(Error::Refused(format!(
+            "{}: changes to object storage are not supported yet (use --dry-run)",
+            root.describe()
+        )));
+    }
     let p = Path::new(rel);
     let plain = p.components().all(|c| matches!(c, Component::Normal(_)));
     let inside = rel.starts_with(&format!("{V2}/"))
