@@ -388,6 +388,16 @@ fn gc_pass(
     Ok(pass)
 }
 
+/// What every command is run with.
+struct Cx<'a> {
+    g: &'a GlobalArgs,
+    env: &'a Env,
+    out: &'a mut dyn Write,
+    progress: &'a dyn Progress,
+    interrupt: &'a AtomicBool,
+    pool: &'a rayon::ThreadPool,
+}
+
 /// Runs a parsed command line.
 ///
 /// # Errors
@@ -407,526 +417,599 @@ pub fn run(
     let pool = builder
         .build()
         .map_err(|e| Error::ThreadPool(e.to_string()))?;
+    let mut cx = Cx {
+        g,
+        env,
+        out,
+        progress,
+        interrupt,
+        pool: &pool,
+    };
     match &cli.command {
-        Command::Verify(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            let opts = verify::VerifyOptions {
-                content: !a.no_content,
-                now: env.now,
-            };
-            let r = pool.install(|| verify::verify(&root, &opts, progress, interrupt))?;
-            if g.json {
-                report::write_json(out, "verify", &r)
-            } else {
-                report::verify_human(out, &r, g.verbose)
-            }
-            .map_err(Error::Output)?;
-            let mut status = if r.summary.interrupted {
-                ExitStatus::INTERRUPTED
-            } else if r.summary.errors > 0 {
-                ExitStatus::UNCORRECTED
-            } else {
-                ExitStatus::CLEAN
-            };
-            let mut notes = Vec::new();
-            if !r.summary.complete {
-                // The scan could not complete: an operational error besides what it found.
-                status |= ExitStatus::OPERATIONAL;
+        Command::Verify(a) => verify_cmd(&mut cx, a),
+        Command::Ls(a) => ls_cmd(&mut cx, a),
+        Command::Gc(a) => gc_cmd(&mut cx, a),
+        Command::Prune(a) => prune_cmd(&mut cx, a),
+        Command::Repair(a) => repair_cmd(&mut cx, a),
+        Command::RmRepo(a) => rm_repo_cmd(&mut cx, a),
+        Command::Du(a) => du_cmd(&mut cx, a),
+        Command::Serve(a) => serve_cmd(&mut cx, a),
+        Command::Generate(a) => generate_cmd(&mut cx, a),
+    }
+}
+
+/// `regfsck verify`.
+fn verify_cmd(cx: &mut Cx<'_>, a: &crate::cli::VerifyArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let progress = cx.progress;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    let opts = verify::VerifyOptions {
+        content: !a.no_content,
+        now: env.now,
+    };
+    let r = pool.install(|| verify::verify(&root, &opts, progress, interrupt))?;
+    if g.json {
+        report::write_json(out, "verify", &r)
+    } else {
+        report::verify_human(out, &r, g.verbose)
+    }
+    .map_err(Error::Output)?;
+    let mut status = if r.summary.interrupted {
+        ExitStatus::INTERRUPTED
+    } else if r.summary.errors > 0 {
+        ExitStatus::UNCORRECTED
+    } else {
+        ExitStatus::CLEAN
+    };
+    let mut notes = Vec::new();
+    if !r.summary.complete {
+        // The scan could not complete: an operational error besides what it found.
+        status |= ExitStatus::OPERATIONAL;
+        notes.push(
+            "the scan could not see the whole layout (dir_unreadable or symlink above); what is there is unknown".into(),
+        );
+    }
+    Ok(Outcome { status, notes })
+}
+
+/// `regfsck ls`.
+fn ls_cmd(cx: &mut Cx<'_>, a: &crate::cli::LsArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    let (graph, skipped, blind) = pool.install(|| -> Result<_> {
+        let inv = scan::scan(&root, scan::Depth::Names)?;
+        let g = graph::build(&root, &inv, env.now);
+        Ok((g, inv.skipped.clone(), inv.blind_spots()))
+    })?;
+    let mut listing = ls::list(&graph, a.untagged);
+    listing.skipped = skipped;
+    if g.json {
+        report::write_json(out, "ls", &listing)
+    } else {
+        report::ls_human(out, &listing)
+    }
+    .map_err(Error::Output)?;
+    let mut notes: Vec<String> = listing
+        .broken_tags
+        .iter()
+        .map(|t| format!("tag {t} has no readable current/link (regfsck verify explains)"))
+        .collect();
+    notes.extend(listing.skipped.iter().map(|r| {
+        format!("skipped {r}: its name is not UTF-8 (no registry can serve it; its blobs are kept)")
+    }));
+    Ok(incomplete(
+        Outcome {
+            status: ExitStatus::CLEAN,
+            notes,
+        },
+        blind,
+    ))
+}
+
+/// `regfsck gc`.
+fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    if !a.dry_run {
+        writable(&root)?;
+    }
+    let opts = gc::GcOptions {
+        delete_untagged: a.delete_untagged,
+        min_age: a.min_age.into(),
+        force: a.force,
+        now: env.now,
+    };
+    let mut notes = if a.dry_run {
+        pending_notes(&root)?
+    } else {
+        let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+        finish_pending(&root, &remover, pool, env, interrupt)?
+    };
+    let mut pass = gc_pass(&root, &opts, a.dry_run, pool, env, interrupt)?;
+    notes.append(&mut pass.notes);
+    pass.notes = notes;
+    let doc = report::GcDoc {
+        dry_run: a.dry_run,
+        refused: pass.refused,
+        plan: &pass.plan,
+        applied: pass.applied.as_ref(),
+    };
+    if g.json {
+        report::write_json(out, "gc", &doc)
+    } else {
+        report::gc_human(out, &doc)
+    }
+    .map_err(Error::Output)?;
+    Ok(Outcome {
+        status: pass.status,
+        notes: pass.notes,
+    })
+}
+
+/// `regfsck prune`.
+fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    if !a.dry_run {
+        writable(&root)?;
+    }
+    let policies = match &a.policy {
+        Some(f) => prune::load_policies(f)?,
+        None => vec![prune::Policy::new(prune::PolicySpec {
+            repositories: a.repos.clone(),
+            keep_last: a.keep_last,
+            keep_within: a.keep_within.map(Into::into),
+            keep_tag: a.keep_tag.clone(),
+            order: a.order,
+        })?],
+    };
+    let opts = prune::PruneOptions {
+        policies,
+        now: env.now,
+        min_age: a.min_age.into(),
+    };
+    let mut notes = if a.dry_run {
+        pending_notes(&root)?
+    } else {
+        let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+        finish_pending(&root, &remover, pool, env, interrupt)?
+    };
+    let plan = pool.install(|| -> Result<prune::PrunePlan> {
+        let inv = scan::scan(&root, scan::Depth::Fast)?;
+        let graph = graph::build(&root, &inv, env.now);
+        Ok(prune::plan(&root, &inv, &graph, &opts))
+    })?;
+    let refused = plan.blind.is_some() || (!plan.broken.is_empty() && !a.force);
+    let mut status = ExitStatus::CLEAN;
+    let mut applied = None;
+    let mut swept = None;
+    if let Some(why) = &plan.blind {
+        status = ExitStatus::OPERATIONAL;
+        notes.push(format!(
+            "refusing to prune: {why} (--force does not change this: fix the permissions or the mount and run again)"
+        ));
+    } else if refused {
+        status = ExitStatus::UNCORRECTED;
+        notes.push(
+            "refusing to prune: a selected repository's graph is broken (errors above); fix it or pass --force"
+                .into(),
+        );
+    } else if !a.dry_run {
+        let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+        match prune::apply(&root, &plan, &remover, interrupt, env.now) {
+            Ok(done) => applied = Some(done),
+            Err(Error::Interrupted) => {
+                status = ExitStatus::INTERRUPTED;
                 notes.push(
-                    "the scan could not see the whole layout (dir_unreadable or symlink above); what is there is unknown".into(),
+                    "interrupted; what was removed is consistent, run prune again to finish".into(),
                 );
             }
-            Ok(Outcome { status, notes })
+            Err(e) => return Err(e),
         }
-        Command::Ls(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            let (graph, skipped, blind) = pool.install(|| -> Result<_> {
-                let inv = scan::scan(&root, scan::Depth::Names)?;
-                let g = graph::build(&root, &inv, env.now);
-                Ok((g, inv.skipped.clone(), inv.blind_spots()))
-            })?;
-            let mut listing = ls::list(&graph, a.untagged);
-            listing.skipped = skipped;
-            if g.json {
-                report::write_json(out, "ls", &listing)
-            } else {
-                report::ls_human(out, &listing)
-            }
-            .map_err(Error::Output)?;
-            let mut notes: Vec<String> = listing
-                .broken_tags
-                .iter()
-                .map(|t| format!("tag {t} has no readable current/link (regfsck verify explains)"))
-                .collect();
-            notes.extend(listing.skipped.iter().map(|r| {
-                format!("skipped {r}: its name is not UTF-8 (no registry can serve it; its blobs are kept)")
-            }));
-            Ok(incomplete(
-                Outcome {
-                    status: ExitStatus::CLEAN,
-                    notes,
-                },
-                blind,
-            ))
-        }
-        Command::Gc(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            if !a.dry_run {
-                writable(&root)?;
-            }
-            let opts = gc::GcOptions {
-                delete_untagged: a.delete_untagged,
+        if applied.is_some() && a.gc {
+            let gc_opts = gc::GcOptions {
+                delete_untagged: false,
                 min_age: a.min_age.into(),
                 force: a.force,
                 now: env.now,
             };
-            let mut notes = if a.dry_run {
-                pending_notes(&root)?
-            } else {
-                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-                finish_pending(&root, &remover, &pool, env, interrupt)?
-            };
-            let mut pass = gc_pass(&root, &opts, a.dry_run, &pool, env, interrupt)?;
-            notes.append(&mut pass.notes);
-            pass.notes = notes;
-            let doc = report::GcDoc {
-                dry_run: a.dry_run,
-                refused: pass.refused,
-                plan: &pass.plan,
-                applied: pass.applied.as_ref(),
-            };
-            if g.json {
-                report::write_json(out, "gc", &doc)
-            } else {
-                report::gc_human(out, &doc)
-            }
-            .map_err(Error::Output)?;
-            Ok(Outcome {
-                status: pass.status,
-                notes: pass.notes,
-            })
+            let pass = gc_pass(&root, &gc_opts, false, pool, env, interrupt)?;
+            status = pass.status;
+            notes.extend(pass.notes.iter().cloned());
+            swept = Some(pass);
         }
-        Command::Prune(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            if !a.dry_run {
-                writable(&root)?;
-            }
-            let policies = match &a.policy {
-                Some(f) => prune::load_policies(f)?,
-                None => vec![prune::Policy::new(prune::PolicySpec {
-                    repositories: a.repos.clone(),
-                    keep_last: a.keep_last,
-                    keep_within: a.keep_within.map(Into::into),
-                    keep_tag: a.keep_tag.clone(),
-                    order: a.order,
-                })?],
-            };
-            let opts = prune::PruneOptions {
-                policies,
-                now: env.now,
-                min_age: a.min_age.into(),
-            };
-            let mut notes = if a.dry_run {
-                pending_notes(&root)?
-            } else {
-                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-                finish_pending(&root, &remover, &pool, env, interrupt)?
-            };
-            let plan = pool.install(|| -> Result<prune::PrunePlan> {
-                let inv = scan::scan(&root, scan::Depth::Fast)?;
-                let graph = graph::build(&root, &inv, env.now);
-                Ok(prune::plan(&root, &inv, &graph, &opts))
-            })?;
-            let refused = plan.blind.is_some() || (!plan.broken.is_empty() && !a.force);
-            let mut status = ExitStatus::CLEAN;
-            let mut applied = None;
-            let mut swept = None;
-            if let Some(why) = &plan.blind {
-                status = ExitStatus::OPERATIONAL;
-                notes.push(format!(
-                    "refusing to prune: {why} (--force does not change this: fix the permissions or the mount and run again)"
-                ));
-            } else if refused {
-                status = ExitStatus::UNCORRECTED;
-                notes.push(
-                    "refusing to prune: a selected repository's graph is broken (errors above); fix it or pass --force"
-                        .into(),
-                );
-            } else if !a.dry_run {
-                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-                match prune::apply(&root, &plan, &remover, interrupt, env.now) {
-                    Ok(done) => applied = Some(done),
-                    Err(Error::Interrupted) => {
-                        status = ExitStatus::INTERRUPTED;
-                        notes.push(
-                            "interrupted; what was removed is consistent, run prune again to finish"
-                                .into(),
-                        );
-                    }
-                    Err(e) => return Err(e),
-                }
-                if applied.is_some() && a.gc {
-                    let gc_opts = gc::GcOptions {
-                        delete_untagged: false,
-                        min_age: a.min_age.into(),
-                        force: a.force,
-                        now: env.now,
-                    };
-                    let pass = gc_pass(&root, &gc_opts, false, &pool, env, interrupt)?;
-                    status = pass.status;
-                    notes.extend(pass.notes.iter().cloned());
-                    swept = Some(pass);
-                }
-            }
-            let gc_doc = swept.as_ref().map(|p| report::GcDoc {
-                dry_run: false,
-                refused: p.refused,
-                plan: &p.plan,
-                applied: p.applied.as_ref(),
-            });
-            let doc = report::PruneDoc {
-                dry_run: a.dry_run,
-                refused,
+    }
+    let gc_doc = swept.as_ref().map(|p| report::GcDoc {
+        dry_run: false,
+        refused: p.refused,
+        plan: &p.plan,
+        applied: p.applied.as_ref(),
+    });
+    let doc = report::PruneDoc {
+        dry_run: a.dry_run,
+        refused,
+        plan: &plan,
+        applied: applied.as_ref(),
+        sweep: gc_doc.as_ref(),
+    };
+    if g.json {
+        report::write_json(out, "prune", &doc)
+    } else {
+        report::prune_human(out, &doc)
+    }
+    .map_err(Error::Output)?;
+    Ok(Outcome { status, notes })
+}
+
+/// `regfsck repair` (and `--undo`).
+fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let progress = cx.progress;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    // An absolute RUN (as repair prints it) names its root.
+    let root_of_run = a.undo.as_deref().and_then(|r| {
+        let p = Path::new(r);
+        let q = p.parent()?;
+        (p.is_absolute() && q.ends_with(fsops::QUARANTINE))
+            .then(|| q.parent().map(Path::to_path_buf))
+            .flatten()
+    });
+    let root = match resolve_root(a.root.as_deref(), g, env) {
+        Err(Error::NoRoot) if root_of_run.is_some() => {
+            resolve_root(root_of_run.as_deref(), g, env)?
+        }
+        r => r?,
+    };
+    if !a.dry_run {
+        writable(&root)?;
+    }
+    let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+    if let Some(run) = &a.undo {
+        if !a.dry_run
+            && !a.yes
+            && !env
+                .confirm
+                .is_some_and(|ask| ask(&format!("undo repair {run}? [y/N] ")))
+        {
+            return Err(Error::NotConfirmed);
+        }
+        let done = repair::undo(&root, run, &remover, a.dry_run)?;
+        if g.json {
+            report::write_json(out, "repair-undo", &done)
+        } else {
+            report::undo_human(out, &done)
+        }
+        .map_err(Error::Output)?;
+        let status = if done.skipped.is_empty() {
+            ExitStatus::CLEAN
+        } else {
+            ExitStatus::UNCORRECTED
+        };
+        return Ok(Outcome {
+            status,
+            notes: Vec::new(),
+        });
+    }
+    let opts = repair::RepairOptions {
+        upload_age: a.upload_age.into(),
+        now: env.now,
+    };
+    let vopts = verify::VerifyOptions {
+        content: true,
+        now: env.now,
+    };
+    let mut plan = pool.install(|| -> Result<repair::RepairPlan> {
+        let report = verify::verify(&root, &vopts, progress, interrupt)?;
+        if report.summary.interrupted {
+            return Err(Error::Interrupted);
+        }
+        let inv = scan::scan(&root, scan::Depth::Thorough)?;
+        let graph = graph::build(&root, &inv, env.now);
+        if let Some(why) = repair::refusal(&inv, &graph) {
+            return Err(Error::Refused(why));
+        }
+        Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
+    })?;
+    let mut applied = None;
+    let mut after = None;
+    let mut notes = Vec::new();
+    // A dry run corrects nothing: as fsck -n, errors found are errors left.
+    let mut status = if a.dry_run {
+        if plan.errors_before > 0 || !plan.unrepairable.is_empty() {
+            ExitStatus::UNCORRECTED
+        } else {
+            ExitStatus::CLEAN
+        }
+    } else if plan.steps.is_empty() {
+        if plan.unrepairable.is_empty() {
+            ExitStatus::CLEAN
+        } else {
+            ExitStatus::UNCORRECTED
+        }
+    } else if plan.unrepairable.is_empty() {
+        ExitStatus::CORRECTED
+    } else {
+        ExitStatus::UNCORRECTED
+    };
+    if !a.dry_run && plan.steps.is_empty() {
+        if let Some(run) = repair::close_unfinished(&root)? {
+            notes.push(format!(
+                "the interrupted repair {run} had finished its steps"
+            ));
+        }
+    }
+    if !a.dry_run && !plan.steps.is_empty() {
+        if !a.yes {
+            let mut preview = Vec::new();
+            let doc = report::RepairDoc {
+                dry_run: true,
                 plan: &plan,
-                applied: applied.as_ref(),
-                sweep: gc_doc.as_ref(),
+                applied: None,
+                remaining: None,
+                root: root.path(),
             };
-            if g.json {
-                report::write_json(out, "prune", &doc)
-            } else {
-                report::prune_human(out, &doc)
+            report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
+            let question = format!(
+                "{}apply these {} repairs? [y/N] ",
+                String::from_utf8_lossy(&preview),
+                plan.steps.len()
+            );
+            if !env.confirm.is_some_and(|ask| ask(&question)) {
+                return Err(Error::NotConfirmed);
             }
-            .map_err(Error::Output)?;
-            Ok(Outcome { status, notes })
         }
-        Command::Repair(a) => {
-            // An absolute RUN (as repair prints it) names its root.
-            let root_of_run = a.undo.as_deref().and_then(|r| {
-                let p = Path::new(r);
-                let q = p.parent()?;
-                (p.is_absolute() && q.ends_with(fsops::QUARANTINE))
-                    .then(|| q.parent().map(Path::to_path_buf))
-                    .flatten()
-            });
-            let root = match resolve_root(a.root.as_deref(), g, env) {
-                Err(Error::NoRoot) if root_of_run.is_some() => {
-                    resolve_root(root_of_run.as_deref(), g, env)?
-                }
-                r => r?,
-            };
-            if !a.dry_run {
-                writable(&root)?;
+        match repair::apply(&root, &plan, &remover, interrupt, env.now) {
+            Ok(done) => applied = Some(done),
+            Err(Error::Interrupted) => {
+                status = ExitStatus::INTERRUPTED;
+                notes.push("interrupted; undo with --undo or run repair again".into());
             }
-            let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-            if let Some(run) = &a.undo {
-                if !a.dry_run
-                    && !a.yes
-                    && !env
-                        .confirm
-                        .is_some_and(|ask| ask(&format!("undo repair {run}? [y/N] ")))
-                {
-                    return Err(Error::NotConfirmed);
-                }
-                let done = repair::undo(&root, run, &remover, a.dry_run)?;
-                if g.json {
-                    report::write_json(out, "repair-undo", &done)
-                } else {
-                    report::undo_human(out, &done)
-                }
-                .map_err(Error::Output)?;
-                let status = if done.skipped.is_empty() {
-                    ExitStatus::CLEAN
-                } else {
-                    ExitStatus::UNCORRECTED
-                };
-                return Ok(Outcome {
-                    status,
-                    notes: Vec::new(),
-                });
-            }
-            let opts = repair::RepairOptions {
-                upload_age: a.upload_age.into(),
-                now: env.now,
+            Err(e) => return Err(e),
+        }
+        // What a repair makes visible (a restored revision link shows that revision's
+        // unlinked config) is repaired in further passes of the same run, until
+        // nothing is left to do (as fsck, which runs its passes until clean).
+        for _ in 0..4 {
+            let Some(done) = applied.as_mut() else {
+                break;
             };
-            let vopts = verify::VerifyOptions {
-                content: true,
-                now: env.now,
-            };
-            let mut plan = pool.install(|| -> Result<repair::RepairPlan> {
-                let report = verify::verify(&root, &vopts, progress, interrupt)?;
-                if report.summary.interrupted {
-                    return Err(Error::Interrupted);
-                }
+            let next = pool.install(|| -> Result<repair::RepairPlan> {
+                let report = verify::verify(
+                    &root,
+                    &verify::VerifyOptions {
+                        content: false,
+                        now: env.now,
+                    },
+                    &crate::progress::NoProgress,
+                    interrupt,
+                )?;
                 let inv = scan::scan(&root, scan::Depth::Thorough)?;
                 let graph = graph::build(&root, &inv, env.now);
-                if let Some(why) = repair::refusal(&inv, &graph) {
-                    return Err(Error::Refused(why));
-                }
                 Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
             })?;
-            let mut applied = None;
-            let mut after = None;
-            let mut notes = Vec::new();
-            // A dry run corrects nothing: as fsck -n, errors found are errors left.
-            let mut status = if a.dry_run {
-                if plan.errors_before > 0 || !plan.unrepairable.is_empty() {
-                    ExitStatus::UNCORRECTED
-                } else {
-                    ExitStatus::CLEAN
+            if next.steps.is_empty() {
+                break;
+            }
+            match repair::apply(&root, &next, &remover, interrupt, env.now) {
+                Ok(more) => done.steps += more.steps,
+                Err(Error::Interrupted) => {
+                    status = ExitStatus::INTERRUPTED;
+                    notes.push("interrupted; undo with --undo or run repair again".into());
+                    applied = None;
+                    break;
                 }
-            } else if plan.steps.is_empty() {
-                if plan.unrepairable.is_empty() {
-                    ExitStatus::CLEAN
-                } else {
-                    ExitStatus::UNCORRECTED
-                }
-            } else if plan.unrepairable.is_empty() {
+                Err(e) => return Err(e),
+            }
+            plan.steps.extend(next.steps);
+            plan.unrepairable = next.unrepairable;
+        }
+        if applied.is_some() {
+            repair::close_unfinished(&root)?;
+            // What is left, as verify sees it now (structure; the corrupt blobs are out).
+            let v = pool.install(|| {
+                verify::verify(
+                    &root,
+                    &verify::VerifyOptions {
+                        content: false,
+                        now: env.now,
+                    },
+                    &crate::progress::NoProgress,
+                    interrupt,
+                )
+            })?;
+            status = if v.summary.errors == 0 {
                 ExitStatus::CORRECTED
             } else {
                 ExitStatus::UNCORRECTED
             };
-            if !a.dry_run && plan.steps.is_empty() {
-                if let Some(run) = repair::close_unfinished(&root)? {
-                    notes.push(format!(
-                        "the interrupted repair {run} had finished its steps"
-                    ));
-                }
-            }
-            if !a.dry_run && !plan.steps.is_empty() {
-                if !a.yes {
-                    let mut preview = Vec::new();
-                    let doc = report::RepairDoc {
-                        dry_run: true,
-                        plan: &plan,
-                        applied: None,
-                        remaining: None,
-                        root: root.path(),
-                    };
-                    report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
-                    let question = format!(
-                        "{}apply these {} repairs? [y/N] ",
-                        String::from_utf8_lossy(&preview),
-                        plan.steps.len()
-                    );
-                    if !env.confirm.is_some_and(|ask| ask(&question)) {
-                        return Err(Error::NotConfirmed);
-                    }
-                }
-                match repair::apply(&root, &plan, &remover, interrupt, env.now) {
-                    Ok(done) => applied = Some(done),
-                    Err(Error::Interrupted) => {
-                        status = ExitStatus::INTERRUPTED;
-                        notes.push("interrupted; undo with --undo or run repair again".into());
-                    }
-                    Err(e) => return Err(e),
-                }
-                // What a repair makes visible (a restored revision link shows that revision's
-                // unlinked config) is repaired in further passes of the same run, until
-                // nothing is left to do (as fsck, which runs its passes until clean).
-                for _ in 0..4 {
-                    let Some(done) = applied.as_mut() else {
-                        break;
-                    };
-                    let next = pool.install(|| -> Result<repair::RepairPlan> {
-                        let report = verify::verify(
-                            &root,
-                            &verify::VerifyOptions {
-                                content: false,
-                                now: env.now,
-                            },
-                            &crate::progress::NoProgress,
-                            interrupt,
-                        )?;
-                        let inv = scan::scan(&root, scan::Depth::Thorough)?;
-                        let graph = graph::build(&root, &inv, env.now);
-                        Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
-                    })?;
-                    if next.steps.is_empty() {
-                        break;
-                    }
-                    match repair::apply(&root, &next, &remover, interrupt, env.now) {
-                        Ok(more) => done.steps += more.steps,
-                        Err(Error::Interrupted) => {
-                            status = ExitStatus::INTERRUPTED;
-                            notes.push("interrupted; undo with --undo or run repair again".into());
-                            applied = None;
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                    plan.steps.extend(next.steps);
-                    plan.unrepairable = next.unrepairable;
-                }
-                if applied.is_some() {
-                    repair::close_unfinished(&root)?;
-                    // What is left, as verify sees it now (structure; the corrupt blobs are out).
-                    let v = pool.install(|| {
-                        verify::verify(
-                            &root,
-                            &verify::VerifyOptions {
-                                content: false,
-                                now: env.now,
-                            },
-                            &crate::progress::NoProgress,
-                            interrupt,
-                        )
-                    })?;
-                    status = if v.summary.errors == 0 {
-                        ExitStatus::CORRECTED
-                    } else {
-                        ExitStatus::UNCORRECTED
-                    };
-                    after = Some(v.summary.errors);
-                }
-            }
-            let doc = report::RepairDoc {
-                dry_run: a.dry_run,
-                plan: &plan,
-                applied: applied.as_ref(),
-                remaining: after,
-                root: root.path(),
-            };
-            if g.json {
-                report::write_json(out, "repair", &doc)
-            } else {
-                report::repair_human(out, &doc)
-            }
-            .map_err(Error::Output)?;
-            Ok(Outcome { status, notes })
-        }
-        Command::RmRepo(a) => {
-            let root = resolve_root(None, g, env)?;
-            if !a.dry_run {
-                writable(&root)?;
-            }
-            // Repositories interrupted removals are still working on may be named again.
-            let pending: std::collections::BTreeSet<crate::layout::RepoName> = jobs::bins(&root)?
-                .into_iter()
-                .filter_map(|b| match b.job {
-                    Some(jobs::Job::RmRepo(j)) => Some(j.repositories),
-                    _ => None,
-                })
-                .flatten()
-                .collect();
-            let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-            let mut notes = if a.dry_run {
-                pending_notes(&root)?
-            } else {
-                finish_pending(&root, &remover, &pool, env, interrupt)?
-            };
-            let (inv, graph) = pool.install(|| -> Result<_> {
-                let inv = scan::scan(&root, scan::Depth::Fast)?;
-                let graph = graph::build(&root, &inv, env.now);
-                Ok((inv, graph))
-            })?;
-            if let Some(why) = inv.blind_spots() {
-                return Err(Error::Refused(format!(
-                    "refusing to remove repositories: {why}; the repositories there, and what they need, are unknown"
-                )));
-            }
-            let plan = rmrepo::plan(&inv, &graph, &a.names, a.keep_blobs, &pending)?;
-            let mut status = ExitStatus::CLEAN;
-            let mut applied = None;
-            if !a.dry_run {
-                match pool.install(|| rmrepo::apply(&root, &plan, &remover, interrupt, env.now)) {
-                    Ok(done) => applied = Some(done),
-                    Err(Error::Interrupted) => {
-                        status = ExitStatus::INTERRUPTED;
-                        notes.push(
-                            "interrupted; run the same command again (or gc) to finish".into(),
-                        );
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            let doc = report::RmDoc {
-                dry_run: a.dry_run,
-                plan: &plan,
-                applied: applied.as_ref(),
-            };
-            if g.json {
-                report::write_json(out, "rm-repo", &doc)
-            } else {
-                report::rm_human(out, &doc)
-            }
-            .map_err(Error::Output)?;
-            Ok(Outcome { status, notes })
-        }
-        Command::Du(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            let (usage, blind) = pool.install(|| -> Result<_> {
-                let inv = scan::scan(&root, scan::Depth::Fast)?;
-                let graph = graph::build(&root, &inv, env.now);
-                let sort = match a.sort {
-                    crate::cli::DuSort::Size => du::SortBy::Size,
-                    crate::cli::DuSort::Name => du::SortBy::Name,
-                };
-                Ok((du::usage(&inv, &graph, a.tags, sort), inv.blind_spots()))
-            })?;
-            if g.json {
-                report::write_json(out, "du", &usage)
-            } else {
-                report::du_human(out, &usage)
-            }
-            .map_err(Error::Output)?;
-            let notes = usage
-                .skipped
-                .iter()
-                .map(|r| {
-                    format!("skipped {r}: its name is not UTF-8; the blobs its links name count as referenced")
-                })
-                .collect();
-            Ok(incomplete(
-                Outcome {
-                    status: ExitStatus::CLEAN,
-                    notes,
-                },
-                blind,
-            ))
-        }
-        Command::Serve(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            let settings = match &g.config {
-                Some(cfg) => Some((
-                    cfg.as_path(),
-                    config::serve_settings(cfg, &env.registry_env)?,
-                )),
-                None => None,
-            };
-            let flags = serve::Flags {
-                addr: a.addr,
-                htpasswd: a.htpasswd.clone(),
-                realm: a.realm.clone(),
-                tls: a.tls_cert.clone().zip(a.tls_key.clone()),
-                limits: serve::Limits {
-                    header_timeout: a.header_timeout,
-                    idle_timeout: a.idle_timeout,
-                    max_connections: a.max_connections,
-                },
-            };
-            let (opts, from_config) =
-                serve::resolve(flags, settings.as_ref().map(|(p, s)| (*p, s)));
-            if let Some(line) = from_config {
-                serve::log(&line);
-            }
-            let scheme = if opts.tls.is_some() { "https" } else { "http" };
-            let mut said = Ok(());
-            serve::run(&root, &opts, interrupt, &mut |bound| {
-                said = writeln!(
-                    out,
-                    "serving {} on {scheme}://{bound}",
-                    root.path().display()
-                )
-                .and_then(|()| out.flush());
-            })?;
-            said.map_err(Error::Output)?;
-            Ok(Outcome::default())
-        }
-        Command::Generate(a) => {
-            for rel in generate::write_into(&a.out)? {
-                writeln!(out, "{}", rel.display()).map_err(Error::Output)?;
-            }
-            Ok(Outcome::default())
+            after = Some(v.summary.errors);
         }
     }
+    let doc = report::RepairDoc {
+        dry_run: a.dry_run,
+        plan: &plan,
+        applied: applied.as_ref(),
+        remaining: after,
+        root: root.path(),
+    };
+    if g.json {
+        report::write_json(out, "repair", &doc)
+    } else {
+        report::repair_human(out, &doc)
+    }
+    .map_err(Error::Output)?;
+    Ok(Outcome { status, notes })
+}
+
+/// `regfsck rm-repo`.
+fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(None, g, env)?;
+    if !a.dry_run {
+        writable(&root)?;
+    }
+    // Repositories interrupted removals are still working on may be named again.
+    let pending: std::collections::BTreeSet<crate::layout::RepoName> = jobs::bins(&root)?
+        .into_iter()
+        .filter_map(|b| match b.job {
+            Some(jobs::Job::RmRepo(j)) => Some(j.repositories),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+    let mut notes = if a.dry_run {
+        pending_notes(&root)?
+    } else {
+        finish_pending(&root, &remover, pool, env, interrupt)?
+    };
+    let (inv, graph) = pool.install(|| -> Result<_> {
+        let inv = scan::scan(&root, scan::Depth::Fast)?;
+        let graph = graph::build(&root, &inv, env.now);
+        Ok((inv, graph))
+    })?;
+    if let Some(why) = inv.blind_spots() {
+        return Err(Error::Refused(format!(
+            "refusing to remove repositories: {why}; the repositories there, and what they need, are unknown"
+        )));
+    }
+    let plan = rmrepo::plan(&inv, &graph, &a.names, a.keep_blobs, &pending)?;
+    let mut status = ExitStatus::CLEAN;
+    let mut applied = None;
+    if !a.dry_run {
+        match pool.install(|| rmrepo::apply(&root, &plan, &remover, interrupt, env.now)) {
+            Ok(done) => applied = Some(done),
+            Err(Error::Interrupted) => {
+                status = ExitStatus::INTERRUPTED;
+                notes.push("interrupted; run the same command again (or gc) to finish".into());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let doc = report::RmDoc {
+        dry_run: a.dry_run,
+        plan: &plan,
+        applied: applied.as_ref(),
+    };
+    if g.json {
+        report::write_json(out, "rm-repo", &doc)
+    } else {
+        report::rm_human(out, &doc)
+    }
+    .map_err(Error::Output)?;
+    Ok(Outcome { status, notes })
+}
+
+/// `regfsck du`.
+fn du_cmd(cx: &mut Cx<'_>, a: &crate::cli::DuArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    let (usage, blind) = pool.install(|| -> Result<_> {
+        let inv = scan::scan(&root, scan::Depth::Fast)?;
+        let graph = graph::build(&root, &inv, env.now);
+        let sort = match a.sort {
+            crate::cli::DuSort::Size => du::SortBy::Size,
+            crate::cli::DuSort::Name => du::SortBy::Name,
+        };
+        Ok((du::usage(&inv, &graph, a.tags, sort), inv.blind_spots()))
+    })?;
+    if g.json {
+        report::write_json(out, "du", &usage)
+    } else {
+        report::du_human(out, &usage)
+    }
+    .map_err(Error::Output)?;
+    let notes = usage
+        .skipped
+        .iter()
+        .map(|r| {
+            format!(
+                "skipped {r}: its name is not UTF-8; the blobs its links name count as referenced"
+            )
+        })
+        .collect();
+    Ok(incomplete(
+        Outcome {
+            status: ExitStatus::CLEAN,
+            notes,
+        },
+        blind,
+    ))
+}
+
+/// `regfsck serve`.
+fn serve_cmd(cx: &mut Cx<'_>, a: &crate::cli::ServeArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let interrupt = cx.interrupt;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    let settings = match &g.config {
+        Some(cfg) => Some((
+            cfg.as_path(),
+            config::serve_settings(cfg, &env.registry_env)?,
+        )),
+        None => None,
+    };
+    let flags = serve::Flags {
+        addr: a.addr,
+        htpasswd: a.htpasswd.clone(),
+        realm: a.realm.clone(),
+        tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+        limits: serve::Limits {
+            header_timeout: a.header_timeout,
+            idle_timeout: a.idle_timeout,
+            max_connections: a.max_connections,
+        },
+    };
+    let (opts, from_config) = serve::resolve(flags, settings.as_ref().map(|(p, s)| (*p, s)));
+    if let Some(line) = from_config {
+        serve::log(&line);
+    }
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
+    let mut said = Ok(());
+    serve::run(&root, &opts, interrupt, &mut |bound| {
+        said = writeln!(
+            out,
+            "serving {} on {scheme}://{bound}",
+            root.path().display()
+        )
+        .and_then(|()| out.flush());
+    })?;
+    said.map_err(Error::Output)?;
+    Ok(Outcome::default())
+}
+
+/// `regfsck generate` (man pages and completions, for the repository).
+fn generate_cmd(cx: &mut Cx<'_>, a: &crate::cli::GenerateArgs) -> Result<Outcome> {
+    let out: &mut dyn Write = &mut *cx.out;
+    for rel in generate::write_into(&a.out)? {
+        writeln!(out, "{}", rel.display()).map_err(Error::Output)?;
+    }
+    Ok(Outcome::default())
 }
