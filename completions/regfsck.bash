@@ -50,7 +50,7 @@ _regfsck() {
 
     case "${cmd}" in
         regfsck)
-            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --help --version verify ls gc rm-repo prune repair du serve generate"
+            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help --version verify ls gc rm-repo prune repair du serve generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -72,6 +72,18 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -80,7 +92,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__du)
-            opts="-j -q -v -h --sort --tags --root --config --json --jobs --quiet --verbose --help"
+            opts="-j -q -v -h --sort --tags --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -106,6 +118,18 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -114,7 +138,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__gc)
-            opts="-n -m -j -q -v -h --dry-run --delete-untagged --min-age --force --root --config --json --jobs --quiet --verbose --help"
+            opts="-n -m -j -q -v -h --dry-run --delete-untagged --min-age --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -140,6 +164,18 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -148,7 +184,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__generate)
-            opts="-j -q -v -h --out --root --config --json --jobs --quiet --verbose --help"
+            opts="-j -q -v -h --out --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -174,6 +210,18 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -182,7 +230,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__ls)
-            opts="-j -q -v -h --untagged --root --config --json --jobs --quiet --verbose --help"
+            opts="-j -q -v -h --untagged --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -204,6 +252,18 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -212,7 +272,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__prune)
-            opts="-n -j -q -v -h --repo --keep-last --keep-within --keep-tag --order --policy --dry-run --gc --min-age --force --root --config --json --jobs --quiet --verbose --help"
+            opts="-n -j -q -v -h --repo --keep-last --keep-within --keep-tag --order --policy --dry-run --gc --min-age --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -262,6 +322,18 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -270,7 +342,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__repair)
-            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --root --config --json --jobs --quiet --verbose --help"
+            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -300,6 +372,18 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -308,7 +392,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__rm__subcmd__repo)
-            opts="-n -j -q -v -h --dry-run --keep-blobs --root --config --json --jobs --quiet --verbose --help"
+            opts="-n -j -q -v -h --dry-run --keep-blobs --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -330,6 +414,18 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -338,7 +434,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__serve)
-            opts="-j -q -v -h --addr --htpasswd --realm --tls-cert --tls-key --header-timeout --idle-timeout --max-connections --root --config --json --jobs --quiet --verbose --help"
+            opts="-j -q -v -h --addr --htpasswd --realm --tls-cert --tls-key --header-timeout --idle-timeout --max-connections --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -392,6 +488,18 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -400,7 +508,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__verify)
-            opts="-j -q -v -h --no-content --root --config --json --jobs --quiet --verbose --help"
+            opts="-j -q -v -h --no-content --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -419,6 +527,18 @@ _regfsck() {
                     return 0
                     ;;
                 -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_regfsck_global_optspecs
-    string join \n root= config= json j/jobs= q/quiet v/verbose h/help V/version
+    string join \n root= config= json j/jobs= q/quiet v/verbose endpoint= region= io-concurrency= h/help V/version
 end
 
 function __fish_regfsck_needs_command
@@ -24,9 +24,12 @@ function __fish_regfsck_using_subcommand
     contains -- $cmd[1] $argv
 end
 
-complete -c regfsck -n "__fish_regfsck_needs_command" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
-complete -c regfsck -n "__fish_regfsck_needs_command" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_needs_command" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_needs_command" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_needs_command" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_needs_command" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_needs_command" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_needs_command" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_needs_command" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_needs_command" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_needs_command" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -41,26 +44,35 @@ complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "repair" -d 'Fix wha
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "du" -d 'Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo frees), shared bytes; and the bytes gc would free'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "serve" -d 'Serve the layout read-only over the registry\'s pull API (for skopeo, docker, containerd)'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "generate" -d 'Write the man pages and shell completions (for packagers and the repository)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l no-content -d 'Check structure only: do not hash blob contents'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l untagged -d 'List manifests no tag reaches (neither tagged nor a child of a tagged index)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l min-age -d 'Keep unreferenced blobs and untagged manifests touched more recently than this, so a push in progress does not lose them (e.g. 0, 30m, 1h, 7d)' -r
-complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s n -l dry-run -d 'Print the plan; delete nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s m -l delete-untagged -d 'Also drop manifests no tag reaches (their revision links and tag history). The children of a kept index and referrers of a kept manifest are always kept'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l force -d 'Sweep even when the graph is broken (a manifest missing or unparseable, a link that cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to where that can be known; the rest may be lost'
@@ -68,9 +80,12 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l json -d 'Print on
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s n -l dry-run -d 'Print what would be removed; change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l keep-blobs -d 'Remove the repositories only; leave their blobs for gc'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l json -d 'Print one JSON document on stdout instead of the human report'
@@ -86,9 +101,12 @@ version\t'By version: digit runs compare as numbers (`1_2` before `1_10`), semve
 name\t'By name, byte order (what `sort` does: `1_10` before `1_2`)'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l policy -d 'Read the policies from a file (TOML or YAML, by extension) instead of the options above: a list `policies`, each with repositories, keep-last, keep-within, keep-tag and order; the first whose globs match a repository applies' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l min-age -d 'Grace period of the sweep (as gc\'s --min-age)' -r
-complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s n -l dry-run -d 'Print the plan (what is kept and why, what is removed); change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l force -d 'Prune (and sweep) even when a selected repository\'s graph is broken'
@@ -98,9 +116,12 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s v -l verbose -
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l upload-age -d 'Quarantine unfinished uploads started longer ago than this (the registry\'s purge age)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l undo -d 'Undo an earlier repair from its quarantine directory (the path the repair printed; an absolute one names the root too): restores every file it moved or wrote. With --dry-run, shows what it would restore' -r
-complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s n -l dry-run -d 'Print the plan; change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s y -l yes -d 'Do not ask for confirmation (needed when stdin is not a terminal)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l json -d 'Print one JSON document on stdout instead of the human report'
@@ -109,9 +130,12 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s v -l verbose 
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l sort -d 'Order of the repositories' -r -f -a "size\t'Largest first'
 name\t'By repository name'"
-complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l tags -d 'Also the size of each tag (its manifest and everything it refers to)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s q -l quiet -d 'No progress bar'
@@ -125,17 +149,23 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l tls-key -d 'Th
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l header-timeout -d 'Close a connection whose request head (request line and headers; on a new HTTPS connection, the TLS handshake too) has not fully arrived this long after it started' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l idle-timeout -d 'Close a connection idle this long between requests, or whose client has read nothing of a response for this long' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l max-connections -d 'Serve at most N connections at once; more wait in the listen backlog until one closes' -r
-complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l out -d 'Directory to write man/ and completions/ into' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself). Also read from REGFSCK_ROOT' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'

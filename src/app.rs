@@ -25,6 +25,8 @@ pub struct Env {
     pub registry_rootdirectory: Option<String>,
     /// `REGISTRY_PROXY_REMOTEURL`.
     pub registry_proxy: Option<String>,
+    /// The `AWS_*` variables an object store is reached with.
+    pub aws: AwsEnv,
     /// Every `REGISTRY_*` variable (name, value), sorted by name: the registry's config
     /// overrides, which `serve --config` applies to `http` and `auth` as the registry does.
     pub registry_env: Vec<(String, String)>,
@@ -48,6 +50,7 @@ impl Env {
             regfsck_root: std::env::var_os("REGFSCK_ROOT").filter(|s| !s.is_empty()),
             registry_rootdirectory: std::env::var(config::ROOT_ENV_OVERRIDE).ok(),
             registry_proxy: std::env::var("REGISTRY_PROXY_REMOTEURL").ok(),
+            aws: AwsEnv::from_process(),
             registry_env: {
                 let mut v: Vec<(String, String)> = std::env::vars_os()
                     .filter_map(|(k, v)| Some((k.into_string().ok()?, v.into_string().ok()?)))
@@ -70,6 +73,34 @@ impl Env {
     }
 }
 
+/// The `AWS_*` variables of the process.
+#[derive(Debug, Clone, Default)]
+pub struct AwsEnv {
+    /// `AWS_ENDPOINT_URL_S3`, else `AWS_ENDPOINT_URL`.
+    pub endpoint: Option<String>,
+    /// `AWS_REGION`, else `AWS_DEFAULT_REGION`.
+    pub region: Option<String>,
+    /// `AWS_ACCESS_KEY_ID`.
+    pub access_key: Option<String>,
+    /// `AWS_SECRET_ACCESS_KEY`.
+    pub secret_key: Option<String>,
+    /// `AWS_SESSION_TOKEN`.
+    pub session_token: Option<String>,
+}
+
+impl AwsEnv {
+    fn from_process() -> Self {
+        let var = |k: &str| std::env::var(k).ok().filter(|v| !v.is_empty());
+        AwsEnv {
+            endpoint: var("AWS_ENDPOINT_URL_S3").or_else(|| var("AWS_ENDPOINT_URL")),
+            region: var("AWS_REGION").or_else(|| var("AWS_DEFAULT_REGION")),
+            access_key: var("AWS_ACCESS_KEY_ID"),
+            secret_key: var("AWS_SECRET_ACCESS_KEY"),
+            session_token: var("AWS_SESSION_TOKEN"),
+        }
+    }
+}
+
 /// How a run ended.
 #[derive(Debug, Clone, Default)]
 pub struct Outcome {
@@ -87,50 +118,126 @@ pub struct Outcome {
 /// # Errors
 /// [`Error::ConflictingRoots`], [`Error::NoRoot`], config errors, and [`Root::open`]'s errors.
 pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Result<Root> {
-    let rootdir = |cfg: &Path| config::rootdirectory(cfg, env.registry_rootdirectory.as_deref());
-    let mut given: Vec<(PathBuf, String)> = Vec::new();
+    use crate::storage::object::S3Spec;
+    /// One way of naming the storage.
+    #[derive(Debug, Clone)]
+    enum Place {
+        Local(PathBuf),
+        S3(S3Spec),
+    }
+    impl Place {
+        fn describe(&self) -> String {
+            match self {
+                Place::Local(p) => p.display().to_string(),
+                Place::S3(s) => s.url(),
+            }
+        }
+        fn same(&self, other: &Place) -> bool {
+            match (self, other) {
+                (Place::Local(a), Place::Local(b)) => crate::storage::local::same_dir(a, b),
+                (Place::S3(a), Place::S3(b)) => a.bucket == b.bucket && a.prefix == b.prefix,
+                _ => false,
+            }
+        }
+    }
+    let named = |p: &Path| -> Option<Place> {
+        let text = p.to_str()?;
+        S3Spec::from_url(text).map(Place::S3)
+    };
+    let from_config = |cfg: &Path| -> Result<Place> {
+        let mut reg_env = env.registry_env.clone();
+        if let Some(r) = &env.registry_rootdirectory {
+            reg_env.push((config::ROOT_ENV_OVERRIDE.into(), r.clone()));
+        }
+        Ok(match config::storage_spec(cfg, &reg_env)? {
+            config::StorageSpec::Filesystem(p) => Place::Local(p),
+            config::StorageSpec::S3(s) => Place::S3(s),
+        })
+    };
+    let mut given: Vec<(Place, String)> = Vec::new();
     let mut cache = false;
     if let Some(p) = positional {
-        if std::fs::metadata(p).is_ok_and(|m| m.is_file()) {
+        if let Some(place) = named(p) {
+            given.push((place, "ROOT".into()));
+        } else if crate::storage::local::is_file(p) {
             cache |= config::is_proxy(p, env.registry_proxy.as_deref())?;
             given.push((
-                rootdir(p)?,
+                from_config(p)?,
                 format!("ROOT {} (a registry config)", p.display()),
             ));
         } else {
-            given.push((p.into(), "ROOT".into()));
+            given.push((Place::Local(p.into()), "ROOT".into()));
         }
     }
     if let Some(r) = &g.root {
-        given.push((r.clone(), "--root".into()));
+        given.push((
+            named(r).unwrap_or_else(|| Place::Local(r.clone())),
+            "--root".into(),
+        ));
     }
     if let Some(cfg) = &g.config {
         cache |= config::is_proxy(cfg, env.registry_proxy.as_deref())?;
-        given.push((rootdir(cfg)?, format!("--config {}", cfg.display())));
+        given.push((from_config(cfg)?, format!("--config {}", cfg.display())));
     }
-    let same = |a: &Path, b: &Path| {
-        a == b
-            || matches!(
-                (std::fs::canonicalize(a), std::fs::canonicalize(b)),
-                (Ok(x), Ok(y)) if x == y
-            )
-    };
-    let path = match given.split_first() {
+    let place = match given.split_first() {
         Some(((first, how), rest)) => {
-            if let Some((other, how2)) = rest.iter().find(|(p, _)| !same(first, p)) {
+            if let Some((other, how2)) = rest.iter().find(|(p, _)| !first.same(p)) {
                 return Err(Error::ConflictingRoots {
-                    first: format!("{} (from {how})", first.display()),
-                    second: format!("{} (from {how2})", other.display()),
+                    first: format!("{} (from {how})", first.describe()),
+                    second: format!("{} (from {how2})", other.describe()),
                 });
             }
-            first.clone()
+            // A config's bucket settings complete a bare s3:// URL naming the same place.
+            rest.iter()
+                .chain(std::iter::once(&(first.clone(), how.clone())))
+                .map(|(p, _)| p.clone())
+                .max_by_key(|p| match p {
+                    Place::S3(s) => {
+                        usize::from(s.endpoint.is_some()) + usize::from(s.access_key.is_some())
+                    }
+                    Place::Local(_) => 0,
+                })
+                .unwrap_or_else(|| first.clone())
         }
         None => match &env.regfsck_root {
-            Some(r) => PathBuf::from(r),
+            Some(r) => {
+                let p = PathBuf::from(r);
+                named(&p).unwrap_or(Place::Local(p))
+            }
             None => return Err(Error::NoRoot),
         },
     };
-    let mut root = Root::open(&path)?;
+    let mut root = match place {
+        Place::Local(p) => Root::open(&p)?,
+        Place::S3(mut spec) => {
+            // Flags beat the config, which beats the environment (as the registry's own S3
+            // client reads AWS_* only for what its config leaves out).
+            spec.endpoint = g
+                .endpoint
+                .clone()
+                .or(spec.endpoint)
+                .or_else(|| env.aws.endpoint.clone());
+            spec.region = g
+                .region
+                .clone()
+                .or(spec.region)
+                .or_else(|| env.aws.region.clone());
+            spec.access_key = spec.access_key.or_else(|| env.aws.access_key.clone());
+            spec.secret_key = spec.secret_key.or_else(|| env.aws.secret_key.clone());
+            spec.session_token = spec.session_token.or_else(|| env.aws.session_token.clone());
+            if spec.endpoint.is_some() {
+                spec.virtual_hosted = false;
+            }
+            spec.concurrency = g.io_concurrency.get();
+            let url = spec.url();
+            let o = crate::storage::object::Object::open(spec)
+                .map_err(|e| Error::io(url.clone(), e))?;
+            if crate::storage::Storage::stat(&o, crate::layout::V2).is_err() {
+                return Err(Error::NotARegistry { path: url.into() });
+            }
+            Root::with_storage(std::sync::Arc::new(o))
+        }
+    };
     root.set_cache(cache);
     Ok(root)
 }
@@ -179,7 +286,7 @@ pub fn finish_pending(
         }
     }
     // A run killed after deleting its bin leaves the trash itself, empty.
-    if std::fs::symlink_metadata(root.abs(jobs::TRASH)).is_ok() {
+    if root.exists(jobs::TRASH) {
         remover.remove_empty_dir(jobs::TRASH)?;
     }
     Ok(notes)
@@ -202,6 +309,19 @@ pub fn pending_notes(root: &Root) -> Result<Vec<String>> {
             })
         })
         .collect())
+}
+
+/// Destructive commands change local storage only, for now (writes to object stores are the
+/// next step): a real run on an object store is refused before it plans anything.
+fn writable(root: &Root) -> Result<()> {
+    if root.storage().local_root().is_some() {
+        Ok(())
+    } else {
+        Err(Error::Refused(format!(
+            "{}: gc, prune, rm-repo and repair change only local storage for now; their --dry-run works here",
+            root.describe()
+        )))
+    }
 }
 
 /// A read-only command's outcome when the scan could not see everything: exit 8 besides what it
@@ -268,6 +388,16 @@ fn gc_pass(
     Ok(pass)
 }
 
+/// What every command is run with.
+struct Cx<'a> {
+    g: &'a GlobalArgs,
+    env: &'a Env,
+    out: &'a mut dyn Write,
+    progress: &'a dyn Progress,
+    interrupt: &'a AtomicBool,
+    pool: &'a rayon::ThreadPool,
+}
+
 /// Runs a parsed command line.
 ///
 /// # Errors
@@ -287,519 +417,599 @@ pub fn run(
     let pool = builder
         .build()
         .map_err(|e| Error::ThreadPool(e.to_string()))?;
+    let mut cx = Cx {
+        g,
+        env,
+        out,
+        progress,
+        interrupt,
+        pool: &pool,
+    };
     match &cli.command {
-        Command::Verify(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            let opts = verify::VerifyOptions {
-                content: !a.no_content,
-                now: env.now,
-            };
-            let r = pool.install(|| verify::verify(&root, &opts, progress, interrupt))?;
-            if g.json {
-                report::write_json(out, "verify", &r)
-            } else {
-                report::verify_human(out, &r, g.verbose)
-            }
-            .map_err(Error::Output)?;
-            let mut status = if r.summary.interrupted {
-                ExitStatus::INTERRUPTED
-            } else if r.summary.errors > 0 {
-                ExitStatus::UNCORRECTED
-            } else {
-                ExitStatus::CLEAN
-            };
-            let mut notes = Vec::new();
-            if !r.summary.complete {
-                // The scan could not complete: an operational error besides what it found.
-                status |= ExitStatus::OPERATIONAL;
+        Command::Verify(a) => verify_cmd(&mut cx, a),
+        Command::Ls(a) => ls_cmd(&mut cx, a),
+        Command::Gc(a) => gc_cmd(&mut cx, a),
+        Command::Prune(a) => prune_cmd(&mut cx, a),
+        Command::Repair(a) => repair_cmd(&mut cx, a),
+        Command::RmRepo(a) => rm_repo_cmd(&mut cx, a),
+        Command::Du(a) => du_cmd(&mut cx, a),
+        Command::Serve(a) => serve_cmd(&mut cx, a),
+        Command::Generate(a) => generate_cmd(&mut cx, a),
+    }
+}
+
+/// `regfsck verify`.
+fn verify_cmd(cx: &mut Cx<'_>, a: &crate::cli::VerifyArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let progress = cx.progress;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    let opts = verify::VerifyOptions {
+        content: !a.no_content,
+        now: env.now,
+    };
+    let r = pool.install(|| verify::verify(&root, &opts, progress, interrupt))?;
+    if g.json {
+        report::write_json(out, "verify", &r)
+    } else {
+        report::verify_human(out, &r, g.verbose)
+    }
+    .map_err(Error::Output)?;
+    let mut status = if r.summary.interrupted {
+        ExitStatus::INTERRUPTED
+    } else if r.summary.errors > 0 {
+        ExitStatus::UNCORRECTED
+    } else {
+        ExitStatus::CLEAN
+    };
+    let mut notes = Vec::new();
+    if !r.summary.complete {
+        // The scan could not complete: an operational error besides what it found.
+        status |= ExitStatus::OPERATIONAL;
+        notes.push(
+            "the scan could not see the whole layout (dir_unreadable or symlink above); what is there is unknown".into(),
+        );
+    }
+    Ok(Outcome { status, notes })
+}
+
+/// `regfsck ls`.
+fn ls_cmd(cx: &mut Cx<'_>, a: &crate::cli::LsArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    let (graph, skipped, blind) = pool.install(|| -> Result<_> {
+        let inv = scan::scan(&root, scan::Depth::Names)?;
+        let g = graph::build(&root, &inv, env.now);
+        Ok((g, inv.skipped.clone(), inv.blind_spots()))
+    })?;
+    let mut listing = ls::list(&graph, a.untagged);
+    listing.skipped = skipped;
+    if g.json {
+        report::write_json(out, "ls", &listing)
+    } else {
+        report::ls_human(out, &listing)
+    }
+    .map_err(Error::Output)?;
+    let mut notes: Vec<String> = listing
+        .broken_tags
+        .iter()
+        .map(|t| format!("tag {t} has no readable current/link (regfsck verify explains)"))
+        .collect();
+    notes.extend(listing.skipped.iter().map(|r| {
+        format!("skipped {r}: its name is not UTF-8 (no registry can serve it; its blobs are kept)")
+    }));
+    Ok(incomplete(
+        Outcome {
+            status: ExitStatus::CLEAN,
+            notes,
+        },
+        blind,
+    ))
+}
+
+/// `regfsck gc`.
+fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    if !a.dry_run {
+        writable(&root)?;
+    }
+    let opts = gc::GcOptions {
+        delete_untagged: a.delete_untagged,
+        min_age: a.min_age.into(),
+        force: a.force,
+        now: env.now,
+    };
+    let mut notes = if a.dry_run {
+        pending_notes(&root)?
+    } else {
+        let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+        finish_pending(&root, &remover, pool, env, interrupt)?
+    };
+    let mut pass = gc_pass(&root, &opts, a.dry_run, pool, env, interrupt)?;
+    notes.append(&mut pass.notes);
+    pass.notes = notes;
+    let doc = report::GcDoc {
+        dry_run: a.dry_run,
+        refused: pass.refused,
+        plan: &pass.plan,
+        applied: pass.applied.as_ref(),
+    };
+    if g.json {
+        report::write_json(out, "gc", &doc)
+    } else {
+        report::gc_human(out, &doc)
+    }
+    .map_err(Error::Output)?;
+    Ok(Outcome {
+        status: pass.status,
+        notes: pass.notes,
+    })
+}
+
+/// `regfsck prune`.
+fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    if !a.dry_run {
+        writable(&root)?;
+    }
+    let policies = match &a.policy {
+        Some(f) => prune::load_policies(f)?,
+        None => vec![prune::Policy::new(prune::PolicySpec {
+            repositories: a.repos.clone(),
+            keep_last: a.keep_last,
+            keep_within: a.keep_within.map(Into::into),
+            keep_tag: a.keep_tag.clone(),
+            order: a.order,
+        })?],
+    };
+    let opts = prune::PruneOptions {
+        policies,
+        now: env.now,
+        min_age: a.min_age.into(),
+    };
+    let mut notes = if a.dry_run {
+        pending_notes(&root)?
+    } else {
+        let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+        finish_pending(&root, &remover, pool, env, interrupt)?
+    };
+    let plan = pool.install(|| -> Result<prune::PrunePlan> {
+        let inv = scan::scan(&root, scan::Depth::Fast)?;
+        let graph = graph::build(&root, &inv, env.now);
+        Ok(prune::plan(&root, &inv, &graph, &opts))
+    })?;
+    let refused = plan.blind.is_some() || (!plan.broken.is_empty() && !a.force);
+    let mut status = ExitStatus::CLEAN;
+    let mut applied = None;
+    let mut swept = None;
+    if let Some(why) = &plan.blind {
+        status = ExitStatus::OPERATIONAL;
+        notes.push(format!(
+            "refusing to prune: {why} (--force does not change this: fix the permissions or the mount and run again)"
+        ));
+    } else if refused {
+        status = ExitStatus::UNCORRECTED;
+        notes.push(
+            "refusing to prune: a selected repository's graph is broken (errors above); fix it or pass --force"
+                .into(),
+        );
+    } else if !a.dry_run {
+        let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+        match prune::apply(&root, &plan, &remover, interrupt, env.now) {
+            Ok(done) => applied = Some(done),
+            Err(Error::Interrupted) => {
+                status = ExitStatus::INTERRUPTED;
                 notes.push(
-                    "the scan could not see the whole layout (dir_unreadable or symlink above); what is there is unknown".into(),
+                    "interrupted; what was removed is consistent, run prune again to finish".into(),
                 );
             }
-            Ok(Outcome { status, notes })
+            Err(e) => return Err(e),
         }
-        Command::Ls(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            let (graph, skipped, blind) = pool.install(|| -> Result<_> {
-                let inv = scan::scan(&root, scan::Depth::Names)?;
-                let g = graph::build(&root, &inv, env.now);
-                Ok((g, inv.skipped.clone(), inv.blind_spots()))
-            })?;
-            let mut listing = ls::list(&graph, a.untagged);
-            listing.skipped = skipped;
-            if g.json {
-                report::write_json(out, "ls", &listing)
-            } else {
-                report::ls_human(out, &listing)
-            }
-            .map_err(Error::Output)?;
-            let mut notes: Vec<String> = listing
-                .broken_tags
-                .iter()
-                .map(|t| format!("tag {t} has no readable current/link (regfsck verify explains)"))
-                .collect();
-            notes.extend(listing.skipped.iter().map(|r| {
-                format!("skipped {r}: its name is not UTF-8 (no registry can serve it; its blobs are kept)")
-            }));
-            Ok(incomplete(
-                Outcome {
-                    status: ExitStatus::CLEAN,
-                    notes,
-                },
-                blind,
-            ))
-        }
-        Command::Gc(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            let opts = gc::GcOptions {
-                delete_untagged: a.delete_untagged,
+        if applied.is_some() && a.gc {
+            let gc_opts = gc::GcOptions {
+                delete_untagged: false,
                 min_age: a.min_age.into(),
                 force: a.force,
                 now: env.now,
             };
-            let mut notes = if a.dry_run {
-                pending_notes(&root)?
-            } else {
-                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-                finish_pending(&root, &remover, &pool, env, interrupt)?
-            };
-            let mut pass = gc_pass(&root, &opts, a.dry_run, &pool, env, interrupt)?;
-            notes.append(&mut pass.notes);
-            pass.notes = notes;
-            let doc = report::GcDoc {
-                dry_run: a.dry_run,
-                refused: pass.refused,
-                plan: &pass.plan,
-                applied: pass.applied.as_ref(),
-            };
-            if g.json {
-                report::write_json(out, "gc", &doc)
-            } else {
-                report::gc_human(out, &doc)
-            }
-            .map_err(Error::Output)?;
-            Ok(Outcome {
-                status: pass.status,
-                notes: pass.notes,
-            })
+            let pass = gc_pass(&root, &gc_opts, false, pool, env, interrupt)?;
+            status = pass.status;
+            notes.extend(pass.notes.iter().cloned());
+            swept = Some(pass);
         }
-        Command::Prune(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            let policies = match &a.policy {
-                Some(f) => prune::load_policies(f)?,
-                None => vec![prune::Policy::new(prune::PolicySpec {
-                    repositories: a.repos.clone(),
-                    keep_last: a.keep_last,
-                    keep_within: a.keep_within.map(Into::into),
-                    keep_tag: a.keep_tag.clone(),
-                    order: a.order,
-                })?],
-            };
-            let opts = prune::PruneOptions {
-                policies,
-                now: env.now,
-                min_age: a.min_age.into(),
-            };
-            let mut notes = if a.dry_run {
-                pending_notes(&root)?
-            } else {
-                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-                finish_pending(&root, &remover, &pool, env, interrupt)?
-            };
-            let plan = pool.install(|| -> Result<prune::PrunePlan> {
-                let inv = scan::scan(&root, scan::Depth::Fast)?;
-                let graph = graph::build(&root, &inv, env.now);
-                Ok(prune::plan(&root, &inv, &graph, &opts))
-            })?;
-            let refused = plan.blind.is_some() || (!plan.broken.is_empty() && !a.force);
-            let mut status = ExitStatus::CLEAN;
-            let mut applied = None;
-            let mut swept = None;
-            if let Some(why) = &plan.blind {
-                status = ExitStatus::OPERATIONAL;
-                notes.push(format!(
-                    "refusing to prune: {why} (--force does not change this: fix the permissions or the mount and run again)"
-                ));
-            } else if refused {
-                status = ExitStatus::UNCORRECTED;
-                notes.push(
-                    "refusing to prune: a selected repository's graph is broken (errors above); fix it or pass --force"
-                        .into(),
-                );
-            } else if !a.dry_run {
-                let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-                match prune::apply(&root, &plan, &remover, interrupt, env.now) {
-                    Ok(done) => applied = Some(done),
-                    Err(Error::Interrupted) => {
-                        status = ExitStatus::INTERRUPTED;
-                        notes.push(
-                            "interrupted; what was removed is consistent, run prune again to finish"
-                                .into(),
-                        );
-                    }
-                    Err(e) => return Err(e),
-                }
-                if applied.is_some() && a.gc {
-                    let gc_opts = gc::GcOptions {
-                        delete_untagged: false,
-                        min_age: a.min_age.into(),
-                        force: a.force,
-                        now: env.now,
-                    };
-                    let pass = gc_pass(&root, &gc_opts, false, &pool, env, interrupt)?;
-                    status = pass.status;
-                    notes.extend(pass.notes.iter().cloned());
-                    swept = Some(pass);
-                }
-            }
-            let gc_doc = swept.as_ref().map(|p| report::GcDoc {
-                dry_run: false,
-                refused: p.refused,
-                plan: &p.plan,
-                applied: p.applied.as_ref(),
-            });
-            let doc = report::PruneDoc {
-                dry_run: a.dry_run,
-                refused,
+    }
+    let gc_doc = swept.as_ref().map(|p| report::GcDoc {
+        dry_run: false,
+        refused: p.refused,
+        plan: &p.plan,
+        applied: p.applied.as_ref(),
+    });
+    let doc = report::PruneDoc {
+        dry_run: a.dry_run,
+        refused,
+        plan: &plan,
+        applied: applied.as_ref(),
+        sweep: gc_doc.as_ref(),
+    };
+    if g.json {
+        report::write_json(out, "prune", &doc)
+    } else {
+        report::prune_human(out, &doc)
+    }
+    .map_err(Error::Output)?;
+    Ok(Outcome { status, notes })
+}
+
+/// `regfsck repair` (and `--undo`).
+fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let progress = cx.progress;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    // An absolute RUN (as repair prints it) names its root.
+    let root_of_run = a.undo.as_deref().and_then(|r| {
+        let p = Path::new(r);
+        let q = p.parent()?;
+        (p.is_absolute() && q.ends_with(fsops::QUARANTINE))
+            .then(|| q.parent().map(Path::to_path_buf))
+            .flatten()
+    });
+    let root = match resolve_root(a.root.as_deref(), g, env) {
+        Err(Error::NoRoot) if root_of_run.is_some() => {
+            resolve_root(root_of_run.as_deref(), g, env)?
+        }
+        r => r?,
+    };
+    if !a.dry_run {
+        writable(&root)?;
+    }
+    let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+    if let Some(run) = &a.undo {
+        if !a.dry_run
+            && !a.yes
+            && !env
+                .confirm
+                .is_some_and(|ask| ask(&format!("undo repair {run}? [y/N] ")))
+        {
+            return Err(Error::NotConfirmed);
+        }
+        let done = repair::undo(&root, run, &remover, a.dry_run)?;
+        if g.json {
+            report::write_json(out, "repair-undo", &done)
+        } else {
+            report::undo_human(out, &done)
+        }
+        .map_err(Error::Output)?;
+        let status = if done.skipped.is_empty() {
+            ExitStatus::CLEAN
+        } else {
+            ExitStatus::UNCORRECTED
+        };
+        return Ok(Outcome {
+            status,
+            notes: Vec::new(),
+        });
+    }
+    let opts = repair::RepairOptions {
+        upload_age: a.upload_age.into(),
+        now: env.now,
+    };
+    let vopts = verify::VerifyOptions {
+        content: true,
+        now: env.now,
+    };
+    let mut plan = pool.install(|| -> Result<repair::RepairPlan> {
+        let report = verify::verify(&root, &vopts, progress, interrupt)?;
+        if report.summary.interrupted {
+            return Err(Error::Interrupted);
+        }
+        let inv = scan::scan(&root, scan::Depth::Thorough)?;
+        let graph = graph::build(&root, &inv, env.now);
+        if let Some(why) = repair::refusal(&inv, &graph) {
+            return Err(Error::Refused(why));
+        }
+        Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
+    })?;
+    let mut applied = None;
+    let mut after = None;
+    let mut notes = Vec::new();
+    // A dry run corrects nothing: as fsck -n, errors found are errors left.
+    let mut status = if a.dry_run {
+        if plan.errors_before > 0 || !plan.unrepairable.is_empty() {
+            ExitStatus::UNCORRECTED
+        } else {
+            ExitStatus::CLEAN
+        }
+    } else if plan.steps.is_empty() {
+        if plan.unrepairable.is_empty() {
+            ExitStatus::CLEAN
+        } else {
+            ExitStatus::UNCORRECTED
+        }
+    } else if plan.unrepairable.is_empty() {
+        ExitStatus::CORRECTED
+    } else {
+        ExitStatus::UNCORRECTED
+    };
+    if !a.dry_run && plan.steps.is_empty() {
+        if let Some(run) = repair::close_unfinished(&root)? {
+            notes.push(format!(
+                "the interrupted repair {run} had finished its steps"
+            ));
+        }
+    }
+    if !a.dry_run && !plan.steps.is_empty() {
+        if !a.yes {
+            let mut preview = Vec::new();
+            let doc = report::RepairDoc {
+                dry_run: true,
                 plan: &plan,
-                applied: applied.as_ref(),
-                sweep: gc_doc.as_ref(),
+                applied: None,
+                remaining: None,
+                root: root.path(),
             };
-            if g.json {
-                report::write_json(out, "prune", &doc)
-            } else {
-                report::prune_human(out, &doc)
+            report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
+            let question = format!(
+                "{}apply these {} repairs? [y/N] ",
+                String::from_utf8_lossy(&preview),
+                plan.steps.len()
+            );
+            if !env.confirm.is_some_and(|ask| ask(&question)) {
+                return Err(Error::NotConfirmed);
             }
-            .map_err(Error::Output)?;
-            Ok(Outcome { status, notes })
         }
-        Command::Repair(a) => {
-            // An absolute RUN (as repair prints it) names its root.
-            let root_of_run = a.undo.as_deref().and_then(|r| {
-                let p = Path::new(r);
-                let q = p.parent()?;
-                (p.is_absolute() && q.ends_with(fsops::QUARANTINE))
-                    .then(|| q.parent().map(Path::to_path_buf))
-                    .flatten()
-            });
-            let root = match resolve_root(a.root.as_deref(), g, env) {
-                Err(Error::NoRoot) if root_of_run.is_some() => {
-                    resolve_root(root_of_run.as_deref(), g, env)?
-                }
-                r => r?,
-            };
-            let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-            if let Some(run) = &a.undo {
-                if !a.dry_run
-                    && !a.yes
-                    && !env
-                        .confirm
-                        .is_some_and(|ask| ask(&format!("undo repair {run}? [y/N] ")))
-                {
-                    return Err(Error::NotConfirmed);
-                }
-                let done = repair::undo(&root, run, &remover, a.dry_run)?;
-                if g.json {
-                    report::write_json(out, "repair-undo", &done)
-                } else {
-                    report::undo_human(out, &done)
-                }
-                .map_err(Error::Output)?;
-                let status = if done.skipped.is_empty() {
-                    ExitStatus::CLEAN
-                } else {
-                    ExitStatus::UNCORRECTED
-                };
-                return Ok(Outcome {
-                    status,
-                    notes: Vec::new(),
-                });
+        match repair::apply(&root, &plan, &remover, interrupt, env.now) {
+            Ok(done) => applied = Some(done),
+            Err(Error::Interrupted) => {
+                status = ExitStatus::INTERRUPTED;
+                notes.push("interrupted; undo with --undo or run repair again".into());
             }
-            let opts = repair::RepairOptions {
-                upload_age: a.upload_age.into(),
-                now: env.now,
+            Err(e) => return Err(e),
+        }
+        // What a repair makes visible (a restored revision link shows that revision's
+        // unlinked config) is repaired in further passes of the same run, until
+        // nothing is left to do (as fsck, which runs its passes until clean).
+        for _ in 0..4 {
+            let Some(done) = applied.as_mut() else {
+                break;
             };
-            let vopts = verify::VerifyOptions {
-                content: true,
-                now: env.now,
-            };
-            let mut plan = pool.install(|| -> Result<repair::RepairPlan> {
-                let report = verify::verify(&root, &vopts, progress, interrupt)?;
-                if report.summary.interrupted {
-                    return Err(Error::Interrupted);
-                }
+            let next = pool.install(|| -> Result<repair::RepairPlan> {
+                let report = verify::verify(
+                    &root,
+                    &verify::VerifyOptions {
+                        content: false,
+                        now: env.now,
+                    },
+                    &crate::progress::NoProgress,
+                    interrupt,
+                )?;
                 let inv = scan::scan(&root, scan::Depth::Thorough)?;
                 let graph = graph::build(&root, &inv, env.now);
-                if let Some(why) = repair::refusal(&inv, &graph) {
-                    return Err(Error::Refused(why));
-                }
                 Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
             })?;
-            let mut applied = None;
-            let mut after = None;
-            let mut notes = Vec::new();
-            // A dry run corrects nothing: as fsck -n, errors found are errors left.
-            let mut status = if a.dry_run {
-                if plan.errors_before > 0 || !plan.unrepairable.is_empty() {
-                    ExitStatus::UNCORRECTED
-                } else {
-                    ExitStatus::CLEAN
+            if next.steps.is_empty() {
+                break;
+            }
+            match repair::apply(&root, &next, &remover, interrupt, env.now) {
+                Ok(more) => done.steps += more.steps,
+                Err(Error::Interrupted) => {
+                    status = ExitStatus::INTERRUPTED;
+                    notes.push("interrupted; undo with --undo or run repair again".into());
+                    applied = None;
+                    break;
                 }
-            } else if plan.steps.is_empty() {
-                if plan.unrepairable.is_empty() {
-                    ExitStatus::CLEAN
-                } else {
-                    ExitStatus::UNCORRECTED
-                }
-            } else if plan.unrepairable.is_empty() {
+                Err(e) => return Err(e),
+            }
+            plan.steps.extend(next.steps);
+            plan.unrepairable = next.unrepairable;
+        }
+        if applied.is_some() {
+            repair::close_unfinished(&root)?;
+            // What is left, as verify sees it now (structure; the corrupt blobs are out).
+            let v = pool.install(|| {
+                verify::verify(
+                    &root,
+                    &verify::VerifyOptions {
+                        content: false,
+                        now: env.now,
+                    },
+                    &crate::progress::NoProgress,
+                    interrupt,
+                )
+            })?;
+            status = if v.summary.errors == 0 {
                 ExitStatus::CORRECTED
             } else {
                 ExitStatus::UNCORRECTED
             };
-            if !a.dry_run && plan.steps.is_empty() {
-                if let Some(run) = repair::close_unfinished(&root)? {
-                    notes.push(format!(
-                        "the interrupted repair {run} had finished its steps"
-                    ));
-                }
-            }
-            if !a.dry_run && !plan.steps.is_empty() {
-                if !a.yes {
-                    let mut preview = Vec::new();
-                    let doc = report::RepairDoc {
-                        dry_run: true,
-                        plan: &plan,
-                        applied: None,
-                        remaining: None,
-                        root: root.path(),
-                    };
-                    report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
-                    let question = format!(
-                        "{}apply these {} repairs? [y/N] ",
-                        String::from_utf8_lossy(&preview),
-                        plan.steps.len()
-                    );
-                    if !env.confirm.is_some_and(|ask| ask(&question)) {
-                        return Err(Error::NotConfirmed);
-                    }
-                }
-                match repair::apply(&root, &plan, &remover, interrupt, env.now) {
-                    Ok(done) => applied = Some(done),
-                    Err(Error::Interrupted) => {
-                        status = ExitStatus::INTERRUPTED;
-                        notes.push("interrupted; undo with --undo or run repair again".into());
-                    }
-                    Err(e) => return Err(e),
-                }
-                // What a repair makes visible (a restored revision link shows that revision's
-                // unlinked config) is repaired in further passes of the same run, until
-                // nothing is left to do (as fsck, which runs its passes until clean).
-                for _ in 0..4 {
-                    let Some(done) = applied.as_mut() else {
-                        break;
-                    };
-                    let next = pool.install(|| -> Result<repair::RepairPlan> {
-                        let report = verify::verify(
-                            &root,
-                            &verify::VerifyOptions {
-                                content: false,
-                                now: env.now,
-                            },
-                            &crate::progress::NoProgress,
-                            interrupt,
-                        )?;
-                        let inv = scan::scan(&root, scan::Depth::Thorough)?;
-                        let graph = graph::build(&root, &inv, env.now);
-                        Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
-                    })?;
-                    if next.steps.is_empty() {
-                        break;
-                    }
-                    match repair::apply(&root, &next, &remover, interrupt, env.now) {
-                        Ok(more) => done.steps += more.steps,
-                        Err(Error::Interrupted) => {
-                            status = ExitStatus::INTERRUPTED;
-                            notes.push("interrupted; undo with --undo or run repair again".into());
-                            applied = None;
-                            break;
-                        }
-                        Err(e) => return Err(e),
-                    }
-                    plan.steps.extend(next.steps);
-                    plan.unrepairable = next.unrepairable;
-                }
-                if applied.is_some() {
-                    repair::close_unfinished(&root)?;
-                    // What is left, as verify sees it now (structure; the corrupt blobs are out).
-                    let v = pool.install(|| {
-                        verify::verify(
-                            &root,
-                            &verify::VerifyOptions {
-                                content: false,
-                                now: env.now,
-                            },
-                            &crate::progress::NoProgress,
-                            interrupt,
-                        )
-                    })?;
-                    status = if v.summary.errors == 0 {
-                        ExitStatus::CORRECTED
-                    } else {
-                        ExitStatus::UNCORRECTED
-                    };
-                    after = Some(v.summary.errors);
-                }
-            }
-            let doc = report::RepairDoc {
-                dry_run: a.dry_run,
-                plan: &plan,
-                applied: applied.as_ref(),
-                remaining: after,
-                root: root.path(),
-            };
-            if g.json {
-                report::write_json(out, "repair", &doc)
-            } else {
-                report::repair_human(out, &doc)
-            }
-            .map_err(Error::Output)?;
-            Ok(Outcome { status, notes })
-        }
-        Command::RmRepo(a) => {
-            let root = resolve_root(None, g, env)?;
-            // Repositories interrupted removals are still working on may be named again.
-            let pending: std::collections::BTreeSet<crate::layout::RepoName> = jobs::bins(&root)?
-                .into_iter()
-                .filter_map(|b| match b.job {
-                    Some(jobs::Job::RmRepo(j)) => Some(j.repositories),
-                    _ => None,
-                })
-                .flatten()
-                .collect();
-            let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-            let mut notes = if a.dry_run {
-                pending_notes(&root)?
-            } else {
-                finish_pending(&root, &remover, &pool, env, interrupt)?
-            };
-            let (inv, graph) = pool.install(|| -> Result<_> {
-                let inv = scan::scan(&root, scan::Depth::Fast)?;
-                let graph = graph::build(&root, &inv, env.now);
-                Ok((inv, graph))
-            })?;
-            if let Some(why) = inv.blind_spots() {
-                return Err(Error::Refused(format!(
-                    "refusing to remove repositories: {why}; the repositories there, and what they need, are unknown"
-                )));
-            }
-            let plan = rmrepo::plan(&inv, &graph, &a.names, a.keep_blobs, &pending)?;
-            let mut status = ExitStatus::CLEAN;
-            let mut applied = None;
-            if !a.dry_run {
-                match pool.install(|| rmrepo::apply(&root, &plan, &remover, interrupt, env.now)) {
-                    Ok(done) => applied = Some(done),
-                    Err(Error::Interrupted) => {
-                        status = ExitStatus::INTERRUPTED;
-                        notes.push(
-                            "interrupted; run the same command again (or gc) to finish".into(),
-                        );
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
-            let doc = report::RmDoc {
-                dry_run: a.dry_run,
-                plan: &plan,
-                applied: applied.as_ref(),
-            };
-            if g.json {
-                report::write_json(out, "rm-repo", &doc)
-            } else {
-                report::rm_human(out, &doc)
-            }
-            .map_err(Error::Output)?;
-            Ok(Outcome { status, notes })
-        }
-        Command::Du(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            let (usage, blind) = pool.install(|| -> Result<_> {
-                let inv = scan::scan(&root, scan::Depth::Fast)?;
-                let graph = graph::build(&root, &inv, env.now);
-                let sort = match a.sort {
-                    crate::cli::DuSort::Size => du::SortBy::Size,
-                    crate::cli::DuSort::Name => du::SortBy::Name,
-                };
-                Ok((du::usage(&inv, &graph, a.tags, sort), inv.blind_spots()))
-            })?;
-            if g.json {
-                report::write_json(out, "du", &usage)
-            } else {
-                report::du_human(out, &usage)
-            }
-            .map_err(Error::Output)?;
-            let notes = usage
-                .skipped
-                .iter()
-                .map(|r| {
-                    format!("skipped {r}: its name is not UTF-8; the blobs its links name count as referenced")
-                })
-                .collect();
-            Ok(incomplete(
-                Outcome {
-                    status: ExitStatus::CLEAN,
-                    notes,
-                },
-                blind,
-            ))
-        }
-        Command::Serve(a) => {
-            let root = resolve_root(a.root.as_deref(), g, env)?;
-            let settings = match &g.config {
-                Some(cfg) => Some((
-                    cfg.as_path(),
-                    config::serve_settings(cfg, &env.registry_env)?,
-                )),
-                None => None,
-            };
-            let flags = serve::Flags {
-                addr: a.addr,
-                htpasswd: a.htpasswd.clone(),
-                realm: a.realm.clone(),
-                tls: a.tls_cert.clone().zip(a.tls_key.clone()),
-                limits: serve::Limits {
-                    header_timeout: a.header_timeout,
-                    idle_timeout: a.idle_timeout,
-                    max_connections: a.max_connections,
-                },
-            };
-            let (opts, from_config) =
-                serve::resolve(flags, settings.as_ref().map(|(p, s)| (*p, s)));
-            if let Some(line) = from_config {
-                serve::log(&line);
-            }
-            let scheme = if opts.tls.is_some() { "https" } else { "http" };
-            let mut said = Ok(());
-            serve::run(&root, &opts, interrupt, &mut |bound| {
-                said = writeln!(
-                    out,
-                    "serving {} on {scheme}://{bound}",
-                    root.path().display()
-                )
-                .and_then(|()| out.flush());
-            })?;
-            said.map_err(Error::Output)?;
-            Ok(Outcome::default())
-        }
-        Command::Generate(a) => {
-            for (rel, bytes) in generate::files() {
-                let path = a.out.join(&rel);
-                if let Some(parent) = path.parent() {
-                    std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?;
-                }
-                std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?;
-                writeln!(out, "{}", rel.display()).map_err(Error::Output)?;
-            }
-            Ok(Outcome::default())
+            after = Some(v.summary.errors);
         }
     }
+    let doc = report::RepairDoc {
+        dry_run: a.dry_run,
+        plan: &plan,
+        applied: applied.as_ref(),
+        remaining: after,
+        root: root.path(),
+    };
+    if g.json {
+        report::write_json(out, "repair", &doc)
+    } else {
+        report::repair_human(out, &doc)
+    }
+    .map_err(Error::Output)?;
+    Ok(Outcome { status, notes })
+}
+
+/// `regfsck rm-repo`.
+fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(None, g, env)?;
+    if !a.dry_run {
+        writable(&root)?;
+    }
+    // Repositories interrupted removals are still working on may be named again.
+    let pending: std::collections::BTreeSet<crate::layout::RepoName> = jobs::bins(&root)?
+        .into_iter()
+        .filter_map(|b| match b.job {
+            Some(jobs::Job::RmRepo(j)) => Some(j.repositories),
+            _ => None,
+        })
+        .flatten()
+        .collect();
+    let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
+    let mut notes = if a.dry_run {
+        pending_notes(&root)?
+    } else {
+        finish_pending(&root, &remover, pool, env, interrupt)?
+    };
+    let (inv, graph) = pool.install(|| -> Result<_> {
+        let inv = scan::scan(&root, scan::Depth::Fast)?;
+        let graph = graph::build(&root, &inv, env.now);
+        Ok((inv, graph))
+    })?;
+    if let Some(why) = inv.blind_spots() {
+        return Err(Error::Refused(format!(
+            "refusing to remove repositories: {why}; the repositories there, and what they need, are unknown"
+        )));
+    }
+    let plan = rmrepo::plan(&inv, &graph, &a.names, a.keep_blobs, &pending)?;
+    let mut status = ExitStatus::CLEAN;
+    let mut applied = None;
+    if !a.dry_run {
+        match pool.install(|| rmrepo::apply(&root, &plan, &remover, interrupt, env.now)) {
+            Ok(done) => applied = Some(done),
+            Err(Error::Interrupted) => {
+                status = ExitStatus::INTERRUPTED;
+                notes.push("interrupted; run the same command again (or gc) to finish".into());
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    let doc = report::RmDoc {
+        dry_run: a.dry_run,
+        plan: &plan,
+        applied: applied.as_ref(),
+    };
+    if g.json {
+        report::write_json(out, "rm-repo", &doc)
+    } else {
+        report::rm_human(out, &doc)
+    }
+    .map_err(Error::Output)?;
+    Ok(Outcome { status, notes })
+}
+
+/// `regfsck du`.
+fn du_cmd(cx: &mut Cx<'_>, a: &crate::cli::DuArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    let (usage, blind) = pool.install(|| -> Result<_> {
+        let inv = scan::scan(&root, scan::Depth::Fast)?;
+        let graph = graph::build(&root, &inv, env.now);
+        let sort = match a.sort {
+            crate::cli::DuSort::Size => du::SortBy::Size,
+            crate::cli::DuSort::Name => du::SortBy::Name,
+        };
+        Ok((du::usage(&inv, &graph, a.tags, sort), inv.blind_spots()))
+    })?;
+    if g.json {
+        report::write_json(out, "du", &usage)
+    } else {
+        report::du_human(out, &usage)
+    }
+    .map_err(Error::Output)?;
+    let notes = usage
+        .skipped
+        .iter()
+        .map(|r| {
+            format!(
+                "skipped {r}: its name is not UTF-8; the blobs its links name count as referenced"
+            )
+        })
+        .collect();
+    Ok(incomplete(
+        Outcome {
+            status: ExitStatus::CLEAN,
+            notes,
+        },
+        blind,
+    ))
+}
+
+/// `regfsck serve`.
+fn serve_cmd(cx: &mut Cx<'_>, a: &crate::cli::ServeArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let interrupt = cx.interrupt;
+    let out: &mut dyn Write = &mut *cx.out;
+    let root = resolve_root(a.root.as_deref(), g, env)?;
+    let settings = match &g.config {
+        Some(cfg) => Some((
+            cfg.as_path(),
+            config::serve_settings(cfg, &env.registry_env)?,
+        )),
+        None => None,
+    };
+    let flags = serve::Flags {
+        addr: a.addr,
+        htpasswd: a.htpasswd.clone(),
+        realm: a.realm.clone(),
+        tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+        limits: serve::Limits {
+            header_timeout: a.header_timeout,
+            idle_timeout: a.idle_timeout,
+            max_connections: a.max_connections,
+        },
+    };
+    let (opts, from_config) = serve::resolve(flags, settings.as_ref().map(|(p, s)| (*p, s)));
+    if let Some(line) = from_config {
+        serve::log(&line);
+    }
+    let scheme = if opts.tls.is_some() { "https" } else { "http" };
+    let mut said = Ok(());
+    serve::run(&root, &opts, interrupt, &mut |bound| {
+        said = writeln!(
+            out,
+            "serving {} on {scheme}://{bound}",
+            root.path().display()
+        )
+        .and_then(|()| out.flush());
+    })?;
+    said.map_err(Error::Output)?;
+    Ok(Outcome::default())
+}
+
+/// `regfsck generate` (man pages and completions, for the repository).
+fn generate_cmd(cx: &mut Cx<'_>, a: &crate::cli::GenerateArgs) -> Result<Outcome> {
+    let out: &mut dyn Write = &mut *cx.out;
+    for rel in generate::write_into(&a.out)? {
+        writeln!(out, "{}", rel.display()).map_err(Error::Output)?;
+    }
+    Ok(Outcome::default())
 }

@@ -26,12 +26,13 @@ pub struct Cli {
 /// Options accepted by every command.
 #[derive(Debug, Args)]
 pub struct GlobalArgs {
-    /// Storage root: the directory holding docker/registry/v2 (or the v2 directory itself).
-    /// Also read from REGFSCK_ROOT.
+    /// Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or
+    /// s3://BUCKET/PREFIX (the registry's rootdirectory in that bucket). Also read from
+    /// REGFSCK_ROOT.
     #[arg(long, global = true, value_name = "DIR")]
     pub root: Option<PathBuf>,
-    /// Read the root from the registry's config.yml (storage.filesystem.rootdirectory, or
-    /// REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY as the registry does).
+    /// Read the root from the registry's config.yml (storage.filesystem.rootdirectory, or the
+    /// storage.s3 block, with the registry's REGISTRY_STORAGE_* environment overrides).
     #[arg(long, global = true, value_name = "FILE")]
     pub config: Option<PathBuf>,
     /// Print one JSON document on stdout instead of the human report.
@@ -46,6 +47,17 @@ pub struct GlobalArgs {
     /// List info findings too (orphan blobs, untagged manifests, uploads in progress).
     #[arg(short, long, global = true)]
     pub verbose: bool,
+    /// The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW,
+    /// SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint: Option<String>,
+    /// The S3 region (also AWS_REGION; default us-east-1). Credentials come from
+    /// AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config.
+    #[arg(long, global = true, value_name = "REGION")]
+    pub region: Option<String>,
+    /// Requests in flight at once against an object store.
+    #[arg(long, global = true, value_name = "N", default_value = "64")]
+    pub io_concurrency: NonZeroUsize,
 }
 
 /// The commands.

@@ -65,6 +65,106 @@ pub fn rootdirectory(path: &Path, env_override: Option<&str>) -> Result<PathBuf>
     }
 }
 
+/// Where the registry's config says its storage is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum StorageSpec {
+    /// `storage.filesystem.rootdirectory`.
+    Filesystem(PathBuf),
+    /// `storage.s3`.
+    S3(crate::storage::object::S3Spec),
+}
+
+/// Reads the storage section of a registry config, with the registry's `REGISTRY_STORAGE_*`
+/// environment overrides (`env`: every `REGISTRY_*` variable): the filesystem root, or the
+/// bucket (`storage.s3`: `bucket`, `region`, `regionendpoint`, `accesskey`, `secretkey`,
+/// `rootdirectory`, `secure`; the registry 2.8 uses path-style requests whenever
+/// `regionendpoint` is set, v3 reads `forcepathstyle`).
+///
+/// # Errors
+/// [`Error::Config`] when the file cannot be read or parsed, configures no storage regfsck
+/// knows, or an s3 block without a bucket.
+pub fn storage_spec(path: &Path, env: &[(String, String)]) -> Result<StorageSpec> {
+    let err = |reason: String| Error::Config {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let mut doc = read_yaml(path)?;
+    apply_env_of(&mut doc, env, &["STORAGE"]);
+    let storage = doc
+        .get("storage")
+        .ok_or_else(|| err("no storage section".into()))?;
+    if let Some(fs) = storage.get("filesystem") {
+        return match fs.get("rootdirectory") {
+            None => Ok(StorageSpec::Filesystem(PathBuf::from(
+                DEFAULT_ROOTDIRECTORY,
+            ))),
+            Some(v) => v
+                .as_str()
+                .map(|s| StorageSpec::Filesystem(PathBuf::from(s)))
+                .ok_or_else(|| err("storage.filesystem.rootdirectory is not a string".into())),
+        };
+    }
+    if let Some(s3) = storage.get("s3") {
+        let text = |k: &str| -> Option<String> {
+            s3.get(k).and_then(|v| match v {
+                Value::String(s) => Some(s.clone()),
+                Value::Number(n) => Some(n.to_string()),
+                Value::Bool(b) => Some(b.to_string()),
+                _ => None,
+            })
+        };
+        let flag = |k: &str| text(k).map(|v| v == "true");
+        let bucket = text("bucket").ok_or_else(|| err("storage.s3 has no bucket".into()))?;
+        let endpoint = text("regionendpoint").filter(|e| !e.is_empty()).map(|e| {
+            if e.contains("://") {
+                e
+            } else if flag("secure") == Some(false) {
+                format!("http://{e}")
+            } else {
+                format!("https://{e}")
+            }
+        });
+        // 2.8 forces path style whenever regionendpoint is set; v3 reads forcepathstyle.
+        let path_style = flag("forcepathstyle").unwrap_or(false) || endpoint.is_some();
+        return Ok(StorageSpec::S3(crate::storage::object::S3Spec {
+            bucket,
+            prefix: text("rootdirectory")
+                .unwrap_or_default()
+                .trim_matches('/')
+                .to_string(),
+            region: text("region"),
+            endpoint,
+            access_key: text("accesskey").filter(|k| !k.is_empty()),
+            secret_key: text("secretkey").filter(|k| !k.is_empty()),
+            session_token: text("sessiontoken").filter(|k| !k.is_empty()),
+            virtual_hosted: !path_style,
+            concurrency: 64,
+        }));
+    }
+    let drivers: Vec<String> = storage
+        .as_mapping()
+        .map(|m| {
+            m.keys()
+                .filter_map(|k| k.as_str().map(str::to_string))
+                .filter(|k| {
+                    !matches!(
+                        k.as_str(),
+                        "delete" | "maintenance" | "cache" | "redirect" | "tag"
+                    )
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Err(err(format!(
+        "storage driver is neither filesystem nor s3 (found: {})",
+        if drivers.is_empty() {
+            "none".to_string()
+        } else {
+            drivers.join(", ")
+        }
+    )))
+}
+
 /// A listen address as the registry's `http.addr` writes it (Go's `host:port`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ListenAddr {
@@ -245,7 +345,7 @@ pub fn serve_settings(path: &Path, env: &[(String, String)]) -> Result<ServeSett
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?; // not registry data: the registry config file
     let mut doc: Value =
         serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))?;
     apply_env(&mut doc, env);
@@ -292,6 +392,12 @@ pub fn serve_settings(path: &Path, env: &[(String, String)]) -> Result<ServeSett
 
 /// Applies the registry's environment overrides of `http` and `auth` to `doc`.
 fn apply_env(doc: &mut Value, env: &[(String, String)]) {
+    apply_env_of(doc, env, &["HTTP", "AUTH"]);
+}
+
+/// Applies the registry's environment overrides of the top-level `sections` (upper case) to
+/// `doc`: `REGISTRY_<SECTION>_<KEY>...` sets `<section>.<key>...`, its value read as YAML.
+fn apply_env_of(doc: &mut Value, env: &[(String, String)], sections: &[&str]) {
     let mut env: Vec<&(String, String)> = env.iter().collect();
     env.sort();
     for (name, value) in env {
@@ -299,7 +405,7 @@ fn apply_env(doc: &mut Value, env: &[(String, String)]) {
             continue;
         };
         let path: Vec<&str> = rest.split('_').collect();
-        if !matches!(path.first(), Some(&"HTTP" | &"AUTH")) {
+        if !path.first().is_some_and(|p| sections.contains(p)) {
             continue;
         }
         let payload = match serde_norway::from_str::<Value>(value) {
@@ -508,7 +614,7 @@ fn read_yaml(path: &Path) -> Result<serde_norway::Value> {
         path: path.to_path_buf(),
         reason,
     };
-    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?; // not registry data: the registry config file
     serde_norway::from_str(&text).map_err(|e| err(format!("not valid YAML: {e}")))
 }
 

@@ -4,11 +4,7 @@
 //! digest can never contain `/`, `..` or anything else that would escape a path.
 
 use std::fmt;
-use std::fs::File;
-use std::io::Read;
-use std::path::Path;
 use std::str::FromStr;
-use std::sync::atomic::{AtomicBool, Ordering};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::Digest as _;
@@ -253,14 +249,19 @@ impl<'de> Deserialize<'de> for Digest {
     }
 }
 
-enum Hasher {
+/// A running hash of one of the algorithms.
+pub enum Hasher {
+    /// SHA-256.
     Sha256(sha2::Sha256),
+    /// SHA-384.
     Sha384(sha2::Sha384),
+    /// SHA-512.
     Sha512(sha2::Sha512),
 }
 
 impl Hasher {
-    fn new(alg: Algorithm) -> Self {
+    /// A new hasher.
+    pub fn new(alg: Algorithm) -> Self {
         match alg {
             Algorithm::Sha256 => Hasher::Sha256(sha2::Sha256::new()),
             Algorithm::Sha384 => Hasher::Sha384(sha2::Sha384::new()),
@@ -268,7 +269,8 @@ impl Hasher {
         }
     }
 
-    fn update(&mut self, data: &[u8]) {
+    /// Adds bytes.
+    pub fn update(&mut self, data: &[u8]) {
         match self {
             Hasher::Sha256(h) => h.update(data),
             Hasher::Sha384(h) => h.update(data),
@@ -276,7 +278,8 @@ impl Hasher {
         }
     }
 
-    fn finish(self) -> Digest {
+    /// The digest of everything added.
+    pub fn finish(self) -> Digest {
         let (alg, out): (Algorithm, Vec<u8>) = match self {
             Hasher::Sha256(h) => (Algorithm::Sha256, h.finalize().to_vec()),
             Hasher::Sha384(h) => (Algorithm::Sha384, h.finalize().to_vec()),
@@ -302,82 +305,6 @@ pub enum HashError {
     /// The run was interrupted.
     #[error("interrupted")]
     Interrupted,
-}
-
-/// Files at least this large are memory-mapped; smaller ones are read.
-const MMAP_THRESHOLD: u64 = 256 * 1024;
-/// Hashing proceeds in chunks of this size, reporting progress and checking for interruption
-/// between chunks.
-const CHUNK: usize = 4 * 1024 * 1024;
-
-/// Hashes the file at `path` with `alg`, calling `progress(bytes)` as it goes.
-///
-/// The file is opened without following a final symlink. Large files are memory-mapped,
-/// small ones read; if mapping fails, the file is read.
-///
-/// # Errors
-/// I/O errors reading the file, or [`HashError::Interrupted`] when `interrupt` is set.
-pub fn hash_file(
-    path: &Path,
-    alg: Algorithm,
-    interrupt: &AtomicBool,
-    progress: &dyn Fn(u64),
-) -> Result<(Digest, u64), HashError> {
-    let file = crate::fsutil::open_nofollow(path)?;
-    let len = file.metadata()?.len();
-    let mut hasher = Hasher::new(alg);
-    if len >= MMAP_THRESHOLD {
-        if let Some(map) = map_file(&file) {
-            for chunk in map.chunks(CHUNK) {
-                if interrupt.load(Ordering::Relaxed) {
-                    return Err(HashError::Interrupted);
-                }
-                hasher.update(chunk);
-                progress(chunk.len() as u64);
-            }
-            return Ok((hasher.finish(), map.len() as u64));
-        }
-    }
-    read_into(file, len, &mut hasher, interrupt, progress)
-}
-
-fn read_into(
-    mut file: File,
-    len: u64,
-    hasher: &mut Hasher,
-    interrupt: &AtomicBool,
-    progress: &dyn Fn(u64),
-) -> Result<(Digest, u64), HashError> {
-    // Sized to the file (plus one byte to see its end in one read): zeroing a large buffer
-    // for every small blob would cost more than hashing it.
-    let cap = usize::try_from(len.saturating_add(1)).unwrap_or(usize::MAX);
-    let mut buf = vec![0u8; cap.clamp(1, 256 * 1024)];
-    let mut total = 0u64;
-    loop {
-        if interrupt.load(Ordering::Relaxed) {
-            return Err(HashError::Interrupted);
-        }
-        let n = match file.read(&mut buf) {
-            Ok(0) => break,
-            Ok(n) => n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e.into()),
-        };
-        hasher.update(&buf[..n]);
-        total += n as u64;
-        progress(n as u64);
-    }
-    let h = std::mem::replace(hasher, Hasher::new(Algorithm::Sha256));
-    Ok((h.finish(), total))
-}
-
-#[allow(unsafe_code)]
-fn map_file(file: &File) -> Option<memmap2::Mmap> {
-    // SAFETY: the map is only ever read, never mutated, and no reference into it outlives this
-    // hashing call. If another process truncates the file while we read it, the process can get
-    // SIGBUS; that is why regfsck must run on a stopped or read-only registry (README). If
-    // mapping fails for any reason, the caller falls back to plain reads.
-    unsafe { memmap2::Mmap::map(file) }.ok()
 }
 
 #[cfg(test)]
@@ -456,19 +383,5 @@ mod tests {
         assert_eq!(d.to_string().parse::<Digest>().unwrap(), d);
         let d = hash_bytes(Algorithm::Sha384, b"abc");
         assert_eq!(d.hex().len(), 96);
-    }
-
-    #[test]
-    fn hash_file_small_and_mapped() {
-        let dir = tempfile::tempdir().unwrap();
-        let never = AtomicBool::new(false);
-        for size in [0usize, 10, MMAP_THRESHOLD as usize + 7, CHUNK + 3] {
-            let data: Vec<u8> = (0..size).map(|i| (i % 251) as u8).collect();
-            let p = dir.path().join(format!("f{size}"));
-            std::fs::write(&p, &data).unwrap();
-            let (d, n) = hash_file(&p, Algorithm::Sha256, &never, &|_| {}).unwrap();
-            assert_eq!(n, size as u64);
-            assert_eq!(d, hash_bytes(Algorithm::Sha256, &data));
-        }
     }
 }

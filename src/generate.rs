@@ -10,6 +10,7 @@ use clap::CommandFactory;
 use clap_complete::Shell;
 
 use crate::cli::Cli;
+use crate::error::{Error, Result};
 use crate::exit::EXIT_STATUS_HELP;
 
 const ENVIRONMENT: &str = "\
@@ -90,4 +91,22 @@ pub fn files() -> Vec<(PathBuf, Vec<u8>)> {
         files.push((PathBuf::from(format!("completions/{file}")), buf));
     }
     files
+}
+
+/// Writes [`files`] below `dir` (only there: `regfsck generate --out DIR`); returns what it
+/// wrote, relative to `dir`.
+///
+/// # Errors
+/// [`Error::Io`] for a file or directory that cannot be written.
+pub fn write_into(dir: &std::path::Path) -> Result<Vec<PathBuf>> {
+    let mut written = Vec::new();
+    for (rel, bytes) in files() {
+        let path = dir.join(&rel);
+        if let Some(parent) = path.parent() {
+            std::fs::create_dir_all(parent).map_err(|e| Error::io(parent, e))?; // not registry data: man pages and completions
+        }
+        std::fs::write(&path, bytes).map_err(|e| Error::io(&path, e))?; // not registry data: man pages and completions
+        written.push(rel);
+    }
+    Ok(written)
 }

@@ -19,11 +19,12 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use std::sync::{Arc, OnceLock};
+use std::sync::Arc;
 
 use crate::digest::Digest;
-use crate::error::{Error, Result};
-use crate::fsutil::{Bounded, Dir};
+use crate::error::Result;
+use crate::storage::local::Local;
+use crate::storage::{Bounded, Storage};
 
 /// The path of the v2 tree below a storage root.
 pub const V2: &str = "docker/registry/v2";
@@ -43,105 +44,60 @@ pub const FOLLOWED: [&str; 5] = [
 /// The pull-through cache's record of what expires when, at the storage root.
 pub const SCHEDULER_STATE: &str = "scheduler-state.json";
 
-/// A directory opened once, on first use.
-type LazyDir = Arc<OnceLock<std::result::Result<Dir, String>>>;
-
-/// An opened registry storage root.
+/// An opened registry storage root: its [`Storage`], and what the registry's config says of
+/// it.
 #[derive(Debug, Clone)]
 pub struct Root {
+    storage: Arc<dyn Storage>,
+    /// The local root directory (empty for an object store).
     root: PathBuf,
-    v2: PathBuf,
-    /// `v2`, opened on first use; small files are read relative to it.
-    v2_dir: LazyDir,
-    /// `v2/blobs` and `v2/repositories`, opened on first use (following a symlink there).
-    blobs_dir: LazyDir,
-    repos_dir: LazyDir,
     /// Whether the registry's config says it is a pull-through cache (`proxy.remoteurl`).
     cache: bool,
 }
 
 impl Root {
-    /// Opens a root: a directory holding `docker/registry/v2`, or the `v2` directory itself.
+    /// Opens a local root: a directory holding `docker/registry/v2`, or the `v2` directory
+    /// itself.
     ///
     /// # Errors
     /// [`Error::NotARegistry`] when neither holds, [`Error::Io`] when the path cannot be read.
     pub fn open(path: &Path) -> Result<Self> {
-        let meta = std::fs::metadata(path).map_err(|e| Error::io(path, e))?;
-        if !meta.is_dir() {
-            return Err(Error::NotARegistry { path: path.into() });
-        }
-        let v2 = path.join(V2);
-        if v2.is_dir() {
-            return Ok(Root::new(path.to_path_buf(), v2));
-        }
-        // The v2 directory itself: <root>/docker/registry/v2.
-        let abs = std::fs::canonicalize(path).map_err(|e| Error::io(path, e))?;
-        let is_v2 =
-            abs.ends_with(V2) && (abs.join("blobs").is_dir() || abs.join("repositories").is_dir());
-        if is_v2 {
-            let root = abs
-                .ancestors()
-                .nth(3)
-                .ok_or_else(|| Error::NotARegistry { path: path.into() })?
-                .to_path_buf();
-            return Ok(Root::new(root, abs));
-        }
-        Err(Error::NotARegistry { path: path.into() })
+        let (root, v2) = crate::storage::local::locate(path)?;
+        Ok(Root::local(root, v2))
     }
 
-    fn new(root: PathBuf, v2: PathBuf) -> Self {
+    fn local(root: PathBuf, v2: PathBuf) -> Self {
         Root {
+            storage: Arc::new(Local::new(root.clone(), v2)),
             root,
-            v2,
-            v2_dir: Arc::default(),
-            blobs_dir: Arc::default(),
-            repos_dir: Arc::default(),
             cache: false,
         }
     }
 
-    /// Reads the small file at root-relative `rel` (below `docker/registry/v2`) without
-    /// following a symlink in any component below `v2`: open, read, close. See [`Dir`].
+    /// A root over any storage (an object store).
+    pub fn with_storage(storage: Arc<dyn Storage>) -> Self {
+        Root {
+            root: storage
+                .local_root()
+                .map(Path::to_path_buf)
+                .unwrap_or_default(),
+            storage,
+            cache: false,
+        }
+    }
+
+    /// The storage.
+    pub fn storage(&self) -> &dyn Storage {
+        self.storage.as_ref()
+    }
+
+    /// Reads the small file at root-relative `rel`, never through a symlink below the places
+    /// regfsck follows (see [`Storage::read_small`]).
     ///
     /// # Errors
     /// I/O errors; `ELOOP` for a symlink on the way, `EISDIR` for a directory.
     pub fn read_small(&self, rel: &str, limit: u64) -> std::io::Result<Bounded> {
-        let (dir, below) = self.below_v2(rel)?;
-        dir.read_small(below, limit)
-    }
-
-    /// Opens the directory at root-relative `rel` (below `docker/registry/v2`), never through
-    /// a symlink; small files below it can then be read with a short path walk.
-    ///
-    /// # Errors
-    /// I/O errors; `ELOOP` for a symlink on the way.
-    pub fn open_dir(&self, rel: &str) -> std::io::Result<Dir> {
-        let (dir, below) = self.below_v2(rel)?;
-        dir.open_dir(below)
-    }
-
-    fn below_v2<'a>(&self, rel: &'a str) -> std::io::Result<(&Dir, &'a str)> {
-        let below = rel
-            .strip_prefix(V2)
-            .and_then(|r| r.strip_prefix('/'))
-            .ok_or_else(|| {
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidInput,
-                    format!("{rel} is not below {V2}"),
-                )
-            })?;
-        let (lazy, path, below) = if let Some(r) = below.strip_prefix("blobs/") {
-            (&self.blobs_dir, self.v2.join("blobs"), r)
-        } else if let Some(r) = below.strip_prefix("repositories/") {
-            (&self.repos_dir, self.v2.join("repositories"), r)
-        } else {
-            (&self.v2_dir, self.v2.clone(), below)
-        };
-        let dir = lazy
-            .get_or_init(|| Dir::open(&path).map_err(|e| e.to_string()))
-            .as_ref()
-            .map_err(|e| std::io::Error::other(format!("{}: {e}", path.display())))?;
-        Ok((dir, below))
+        self.storage.read_small(rel, limit)
     }
 
     /// Marks the layout as a pull-through cache (the registry's config has `proxy.remoteurl`).
@@ -153,20 +109,39 @@ impl Root {
     /// cache's `scheduler-state.json` is at the root. A cache fetches layers only when a client
     /// asks for them, so manifests whose layers are absent are normal there.
     pub fn is_cache(&self) -> bool {
-        self.cache || self.root.join(SCHEDULER_STATE).is_file()
+        self.cache
+            || self
+                .storage
+                .stat(SCHEDULER_STATE)
+                .is_ok_and(|m| m.kind == crate::storage::Kind::File)
     }
 
-    /// The storage root (the registry's `rootdirectory`).
+    /// Whether something is at root-relative `rel` (not following a symlink there).
+    pub fn exists(&self, rel: &str) -> bool {
+        self.storage.stat(rel).is_ok()
+    }
+
+    /// The modification time of root-relative `rel`, if it can be had.
+    pub fn mtime(&self, rel: &str) -> Option<std::time::SystemTime> {
+        self.storage.stat(rel).ok().and_then(|m| m.mtime)
+    }
+
+    /// Whether root-relative `rel` is a directory holding nothing.
+    pub fn is_empty_dir(&self, rel: &str) -> bool {
+        self.storage.list(rel, false).is_ok_and(|v| v.is_empty())
+    }
+
+    /// Where the storage is, for messages: the root directory, or `s3://bucket/prefix`.
+    pub fn describe(&self) -> String {
+        self.storage.describe()
+    }
+
+    /// The local storage root (the registry's `rootdirectory`); empty for an object store.
     pub fn path(&self) -> &Path {
         &self.root
     }
 
-    /// `<root>/docker/registry/v2`.
-    pub fn v2(&self) -> &Path {
-        &self.v2
-    }
-
-    /// The absolute path of a root-relative path.
+    /// The absolute path of a root-relative path (local storage).
     pub fn abs(&self, rel: &str) -> PathBuf {
         self.root.join(rel)
     }

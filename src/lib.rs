@@ -12,41 +12,38 @@
 //! repositories/<name>/_uploads/<uuid>/...                unfinished uploads
 //! ```
 //!
-//! Data flows through the modules in this order:
-//! [`layout`] (paths and names) → [`scan`] (one walk, links read) → [`graph`] (manifests
-//! parsed, references resolved per repository) → an action ([`verify`], [`ls`]) → [`report`].
+//! Data flows through the modules in this order, and the folders show it:
+//! [`storage`] (all access to registry storage: the local filesystem, object stores) →
+//! [`scan`] (one listing, classified by the layout's grammar, links read in batches) →
+//! [`graph`] (manifests parsed, references resolved per repository) → an [`action`] (verify,
+//! ls, du, gc, prune, repair, rm-repo; [`serve`]) → [`report`]. [`layout`] holds the names and
+//! paths every stage shares.
 //! Damage is data ([`findings::Finding`]); [`Error`] is kept for "cannot do the job".
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 #![deny(clippy::print_stdout, clippy::print_stderr)]
 
+pub mod action;
 pub mod app;
 pub mod cli;
 pub mod config;
 pub mod digest;
-pub mod du;
 pub mod error;
 pub mod exit;
 pub mod findings;
-pub mod fsops;
-pub mod fsutil;
-pub mod gc;
 pub mod generate;
 pub mod graph;
-pub mod jobs;
 pub mod layout;
-pub mod ls;
-pub mod manifest;
 pub mod progress;
-pub mod prune;
-pub mod repair;
 pub mod report;
-pub mod rmrepo;
 pub mod scan;
 pub mod serve;
-pub mod verify;
+pub mod storage;
 
+pub use action::{du, gc, jobs, ls, prune, repair, rmrepo, verify};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use exit::ExitStatus;
 pub use findings::{Finding, Kind, Severity};
+pub use graph::manifest;
+pub use storage::{fsops, fsutil};

@@ -25,7 +25,7 @@ impl Htpasswd {
     /// # Errors
     /// [`Error::Config`] naming the line when it is not a bcrypt entry.
     pub fn load(path: &Path) -> Result<Self> {
-        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+        let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?; // not registry data: the htpasswd file
         let mut users = BTreeMap::new();
         for (i, line) in text.lines().enumerate() {
             let line = line.trim();

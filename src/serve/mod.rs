@@ -35,11 +35,11 @@ use tokio::io::{AsyncReadExt, AsyncSeekExt};
 use crate::config::{ListenAddr, ServeSettings, TlsSettings};
 use crate::digest::{Digest, hash_bytes};
 use crate::error::{Error, Result};
-use crate::fsutil::{Bounded, read_bounded};
 use crate::graph;
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::manifest::{MAX_MANIFEST_SIZE, served_media_type};
 use crate::scan;
+use crate::storage::Bounded;
 pub use conn::Limits;
 use routes::{Route, route};
 
@@ -466,9 +466,10 @@ async fn manifest(
     if matches_etag(headers, &d) {
         return not_modified(&d);
     }
-    let path = s.root.abs(&layout::blob_data(&d));
+    let root = s.root.clone();
+    let rel = layout::blob_data(&d);
     let bytes =
-        match tokio::task::spawn_blocking(move || read_bounded(&path, MAX_MANIFEST_SIZE)).await {
+        match tokio::task::spawn_blocking(move || root.read_small(&rel, MAX_MANIFEST_SIZE)).await {
             Ok(Ok(Bounded::Content(b))) => b,
             _ => return manifest_unknown(name, &d.to_string()),
         };
@@ -495,6 +496,35 @@ async fn manifest(
     insert(h, "Docker-Content-Digest", &d.to_string());
     insert(h, header::ETAG, &format!("\"{d}\""));
     resp
+}
+
+/// `len` bytes of `rel` from `start`, in ranged reads of 8 MiB on a blocking thread, a few
+/// ahead of the client.
+fn ranged(
+    root: Root,
+    rel: String,
+    start: u64,
+    len: u64,
+) -> impl futures::Stream<Item = std::io::Result<bytes::Bytes>> {
+    const CHUNK: u64 = 8 << 20;
+    let (tx, rx) = tokio::sync::mpsc::channel::<std::io::Result<bytes::Bytes>>(2);
+    tokio::task::spawn_blocking(move || {
+        let mut at = start;
+        let end = start + len;
+        while at < end {
+            let n = CHUNK.min(end - at);
+            let r = root
+                .storage()
+                .read_range(&rel, at, n)
+                .map(bytes::Bytes::from);
+            let failed = r.is_err();
+            if tx.blocking_send(r).is_err() || failed {
+                return;
+            }
+            at += n;
+        }
+    });
+    futures::stream::unfold(rx, |mut rx| async move { rx.recv().await.map(|r| (r, rx)) })
 }
 
 fn insert(h: &mut HeaderMap, k: impl axum::http::header::IntoHeaderName, v: &str) {
@@ -579,14 +609,24 @@ async fn blob(
     if matches_etag(headers, &canonical) {
         return not_modified(&canonical);
     }
-    let path = s.root.abs(&layout::blob_data(&canonical));
-    let file = match crate::fsutil::open_nofollow(&path) {
-        Ok(f) => tokio::fs::File::from_std(f),
-        Err(_) => return unknown(),
+    let rel = layout::blob_data(&canonical);
+    // A local file is streamed from disk; other storage in ranged reads.
+    let file = match s.root.storage().local_root() {
+        Some(_) => match s.root.storage().open(&rel) {
+            Ok(f) => Some(tokio::fs::File::from_std(f)),
+            Err(_) => return unknown(),
+        },
+        None => None,
     };
-    let size = match file.metadata().await {
-        Ok(m) if m.is_file() => m.len(),
-        _ => return unknown(),
+    let size = match &file {
+        Some(f) => match f.metadata().await {
+            Ok(m) if m.is_file() => m.len(),
+            _ => return unknown(),
+        },
+        None => match s.root.storage().stat(&rel) {
+            Ok(m) if m.kind == crate::storage::Kind::File => m.size,
+            _ => return unknown(),
+        },
     };
     let (status, start, len) = match parse_range(headers, size) {
         Ok(None) => (StatusCode::OK, 0, size),
@@ -607,8 +647,7 @@ async fn blob(
     };
     let body = if head {
         Body::empty()
-    } else {
-        let mut file = file;
+    } else if let Some(mut file) = file {
         if start > 0 && file.seek(SeekFrom::Start(start)).await.is_err() {
             return unknown();
         }
@@ -616,6 +655,8 @@ async fn blob(
             file.take(len),
             1 << 20,
         ))
+    } else {
+        Body::from_stream(ranged(s.root.clone(), rel, start, len))
     };
     let mut resp = (status, body).into_response();
     let h = resp.headers_mut();

@@ -169,14 +169,14 @@ fn every_way_of_naming_the_root() {
 fn config_for_another_driver_is_a_clear_error() {
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.yml");
-    std::fs::write(&cfg, "version: 0.1\nstorage:\n  s3:\n    bucket: b\n").unwrap();
+    std::fs::write(&cfg, "version: 0.1\nstorage:\n  azure:\n    container: b\n").unwrap();
     let s = run_and_format(
         regfsck().arg("--config").arg(&cfg).arg("verify"),
         Some(dir.path()),
     );
     assert_eq!(
         s,
-        "exit_code: 8\n----- stdout -----\n----- stderr -----\nregfsck: registry config [ROOT]/config.yml: storage driver is not filesystem (found: s3)\n"
+        "exit_code: 8\n----- stdout -----\n----- stderr -----\nregfsck: registry config [ROOT]/config.yml: storage driver is neither filesystem nor s3 (found: azure)\n"
     );
 }
 

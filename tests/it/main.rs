@@ -11,6 +11,7 @@ mod gc;
 mod generated;
 mod hostile;
 mod kill;
+mod layering;
 mod ls;
 mod prune;
 mod registry;

@@ -232,7 +232,7 @@ impl Policy {
 /// # Errors
 /// [`Error::Policy`] naming the file for anything wrong in it; [`Error::Io`] when unreadable.
 pub fn load_policies(path: &Path) -> Result<Vec<Policy>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?; // not registry data: the policy file
     let bad = |m: String| Error::Policy(format!("{}: {m}", path.display()));
     let file: PolicyFile = match path.extension().and_then(|e| e.to_str()) {
         Some("toml") => toml::from_str(&text).map_err(|e| bad(e.to_string()))?,
@@ -423,9 +423,7 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
             .tags
             .keys()
             .map(|t| {
-                let mtime = std::fs::symlink_metadata(root.abs(&layout::tag_current(name, t)))
-                    .and_then(|m| m.modified())
-                    .ok();
+                let mtime = root.mtime(&layout::tag_current(name, t));
                 (t.clone(), mtime)
             })
             .collect();
@@ -487,7 +485,7 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
         for m in &dropped {
             for t in &kept_tags {
                 let rel = layout::tag_index_link(name, t, m);
-                if std::fs::symlink_metadata(root.abs(rel.trim_end_matches("/link"))).is_ok() {
+                if root.exists(rel.trim_end_matches("/link")) {
                     index_entries.push(SweptLink {
                         repository: name.clone(),
                         tag: Some((*t).clone()),
@@ -692,7 +690,7 @@ pub fn finish(
     for t in &job.tags {
         stop()?;
         let from = layout::tag_dir(&t.repository, &t.tag);
-        if std::fs::symlink_metadata(root.abs(&from)).is_err() {
+        if !root.exists(&from) {
             continue;
         }
         let dir = format!("{bin}/{}", jobs::encode_repo(&t.repository));
@@ -733,7 +731,7 @@ pub fn finish(
         }
         let tag = l.tag.as_ref().expect("tag index entries carry their tag");
         let rel = layout::tag_index_link(&l.repository, tag, &l.digest);
-        if std::fs::symlink_metadata(root.abs(rel.trim_end_matches("/link"))).is_ok() {
+        if root.exists(rel.trim_end_matches("/link")) {
             remover.remove_tree(rel.trim_end_matches("/link"))?;
             done.links += 1;
         }
@@ -744,7 +742,7 @@ pub fn finish(
             continue;
         }
         let rel = layout::revision_link(&m.repository, &m.digest);
-        if std::fs::symlink_metadata(root.abs(rel.trim_end_matches("/link"))).is_ok() {
+        if root.exists(rel.trim_end_matches("/link")) {
             remover.remove_tree(rel.trim_end_matches("/link"))?;
             done.manifests += 1;
         }

@@ -6,17 +6,15 @@
 //! and layer directories, empty `_uploads`) are counted, not reported.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::path::Path;
 use std::time::SystemTime;
 
 use rayon::prelude::*;
-use walkdir::WalkDir;
 
 use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind};
-use crate::fsutil::{Bounded, Dir, read_small};
 use crate::layout::{self, RepoName, Root, TagName, V2};
+use crate::storage::{Bounded, Entry, Kind as SKind, Meta};
 
 /// A link file is a digest; anything larger than this is garbage and is not read whole.
 const LINK_LIMIT: u64 = 1024;
@@ -303,24 +301,24 @@ pub const TRASH_NAME: &str = "_regfsck-trash";
 /// [`Inventory::unseen_blobs`] or [`Inventory::unseen_refs`]).
 pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
     let mut inv = Inventory::default();
-    let v2 = root.v2();
-    let top = read_dir_entries(v2).map_err(|e| Error::io(v2, e))?;
+    let st = root.storage();
+    let top = st
+        .list(V2, false)
+        .map_err(|e| Error::io(format!("{}/{V2}", st.describe()), e))?;
     let (mut blobs, mut repos) = (false, false);
     // The directories above v2 may be symlinks: followed (the caller named the root).
     for rel in &crate::layout::FOLLOWED[..3] {
-        if let Ok(m) = std::fs::symlink_metadata(root.abs(rel)) {
-            if m.file_type().is_symlink() {
-                inv.findings.push(followed(root, rel));
-            }
+        if st.stat(rel).is_ok_and(|m| m.kind == SKind::Symlink) {
+            inv.findings.push(followed(root, rel));
         }
     }
     for e in top {
         let rel = format!("{V2}/{}", e.name);
         let special = e.utf8 && (e.name == "blobs" || e.name == "repositories");
-        if special && e.ft.is_symlink() {
+        if special && e.kind == SKind::Symlink {
             // Operators move these to another disk: followed, as the registry does.
-            match std::fs::metadata(root.abs(&rel)) {
-                Ok(m) if m.is_dir() => {
+            match st.stat_follow(&rel) {
+                Ok(m) if m.kind == SKind::Dir => {
                     inv.findings.push(followed(root, &rel));
                     blobs |= e.name == "blobs";
                     repos |= e.name == "repositories";
@@ -329,9 +327,7 @@ pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
                     let err = other.err().unwrap_or_else(|| {
                         std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")
                     });
-                    let target = std::fs::read_link(root.abs(&rel))
-                        .map(|t| t.display().to_string())
-                        .unwrap_or_default();
+                    let target = st.symlink_target(&rel).unwrap_or_default();
                     inv.findings.push(
                         Finding::new(
                             Kind::DirUnreadable,
@@ -348,14 +344,14 @@ pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
                     }
                 }
             }
-        } else if e.ft.is_symlink() {
+        } else if e.kind == SKind::Symlink {
             inv.findings.push(symlink_finding(root, &rel));
-        } else if special && e.name == "blobs" && e.ft.is_dir() {
+        } else if special && e.name == "blobs" && e.kind == SKind::Dir {
             blobs = true;
-        } else if special && e.name == "repositories" && e.ft.is_dir() {
+        } else if special && e.name == "repositories" && e.kind == SKind::Dir {
             repos = true;
         } else {
-            inv.findings.push(unknown(&rel, e.ft.is_dir()));
+            inv.findings.push(unknown(&rel, e.kind == SKind::Dir));
         }
     }
     // Both trees at once: each has serial parts (listing the shards, walking namespaces) that
@@ -396,8 +392,9 @@ pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
 
 /// A symlink regfsck follows (see [`crate::layout::FOLLOWED`]), for the report.
 fn followed(root: &Root, rel: &str) -> Finding {
-    let target = std::fs::read_link(root.abs(rel))
-        .map(|t| t.display().to_string())
+    let target = root
+        .storage()
+        .symlink_target(rel)
         .unwrap_or_else(|_| "?".into());
     Finding::new(
         Kind::SymlinkedStorage,
@@ -416,47 +413,15 @@ fn unknown(rel: &str, is_dir: bool) -> Finding {
 }
 
 fn symlink_finding(root: &Root, rel: &str) -> Finding {
-    let target = std::fs::read_link(root.abs(rel))
-        .map(|t| t.display().to_string())
+    let target = root
+        .storage()
+        .symlink_target(rel)
         .unwrap_or_else(|_| "?".into());
     Finding::new(
         Kind::Symlink,
         format!("symlink to {target:?}; regfsck does not follow symlinks"),
     )
     .path(rel)
-}
-
-/// One directory entry. A name that is not UTF-8 is kept escaped in `name` (for reports) and
-/// as it is in `os` (to open it).
-struct Entry {
-    name: String,
-    utf8: bool,
-    os: std::ffi::OsString,
-    ft: std::fs::FileType,
-    dirent: std::fs::DirEntry,
-}
-
-/// A directory's entries, sorted by name; each `DirEntry` stats relative to its directory.
-fn read_dir_entries(dir: &Path) -> std::io::Result<Vec<Entry>> {
-    use std::os::unix::ffi::OsStrExt;
-    let mut v = Vec::new();
-    for e in std::fs::read_dir(dir)? {
-        let e = e?;
-        let os = e.file_name();
-        let (name, utf8) = match os.to_str() {
-            Some(s) => (s.to_string(), true),
-            None => (layout::escape_name(os.as_bytes()), false),
-        };
-        v.push(Entry {
-            name,
-            utf8,
-            ft: e.file_type()?,
-            os,
-            dirent: e,
-        });
-    }
-    v.sort_by(|a, b| a.os.cmp(&b.os));
-    Ok(v)
 }
 
 fn io_finding(kind: Kind, rel: &str, e: &std::io::Error) -> Finding {
@@ -480,8 +445,9 @@ fn is_shard(s: &str) -> bool {
 
 /// `blobs/<alg>/<hh>/<hex>/data`: fixed depth, so shards are listed in parallel.
 fn scan_blobs(root: &Root, inv: &mut Inventory, depth: Depth) {
+    let st = root.storage();
     let blobs_rel = format!("{V2}/blobs");
-    let algs = match read_dir_entries(&root.abs(&blobs_rel)) {
+    let algs = match st.list(&blobs_rel, false) {
         Ok(v) => v,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return,
         Err(e) => {
@@ -494,22 +460,22 @@ fn scan_blobs(root: &Root, inv: &mut Inventory, depth: Depth) {
     for a in algs {
         let rel = format!("{blobs_rel}/{}", a.name);
         let alg = Algorithm::from_name(&a.name);
-        if a.ft.is_symlink() {
+        if a.kind == SKind::Symlink {
             inv.findings.push(symlink_finding(root, &rel));
             if let Some(alg) = alg {
                 inv.unseen_blobs.push(BlobScope::Algorithm(alg));
             }
             continue;
         }
-        let Some(alg) = alg.filter(|_| a.ft.is_dir()) else {
+        let Some(alg) = alg.filter(|_| a.kind == SKind::Dir) else {
             inv.findings.push(if a.utf8 {
-                unknown(&rel, a.ft.is_dir())
+                unknown(&rel, a.kind == SKind::Dir)
             } else {
                 non_utf8(&rel)
             });
             continue;
         };
-        match read_dir_entries(&root.abs(&rel)) {
+        match st.list(&rel, false) {
             Ok(v) => {
                 for e in v {
                     shards.push((alg, format!("{rel}/{}", e.name), e));
@@ -555,24 +521,30 @@ fn wrong_shard(digest: Digest, data_rel: String, under: &str) -> Finding {
     .path(data_rel)
 }
 
+/// Whether `rel` is a regular file.
+fn is_file(root: &Root, rel: &str) -> bool {
+    root.storage()
+        .stat(rel)
+        .is_ok_and(|m| m.kind == SKind::File)
+}
+
 /// A directory at shard level whose name is not a shard: a blob directory that lost its shard
 /// level (`blobs/<alg>/<hex>/data`), or a directory of any other name holding blob directories.
-fn scan_misnamed_shard(alg: Algorithm, rel: &str, e: &Entry) -> Vec<Finding> {
-    if !e.ft.is_dir() || !e.utf8 {
+fn scan_misnamed_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry) -> Vec<Finding> {
+    if e.kind != SKind::Dir || !e.utf8 {
         return vec![if e.utf8 {
-            unknown(rel, e.ft.is_dir())
+            unknown(rel, e.kind == SKind::Dir)
         } else {
             non_utf8(rel)
         }];
     }
-    let path = e.dirent.path();
     if let Ok(d) = Digest::from_parts(alg.name(), &e.name) {
-        if std::fs::symlink_metadata(path.join("data")).is_ok_and(|m| m.is_file()) {
+        if is_file(root, &format!("{rel}/data")) {
             return vec![wrong_shard(d, format!("{rel}/data"), "no shard directory")];
         }
         return vec![unknown(rel, true)];
     }
-    let entries = match read_dir_entries(&path) {
+    let entries = match root.storage().list(rel, false) {
         Ok(v) => v,
         Err(err) => return vec![dir_unreadable(rel, &err)],
     };
@@ -581,11 +553,7 @@ fn scan_misnamed_shard(alg: Algorithm, rel: &str, e: &Entry) -> Vec<Finding> {
     for c in entries {
         let crel = format!("{rel}/{}", c.name);
         match Digest::from_parts(alg.name(), &c.name) {
-            Ok(d)
-                if c.ft.is_dir()
-                    && std::fs::symlink_metadata(c.dirent.path().join("data"))
-                        .is_ok_and(|m| m.is_file()) =>
-            {
+            Ok(d) if c.kind == SKind::Dir && is_file(root, &format!("{crel}/data")) => {
                 any = true;
                 out.push(wrong_shard(
                     d,
@@ -593,7 +561,7 @@ fn scan_misnamed_shard(alg: Algorithm, rel: &str, e: &Entry) -> Vec<Finding> {
                     &format!("directory {:?}", e.name),
                 ));
             }
-            _ => out.push(unknown(&crel, c.ft.is_dir())),
+            _ => out.push(unknown(&crel, c.kind == SKind::Dir)),
         }
     }
     if !any && out.is_empty() {
@@ -602,23 +570,33 @@ fn scan_misnamed_shard(alg: Algorithm, rel: &str, e: &Entry) -> Vec<Finding> {
     out
 }
 
+fn blob_of(m: &crate::storage::Meta) -> Blob {
+    Blob {
+        size: m.size,
+        mtime: m.mtime,
+        is_file: m.kind == SKind::File,
+        stat: true,
+    }
+}
+
 fn scan_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry, depth: Depth) -> ShardScan {
+    let st = root.storage();
     let mut blobs = Vec::new();
     let mut findings = Vec::new();
     let mut unseen = Vec::new();
     let shard = e.name.as_str();
-    if e.ft.is_symlink() {
+    if e.kind == SKind::Symlink {
         findings.push(symlink_finding(root, rel));
         if is_shard(shard) {
             unseen.push(BlobScope::Shard(alg, shard.to_string()));
         }
         return (blobs, findings, unseen);
     }
-    if !e.ft.is_dir() || !is_shard(shard) {
-        findings.extend(scan_misnamed_shard(alg, rel, e));
+    if e.kind != SKind::Dir || !is_shard(shard) {
+        findings.extend(scan_misnamed_shard(root, alg, rel, e));
         return (blobs, findings, unseen);
     }
-    let entries = match read_dir_entries(&root.abs(rel)) {
+    let entries = match st.list(rel, false) {
         Ok(v) => v,
         Err(err) => {
             findings.push(dir_unreadable(rel, &err));
@@ -630,7 +608,7 @@ fn scan_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry, depth: Depth) -
         let hex = c.name.as_str();
         let dir_rel = format!("{rel}/{hex}");
         let parsed = Digest::from_parts(alg.name(), hex);
-        if c.ft.is_symlink() {
+        if c.kind == SKind::Symlink {
             findings.push(symlink_finding(root, &dir_rel));
             if let Ok(d) = parsed {
                 unseen.push(BlobScope::Blob(d));
@@ -638,10 +616,10 @@ fn scan_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry, depth: Depth) -
             continue;
         }
         let digest = match parsed {
-            Ok(d) if c.ft.is_dir() => d,
+            Ok(d) if c.kind == SKind::Dir => d,
             _ => {
                 findings.push(if c.utf8 {
-                    unknown(&dir_rel, c.ft.is_dir())
+                    unknown(&dir_rel, c.kind == SKind::Dir)
                 } else {
                     non_utf8(&dir_rel)
                 });
@@ -664,20 +642,12 @@ fn scan_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry, depth: Depth) -
         if depth == Depth::Fast && !misplaced {
             // Stat <hex>/data directly instead of listing the directory.
             let p = format!("{dir_rel}/data");
-            match std::fs::symlink_metadata(root.abs(&p)) {
-                Ok(m) if m.file_type().is_symlink() => {
+            match st.stat(&p) {
+                Ok(m) if m.kind == SKind::Symlink => {
                     findings.push(symlink_finding(root, &p).digest(digest));
                     unseen.push(BlobScope::Blob(digest));
                 }
-                Ok(m) => blobs.push((
-                    digest,
-                    Blob {
-                        size: m.len(),
-                        mtime: m.modified().ok(),
-                        is_file: m.is_file(),
-                        stat: true,
-                    },
-                )),
+                Ok(m) => blobs.push((digest, blob_of(&m))),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
                     findings.push(no_data(digest, &dir_rel));
                 }
@@ -688,7 +658,7 @@ fn scan_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry, depth: Depth) -
             }
             continue;
         }
-        let children = match read_dir_entries(&root.abs(&dir_rel)) {
+        let children = match st.list(&dir_rel, true) {
             Ok(v) => v,
             Err(e) => {
                 findings.push(io_finding(Kind::BlobUnreadable, &dir_rel, &e).digest(digest));
@@ -699,7 +669,7 @@ fn scan_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry, depth: Depth) -
         let mut has_data = false;
         for g in children {
             let p = format!("{dir_rel}/{}", g.name);
-            if g.ft.is_symlink() {
+            if g.kind == SKind::Symlink {
                 findings.push(symlink_finding(root, &p).digest(digest));
                 if g.name == "data" {
                     has_data = true;
@@ -711,20 +681,14 @@ fn scan_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry, depth: Depth) -
                     findings.push(wrong_shard(digest, p, &format!("shard {shard:?}")));
                     continue;
                 }
-                match g.dirent.metadata() {
-                    Ok(m) => {
-                        blobs.push((
-                            digest,
-                            Blob {
-                                size: m.len(),
-                                mtime: m.modified().ok(),
-                                is_file: m.is_file(),
-                                stat: true,
-                            },
-                        ));
-                    }
-                    Err(e) => {
-                        findings.push(io_finding(Kind::BlobUnreadable, &p, &e).digest(digest));
+                match g.meta {
+                    Some(m) => blobs.push((digest, blob_of(&m))),
+                    None => {
+                        findings.push(
+                            Finding::new(Kind::BlobUnreadable, "cannot stat")
+                                .path(p)
+                                .digest(digest),
+                        );
                         unseen.push(BlobScope::Blob(digest));
                     }
                 }
@@ -781,14 +745,15 @@ fn atomic_leftover(rel: &str) -> Finding {
 /// A file or directory that is not part of the layout: a temporary file of an interrupted
 /// write, a name that is not UTF-8, or something unknown.
 fn other_file(rel: &str, e: &Entry) -> Finding {
+    let dir = e.kind == SKind::Dir;
     if !e.utf8 {
         non_utf8(rel)
-    } else if !e.ft.is_dir() && is_atomic_write_leftover(&e.name) {
+    } else if !dir && is_atomic_write_leftover(&e.name) {
         atomic_leftover(rel)
-    } else if !e.ft.is_dir() && e.name.ends_with(".tmp") {
+    } else if !dir && e.name.ends_with(".tmp") {
         temp_file(rel)
     } else {
-        unknown(rel, e.ft.is_dir())
+        unknown(rel, dir)
     }
 }
 
@@ -824,7 +789,10 @@ fn first_symlink(root: &Root, rel: &str) -> String {
         prefix.push_str(part);
         if prefix.len() > V2.len()
             && !layout::FOLLOWED.contains(&prefix.as_str())
-            && std::fs::symlink_metadata(root.abs(&prefix)).is_ok_and(|m| m.is_symlink())
+            && root
+                .storage()
+                .stat(&prefix)
+                .is_ok_and(|m| m.kind == SKind::Symlink)
         {
             return prefix;
         }
@@ -887,12 +855,11 @@ struct Special {
 /// repositories; then each repository's `_manifests`, `_layers` and `_uploads` are scanned in
 /// parallel, and the partial results merged.
 fn scan_repositories(root: &Root, inv: &mut Inventory, depth: Depth) {
-    let base = root.abs(&format!("{V2}/repositories"));
-    let (specials, part) = walk_namespaces(root, &base, &[]);
+    let (specials, part) = walk_namespaces(root, &[]);
     inv.absorb(part);
     let parts: Vec<(Repo, Part)> = specials
         .par_iter()
-        .map(|sp| scan_special(root, &base, sp, depth))
+        .map(|sp| scan_special(root, sp, depth))
         .collect();
     for (r, part) in parts {
         inv.absorb(part);
@@ -932,37 +899,18 @@ fn merge<K: Ord, V>(into: &mut BTreeMap<K, V>, from: BTreeMap<K, V>) {
 
 /// Below a name regfsck cannot use (not UTF-8): every link file's digest is kept as a
 /// reference, so nothing it names is swept; what cannot be read there is unseen.
-fn pin_subtree(root: &Root, abs: &Path, rel: &str, part: &mut Part) {
-    for entry in WalkDir::new(abs).follow_links(false) {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                part.findings.push(walk_error(root, &e));
-                part.unseen_refs.push(rel.to_string());
-                continue;
-            }
-        };
-        if entry.file_type().is_symlink() {
-            part.unseen_refs.push(rel.to_string());
-        } else if entry.file_type().is_file() && entry.file_name() == "link" {
-            match read_small(entry.path(), LINK_LIMIT) {
-                Ok((Bounded::Content(b), _)) => match parse_link(&b) {
-                    Ok(d) | Err(LinkProblem::Doubled(d)) => {
-                        part.pinned.insert(d);
-                    }
-                    Err(_) => {}
-                },
-                Ok((Bounded::TooLarge { .. }, _)) => {}
-                Err(_) => part.unseen_refs.push(rel.to_string()),
-            }
-        }
+fn pin_subtree(root: &Root, parent: &str, name: &str, part: &mut Part) {
+    let p = root.storage().pin_below(parent, name);
+    part.pinned.extend(p.digests);
+    if p.unseen {
+        part.unseen_refs.push(format!("{parent}/{name}"));
     }
 }
 
 /// Walks `repositories/<comps...>` in parallel, stopping at every `_`-prefixed entry: the
 /// `_manifests`, `_layers` and `_uploads` directories found, and what is not part of the
 /// layout.
-fn walk_namespaces(root: &Root, base: &Path, comps: &[String]) -> (Vec<Special>, Part) {
+fn walk_namespaces(root: &Root, comps: &[String]) -> (Vec<Special>, Part) {
     let rel_of = |comps: &[String]| {
         if comps.is_empty() {
             format!("{V2}/repositories")
@@ -970,10 +918,8 @@ fn walk_namespaces(root: &Root, base: &Path, comps: &[String]) -> (Vec<Special>,
             format!("{V2}/repositories/{}", comps.join("/"))
         }
     };
-    let mut dir = base.to_path_buf();
-    dir.extend(comps);
     let mut part = Part::default();
-    let entries = match read_dir_entries(&dir) {
+    let entries = match root.storage().list(&rel_of(comps), false) {
         Ok(v) => v,
         Err(e) => {
             part.unreadable_refs(&rel_of(comps), &e);
@@ -994,28 +940,29 @@ fn walk_namespaces(root: &Root, base: &Path, comps: &[String]) -> (Vec<Special>,
     for e in entries {
         let rel = format!("{}/{}", rel_of(comps), e.name);
         let name = e.name.as_str();
-        if e.ft.is_symlink() {
+        let is_dir = e.kind == SKind::Dir;
+        if e.kind == SKind::Symlink {
             // Not followed: what is behind it is unknown.
             part.findings.push(symlink_finding(root, &rel));
             part.unseen_refs.push(rel);
         } else if !e.utf8 {
             part.findings.push(non_utf8(&rel));
-            if e.ft.is_dir() {
-                pin_subtree(root, &e.dirent.path(), &rel, &mut part);
+            if is_dir {
+                pin_subtree(root, &rel_of(comps), &e.name, &mut part);
                 part.skipped.push(rel);
             }
         } else if !name.starts_with('_') {
             // A namespace or repository directory; files here are strays.
-            if e.ft.is_dir() {
+            if is_dir {
                 let mut child = comps.to_vec();
                 child.push(e.name.clone());
                 subdirs.push(child);
             } else {
                 part.findings.push(other_file(&rel, &e));
             }
-        } else if comps.is_empty() && name == TRASH_NAME && e.ft.is_dir() {
+        } else if comps.is_empty() && name == TRASH_NAME && is_dir {
             // regfsck's own trash: its jobs are reported by the commands that finish them.
-        } else if comps.is_empty() || !e.ft.is_dir() {
+        } else if comps.is_empty() || !is_dir {
             part.findings.push(other_file(&rel, &e));
         } else if name == "_referrers" {
             part.findings.push(
@@ -1039,7 +986,7 @@ fn walk_namespaces(root: &Root, base: &Path, comps: &[String]) -> (Vec<Special>,
     }
     let below: Vec<(Vec<Special>, Part)> = subdirs
         .par_iter()
-        .map(|c| walk_namespaces(root, base, c))
+        .map(|c| walk_namespaces(root, c))
         .collect();
     for (s, p) in below {
         specials.extend(s);
@@ -1048,41 +995,10 @@ fn walk_namespaces(root: &Root, base: &Path, comps: &[String]) -> (Vec<Special>,
     (specials, part)
 }
 
-fn components(base: &Path, p: &Path) -> Vec<String> {
-    use std::os::unix::ffi::OsStrExt;
-    p.strip_prefix(base)
-        .unwrap_or(p)
-        .components()
-        .map(|c| layout::escape_name(c.as_os_str().as_bytes()))
-        .collect()
-}
-
-fn walk_error(root: &Root, e: &walkdir::Error) -> Finding {
-    use std::os::unix::ffi::OsStrExt;
-    let rel = e
-        .path()
-        .and_then(|p| p.strip_prefix(root.path()).ok())
-        .map(|p| layout::escape_name(p.as_os_str().as_bytes()))
-        .unwrap_or_else(|| format!("{V2}/repositories"));
-    let msg = e
-        .io_error()
-        .map(|e| e.to_string())
-        .unwrap_or_else(|| e.to_string());
-    let kind = if e
-        .io_error()
-        .is_some_and(|e| e.kind() == std::io::ErrorKind::NotFound)
-    {
-        Kind::LinkUnreadable
-    } else {
-        Kind::DirUnreadable
-    };
-    Finding::new(kind, format!("cannot read: {msg}")).path(rel)
-}
-
-fn scan_special(root: &Root, base: &Path, sp: &Special, depth: Depth) -> (Repo, Part) {
+fn scan_special(root: &Root, sp: &Special, depth: Depth) -> (Repo, Part) {
     let special = sp.comps[sp.comps.len() - 1].as_str();
     if special == "_uploads" {
-        return scan_uploads(root, base, sp);
+        return scan_uploads(root, sp);
     }
     let mut repo = Repo::new(RepoName::from_disk(&sp.repo));
     let mut part = Part::default();
@@ -1102,9 +1018,11 @@ fn scan_special(root: &Root, base: &Path, sp: &Special, depth: Depth) -> (Repo, 
         for (name, ft) in w.list(&rel) {
             let p = format!("{rel}/{name}");
             match name.as_str() {
-                "revisions" if ft.is_dir() => repo.revisions = w.link_tree(&p, Tree::Revisions),
-                "tags" if ft.is_dir() => repo.tags = w.tags(&p),
-                "revisions" | "tags" if ft.is_symlink() => {
+                "revisions" if ft == SKind::Dir => {
+                    repo.revisions = w.link_tree(&p, Tree::Revisions)
+                }
+                "tags" if ft == SKind::Dir => repo.tags = w.tags(&p),
+                "revisions" | "tags" if ft == SKind::Symlink => {
                     // Not followed: every revision or tag behind it is unknown.
                     w.part.unseen_refs.push(p.clone());
                     w.other(&p, &name, ft);
@@ -1136,18 +1054,26 @@ struct LinkWalk<'a> {
 impl LinkWalk<'_> {
     /// Lists a directory; unreadable ones become findings (and unseen), names that are not
     /// UTF-8 are reported and the links below them kept as references.
-    fn list(&mut self, rel: &str) -> Vec<(String, std::fs::FileType)> {
-        match read_dir_entries(&self.root.abs(rel)) {
+    fn list(&mut self, rel: &str) -> Vec<(String, SKind)> {
+        self.list_meta(rel, false)
+            .into_iter()
+            .map(|(n, k, _)| (n, k))
+            .collect()
+    }
+
+    /// As [`LinkWalk::list`], with each entry's metadata when `meta`.
+    fn list_meta(&mut self, rel: &str, meta: bool) -> Vec<(String, SKind, Option<Meta>)> {
+        match self.root.storage().list(rel, meta) {
             Ok(v) => v
                 .into_iter()
                 .filter_map(|e| {
                     if e.utf8 {
-                        return Some((e.name, e.ft));
+                        return Some((e.name, e.kind, e.meta));
                     }
                     let p = format!("{rel}/{}", e.name);
                     self.part.findings.push(non_utf8(&p).repo(self.repo));
-                    if e.ft.is_dir() {
-                        pin_subtree(self.root, &e.dirent.path(), &p, self.part);
+                    if e.kind == SKind::Dir {
+                        pin_subtree(self.root, rel, &e.name, self.part);
                     }
                     None
                 })
@@ -1163,15 +1089,16 @@ impl LinkWalk<'_> {
     }
 
     /// Reports an entry that is not part of the layout (or a symlink, or a temp file).
-    fn other(&mut self, rel: &str, name: &str, ft: std::fs::FileType) {
-        let f = if ft.is_symlink() {
+    fn other(&mut self, rel: &str, name: &str, ft: SKind) {
+        let dir = ft == SKind::Dir;
+        let f = if ft == SKind::Symlink {
             symlink_finding(self.root, rel)
-        } else if !ft.is_dir() && is_atomic_write_leftover(name) {
+        } else if !dir && is_atomic_write_leftover(name) {
             atomic_leftover(rel)
-        } else if name.ends_with(".tmp") && !ft.is_dir() {
+        } else if name.ends_with(".tmp") && !dir {
             temp_file(rel)
         } else {
-            unknown(rel, ft.is_dir())
+            unknown(rel, dir)
         };
         self.part.findings.push(f.repo(self.repo));
     }
@@ -1179,21 +1106,27 @@ impl LinkWalk<'_> {
     /// Reads `<dir>/link`: `None` when there is none (a normal leftover after a delete).
     fn link_in(&mut self, dir: &str, tree: Tree) -> Option<Link> {
         if self.depth.fast() {
-            return self.fast_link(None, dir, "link");
+            return self.fast_link(dir, "link");
         }
         let mut link = None;
-        for (name, ft) in self.list(dir) {
+        for (name, ft, meta) in self.list_meta(dir, true) {
             let p = format!("{dir}/{name}");
             match name.as_str() {
-                "link" if !ft.is_symlink() => {
-                    let r = read_small(&self.root.abs(&p), LINK_LIMIT);
+                "link" if ft == SKind::File => {
+                    let r = self.root.read_small(&p, LINK_LIMIT);
                     if let Err(e) = &r {
                         self.unseen_if_denied(e, &p);
                     }
-                    link = Some(link_from(r.map(|(b, meta)| (b, meta.modified().ok()))));
+                    link = Some(link_from(r.map(|b| (b, meta.and_then(|m| m.mtime)))));
+                }
+                "link" if ft != SKind::Symlink => {
+                    link = Some(Link {
+                        target: Err(LinkProblem::Unreadable("not a regular file".into())),
+                        mtime: None,
+                    });
                 }
                 // Schema1-era signature links: ignored by the registry, left alone.
-                "signatures" if tree == Tree::Revisions && ft.is_dir() => {}
+                "signatures" if tree == Tree::Revisions && ft == SKind::Dir => {}
                 _ => self.other(&p, &name, ft),
             }
         }
@@ -1213,13 +1146,20 @@ impl LinkWalk<'_> {
     /// Reads `<base_rel>/<below>` without a stat, relative to `base` (the directory
     /// `base_rel`, opened once for all its links: a short path walk for each) when given.
     /// `None` when there is no such file (a normal leftover after a delete).
-    fn fast_link(&mut self, base: Option<&Dir>, base_rel: &str, below: &str) -> Option<Link> {
-        let read = match base {
-            Some(d) => d.read_small(below, LINK_LIMIT),
-            None => self
-                .root
-                .read_small(&format!("{base_rel}/{below}"), LINK_LIMIT),
-        };
+    fn fast_link(&mut self, base_rel: &str, below: &str) -> Option<Link> {
+        let read = self
+            .root
+            .read_small(&format!("{base_rel}/{below}"), LINK_LIMIT);
+        self.link_result(read, base_rel, below)
+    }
+
+    /// What reading `<base_rel>/<below>` gave, as a link (`None`: there is none).
+    fn link_result(
+        &mut self,
+        read: std::io::Result<Bounded>,
+        base_rel: &str,
+        below: &str,
+    ) -> Option<Link> {
         match read {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
             // A symlink on the way (`current` itself, say) or the link itself.
@@ -1271,46 +1211,36 @@ impl LinkWalk<'_> {
         let mut out = BTreeMap::new();
         for (alg, ft) in self.list(rel) {
             let alg_rel = format!("{rel}/{alg}");
-            if !ft.is_dir() || Algorithm::from_name(&alg).is_none() {
-                if ft.is_symlink() && tree == Tree::Revisions {
+            if ft != SKind::Dir || Algorithm::from_name(&alg).is_none() {
+                if ft == SKind::Symlink && tree == Tree::Revisions {
                     // Not followed: the revisions behind it are unknown.
                     self.part.unseen_refs.push(alg_rel.clone());
                 }
                 self.other(&alg_rel, &alg, ft);
                 continue;
             }
-            let base = if self.depth.fast() && !names_only {
-                self.root.open_dir(&alg_rel).ok()
-            } else {
-                None
-            };
+            // Links read in one batch per directory (fast depths): opened relative to it, or
+            // many requests in flight.
+            let mut batch: Vec<Digest> = Vec::new();
             for (hex, ft) in self.list(&alg_rel) {
                 let p = || format!("{alg_rel}/{hex}");
                 match Digest::from_parts(&alg, &hex) {
                     // An alias (`_layers/sha512/<hex>/link` holding the sha256 the blob is
                     // stored under) is read even by name: it says where the bytes are.
-                    Ok(d) if ft.is_dir() && names_only && d.algorithm() != Algorithm::Sha256 => {
-                        if let Some(l) = self.fast_link(None, &alg_rel, &format!("{hex}/link")) {
-                            out.insert(d, l);
+                    Ok(d) if ft == SKind::Dir && self.depth.fast() => {
+                        if names_only && d.algorithm() == Algorithm::Sha256 {
+                            out.insert(
+                                d,
+                                Link {
+                                    target: Ok(d),
+                                    mtime: None,
+                                },
+                            );
+                        } else {
+                            batch.push(d);
                         }
                     }
-                    Ok(d) if ft.is_dir() && names_only => {
-                        out.insert(
-                            d,
-                            Link {
-                                target: Ok(d),
-                                mtime: None,
-                            },
-                        );
-                    }
-                    Ok(d) if ft.is_dir() && base.is_some() => {
-                        if let Some(l) =
-                            self.fast_link(base.as_ref(), &alg_rel, &format!("{hex}/link"))
-                        {
-                            out.insert(d, l);
-                        }
-                    }
-                    Ok(d) if ft.is_dir() => {
+                    Ok(d) if ft == SKind::Dir => {
                         if let Some(l) = self.link_in(&p(), tree) {
                             out.insert(d, l);
                         }
@@ -1318,12 +1248,25 @@ impl LinkWalk<'_> {
                     Ok(d) => {
                         // A symlinked link directory: not followed; what it names is known
                         // from its name, and kept.
-                        if ft.is_symlink() {
+                        if ft == SKind::Symlink {
                             self.part.pinned.insert(d);
                         }
                         self.other(&p(), &hex, ft);
                     }
                     Err(_) => self.other(&p(), &hex, ft),
+                }
+            }
+            if !batch.is_empty() {
+                let below: Vec<String> =
+                    batch.iter().map(|d| format!("{}/link", d.hex())).collect();
+                let reads = self
+                    .root
+                    .storage()
+                    .read_small_below(&alg_rel, &below, LINK_LIMIT);
+                for ((d, b), r) in batch.iter().zip(&below).zip(reads) {
+                    if let Some(l) = self.link_result(r, &alg_rel, b) {
+                        out.insert(*d, l);
+                    }
                 }
             }
         }
@@ -1338,14 +1281,24 @@ impl LinkWalk<'_> {
     /// `tags/<tag>/{current/link, index/<alg>/<hex>/link}`.
     fn tags(&mut self, rel: &str) -> BTreeMap<TagName, Tag> {
         let mut out = BTreeMap::new();
-        let base = if self.depth.fast() {
-            self.root.open_dir(rel).ok()
-        } else {
-            None
-        };
-        for (name, ft) in self.list(rel) {
+        let entries = self.list(rel);
+        // Fast depths: every `current/link` in one batch.
+        let mut current: BTreeMap<String, std::io::Result<Bounded>> = BTreeMap::new();
+        if self.depth.fast() {
+            let below: Vec<String> = entries
+                .iter()
+                .filter(|(_, ft)| *ft == SKind::Dir)
+                .map(|(n, _)| format!("{n}/current/link"))
+                .collect();
+            let reads = self
+                .root
+                .storage()
+                .read_small_below(rel, &below, LINK_LIMIT);
+            current = below.into_iter().zip(reads).collect();
+        }
+        for (name, ft) in entries {
             let p = format!("{rel}/{name}");
-            if !ft.is_dir() {
+            if ft != SKind::Dir {
                 self.other(&p, &name, ft);
                 continue;
             }
@@ -1368,7 +1321,10 @@ impl LinkWalk<'_> {
             if self.depth.fast() {
                 // The tag's history (index/) is not read: only gc needs it, for the manifests
                 // it drops, and it looks those up itself.
-                t.current = self.fast_link(base.as_ref(), rel, &format!("{name}/current/link"));
+                let below = format!("{name}/current/link");
+                if let Some(r) = current.remove(&below) {
+                    t.current = self.link_result(r, rel, &below);
+                }
             } else {
                 let before = self.part.unseen_refs.len();
                 let children = self.list(&p);
@@ -1376,8 +1332,12 @@ impl LinkWalk<'_> {
                 for (child, ft) in children {
                     let cp = format!("{p}/{child}");
                     match child.as_str() {
-                        "current" if ft.is_dir() => t.current = self.link_in(&cp, Tree::TagIndex),
-                        "index" if ft.is_dir() => t.index = self.link_tree(&cp, Tree::TagIndex),
+                        "current" if ft == SKind::Dir => {
+                            t.current = self.link_in(&cp, Tree::TagIndex)
+                        }
+                        "index" if ft == SKind::Dir => {
+                            t.index = self.link_tree(&cp, Tree::TagIndex)
+                        }
                         _ => self.other(&cp, &child, ft),
                     }
                 }
@@ -1395,109 +1355,63 @@ impl LinkWalk<'_> {
     }
 }
 
-fn scan_uploads(root: &Root, base: &Path, sp: &Special) -> (Repo, Part) {
+fn scan_uploads(root: &Root, sp: &Special) -> (Repo, Part) {
+    let st = root.storage();
     let mut repo = Repo::new(RepoName::from_disk(&sp.repo));
     let mut part = Part::default();
-    let dir = base.join(sp.comps.join("/"));
-    let mut it = WalkDir::new(&dir)
-        .follow_links(false)
-        .sort_by_file_name()
-        .into_iter();
-    while let Some(entry) = it.next() {
-        let entry = match entry {
-            Ok(e) => e,
-            Err(e) => {
-                part.findings.push(walk_error(root, &e));
-                continue;
-            }
-        };
-        let rest = components(&dir, entry.path());
-        let rel = format!(
-            "{V2}/repositories/{}/{}",
-            sp.comps.join("/"),
-            rest.join("/")
-        );
-        let rel = rel.trim_end_matches('/').to_string();
-        let ft = entry.file_type();
-        if ft.is_symlink() {
+    let base = format!("{V2}/repositories/{}", sp.comps.join("/"));
+    let ids = match st.list(&base, false) {
+        Ok(v) => v,
+        Err(e) => {
+            part.findings
+                .push(dir_unreadable(&base, &e).repo(&repo.name));
+            return (repo, part);
+        }
+    };
+    for e in ids {
+        let rel = format!("{base}/{}", e.name);
+        if e.kind == SKind::Symlink {
             part.findings.push(symlink_finding(root, &rel));
             continue;
         }
-        if entry.file_name().to_str().is_none() {
-            part.findings.push(non_utf8(&rel).repo(&repo.name));
-            if ft.is_dir() {
-                it.skip_current_dir();
-            }
+        if e.kind != SKind::Dir || !e.utf8 {
+            part.findings.push(other_file(&rel, &e).repo(&repo.name));
             continue;
         }
-        let rest: Vec<&str> = rest.iter().map(String::as_str).collect();
-        let skip = classify(
-            &mut repo,
-            &rest,
-            ft.is_dir(),
-            entry.path(),
-            &rel,
-            &mut part.findings,
-        );
-        if skip && ft.is_dir() {
-            it.skip_current_dir();
+        let mut u = Upload {
+            id: e.name.clone(),
+            ..Upload::default()
+        };
+        let files = match st.list(&rel, true) {
+            Ok(v) => v,
+            Err(err) => {
+                part.findings
+                    .push(dir_unreadable(&rel, &err).repo(&repo.name));
+                Vec::new()
+            }
+        };
+        for f in files {
+            let p = format!("{rel}/{}", f.name);
+            match (f.name.as_str(), f.kind) {
+                (_, SKind::Symlink) => part.findings.push(symlink_finding(root, &p)),
+                ("data", SKind::File) => u.size = f.meta.map_or(0, |m| m.size),
+                ("startedat", SKind::File) => {
+                    u.started = Some(match st.read_small(&p, LINK_LIMIT) {
+                        Ok(Bounded::Content(b)) => parse_time(&b),
+                        Ok(Bounded::TooLarge { len }) => Err(format!("{len} bytes, not a time")),
+                        Err(e) => Err(e.to_string()),
+                    });
+                }
+                ("hashstates", SKind::Dir) => {}
+                _ => part.findings.push(other_file(&p, &f).repo(&repo.name)),
+            }
         }
-    }
-    for u in repo.uploads.values_mut() {
         if u.started.is_none() {
             u.started = uuid_v7_time(&u.id).map(Ok);
         }
+        repo.uploads.insert(u.id.clone(), u);
     }
     (repo, part)
-}
-
-/// Places one entry of a repository's `_uploads`; returns true when a directory should not be
-/// descended into.
-fn classify(
-    repo: &mut Repo,
-    rest: &[&str],
-    is_dir: bool,
-    abs: &Path,
-    rel: &str,
-    findings: &mut Vec<Finding>,
-) -> bool {
-    match (rest, is_dir) {
-        ([], true) => {}
-        ([id], true) => {
-            repo.uploads
-                .entry(id.to_string())
-                .or_insert_with(|| Upload {
-                    id: id.to_string(),
-                    ..Upload::default()
-                });
-        }
-        ([id, "data"], false) => {
-            if let Some(u) = repo.uploads.get_mut(*id) {
-                u.size = std::fs::symlink_metadata(abs).map(|m| m.len()).unwrap_or(0);
-            }
-        }
-        ([id, "startedat"], false) => {
-            if let Some(u) = repo.uploads.get_mut(*id) {
-                u.started = Some(match read_small(abs, LINK_LIMIT) {
-                    Ok((Bounded::Content(b), _)) => parse_time(&b),
-                    Ok((Bounded::TooLarge { len }, _)) => Err(format!("{len} bytes, not a time")),
-                    Err(e) => Err(e.to_string()),
-                });
-            }
-        }
-        ([_, "hashstates", ..], _) => {}
-        ([.., last], false) if is_atomic_write_leftover(last) => {
-            findings.push(atomic_leftover(rel).repo(&repo.name))
-        }
-        ([.., last], false) if last.ends_with(".tmp") => {
-            findings.push(temp_file(rel).repo(&repo.name))
-        }
-        _ => {
-            findings.push(unknown(rel, is_dir).repo(&repo.name));
-            return true;
-        }
-    }
-    false
 }
 
 #[cfg(test)]

@@ -19,9 +19,9 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::fsops::Remover;
-use crate::fsutil::{Bounded, read_bounded};
 use crate::gc::{SweptBlob, SweptLink, SweptManifest};
 use crate::layout::{RepoName, Root, TagName};
+use crate::storage::Bounded;
 
 /// The trash directory (root-relative; a test checks it against [`V2`] and [`TRASH_NAME`]).
 pub const TRASH: &str = "docker/registry/v2/repositories/_regfsck-trash";
@@ -101,23 +101,18 @@ pub fn encode_repo(r: &RepoName) -> String {
 /// [`Error::Io`] when the trash exists but cannot be listed, or a record cannot be read or
 /// parsed (a damaged record is never guessed at).
 pub fn bins(root: &Root) -> Result<Vec<Bin>> {
-    let dir = root.abs(TRASH);
-    let entries = match std::fs::read_dir(&dir) {
+    let entries = match root.storage().list(TRASH, false) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
-        Err(e) => return Err(Error::io(dir, e)),
+        Err(e) => return Err(Error::io(root.abs(TRASH), e)),
     };
-    let mut names: Vec<String> = Vec::new();
-    for e in entries {
-        let e = e.map_err(|e| Error::io(&dir, e))?;
-        names.push(e.file_name().to_string_lossy().into_owned());
-    }
-    names.sort();
+    let names: Vec<String> = entries.into_iter().map(|e| e.name).collect();
     let mut out = Vec::new();
     for n in names {
         let rel = format!("{TRASH}/{n}");
-        let record = root.abs(&format!("{rel}/{RECORD}"));
-        let job = match read_bounded(&record, 64 << 20) {
+        let record_rel = format!("{rel}/{RECORD}");
+        let record = root.abs(&record_rel);
+        let job = match root.read_small(&record_rel, 64 << 20) {
             Ok(Bounded::Content(b)) => Some(serde_json::from_slice(&b).map_err(|e| {
                 Error::io(
                     &record,

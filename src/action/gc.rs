@@ -314,12 +314,7 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
     let young = |d: &Digest| grace && touched.get(d).is_some_and(|t| is_young(*t));
     // A fast scan reads links without a stat: their ages are looked up here, for the few
     // manifests and blobs about to go.
-    let young_file = |rel: &str| {
-        grace
-            && std::fs::symlink_metadata(root.abs(rel))
-                .and_then(|m| m.modified())
-                .is_ok_and(is_young)
-    };
+    let young_file = |rel: &str| grace && root.mtime(rel).is_some_and(is_young);
     let young_revision = |name: &RepoName, d: &Digest| {
         young(d) || young_file(&layout::revision_link(name, d)) || young_file(&layout::blob_data(d))
     };
@@ -410,17 +405,12 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
                 return Stat::Data(b.size, b.mtime);
             }
             let data = layout::blob_data(d);
-            match std::fs::symlink_metadata(root.abs(&data)) {
-                Ok(m) if m.is_file() => Stat::Data(m.len(), m.modified().ok()),
+            match root.storage().stat(&data) {
+                Ok(m) if m.kind == crate::storage::Kind::File => Stat::Data(m.size, m.mtime),
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let dir = root.abs(data.trim_end_matches("/data"));
-                    let empty = std::fs::read_dir(&dir).is_ok_and(|mut it| it.next().is_none());
-                    if empty {
-                        Stat::Empty(
-                            std::fs::symlink_metadata(&dir)
-                                .and_then(|m| m.modified())
-                                .ok(),
-                        )
+                    let dir = data.trim_end_matches("/data");
+                    if root.is_empty_dir(dir) {
+                        Stat::Empty(root.mtime(dir))
                     } else {
                         Stat::Other
                     }
@@ -483,8 +473,7 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         };
         for t in r.tags.keys() {
             let rel = layout::tag_index_link(&r.name, t, &m.digest);
-            let dir = root.abs(rel.trim_end_matches("/link"));
-            if std::fs::symlink_metadata(dir).is_ok() {
+            if root.exists(rel.trim_end_matches("/link")) {
                 sweep.tag_index_entries.push(SweptLink {
                     repository: r.name.clone(),
                     tag: Some(t.clone()),

@@ -18,14 +18,13 @@
 //! [`undo`] replays it backwards and restores the tree.
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Write;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
 use serde::{Deserialize, Serialize};
 
-use crate::digest::{Digest, hash_file};
+use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind, Severity};
 use crate::fsops::{QUARANTINE, Remover};
@@ -33,6 +32,7 @@ use crate::graph::{self, Graph, ManifestState, TagTarget};
 use crate::layout::{self, RepoName, Root, TagName, V2};
 use crate::manifest::Role;
 use crate::scan::Inventory;
+use crate::storage::Bounded;
 
 /// What `repair` does.
 #[derive(Debug, Clone)]
@@ -242,13 +242,10 @@ pub fn plan(
         }
         let dir = path.trim_end_matches("/data").to_string();
         let right = layout::blob_data(&d).trim_end_matches("/data").to_string();
-        let matches = hash_file(
-            &root.abs(path),
-            d.algorithm(),
-            &AtomicBool::new(false),
-            &|_| {},
-        )
-        .is_ok_and(|(h, _)| h == d);
+        let matches = root
+            .storage()
+            .hash(path, d.algorithm(), &AtomicBool::new(false), &|_| {})
+            .is_ok_and(|(h, _)| h == d);
         covered.insert(i);
         if matches && !inv.blobs.contains_key(&d) {
             resharded.insert(d);
@@ -380,13 +377,14 @@ pub fn plan(
                     continue;
                 };
                 let found = rg.layers.values().filter(|t| intact(t)).find(|t| {
-                    hash_file(
-                        &root.abs(&layout::blob_data(t)),
-                        d.algorithm(),
-                        &AtomicBool::new(false),
-                        &|_| {},
-                    )
-                    .is_ok_and(|(h, _)| h == d)
+                    root.storage()
+                        .hash(
+                            &layout::blob_data(t),
+                            d.algorithm(),
+                            &AtomicBool::new(false),
+                            &|_| {},
+                        )
+                        .is_ok_and(|(h, _)| h == d)
                 });
                 if let Some(t) = found {
                     add(
@@ -483,11 +481,10 @@ pub fn plan(
                 .filter_map(|(_, t)| t.digest())
                 .collect();
             let revision_mtime = |d: &Digest| {
-                repo.revisions.get(d).and_then(|l| l.mtime).or_else(|| {
-                    std::fs::symlink_metadata(root.abs(&layout::revision_link(name, d)))
-                        .and_then(|m| m.modified())
-                        .ok()
-                })
+                repo.revisions
+                    .get(d)
+                    .and_then(|l| l.mtime)
+                    .or_else(|| root.mtime(&layout::revision_link(name, d)))
             };
             let mut history: Vec<(Option<SystemTime>, bool, Option<SystemTime>, Digest)> = repo
                 .tags
@@ -552,9 +549,7 @@ pub fn plan(
             let rel = format!("{}/_uploads/{}", layout::repo_dir(name), u.id);
             let started = match &u.started {
                 Some(Ok(t)) => Some(*t),
-                _ => std::fs::symlink_metadata(root.abs(&rel))
-                    .and_then(|m| m.modified())
-                    .ok(),
+                _ => root.mtime(&rel),
             };
             let age = started.map(|t| opts.now.duration_since(t).unwrap_or_default());
             if age.is_some_and(|a| a > opts.upload_age) {
@@ -807,17 +802,18 @@ enum Entry {
     Done,
 }
 
-struct Journal {
-    file: std::fs::File,
-    path: PathBuf,
+struct Journal<'a> {
+    root: &'a Root,
+    /// Root-relative path.
+    rel: String,
 }
 
-impl Journal {
+impl Journal<'_> {
     fn record(&mut self, e: &Entry) -> Result<()> {
-        let line = serde_json::to_string(e).map_err(|e| Error::io(&self.path, e.into()))?;
-        writeln!(self.file, "{line}")
-            .and_then(|()| self.file.sync_data())
-            .map_err(|e| Error::io(&self.path, e))
+        let mut line =
+            serde_json::to_string(e).map_err(|e| Error::io(self.root.abs(&self.rel), e.into()))?;
+        line.push('\n');
+        crate::fsops::append(self.root, &self.rel, line.as_bytes())
     }
 }
 
@@ -835,9 +831,26 @@ pub struct RepairApplied {
 /// Name of the journal in a run's quarantine directory.
 pub const JOURNAL: &str = "journal.jsonl";
 
-/// Reads a run's journal; a torn last line (the step it announced never started) is dropped.
-fn read_journal(path: &Path) -> Result<Vec<Entry>> {
-    let text = std::fs::read_to_string(path).map_err(|e| Error::io(path, e))?;
+/// Reads a run's journal (root-relative); a torn last line (the step it announced never
+/// started) is dropped.
+fn read_journal(root: &Root, rel: &str) -> Result<Vec<Entry>> {
+    let path = root.abs(rel);
+    let text = match root
+        .read_small(rel, 1 << 30)
+        .map_err(|e| Error::io(&path, e))?
+    {
+        Bounded::Content(b) => String::from_utf8_lossy(&b).into_owned(),
+        Bounded::TooLarge { len } => {
+            return Err(Error::io(
+                &path,
+                std::io::Error::new(
+                    std::io::ErrorKind::InvalidData,
+                    format!("{len} bytes: not a journal regfsck wrote"),
+                ),
+            ));
+        }
+    };
+    let path = path.as_path();
     let lines: Vec<&str> = text.lines().collect();
     let mut entries = Vec::new();
     for (n, line) in lines.iter().enumerate() {
@@ -861,17 +874,17 @@ fn read_journal(path: &Path) -> Result<Vec<Entry>> {
 /// The newest run an interrupted repair left unfinished (a journal without its end), which
 /// the next repair continues, so a crash and a rerun leave one run with one journal to undo.
 fn unfinished_run(root: &Root) -> Option<String> {
-    let mut runs: Vec<String> = std::fs::read_dir(root.abs(QUARANTINE))
+    let runs: Vec<String> = root
+        .storage()
+        .list(QUARANTINE, false)
         .ok()?
-        .flatten()
-        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .into_iter()
+        .map(|e| e.name)
         .collect();
-    runs.sort();
     runs.into_iter().rev().find_map(|r| {
         let rel = format!("{QUARANTINE}/{r}");
-        let j = root.abs(&format!("{rel}/{JOURNAL}"));
-        let unfinished =
-            j.is_file() && read_journal(&j).is_ok_and(|e| !matches!(e.last(), Some(Entry::Done)));
+        let unfinished = read_journal(root, &format!("{rel}/{JOURNAL}"))
+            .is_ok_and(|e| !matches!(e.last(), Some(Entry::Done)));
         unfinished.then_some(rel)
     })
 }
@@ -886,12 +899,11 @@ pub fn close_unfinished(root: &Root) -> Result<Option<String>> {
     let Some(run) = unfinished_run(root) else {
         return Ok(None);
     };
-    let jpath = root.abs(&format!("{run}/{JOURNAL}"));
-    let file = std::fs::File::options()
-        .append(true)
-        .open(&jpath)
-        .map_err(|e| Error::io(&jpath, e))?;
-    Journal { file, path: jpath }.record(&Entry::Done)?;
+    Journal {
+        root,
+        rel: format!("{run}/{JOURNAL}"),
+    }
+    .record(&Entry::Done)?;
     Ok(Some(run))
 }
 
@@ -920,20 +932,16 @@ pub fn apply(
             // same clock (tests compare trees).
             let run = (1u32..)
                 .map(|n| format!("{QUARANTINE}/{stamp}-{n}"))
-                .find(|r| std::fs::symlink_metadata(root.abs(r)).is_err())
+                .find(|r| !root.exists(r))
                 .unwrap_or_else(|| format!("{QUARANTINE}/{stamp}-{}", std::process::id()));
             (run, false)
         }
     };
     remover.make_dir(&run)?;
-    let jpath = root.abs(&format!("{run}/{JOURNAL}"));
-    let file = std::fs::File::options()
-        .append(true)
-        .create(true)
-        .open(&jpath)
-        .map_err(|e| Error::io(&jpath, e))?;
-    crate::fsops::adopt_parent(&jpath);
-    let mut j = Journal { file, path: jpath };
+    let mut j = Journal {
+        root,
+        rel: format!("{run}/{JOURNAL}"),
+    };
     let mut done = RepairApplied {
         steps: 0,
         quarantine: run.clone(),
@@ -944,7 +952,7 @@ pub fn apply(
         let mut missing = Vec::new();
         let mut cur = Path::new(rel).parent();
         while let Some(p) = cur {
-            if p.as_os_str().is_empty() || root.abs(&p.to_string_lossy()).exists() {
+            if p.as_os_str().is_empty() || root.exists(&p.to_string_lossy()) {
                 break;
             }
             missing.push(p.to_string_lossy().into_owned());
@@ -976,8 +984,11 @@ pub fn apply(
             }
             Action::Link { path, digest } => {
                 let bytes = digest.to_string();
-                let existing = std::fs::symlink_metadata(root.abs(path)).ok();
-                if existing.as_ref().is_some_and(|m| !m.is_file()) {
+                let existing = root.storage().stat(path).ok();
+                if existing
+                    .as_ref()
+                    .is_some_and(|m| m.kind != crate::storage::Kind::File)
+                {
                     // Not a file at all (a FIFO, a directory): nothing that works is lost by
                     // moving it aside before the link is written.
                     move_to(&mut j, path, &format!("{run}/{path}"))?;
@@ -1052,17 +1063,15 @@ fn run_dir(root: &Root, run: &str) -> Result<String> {
 /// [`Error::Io`] for a journal that cannot be read or parsed, I/O errors.
 pub fn undo(root: &Root, run: &str, remover: &dyn Remover, dry_run: bool) -> Result<UndoReport> {
     let run = run_dir(root, run)?;
-    let jpath = root.abs(&format!("{run}/{JOURNAL}"));
     let mut report = UndoReport {
         run: run.clone(),
         ..UndoReport::default()
     };
-    let entries = match read_journal(&jpath) {
+    let entries = match read_journal(root, &format!("{run}/{JOURNAL}")) {
         Ok(e) => e,
         // Killed between creating the run's directory and its journal: nothing was changed.
         Err(Error::Io { source, .. })
-            if source.kind() == std::io::ErrorKind::NotFound
-                && std::fs::read_dir(root.abs(&run)).is_ok_and(|mut d| d.next().is_none()) =>
+            if source.kind() == std::io::ErrorKind::NotFound && root.is_empty_dir(&run) =>
         {
             if !dry_run {
                 remover.remove_empty_dir(&run)?;
@@ -1072,7 +1081,7 @@ pub fn undo(root: &Root, run: &str, remover: &dyn Remover, dry_run: bool) -> Res
         }
         Err(e) => return Err(e),
     };
-    let exists = |rel: &str| std::fs::symlink_metadata(root.abs(rel)).is_ok();
+    let exists = |rel: &str| root.exists(rel);
     for e in entries.iter().rev() {
         match e {
             Entry::Done | Entry::Discard { .. } => {}
@@ -1090,8 +1099,8 @@ pub fn undo(root: &Root, run: &str, remover: &dyn Remover, dry_run: bool) -> Res
                     if dry_run {
                         report.would.push(format!("restore {path} from {saved}"));
                     } else {
-                        let bytes = match crate::fsutil::read_bounded(&root.abs(saved), 1 << 20) {
-                            Ok(crate::fsutil::Bounded::Content(b)) => b,
+                        let bytes = match root.read_small(saved, 1 << 20) {
+                            Ok(Bounded::Content(b)) => b,
                             Ok(_) | Err(_) => {
                                 report.skipped.push(format!("{saved}: cannot be read back"));
                                 continue;

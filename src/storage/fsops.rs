@@ -64,6 +64,30 @@ pub trait Remover: Sync {
     fn move_tree(&self, from: &str, to: &str) -> Result<()>;
 }
 
+/// Appends `bytes` to the file `rel` (created if it is not there, taking its parent's owner and
+/// mode) and syncs it: regfsck's own journals. Not a step of the fault-injection hook.
+///
+/// # Errors
+/// I/O errors and paths outside the tree.
+pub fn append(root: &Root, rel: &str, bytes: &[u8]) -> Result<()> {
+    use std::io::Write;
+    let p = checked(root, rel)?;
+    let new = std::fs::symlink_metadata(&p).is_err();
+    let write = || -> std::io::Result<()> {
+        let mut f = std::fs::File::options()
+            .append(true)
+            .create(true)
+            .open(&p)?;
+        f.write_all(bytes)?;
+        f.sync_data()
+    };
+    write().map_err(|e| Error::io(&p, e))?;
+    if new {
+        adopt_parent(&p);
+    }
+    Ok(())
+}
+
 /// The suffix of the temporary files regfsck writes before renaming them into place. A
 /// leftover one (after a crash) is regfsck's own; repair removes it.
 pub const TEMP_SUFFIX: &str = ".regfsck.tmp";
@@ -118,6 +142,13 @@ pub const QUARANTINE: &str = "regfsck-lost+found";
 /// Checks that `rel` is a plain relative path below `docker/registry/v2` with no symlink
 /// component, and returns it as an absolute path.
 fn checked(root: &Root, rel: &str) -> Result<std::path::PathBuf> {
+    if root.storage().local_root().is_none() {
+        // The write half of an object store is not built yet: never write local paths for it.
+        return Err(Error::Refused(format!(
+            "{}: changes to object storage are not supported yet (use --dry-run)",
+            root.describe()
+        )));
+    }
     let p = Path::new(rel);
     let plain = p.components().all(|c| matches!(c, Component::Normal(_)));
     let inside = rel.starts_with(&format!("{V2}/"))

@@ -7,15 +7,17 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::time::{Duration, SystemTime};
 
+pub mod manifest;
+
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
 use crate::digest::{Algorithm, Digest};
 use crate::findings::{Finding, Kind, Severity};
-use crate::fsutil::Bounded;
 use crate::layout::{self, RepoName, Root, TagName};
-use crate::manifest::{self, MAX_MANIFEST_SIZE, Manifest, Role};
 use crate::scan::{BlobState, Inventory, Link, LinkProblem, Repo};
+use crate::storage::Bounded;
+use manifest::{MAX_MANIFEST_SIZE, Manifest, Role};
 
 /// The registry purges uploads older than this (storage.maintenance.uploadpurging.age).
 pub const UPLOAD_PURGE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -302,6 +304,9 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
         .collect();
     wanted.par_sort_unstable();
     wanted.dedup();
+    // One batch for all of them (many requests in flight on an object store).
+    let paths: Vec<String> = wanted.iter().map(layout::blob_data).collect();
+    root.storage().prefetch(&paths, MAX_MANIFEST_SIZE);
     let parsed: Vec<(Digest, ManifestState)> = wanted
         .par_iter()
         .map(|d| (*d, read_manifest(root, inv, d)))
@@ -653,10 +658,12 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
     }
 
     if repo.revisions.is_empty() && repo.tags.is_empty() {
-        let msg = if repo.has_manifests {
+        // (Worded alike whether `_manifests` is left empty or is gone: an object store has no
+        // empty directories.)
+        let msg = if repo.has_layers {
             "repository has no manifests and no tags (the registry still lists it in the catalog)"
         } else {
-            "repository has _layers but no _manifests: the catalog lists it, with no tags"
+            "directory has no manifests and no _layers: the registry does not see a repository here"
         };
         out.push(
             Finding::new(Kind::EmptyRepository, msg)

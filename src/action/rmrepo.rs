@@ -195,7 +195,7 @@ pub fn finish(
         // `_manifests` first: every tag and manifest goes in one rename.
         for special in ["_manifests", "_layers", "_uploads"] {
             let from = format!("{dir}/{special}");
-            if std::fs::symlink_metadata(root.abs(&from)).is_ok() {
+            if root.exists(&from) {
                 remover.make_dir(&to)?;
                 remover.rename(&from, &format!("{to}/{special}"))?;
             }
@@ -228,7 +228,7 @@ pub fn finish(
                 continue;
             }
             let rel = layout::blob_data(&b.digest);
-            if std::fs::symlink_metadata(root.abs(&rel)).is_err() {
+            if !root.exists(&rel) {
                 // Deleted by the interrupted run (which may have been killed before the
                 // directory went).
                 remover.remove_empty_dir(rel.trim_end_matches("/data"))?;

@@ -6,7 +6,7 @@ use std::time::SystemTime;
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::digest::{Digest, HashError, hash_file};
+use crate::digest::{Digest, HashError};
 use crate::error::Result;
 use crate::findings::{Finding, Kind, Severity};
 use crate::graph::{self, Graph};
@@ -176,9 +176,9 @@ fn hash_blobs(
                 return None;
             }
             let rel = layout::blob_data(d);
-            let result = hash_file(&root.abs(&rel), d.algorithm(), interrupt, &|n| {
-                progress.inc(n)
-            });
+            let result = root
+                .storage()
+                .hash(&rel, d.algorithm(), interrupt, &|n| progress.inc(n));
             progress.item_done(items);
             match result {
                 Ok((actual, _)) if actual == **d => None,

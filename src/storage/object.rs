@@ -1,0 +1,454 @@
+//! The object-store backend: the same layout as keys `<prefix>/docker/registry/v2/...` in an
+//! S3-compatible bucket (AWS S3, MinIO, Ceph RGW, SeaweedFS, GCS's S3 API).
+//!
+//! An object store has no directories, no symlinks, no FIFOs and no renames. At open, every
+//! key below the prefix is listed once (flat listings, one per blob shard and per top-level
+//! repository namespace, many at once); directories are the key prefixes of that listing, and
+//! sizes and modification times (LastModified) come with it. Reads are GETs, run on a tokio
+//! runtime this backend owns, with up to `concurrency` requests in flight for a batch
+//! ([`Storage::read_small_below`], [`Storage::prefetch`]), so the synchronous core above stays
+//! as it is.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::SystemTime;
+
+use futures::{StreamExt, TryStreamExt};
+use object_store::ObjectStore;
+use object_store::ObjectStoreExt;
+use object_store::aws::{AmazonS3, AmazonS3Builder};
+use object_store::path::Path as Key;
+
+use super::{Bounded, Entry, Kind, Meta, Pinned, Storage};
+use crate::digest::{Algorithm, Digest, HashError, Hasher};
+use crate::layout::V2;
+
+/// Where a bucket is and how to reach it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct S3Spec {
+    /// The bucket.
+    pub bucket: String,
+    /// The key prefix (the registry's `rootdirectory`), without leading or trailing `/`.
+    pub prefix: String,
+    /// The region (default `us-east-1`).
+    pub region: Option<String>,
+    /// The endpoint URL (`regionendpoint`; `AWS_ENDPOINT_URL`), for servers other than AWS.
+    pub endpoint: Option<String>,
+    /// The access key.
+    pub access_key: Option<String>,
+    /// The secret key.
+    pub secret_key: Option<String>,
+    /// A session token.
+    pub session_token: Option<String>,
+    /// Virtual-hosted-style requests (`bucket.host`) instead of path style. The registry 2.8
+    /// uses path style whenever `regionendpoint` is set.
+    pub virtual_hosted: bool,
+    /// Requests in flight in a batch.
+    pub concurrency: usize,
+}
+
+impl S3Spec {
+    /// Parses `s3://BUCKET[/PREFIX]`.
+    pub fn from_url(url: &str) -> Option<S3Spec> {
+        let rest = url.strip_prefix("s3://")?;
+        let (bucket, prefix) = rest.split_once('/').unwrap_or((rest, ""));
+        if bucket.is_empty() {
+            return None;
+        }
+        Some(S3Spec {
+            bucket: bucket.to_string(),
+            prefix: prefix.trim_matches('/').to_string(),
+            concurrency: 64,
+            ..S3Spec::default()
+        })
+    }
+
+    /// The URL naming this place.
+    pub fn url(&self) -> String {
+        if self.prefix.is_empty() {
+            format!("s3://{}", self.bucket)
+        } else {
+            format!("s3://{}/{}", self.bucket, self.prefix)
+        }
+    }
+}
+
+/// A registry layout in a bucket.
+#[derive(Debug)]
+pub struct Object {
+    spec: S3Spec,
+    store: Arc<AmazonS3>,
+    rt: tokio::runtime::Runtime,
+    /// Every object below the prefix: root-relative key → metadata.
+    index: BTreeMap<String, Meta>,
+    /// Objects read ahead by [`Storage::prefetch`], taken by the read that needs them.
+    cache: Mutex<HashMap<String, bytes::Bytes>>,
+}
+
+fn io_err(e: object_store::Error) -> std::io::Error {
+    match e {
+        object_store::Error::NotFound { .. } => {
+            std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string())
+        }
+        other => std::io::Error::other(other.to_string()),
+    }
+}
+
+impl Object {
+    /// Connects and lists everything below the prefix.
+    ///
+    /// # Errors
+    /// The store cannot be built (bad settings) or listed (credentials, network, no bucket).
+    pub fn open(spec: S3Spec) -> std::io::Result<Object> {
+        // ring: the TLS provider that builds with only a C compiler (as serve's).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let mut b = AmazonS3Builder::new()
+            .with_bucket_name(&spec.bucket)
+            .with_region(spec.region.clone().unwrap_or_else(|| "us-east-1".into()))
+            .with_virtual_hosted_style_request(spec.virtual_hosted);
+        if let Some(e) = &spec.endpoint {
+            b = b.with_endpoint(e).with_allow_http(e.starts_with("http://"));
+        }
+        if let Some(k) = &spec.access_key {
+            b = b.with_access_key_id(k);
+        }
+        if let Some(k) = &spec.secret_key {
+            b = b.with_secret_access_key(k);
+        }
+        if let Some(t) = &spec.session_token {
+            b = b.with_token(t);
+        }
+        let store = Arc::new(b.build().map_err(io_err)?);
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()?;
+        let mut o = Object {
+            spec,
+            store,
+            rt,
+            index: BTreeMap::new(),
+            cache: Mutex::new(HashMap::new()),
+        };
+        o.index = o.list_everything()?;
+        Ok(o)
+    }
+
+    /// The full key of a root-relative path.
+    fn key(&self, rel: &str) -> Key {
+        if self.spec.prefix.is_empty() {
+            Key::from(rel)
+        } else {
+            Key::from(format!("{}/{rel}", self.spec.prefix))
+        }
+    }
+
+    /// The root-relative path of a full key.
+    fn rel(&self, key: &Key) -> String {
+        let k = key.as_ref();
+        if self.spec.prefix.is_empty() {
+            k.to_string()
+        } else {
+            k.strip_prefix(&self.spec.prefix)
+                .and_then(|r| r.strip_prefix('/'))
+                .unwrap_or(k)
+                .to_string()
+        }
+    }
+
+    /// One flat listing per blob shard and per top-level repository namespace, many at once;
+    /// the keys at the root and the rest of `v2` in flat listings of their own.
+    fn list_everything(&self) -> std::io::Result<BTreeMap<String, Meta>> {
+        let store = Arc::clone(&self.store);
+        let n = self.spec.concurrency.max(1);
+        let delim = |rel: String| {
+            let store = Arc::clone(&store);
+            let key = self.key(&rel);
+            async move { store.list_with_delimiter(Some(&key)).await }
+        };
+        self.rt.block_on(async {
+            let mut prefixes: Vec<Key> = Vec::new();
+            let mut found: Vec<object_store::ObjectMeta> = Vec::new();
+            // The root: its own files (scheduler-state.json) and regfsck's directories.
+            let top = delim(String::new()).await.map_err(io_err)?;
+            found.extend(top.objects);
+            for p in top.common_prefixes {
+                if self.rel(&p) != "docker" {
+                    prefixes.push(p);
+                }
+            }
+            // blobs/<alg>/<hh>/ and repositories/<top>/: split, so they list in parallel.
+            for under in ["blobs", "repositories"] {
+                let l = delim(format!("{V2}/{under}")).await.map_err(io_err)?;
+                found.extend(l.objects);
+                for p in l.common_prefixes {
+                    if under == "blobs" {
+                        let shards = store.list_with_delimiter(Some(&p)).await.map_err(io_err)?;
+                        found.extend(shards.objects);
+                        prefixes.extend(shards.common_prefixes);
+                    } else {
+                        prefixes.push(p);
+                    }
+                }
+            }
+            // Everything else below docker/ (v2's own files, strays): listed with the rest,
+            // filtered so blobs/ and repositories/ are not listed twice.
+            let docker = self.key("docker");
+            let mut rest: Vec<object_store::ObjectMeta> = store
+                .list(Some(&docker))
+                .try_filter(|m| {
+                    let k = m.location.as_ref().to_string();
+                    let blobs = format!("{}/", self.key(&format!("{V2}/blobs")).as_ref());
+                    let repos = format!("{}/", self.key(&format!("{V2}/repositories")).as_ref());
+                    std::future::ready(!k.starts_with(&blobs) && !k.starts_with(&repos))
+                })
+                .try_collect()
+                .await
+                .map_err(io_err)?;
+            found.append(&mut rest);
+            let lists: Vec<Vec<object_store::ObjectMeta>> =
+                futures::stream::iter(prefixes.into_iter().map(|p| {
+                    let store = Arc::clone(&store);
+                    async move { store.list(Some(&p)).try_collect::<Vec<_>>().await }
+                }))
+                .buffer_unordered(n)
+                .try_collect()
+                .await
+                .map_err(io_err)?;
+            let mut index = BTreeMap::new();
+            for m in found.into_iter().chain(lists.into_iter().flatten()) {
+                let mtime: SystemTime = m.last_modified.into();
+                index.insert(
+                    self.rel(&m.location),
+                    Meta {
+                        kind: Kind::File,
+                        size: m.size,
+                        mtime: Some(mtime),
+                    },
+                );
+            }
+            Ok(index)
+        })
+    }
+
+    /// The keys below `rel/`.
+    fn below<'a>(&'a self, rel: &str) -> impl Iterator<Item = (&'a String, &'a Meta)> + 'a {
+        let start = if rel.is_empty() {
+            String::new()
+        } else {
+            format!("{rel}/")
+        };
+        let s2 = start.clone();
+        self.index
+            .range(start..)
+            .take_while(move |(k, _)| k.starts_with(&s2))
+    }
+
+    async fn get(store: Arc<AmazonS3>, key: Key) -> std::io::Result<bytes::Bytes> {
+        store
+            .get(&key)
+            .await
+            .map_err(io_err)?
+            .bytes()
+            .await
+            .map_err(io_err)
+    }
+}
+
+impl Storage for Object {
+    fn describe(&self) -> String {
+        self.spec.url()
+    }
+
+    fn list(&self, rel: &str, _meta: bool) -> std::io::Result<Vec<Entry>> {
+        let skip = if rel.is_empty() { 0 } else { rel.len() + 1 };
+        let mut out: Vec<Entry> = Vec::new();
+        for (k, m) in self.below(rel) {
+            let rest = &k[skip..];
+            let (name, dir) = match rest.split_once('/') {
+                Some((n, _)) => (n, true),
+                None => (rest, false),
+            };
+            if out.last().is_some_and(|e| e.name == name) {
+                continue;
+            }
+            out.push(Entry {
+                name: name.to_string(),
+                utf8: true,
+                kind: if dir { Kind::Dir } else { Kind::File },
+                meta: (!dir).then_some(*m),
+            });
+        }
+        if out.is_empty() && !self.index.contains_key(rel) {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::NotFound,
+                format!("{}/{rel}: no such prefix", self.spec.url()),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn stat(&self, rel: &str) -> std::io::Result<Meta> {
+        if let Some(m) = self.index.get(rel) {
+            return Ok(*m);
+        }
+        if self.below(rel).next().is_some() {
+            return Ok(Meta {
+                kind: Kind::Dir,
+                size: 0,
+                mtime: None,
+            });
+        }
+        Err(std::io::Error::new(
+            std::io::ErrorKind::NotFound,
+            format!("{}/{rel}: no such key", self.spec.url()),
+        ))
+    }
+
+    fn stat_follow(&self, rel: &str) -> std::io::Result<Meta> {
+        self.stat(rel)
+    }
+
+    fn symlink_target(&self, _rel: &str) -> std::io::Result<String> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "an object store has no symlinks",
+        ))
+    }
+
+    fn read_small(&self, rel: &str, limit: u64) -> std::io::Result<Bounded> {
+        let meta = self.stat(rel)?;
+        if meta.kind == Kind::Dir {
+            return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+        }
+        if meta.size > limit {
+            return Ok(Bounded::TooLarge { len: meta.size });
+        }
+        if let Some(b) = self.cache.lock().ok().and_then(|mut c| c.remove(rel)) {
+            return Ok(Bounded::Content(b.to_vec()));
+        }
+        let b = self
+            .rt
+            .block_on(Self::get(Arc::clone(&self.store), self.key(rel)))?;
+        Ok(Bounded::Content(b.to_vec()))
+    }
+
+    fn read_small_below(
+        &self,
+        base: &str,
+        below: &[String],
+        limit: u64,
+    ) -> Vec<std::io::Result<Bounded>> {
+        let n = self.spec.concurrency.max(1);
+        let jobs: Vec<_> = below
+            .iter()
+            .map(|b| {
+                let rel = format!("{base}/{b}");
+                let meta = self.stat(&rel);
+                (rel, meta)
+            })
+            .collect();
+        self.rt.block_on(async {
+            futures::stream::iter(jobs.into_iter().map(|(rel, meta)| {
+                let store = Arc::clone(&self.store);
+                let key = self.key(&rel);
+                async move {
+                    let meta = meta?;
+                    if meta.kind == Kind::Dir {
+                        return Err(std::io::Error::from_raw_os_error(libc::EISDIR));
+                    }
+                    if meta.size > limit {
+                        return Ok(Bounded::TooLarge { len: meta.size });
+                    }
+                    Ok(Bounded::Content(Self::get(store, key).await?.to_vec()))
+                }
+            }))
+            .buffered(n)
+            .collect()
+            .await
+        })
+    }
+
+    fn prefetch(&self, rels: &[String], limit: u64) {
+        let n = self.spec.concurrency.max(1);
+        let wanted: Vec<String> = rels
+            .iter()
+            .filter(|r| self.index.get(*r).is_some_and(|m| m.size <= limit))
+            .cloned()
+            .collect();
+        let got: Vec<(String, std::io::Result<bytes::Bytes>)> = self.rt.block_on(async {
+            futures::stream::iter(wanted.into_iter().map(|rel| {
+                let store = Arc::clone(&self.store);
+                let key = self.key(&rel);
+                async move { (rel, Self::get(store, key).await) }
+            }))
+            .buffer_unordered(n)
+            .collect()
+            .await
+        });
+        if let Ok(mut c) = self.cache.lock() {
+            for (rel, r) in got {
+                if let Ok(b) = r {
+                    c.insert(rel, b);
+                }
+            }
+        }
+    }
+
+    fn hash(
+        &self,
+        rel: &str,
+        alg: Algorithm,
+        interrupt: &AtomicBool,
+        progress: &dyn Fn(u64),
+    ) -> Result<(Digest, u64), HashError> {
+        let key = self.key(rel);
+        self.rt.block_on(async {
+            let mut stream = self
+                .store
+                .get(&key)
+                .await
+                .map_err(|e| HashError::Io(io_err(e)))?
+                .into_stream();
+            let mut h = Hasher::new(alg);
+            let mut total = 0u64;
+            while let Some(chunk) = stream.next().await {
+                if interrupt.load(Ordering::Relaxed) {
+                    return Err(HashError::Interrupted);
+                }
+                let chunk = chunk.map_err(|e| HashError::Io(io_err(e)))?;
+                h.update(&chunk);
+                total += chunk.len() as u64;
+                progress(chunk.len() as u64);
+            }
+            Ok((h.finish(), total))
+        })
+    }
+
+    fn read_range(&self, rel: &str, start: u64, len: u64) -> std::io::Result<Vec<u8>> {
+        let key = self.key(rel);
+        let b = self
+            .rt
+            .block_on(self.store.get_range(&key, start..start + len))
+            .map_err(io_err)?;
+        Ok(b.to_vec())
+    }
+
+    fn pin_below(&self, _parent: &str, _name: &str) -> Pinned {
+        // Object keys are UTF-8: there is nothing regfsck cannot name.
+        Pinned::default()
+    }
+
+    fn open(&self, _rel: &str) -> std::io::Result<std::fs::File> {
+        Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            "not a local file",
+        ))
+    }
+
+    fn local_root(&self) -> Option<&Path> {
+        None
+    }
+}
