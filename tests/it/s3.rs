@@ -1,0 +1,268 @@
+//! The read-only commands on object storage: the real registry's sample, pushed by the real
+//! registry through its own S3 driver into a real S3 server (SeaweedFS), read by regfsck from
+//! `s3://bucket/prefix`, with the same behaviour as on disk and the registry's own gc on the
+//! bucket as the oracle.
+
+use std::collections::BTreeSet;
+use std::process::Command;
+
+use crate::common::s3::S3;
+use crate::common::{Sample, findings, regfsck};
+
+/// `regfsck ARGS` against the sample's bucket prefix (as ROOT, unless `root` is false).
+fn on_s3(s3: &S3, prefix: &str, args: &[&str], root: bool) -> std::process::Output {
+    let mut c = regfsck();
+    c.args(args);
+    if root {
+        c.arg(s3.url(prefix));
+    }
+    s3.env(&mut c).output().unwrap()
+}
+
+fn json(out: &std::process::Output) -> serde_json::Value {
+    serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
+        panic!(
+            "not JSON ({e}): {}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        )
+    })
+}
+
+fn text(out: &std::process::Output) -> String {
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The same command on the committed sample on disk.
+fn on_disk(args: &[&str]) -> std::process::Output {
+    let s = Sample::registry();
+    regfsck().args(args).arg(s.root()).output().unwrap()
+}
+
+fn swept(v: &serde_json::Value) -> BTreeSet<String> {
+    v["sweep"]["blobs"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|b| b["digest"].as_str().unwrap().to_string())
+        .collect()
+}
+
+#[test]
+fn ls_du_and_verify_say_on_s3_what_they_say_on_disk() {
+    let (s3, loaded) = S3::sample();
+    let p = loaded.prefix.as_str();
+    // ls: what the registry itself served from the bucket.
+    let out = on_s3(&s3, p, &["ls"], true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: BTreeSet<String> = text(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines, loaded.view.iter().cloned().collect());
+    // du: the same bytes.
+    assert_eq!(text(&on_s3(&s3, p, &["du"], true)), text(&on_disk(&["du"])));
+    assert_eq!(
+        text(&on_s3(&s3, p, &["ls", "--untagged"], true)),
+        text(&on_disk(&["ls", "--untagged"]))
+    );
+    // verify: clean, with every blob hashed (streamed), the same findings as on disk, but for
+    // the unfinished upload, which on S3 is a multipart upload and no object.
+    let out = on_s3(&s3, p, &["verify", "--json", "--verbose"], true);
+    assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+    let v = json(&out);
+    let disk = json(&on_disk(&["verify", "--json", "--verbose"]));
+    assert_eq!(v["summary"]["blobs"], disk["summary"]["blobs"]);
+    assert_eq!(v["summary"]["blobs_hashed"], v["summary"]["blobs"]);
+    assert_eq!(v["summary"]["bytes"], disk["summary"]["bytes"]);
+    assert_eq!(
+        v["summary"]["repositories"],
+        disk["summary"]["repositories"]
+    );
+    assert_eq!(
+        v["summary"]["orphan_blobs"],
+        disk["summary"]["orphan_blobs"]
+    );
+    let kinds =
+        |v: &serde_json::Value| -> BTreeSet<(String, String, Option<String>, Option<String>)> {
+            findings(v)
+                .into_iter()
+                .filter(|f| !f.1.starts_with("upload_"))
+                .collect()
+        };
+    assert_eq!(kinds(&v), kinds(&disk));
+}
+
+#[test]
+fn gc_dry_run_on_s3_is_the_registrys_own_on_the_same_bucket() {
+    let (s3, loaded) = S3::sample();
+    let p = loaded.prefix.as_str();
+    let out = on_s3(
+        &s3,
+        p,
+        &["gc", "--dry-run", "--json", "--min-age", "0"],
+        true,
+    );
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    // The registry's garbage-collect --dry-run on the bucket (recorded when it was loaded).
+    assert_eq!(swept(&v), loaded.gc.0);
+    assert!(loaded.gc.0.len() >= 6, "{:?}", loaded.gc);
+    // With -m, what regfsck lists on disk for the same layout (the registry's set minus what
+    // tagged indexes need: tests/it/gc.rs).
+    let m = json(&on_s3(
+        &s3,
+        p,
+        &["gc", "--dry-run", "--json", "--min-age", "0", "-m"],
+        true,
+    ));
+    let disk = json(&on_disk(&[
+        "gc",
+        "--dry-run",
+        "--json",
+        "--min-age",
+        "0",
+        "-m",
+    ]));
+    assert_eq!(swept(&m), swept(&disk));
+    assert!(swept(&m).is_subset(&loaded.gc_delete_untagged.0));
+}
+
+#[test]
+fn the_registrys_own_config_names_the_bucket() {
+    let (s3, loaded) = S3::sample();
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(&cfg, s3.registry_config(&loaded.prefix)).unwrap();
+    // Credentials and endpoint from the config alone: no AWS_* at all.
+    let mut c = regfsck();
+    c.arg("--config").arg(&cfg).arg("ls");
+    for (k, _) in std::env::vars() {
+        if k.starts_with("AWS_") {
+            c.env_remove(k);
+        }
+    }
+    let out = c.output().unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let lines: BTreeSet<String> = text(&out).lines().map(str::to_string).collect();
+    assert_eq!(lines, loaded.view.iter().cloned().collect());
+    // The config and an s3:// ROOT naming another place: two roots.
+    let out = s3
+        .env(
+            regfsck()
+                .arg("--config")
+                .arg(&cfg)
+                .args(["ls", "s3://other/x"]),
+        )
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(16),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn skopeo_pulls_every_tag_from_serve_on_s3() {
+    let (s3, loaded) = S3::sample();
+    let addr = crate::common::free_addr();
+    let mut c = regfsck();
+    c.args(["serve", "--addr", &addr])
+        .arg(s3.url(&loaded.prefix));
+    let mut child = s3
+        .env(&mut c)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    crate::common::wait_for(&addr);
+    let dest = tempfile::tempdir().unwrap();
+    let mut failed = Vec::new();
+    for line in &loaded.view {
+        let mut it = line.splitn(3, ':');
+        let (repo, tag, digest) = (it.next().unwrap(), it.next().unwrap(), it.next().unwrap());
+        let out = Command::new("skopeo")
+            .args(["copy", "--all", "-q", "--src-tls-verify=false"])
+            .arg(format!("docker://{addr}/{repo}:{tag}"))
+            .arg(format!(
+                "dir:{}/{}-{tag}",
+                dest.path().display(),
+                repo.replace('/', "_")
+            ))
+            .output()
+            .unwrap();
+        let raw = Command::new("skopeo")
+            .args(["inspect", "--raw", "--tls-verify=false"])
+            .arg(format!("docker://{addr}/{repo}:{tag}"))
+            .output()
+            .unwrap();
+        let got = regfsck::digest::hash_bytes(regfsck::digest::Algorithm::Sha256, &raw.stdout);
+        if !out.status.success() || got.to_string() != digest {
+            failed.push(format!(
+                "{line}: {} (served {got})",
+                String::from_utf8_lossy(&out.stderr)
+            ));
+        }
+    }
+    let _ = child.kill();
+    let _ = child.wait();
+    assert_eq!(failed, Vec::<String>::new());
+}
+
+#[test]
+fn nothing_is_changed_on_s3_and_bad_credentials_are_a_clear_error() {
+    let (s3, loaded) = S3::sample();
+    let p = loaded.prefix.as_str();
+    let before = s3.list_keys(p);
+    for args in [
+        &["gc", "--min-age", "0"][..],
+        &["prune", "--keep-last", "1"],
+        &["repair", "--yes"],
+    ] {
+        let out = on_s3(&s3, p, args, true);
+        assert_eq!(out.status.code(), Some(8), "{args:?}");
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains("--dry-run works here"),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    let mut c = regfsck();
+    c.arg("--root")
+        .arg(s3.url(p))
+        .args(["rm-repo", "alpine-mini"]);
+    assert_eq!(s3.env(&mut c).output().unwrap().status.code(), Some(8));
+    assert_eq!(s3.list_keys(p), before, "nothing changed in the bucket");
+    // A wrong secret: exit 8 naming the bucket, no panic.
+    let mut bad = s3.clone();
+    bad.secret_key.push('x');
+    let out = on_s3(&bad, p, &["verify"], true);
+    assert_eq!(out.status.code(), Some(8));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains(&s3.url(p)) && !err.contains("panicked"),
+        "{err}"
+    );
+    // A prefix holding no registry.
+    let out = on_s3(&s3, "nothing-here", &["verify"], true);
+    assert_eq!(out.status.code(), Some(8));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("not a registry storage root"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
