@@ -508,12 +508,16 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__verify)
-            opts="-j -q -v -h --no-content --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
+            opts="-j -q -v -h --no-content --read-data-subset --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --read-data-subset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

@@ -450,6 +450,7 @@ fn verify_cmd(cx: &mut Cx<'_>, a: &crate::cli::VerifyArgs) -> Result<Outcome> {
     let opts = verify::VerifyOptions {
         content: !a.no_content,
         now: env.now,
+        subset: a.read_data_subset,
     };
     let r = pool.install(|| verify::verify(&root, &opts, progress, interrupt))?;
     if g.json {
@@ -715,6 +716,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
     let vopts = verify::VerifyOptions {
         content: true,
         now: env.now,
+        subset: None,
     };
     let mut plan = pool.install(|| -> Result<repair::RepairPlan> {
         let report = verify::verify(&root, &vopts, progress, interrupt)?;
@@ -797,6 +799,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
                     &verify::VerifyOptions {
                         content: false,
                         now: env.now,
+                        subset: None,
                     },
                     &crate::progress::NoProgress,
                     interrupt,
@@ -830,6 +833,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
                     &verify::VerifyOptions {
                         content: false,
                         now: env.now,
+                        subset: None,
                     },
                     &crate::progress::NoProgress,
                     interrupt,

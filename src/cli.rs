@@ -103,6 +103,11 @@ pub struct VerifyArgs {
     /// Check structure only: do not hash blob contents.
     #[arg(long)]
     pub no_content: bool,
+    /// Hash only subset N of M (e.g. 3/30): the blobs whose digest falls in it, the same ones
+    /// every time, so N = 1..M on successive runs (a nightly job, say) hashes every blob once
+    /// over M runs; the structure is checked whole every time.
+    #[arg(long, value_name = "N/M", conflicts_with = "no_content")]
+    pub read_data_subset: Option<crate::action::verify::Subset>,
 }
 
 /// `regfsck ls`.

@@ -14,6 +14,50 @@ use crate::layout::{self, Root};
 use crate::progress::Progress;
 use crate::scan::{self, Inventory};
 
+/// Which part of the blobs a verify hashes: subset `n` of `m` (1-based), by digest.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Subset {
+    /// Which one, 1..=m.
+    pub n: u64,
+    /// Of how many.
+    pub m: u64,
+}
+
+impl Subset {
+    /// Whether blob `d` is in this subset: its first eight bytes, as a number, modulo `m`
+    /// (digests are uniform, so the subsets are even, and stable from run to run).
+    pub fn holds(&self, d: &Digest) -> bool {
+        let mut b = [0u8; 8];
+        b.copy_from_slice(&d.bytes()[..8]);
+        u64::from_be_bytes(b) % self.m == self.n - 1
+    }
+}
+
+impl std::str::FromStr for Subset {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let bad = || format!("{s:?}: want N/M with 1 <= N <= M (e.g. 3/30)");
+        let (n, m) = s.split_once('/').ok_or_else(bad)?;
+        let (n, m): (u64, u64) = (n.parse().map_err(|_| bad())?, m.parse().map_err(|_| bad())?);
+        if n == 0 || m == 0 || n > m {
+            return Err(bad());
+        }
+        Ok(Subset { n, m })
+    }
+}
+
+impl std::fmt::Display for Subset {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.n, self.m)
+    }
+}
+
+impl serde::Serialize for Subset {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
 /// What `verify` checks.
 #[derive(Debug, Clone)]
 pub struct VerifyOptions {
@@ -21,6 +65,8 @@ pub struct VerifyOptions {
     pub content: bool,
     /// The time uploads' ages are measured against.
     pub now: SystemTime,
+    /// Hash only this subset of the blobs.
+    pub subset: Option<Subset>,
 }
 
 /// The numbers a verify report ends with.
@@ -48,8 +94,11 @@ pub struct Summary {
     pub warnings: u64,
     /// Info findings.
     pub infos: u64,
-    /// Whether blob content was checked.
+    /// Whether blob content was checked (every blob's).
     pub content_checked: bool,
+    /// The subset of blobs whose content was checked (`--read-data-subset N/M`).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub content_subset: Option<Subset>,
     /// Whether the run was interrupted before it finished.
     pub interrupted: bool,
     /// Whether the scan could see the whole layout (false: a directory could not be listed,
@@ -85,7 +134,7 @@ pub fn verify(
     let mut hashed = 0;
     let mut interrupted = false;
     if opts.content {
-        let (f, n, i) = hash_blobs(root, &inv, progress, interrupt);
+        let (f, n, i) = hash_blobs(root, &inv, opts.subset, progress, interrupt);
         findings.extend(f);
         hashed = n;
         interrupted = i;
@@ -95,7 +144,7 @@ pub fn verify(
         &graph,
         findings,
         hashed,
-        opts.content,
+        (opts.content, opts.subset),
         interrupted,
     ))
 }
@@ -155,6 +204,7 @@ fn structural_blob_checks(inv: &Inventory) -> Vec<Finding> {
 fn hash_blobs(
     root: &Root,
     inv: &Inventory,
+    subset: Option<Subset>,
     progress: &dyn Progress,
     interrupt: &AtomicBool,
 ) -> (Vec<Finding>, u64, bool) {
@@ -162,6 +212,7 @@ fn hash_blobs(
         .blobs
         .iter()
         .filter(|(_, b)| b.is_file && b.size > 0)
+        .filter(|(d, _)| subset.is_none_or(|s| s.holds(d)))
         .map(|(d, b)| (d, b.size))
         .collect();
     // Largest first, so the last blobs to finish are small ones (better load balance).
@@ -207,7 +258,7 @@ fn report(
     graph: &Graph,
     mut findings: Vec<Finding>,
     hashed: u64,
-    content: bool,
+    (content, subset): (bool, Option<Subset>),
     interrupted: bool,
 ) -> VerifyReport {
     findings.sort();
@@ -229,7 +280,8 @@ fn report(
         errors: count(Severity::Error),
         warnings: count(Severity::Warning),
         infos: count(Severity::Info),
-        content_checked: content && !interrupted,
+        content_checked: content && !interrupted && subset.is_none(),
+        content_subset: subset.filter(|_| content && !interrupted),
         interrupted,
         complete: inv.blind_spots().is_none(),
     };

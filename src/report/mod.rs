@@ -62,6 +62,8 @@ pub fn verify_human(out: &mut dyn Write, r: &VerifyReport, verbose: bool) -> std
         "content check interrupted".to_string()
     } else if s.content_checked {
         format!("{} hashed", s.blobs_hashed)
+    } else if let Some(sub) = s.content_subset {
+        format!("{} hashed: subset {sub}", s.blobs_hashed)
     } else {
         "content not checked".to_string()
     };

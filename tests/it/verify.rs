@@ -201,3 +201,45 @@ fn interrupt_exits_32_with_a_partial_report() {
     assert_eq!(v["summary"]["interrupted"], true);
     assert_eq!(v["summary"]["content_checked"], false);
 }
+
+/// `--read-data-subset N/M`: the M subsets split the blobs (each hashed once over M runs),
+/// and a corrupt blob is found by the run of its subset (and only the structure by the others).
+#[test]
+fn read_data_subsets_cover_every_blob_once() {
+    let s = Sample::registry();
+    let (_, all) = s.verify_json(&[]);
+    let blobs = all["summary"]["blobs_hashed"].as_u64().unwrap();
+    let mut total = 0;
+    let d = {
+        let (_, g) = s.graph();
+        let m = g.manifest(&s.tag("busybox-oci", "1.1")).unwrap().clone();
+        m.refs(regfsck::manifest::Role::Layer)
+            .last()
+            .unwrap()
+            .digest
+    };
+    let p = s.blob_path(&d);
+    let mut b = std::fs::read(&p).unwrap();
+    b[0] ^= 0xff;
+    std::fs::write(&p, b).unwrap();
+    let mut found_by = Vec::new();
+    for n in 1..=5 {
+        let subset = format!("{n}/5");
+        let (code, v) = s.verify_json(&["--read-data-subset", &subset]);
+        total += v["summary"]["blobs_hashed"].as_u64().unwrap();
+        assert_eq!(v["summary"]["content_subset"], subset.as_str());
+        assert_eq!(v["summary"]["content_checked"], false);
+        let corrupt = crate::common::findings(&v)
+            .iter()
+            .any(|f| f.1 == "blob_corrupt");
+        if corrupt {
+            assert_eq!(code, 4);
+            found_by.push(n);
+        }
+    }
+    assert_eq!(
+        total, blobs,
+        "every blob hashed exactly once over the 5 runs"
+    );
+    assert_eq!(found_by.len(), 1, "{found_by:?}");
+}
