@@ -19,8 +19,9 @@ use crate::findings::{Finding, Kind};
 use crate::fsops::Remover;
 use crate::graph::{self, Graph, ManifestState};
 use crate::layout::{self, RepoName, Root, TagName};
-use crate::manifest::{Manifest, Role};
-use crate::scan::{self, Inventory};
+use crate::manifest::Role;
+use crate::scan::Inventory;
+use crate::storage::{Fact, Facts};
 
 /// What `gc` does.
 #[derive(Debug, Clone)]
@@ -192,20 +193,13 @@ fn newest_touch(inv: &Inventory) -> BTreeMap<Digest, SystemTime> {
     m
 }
 
-/// Reads a manifest that the graph did not parse (a child whose revision link is gone).
-fn read_extra(root: &Root, inv: &Inventory, d: &Digest) -> Option<Manifest> {
-    match graph::read_manifest(root, inv, d) {
-        ManifestState::Parsed(m) => Some(m),
-        _ => None,
-    }
-}
-
-/// What marking every repository reads.
+/// What marking every repository reads: the graph, and what was fetched for it.
 struct Marking<'a> {
-    root: &'a Root,
-    inv: &'a Inventory,
     ix: &'a graph::Index<'a>,
     aliases: &'a rustc_hash::FxHashMap<Digest, Digest>,
+    /// Manifests that an index names but the graph did not parse (a child whose revision
+    /// link is gone), read ahead.
+    extra: &'a graph::Unparsed,
     young_revision: &'a (dyn Fn(&RepoName, &Digest) -> bool + Sync),
 }
 
@@ -221,10 +215,9 @@ struct RepoMarks {
 /// a revision link) and referrers whose subject is kept.
 fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool) -> RepoMarks {
     let Marking {
-        root,
-        inv,
         ix,
         aliases,
+        extra,
         young_revision,
     } = m;
     let mut out = RepoMarks {
@@ -244,7 +237,6 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
             }
         }
     }
-    let mut extra: BTreeMap<Digest, Option<Manifest>> = BTreeMap::new();
     let mut kept: BTreeSet<Digest> = BTreeSet::new();
     loop {
         while let Some(d) = stack.pop() {
@@ -254,10 +246,7 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
             let m = match ix.get(&d) {
                 Some(ManifestState::Parsed(m)) => Some(m),
                 Some(_) => None,
-                None => extra
-                    .entry(d)
-                    .or_insert_with(|| read_extra(root, inv, &d))
-                    .as_ref(),
+                None => extra.get(&d).and_then(Option::as_ref),
             };
             if let Some(m) = m {
                 for r in &m.references {
@@ -302,139 +291,279 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
     out
 }
 
-/// Marks and lists what to sweep. Pure: reads, never writes.
-pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan {
-    let grace = opts.min_age > Duration::ZERO;
-    let touched = if grace {
-        newest_touch(inv)
-    } else {
-        BTreeMap::new()
-    };
-    let is_young = |t: SystemTime| opts.now.duration_since(t).unwrap_or_default() < opts.min_age;
-    let young = |d: &Digest| grace && touched.get(d).is_some_and(|t| is_young(*t));
-    // A fast scan reads links without a stat: their ages are looked up here, for the few
-    // manifests and blobs about to go.
-    let young_file = |rel: &str| grace && root.mtime(rel).is_some_and(is_young);
-    let young_revision = |name: &RepoName, d: &Digest| {
-        young(d) || young_file(&layout::revision_link(name, d)) || young_file(&layout::blob_data(d))
-    };
-    let broken = blocking(inv, g);
-    let broken_repos: BTreeSet<&str> = broken
-        .iter()
-        .filter_map(|f| f.repository.as_deref())
-        .collect();
+/// What marking needs from storage beyond the scan, fetched in batches before it runs.
+#[derive(Debug, Default)]
+pub struct MarkFacts {
+    /// Manifests the graph names and did not parse, read.
+    extra: graph::Unparsed,
+    /// The revision links and blob data of untagged manifests (their ages, for `-m`).
+    stats: Facts,
+}
 
-    // Mark, each repository on its own and in parallel.
+impl MarkFacts {
+    /// What marking without `-m` needs: only the manifests the graph did not parse.
+    pub fn with_unparsed(extra: graph::Unparsed) -> Self {
+        MarkFacts {
+            extra,
+            stats: Facts::default(),
+        }
+    }
+}
+
+/// What the sweep needs from storage beyond the scan, fetched in batches once marking is done.
+#[derive(Debug, Default)]
+pub struct SweepFacts {
+    /// The data files (and, where one is missing, the directory) of the blobs not marked;
+    /// the `_layers` links to them; the tag index entries of dropped manifests.
+    stats: Facts,
+}
+
+/// The outcome of marking.
+#[derive(Debug, Default)]
+pub struct Marks {
+    marked: FxHashSet<Digest>,
+    dropped: Vec<SweptManifest>,
+    kept_young_manifests: u64,
+}
+
+/// How old is too young, for one plan.
+struct Ages<'a> {
+    opts: &'a GcOptions,
+    grace: bool,
+    /// Newest time anything the scan stat'ed names each digest.
+    touched: BTreeMap<Digest, SystemTime>,
+}
+
+impl<'a> Ages<'a> {
+    fn new(inv: &Inventory, opts: &'a GcOptions) -> Self {
+        let grace = opts.min_age > Duration::ZERO;
+        Ages {
+            opts,
+            grace,
+            touched: if grace {
+                newest_touch(inv)
+            } else {
+                BTreeMap::new()
+            },
+        }
+    }
+    fn is_young(&self, t: SystemTime) -> bool {
+        self.opts.now.duration_since(t).unwrap_or_default() < self.opts.min_age
+    }
+    /// Whether something the scan saw names `d` and is young.
+    fn young(&self, d: &Digest) -> bool {
+        self.grace && self.touched.get(d).is_some_and(|t| self.is_young(*t))
+    }
+    /// Whether the file `rel` (fetched into `facts`) is young.
+    fn young_file(&self, facts: &Facts, rel: &str) -> bool {
+        self.grace && facts.mtime(rel).is_some_and(|t| self.is_young(t))
+    }
+}
+
+/// The repositories whose graph is broken: gc -m keeps every revision there.
+fn broken_repos(inv: &Inventory, g: &Graph) -> BTreeSet<String> {
+    blocking(inv, g)
+        .into_iter()
+        .filter_map(|f| f.repository)
+        .collect()
+}
+
+/// Whether `-m` may drop the untagged manifests of repository `name`.
+fn drops_untagged(opts: &GcOptions, broken: &BTreeSet<String>, name: &RepoName) -> bool {
+    opts.delete_untagged && !broken.contains(name.as_str())
+}
+
+/// Fetches what marking needs: manifests named by an index but not parsed (and theirs), and,
+/// with `-m` and a grace period, the ages of untagged manifests.
+pub fn mark_facts(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> MarkFacts {
+    let mut out = MarkFacts {
+        extra: graph::unparsed_manifests(root, inv, g),
+        ..MarkFacts::default()
+    };
+    if opts.delete_untagged && opts.min_age > Duration::ZERO {
+        let broken = broken_repos(inv, g);
+        let mut rels = Vec::new();
+        for (name, rg) in &g.repos {
+            if !drops_untagged(opts, &broken, name) {
+                continue;
+            }
+            let targets: BTreeSet<Digest> = rg.tag_targets().collect();
+            for d in &rg.revisions {
+                if !targets.contains(d) && !rg.tagged.contains(d) {
+                    rels.push(layout::revision_link(name, d));
+                    rels.push(layout::blob_data(d));
+                }
+            }
+        }
+        out.stats.stat(root.storage(), rels);
+    }
+    out
+}
+
+/// Marks what every repository's roots reach, each repository on its own and in parallel.
+/// Pure: the graph and what [`mark_facts`] fetched.
+pub fn mark(inv: &Inventory, g: &Graph, opts: &GcOptions, facts: &MarkFacts) -> Marks {
+    let ages = Ages::new(inv, opts);
+    let young_revision = |name: &RepoName, d: &Digest| {
+        ages.young(d)
+            || ages.young_file(&facts.stats, &layout::revision_link(name, d))
+            || ages.young_file(&facts.stats, &layout::blob_data(d))
+    };
+    let broken = broken_repos(inv, g);
     let ix = graph::Index::new(inv, &g.manifests);
     let marking = Marking {
-        root,
-        inv,
         ix: &ix,
         aliases: &g.aliases,
+        extra: &facts.extra,
         young_revision: &young_revision,
     };
     let repos: Vec<(&RepoName, &graph::RepoGraph)> = g.repos.iter().collect();
     let parts: Vec<RepoMarks> = repos
         .par_iter()
-        .map(|(name, rg)| {
-            let keep_all = !opts.delete_untagged || broken_repos.contains(name.as_str());
-            mark_repo(&marking, name, rg, keep_all)
-        })
+        .map(|(name, rg)| mark_repo(&marking, name, rg, !drops_untagged(opts, &broken, name)))
         .collect();
-    let mut marked: FxHashSet<Digest> = FxHashSet::with_capacity_and_hasher(
-        parts.iter().map(|p| p.marked.len()).sum(),
-        Default::default(),
-    );
-    let mut dropped: Vec<SweptManifest> = Vec::new();
-    let mut kept_young_manifests = 0;
+    let mut out = Marks {
+        marked: FxHashSet::with_capacity_and_hasher(
+            parts.iter().map(|p| p.marked.len()).sum(),
+            Default::default(),
+        ),
+        ..Marks::default()
+    };
     for p in parts {
-        marked.extend(p.marked);
-        dropped.extend(p.dropped);
-        kept_young_manifests += p.young_untagged;
+        out.marked.extend(p.marked);
+        out.dropped.extend(p.dropped);
+        out.kept_young_manifests += p.young_untagged;
     }
     // What links regfsck cannot place in a repository refer to.
-    marked.extend(g.pinned.iter().copied());
-    drop(ix);
+    out.marked.extend(g.pinned.iter().copied());
+    out
+}
 
-    // `_layers` links scanned by name only have no mtime: stat those of the blobs about to go
-    // (a cross-repository mount writes nothing but such a link).
-    let candidates: FxHashSet<Digest> = inv
+/// Fetches what the sweep needs, for the few blobs and manifests about to go: a scan by names
+/// did not stat blobs or `_layers` links (a cross-repository mount writes nothing but such a
+/// link), and does not read tag histories.
+pub fn sweep_facts(
+    root: &Root,
+    inv: &Inventory,
+    g: &Graph,
+    opts: &GcOptions,
+    marks: &Marks,
+) -> SweepFacts {
+    let ages = Ages::new(inv, opts);
+    let mut stats = Facts::default();
+    let unmarked: Vec<&Digest> = inv
         .blobs
-        .keys()
-        .filter(|d| !marked.contains(d) && !young(d))
-        .copied()
+        .iter()
+        .filter(|(d, b)| !b.stat && !marks.marked.contains(*d))
+        .map(|(d, _)| d)
         .collect();
-    let young_links: FxHashSet<Digest> = if grace {
-        let links: Vec<(&RepoName, &Digest, Digest)> = inv
+    stats.stat(
+        root.storage(),
+        unmarked.iter().map(|d| layout::blob_data(d)).collect(),
+    );
+    let dirs: Vec<String> = unmarked
+        .iter()
+        .map(|d| layout::blob_data(d))
+        .filter(|rel| stats.get(rel) == Fact::Missing)
+        .map(|rel| rel.trim_end_matches("/data").to_string())
+        .collect();
+    stats.stat_dirs(root.storage(), dirs);
+    if ages.grace {
+        let links: Vec<String> = inv
             .repos
             .values()
             .flat_map(|r| {
                 r.layers.iter().filter_map(|(d, l)| {
                     let target = l.target.as_ref().ok().copied().unwrap_or(*d);
-                    (l.mtime.is_none() && candidates.contains(&target))
-                        .then_some((&r.name, d, target))
+                    (l.mtime.is_none() && !marks.marked.contains(&target))
+                        .then(|| layout::layer_link(&r.name, d))
                 })
             })
             .collect();
-        links
-            .par_iter()
-            .filter(|(name, d, _)| young_file(&layout::layer_link(name, d)))
-            .map(|(_, _, t)| *t)
+        stats.stat(root.storage(), links);
+        // Stale `_layers` links, whatever their target.
+        let stale: Vec<String> = g
+            .findings
+            .iter()
+            .filter(|f| f.kind == Kind::StaleLayerLink)
+            .filter_map(|f| {
+                let r = RepoName::parse(f.repository.as_deref()?).ok()?;
+                Some(layout::layer_link(&r, &f.digest?))
+            })
+            .collect();
+        stats.stat(root.storage(), stale);
+    }
+    let mut entries = Vec::new();
+    for m in &marks.dropped {
+        if let Some(r) = inv.repos.get(&m.repository) {
+            for t in r.tags.keys() {
+                let rel = layout::tag_index_link(&r.name, t, &m.digest);
+                entries.push(rel.trim_end_matches("/link").to_string());
+            }
+        }
+    }
+    stats.stat(root.storage(), entries);
+    SweepFacts { stats }
+}
+
+/// Lists what to sweep: what is not marked and not young. Pure: the scan, the graph, the
+/// marks, and what [`sweep_facts`] fetched.
+pub fn sweep(
+    inv: &Inventory,
+    g: &Graph,
+    opts: &GcOptions,
+    marks: Marks,
+    facts: &SweepFacts,
+) -> GcPlan {
+    let ages = Ages::new(inv, opts);
+    let Marks {
+        marked,
+        dropped,
+        kept_young_manifests,
+    } = marks;
+    let facts = &facts.stats;
+    // Blobs a young `_layers` link (one the scan did not stat) names.
+    let young_links: FxHashSet<Digest> = if ages.grace {
+        inv.repos
+            .values()
+            .flat_map(|r| {
+                r.layers.iter().filter_map(|(d, l)| {
+                    let target = l.target.as_ref().ok().copied().unwrap_or(*d);
+                    (l.mtime.is_none()
+                        && !marked.contains(&target)
+                        && ages.young_file(facts, &layout::layer_link(&r.name, d)))
+                    .then_some(target)
+                })
+            })
             .collect()
     } else {
         FxHashSet::default()
     };
-    // A scan by names did not stat blobs: do it now (in parallel), for the ones about to go.
-    let unmarked: Vec<(&Digest, &scan::Blob)> = inv
-        .blobs
-        .iter()
-        .filter(|(d, _)| !marked.contains(*d))
-        .collect();
-    /// What a blob directory holds.
-    enum Stat {
-        Data(u64, Option<SystemTime>),
-        /// No data file, nothing else: what a deletion killed between the file and its
-        /// directory leaves (or a push in its first instant: hence the directory's age).
-        Empty(Option<SystemTime>),
-        Other,
-    }
-    let stats: Vec<Stat> = unmarked
-        .par_iter()
-        .map(|(d, b)| {
-            if b.stat {
-                return Stat::Data(b.size, b.mtime);
-            }
-            let data = layout::blob_data(d);
-            match root.storage().stat(&data) {
-                Ok(m) if m.kind == crate::storage::Kind::File => Stat::Data(m.size, m.mtime),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    let dir = data.trim_end_matches("/data");
-                    if root.is_empty_dir(dir) {
-                        Stat::Empty(root.mtime(dir))
-                    } else {
-                        Stat::Other
-                    }
-                }
-                _ => Stat::Other,
-            }
-        })
-        .collect();
     let mut sweep = Sweep::default();
     let mut kept_young_blobs = 0;
-    for ((d, _), stat) in unmarked.iter().zip(stats) {
-        let d = *d;
-        let (size, mtime) = match stat {
-            Stat::Data(size, mtime) => (size, mtime),
-            Stat::Empty(mtime) => {
-                if !(grace && mtime.is_none_or(is_young)) {
-                    sweep.empty_blob_dirs.push(*d);
+    for (d, b) in inv.blobs.iter().filter(|(d, _)| !marked.contains(*d)) {
+        let (size, mtime) = if b.stat {
+            (b.size, b.mtime)
+        } else {
+            let data = layout::blob_data(d);
+            match facts.get(&data) {
+                Fact::Present(m) if m.kind == crate::storage::Kind::File => (m.size, m.mtime),
+                Fact::Missing => {
+                    // No data file, nothing else: what a deletion killed between the file and
+                    // its directory leaves (or a push in its first instant: hence the age).
+                    let dir = data.trim_end_matches("/data");
+                    if facts.is_empty_dir(dir)
+                        && !(ages.grace && facts.mtime(dir).is_none_or(|t| ages.is_young(t)))
+                    {
+                        sweep.empty_blob_dirs.push(*d);
+                    }
+                    continue;
                 }
-                continue;
+                _ => continue,
             }
-            Stat::Other => continue,
         };
-        let young_data = grace && mtime.is_some_and(is_young);
-        if young(d) || young_data || young_links.contains(d) {
+        let young_data = ages.grace && mtime.is_some_and(|t| ages.is_young(t));
+        if ages.young(d) || young_data || young_links.contains(d) {
             kept_young_blobs += 1;
             continue;
         }
@@ -454,8 +583,8 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         for (d, l) in &r.layers {
             let target = l.target.as_ref().ok().copied().unwrap_or(*d);
             let is_stale = stale.contains(&(r.name.as_str(), *d))
-                && !young(d)
-                && !young_file(&layout::layer_link(&r.name, d));
+                && !ages.young(d)
+                && !ages.young_file(facts, &layout::layer_link(&r.name, d));
             if swept.contains(&target) || is_stale {
                 sweep.layer_links.push(SweptLink {
                     repository: r.name.clone(),
@@ -465,15 +594,14 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
             }
         }
     }
-    // Tag index entries of the dropped manifests: looked up per (manifest, tag of its
-    // repository), since the scan does not read tag histories.
+    // Tag index entries of the dropped manifests.
     for m in &dropped {
         let Some(r) = inv.repos.get(&m.repository) else {
             continue;
         };
         for t in r.tags.keys() {
             let rel = layout::tag_index_link(&r.name, t, &m.digest);
-            if root.exists(rel.trim_end_matches("/link")) {
+            if facts.exists(rel.trim_end_matches("/link")) {
                 sweep.tag_index_entries.push(SweptLink {
                     repository: r.name.clone(),
                     tag: Some(t.clone()),
@@ -506,10 +634,20 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan
         marked: marked.len() as u64,
         kept_young_blobs,
         kept_young_manifests,
-        broken,
+        broken: blocking(inv, g),
         blind,
         no_manifests,
     }
+}
+
+/// Marks and lists what to sweep: fetches what the scan did not (in batches), then plans
+/// purely over it. Reads, never writes.
+pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &GcOptions) -> GcPlan {
+    let ahead = mark_facts(root, inv, g, opts);
+    let marks = mark(inv, g, opts, &ahead);
+    drop(ahead);
+    let facts = sweep_facts(root, inv, g, opts, &marks);
+    sweep(inv, g, opts, marks, &facts)
 }
 
 /// What a real run did.
@@ -556,7 +694,7 @@ pub fn apply(
         done.manifests += 1;
     }
     // Re-check: scan again and mark again; only blobs still unmarked and old are swept.
-    let inv = scan::scan(root, scan::Depth::Names)?;
+    let inv = crate::scan::scan(root, crate::scan::Depth::Names)?;
     let g = graph::build_for_gc(root, &inv, opts.now);
     let recheck = self::plan(root, &inv, &g, opts);
     // What changed since the plan may make the sweep unsafe: then nothing more is deleted.

@@ -32,6 +32,7 @@ use crate::jobs::{self, Job, PruneJob, PrunedTag};
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::manifest::Role;
 use crate::scan::Inventory;
+use crate::storage::Facts;
 
 /// How "newest" is decided for `keep-last`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
@@ -397,8 +398,66 @@ pub struct PruneOptions {
     pub min_age: Duration,
 }
 
-/// Plans a prune. Pure: reads, never writes.
+/// Plans a prune: fetches what the scan did not (push times, manifests no revision link
+/// names, tag history entries) in batches, and decides purely over it. Reads, never writes.
 pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> PrunePlan {
+    let extra = crate::graph::unparsed_manifests(root, inv, g);
+    let mut facts = Facts::default();
+    let current: Vec<String> = g
+        .repos
+        .iter()
+        .filter(|(name, _)| opts.policies.iter().any(|p| p.matches(name)))
+        .flat_map(|(name, rg)| rg.tags.keys().map(|t| layout::tag_current(name, t)))
+        .collect();
+    facts.stat(root.storage(), current);
+    let mut out = decide(inv, g, opts, &extra, &facts);
+    facts.stat(root.storage(), index_entry_dirs(&out));
+    add_index_entries(&mut out, &facts);
+    out.gc = estimate(root, inv, g, &out, opts, extra);
+    out
+}
+
+/// The tag history entries a plan's dropped manifests may have in its kept tags.
+fn index_entry_dirs(plan: &PrunePlan) -> Vec<String> {
+    let mut out = Vec::new();
+    for r in &plan.repositories {
+        for m in &r.manifests {
+            for t in r.tags.iter().filter(|t| t.keep) {
+                let rel = layout::tag_index_link(&r.repository, &t.tag, m);
+                out.push(rel.trim_end_matches("/link").to_string());
+            }
+        }
+    }
+    out
+}
+
+/// Lists the tag history entries of the dropped manifests that are there. Pure.
+fn add_index_entries(plan: &mut PrunePlan, facts: &Facts) {
+    for r in &mut plan.repositories {
+        for m in &r.manifests {
+            for t in r.tags.iter().filter(|t| t.keep) {
+                let rel = layout::tag_index_link(&r.repository, &t.tag, m);
+                if facts.exists(rel.trim_end_matches("/link")) {
+                    r.index_entries.push(SweptLink {
+                        repository: r.repository.clone(),
+                        tag: Some(t.tag.clone()),
+                        digest: *m,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Decides every tag of the selected repositories and what their removal drops. Pure: the
+/// scan, the graph, the manifests no revision link names, and the push times fetched.
+fn decide(
+    inv: &Inventory,
+    g: &Graph,
+    opts: &PruneOptions,
+    extra: &crate::graph::Unparsed,
+    facts: &Facts,
+) -> PrunePlan {
     let mut out = PrunePlan::default();
     // A part of the repositories tree that could not be read, outside every repository regfsck
     // sees, may hold repositories the policies select.
@@ -423,7 +482,7 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
             .tags
             .keys()
             .map(|t| {
-                let mtime = root.mtime(&layout::tag_current(name, t));
+                let mtime = facts.mtime(&layout::tag_current(name, t));
                 (t.clone(), mtime)
             })
             .collect();
@@ -446,14 +505,14 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
             .filter(|d| d.keep)
             .filter_map(|d| d.digest)
             .collect();
-        let kept = reach(root, inv, g, rg, kept_roots);
+        let kept = reach(extra, g, rg, kept_roots);
         // What the removed tags reached.
         let removed_roots: Vec<Digest> = decisions
             .iter()
             .filter(|d| !d.keep)
             .filter_map(|d| d.digest)
             .collect();
-        let gone = reach(root, inv, g, rg, removed_roots);
+        let gone = reach(extra, g, rg, removed_roots);
         let dropped: BTreeSet<Digest> = gone
             .difference(&kept)
             .filter(|d| rg.revisions.contains(d))
@@ -475,24 +534,6 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
                 },
             };
             d.reasons.push(why);
-        }
-        let kept_tags: Vec<&TagName> = decisions
-            .iter()
-            .filter(|d| d.keep)
-            .map(|d| &d.tag)
-            .collect();
-        let mut index_entries = Vec::new();
-        for m in &dropped {
-            for t in &kept_tags {
-                let rel = layout::tag_index_link(name, t, m);
-                if root.exists(rel.trim_end_matches("/link")) {
-                    index_entries.push(SweptLink {
-                        repository: name.clone(),
-                        tag: Some((*t).clone()),
-                        digest: *m,
-                    });
-                }
-            }
         }
         out.tags_removed += decisions.iter().filter(|d| !d.keep).count() as u64;
         out.tags_kept += decisions.iter().filter(|d| d.keep).count() as u64;
@@ -524,10 +565,9 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
             tags: decisions,
             removal: crate::graph::referrers_first(g, &dropped),
             manifests: dropped.into_iter().collect(),
-            index_entries,
+            index_entries: Vec::new(),
         });
     }
-    out.gc = estimate(root, inv, g, &out, opts);
     out
 }
 
@@ -535,8 +575,7 @@ pub fn plan(root: &Root, inv: &Inventory, g: &Graph, opts: &PruneOptions) -> Pru
 /// the untagged referrers whose subject is reached. A root or child whose revision link is
 /// already gone (an interrupted run removed it) is read from the blob store.
 fn reach(
-    root: &Root,
-    inv: &Inventory,
+    extra: &crate::graph::Unparsed,
     g: &Graph,
     rg: &crate::graph::RepoGraph,
     roots: Vec<Digest>,
@@ -550,10 +589,8 @@ fn reach(
             }
             let children: Vec<Digest> = match g.manifest(&d) {
                 Some(m) => m.refs(Role::Child).map(|r| r.digest).collect(),
-                None => match crate::graph::read_manifest(root, inv, &d) {
-                    crate::graph::ManifestState::Parsed(m) => {
-                        m.refs(Role::Child).map(|r| r.digest).collect()
-                    }
+                None => match extra.get(&d) {
+                    Some(Some(m)) => m.refs(Role::Child).map(|r| r.digest).collect(),
                     _ => Vec::new(),
                 },
             };
@@ -583,6 +620,7 @@ fn estimate(
     g: &Graph,
     plan: &PrunePlan,
     opts: &PruneOptions,
+    extra: crate::graph::Unparsed,
 ) -> GcEstimate {
     let gc_opts = GcOptions {
         delete_untagged: false,
@@ -590,12 +628,7 @@ fn estimate(
         force: true,
         now: opts.now,
     };
-    let before: BTreeSet<Digest> = gc::plan(root, inv, g, &gc_opts)
-        .sweep
-        .blobs
-        .iter()
-        .map(|b| b.digest)
-        .collect();
+    let ahead = gc::MarkFacts::with_unparsed(extra);
     let mut after_graph = g.clone();
     for r in &plan.repositories {
         if let Some(rg) = after_graph.repos.get_mut(&r.repository) {
@@ -608,7 +641,17 @@ fn estimate(
             }
         }
     }
-    let after = gc::plan(root, inv, &after_graph, &gc_opts);
+    // Fewer tags mark less: what the sweep after the prune needs to know covers the sweep now.
+    let before_marks = gc::mark(inv, g, &gc_opts, &ahead);
+    let after_marks = gc::mark(inv, &after_graph, &gc_opts, &ahead);
+    let facts = gc::sweep_facts(root, inv, &after_graph, &gc_opts, &after_marks);
+    let before: BTreeSet<Digest> = gc::sweep(inv, g, &gc_opts, before_marks, &facts)
+        .sweep
+        .blobs
+        .iter()
+        .map(|b| b.digest)
+        .collect();
+    let after = gc::sweep(inv, &after_graph, &gc_opts, after_marks, &facts);
     let mut est = GcEstimate::default();
     for b in &after.sweep.blobs {
         if !before.contains(&b.digest) {
@@ -702,6 +745,7 @@ pub fn finish(
     let still: BTreeSet<(RepoName, Digest)> = match recheck {
         None => BTreeSet::new(),
         Some((inv, g)) => {
+            let extra = crate::graph::unparsed_manifests(root, inv, g);
             let repos: BTreeSet<&RepoName> = job.manifests.iter().map(|m| &m.repository).collect();
             let mut v = BTreeSet::new();
             for name in repos {
@@ -716,7 +760,7 @@ pub fn finish(
                         })
                         .filter_map(|(_, t)| t.digest())
                         .collect();
-                    for d in reach(root, inv, g, rg, roots) {
+                    for d in reach(&extra, g, rg, roots) {
                         v.insert((name.clone(), d));
                     }
                 }

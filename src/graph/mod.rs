@@ -166,6 +166,48 @@ impl Graph {
     }
 }
 
+/// Manifests the graph names (tag targets, index children, and theirs) but did not parse,
+/// because no revision link names them (an interrupted run removed it, or the layout is
+/// damaged): read from the blob store in parallel batches, for the plans that follow them.
+/// `None` where a manifest cannot be read or parsed.
+pub fn unparsed_manifests(root: &Root, inv: &Inventory, g: &Graph) -> Unparsed {
+    let children =
+        |m: &Manifest| -> Vec<Digest> { m.refs(Role::Child).map(|r| r.digest).collect() };
+    let mut out = Unparsed::new();
+    let mut next: BTreeSet<Digest> = g
+        .manifests
+        .values()
+        .filter_map(|m| match m {
+            ManifestState::Parsed(m) => Some(children(m)),
+            _ => None,
+        })
+        .flatten()
+        .chain(g.repos.values().flat_map(RepoGraph::tag_targets))
+        .filter(|d| !g.manifests.contains_key(d))
+        .collect();
+    while !next.is_empty() {
+        let read: Vec<(Digest, Option<Manifest>)> = next
+            .par_iter()
+            .map(|d| match read_manifest(root, inv, d) {
+                ManifestState::Parsed(m) => (*d, Some(m)),
+                _ => (*d, None),
+            })
+            .collect();
+        next = BTreeSet::new();
+        for (d, m) in read {
+            if let Some(m) = &m {
+                next.extend(children(m));
+            }
+            out.insert(d, m);
+        }
+        next.retain(|d| !g.manifests.contains_key(d) && !out.contains_key(d));
+    }
+    out
+}
+
+/// What [`unparsed_manifests`] read.
+pub type Unparsed = BTreeMap<Digest, Option<Manifest>>;
+
 fn link_finding(kind_on_ok: Kind, problem: &LinkProblem, rel: String) -> Finding {
     match problem {
         LinkProblem::Malformed(m) => {

@@ -119,6 +119,13 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
             .collect()
     }
 
+    /// The MD5 of the file `rel`'s content, when the storage knows it without reading it (an
+    /// object's ETag, listed with it, for a single-part upload without SSE-KMS); `None` for a
+    /// local disk, and for a file it does not know.
+    fn known_md5(&self, _rel: &str) -> Option<[u8; 16]> {
+        None
+    }
+
     /// Reads the small files `rels` ahead, in one batch, for the reads that follow (an object
     /// store's many requests in flight; nothing for a local disk). Files over `limit` are not.
     fn prefetch(&self, _rels: &[String], _limit: u64) {}
@@ -164,4 +171,92 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The local directory of this storage, when it is one (the write half and the commands
     /// that need a filesystem use it).
     fn local_root(&self) -> Option<&std::path::Path>;
+}
+
+/// What one stat of a batch found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fact {
+    /// Something is there.
+    Present(Meta),
+    /// Nothing is there.
+    Missing,
+    /// It could not be told (an I/O error other than not-found).
+    Unknown,
+}
+
+/// What a batch of stats found: what plans need to know about storage, fetched before they
+/// run, so that plans themselves read nothing.
+#[derive(Debug, Default)]
+pub struct Facts {
+    stats: rustc_hash::FxHashMap<String, Fact>,
+    empty_dirs: rustc_hash::FxHashSet<String>,
+}
+
+impl Facts {
+    /// Stats each of `rels` (not following symlinks), many at once.
+    pub fn stat(&mut self, storage: &dyn Storage, rels: Vec<String>) {
+        use rayon::prelude::*;
+        let rels: Vec<String> = rels
+            .into_iter()
+            .filter(|r| !self.stats.contains_key(r))
+            .collect();
+        let found: Vec<(String, Fact)> = rels
+            .into_par_iter()
+            .map(|rel| {
+                let f = match storage.stat(&rel) {
+                    Ok(m) => Fact::Present(m),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Fact::Missing,
+                    Err(_) => Fact::Unknown,
+                };
+                (rel, f)
+            })
+            .collect();
+        self.stats.extend(found);
+    }
+
+    /// Stats each of the directories `rels` and lists it, to tell which hold nothing.
+    pub fn stat_dirs(&mut self, storage: &dyn Storage, rels: Vec<String>) {
+        use rayon::prelude::*;
+        let empty: Vec<String> = rels
+            .par_iter()
+            .filter(|r| storage.list(r, false).is_ok_and(|v| v.is_empty()))
+            .cloned()
+            .collect();
+        self.empty_dirs.extend(empty);
+        self.stat(storage, rels);
+    }
+
+    /// What the stat of `rel` found ([`Fact::Unknown`] when it was not asked).
+    pub fn get(&self, rel: &str) -> Fact {
+        self.stats.get(rel).copied().unwrap_or(Fact::Unknown)
+    }
+
+    /// The metadata of `rel`, if it is there.
+    pub fn meta(&self, rel: &str) -> Option<Meta> {
+        match self.get(rel) {
+            Fact::Present(m) => Some(m),
+            _ => None,
+        }
+    }
+
+    /// The modification time of `rel`, if it is there and has one.
+    pub fn mtime(&self, rel: &str) -> Option<SystemTime> {
+        self.meta(rel).and_then(|m| m.mtime)
+    }
+
+    /// Whether something is at `rel`.
+    pub fn exists(&self, rel: &str) -> bool {
+        matches!(self.get(rel), Fact::Present(_))
+    }
+
+    /// Whether the directory `rel` was listed (by [`Facts::stat_dirs`]) and holds nothing.
+    pub fn is_empty_dir(&self, rel: &str) -> bool {
+        self.empty_dirs.contains(rel)
+    }
+}
+
+/// The MD5 of `bytes` (to compare with [`Storage::known_md5`]).
+pub fn md5(bytes: &[u8]) -> [u8; 16] {
+    use md5::Digest as _;
+    md5::Md5::digest(bytes).into()
 }
