@@ -1015,13 +1015,14 @@ fn scan_special(root: &Root, sp: &Special, depth: Depth) -> (Repo, Part) {
         repo.layers = w.name_tree(&rel);
     } else {
         repo.has_manifests = true;
+        // `revisions` lists before `tags`: the tags' links are checked against them.
         for (name, ft) in w.list(&rel) {
             let p = format!("{rel}/{name}");
             match name.as_str() {
                 "revisions" if ft == SKind::Dir => {
                     repo.revisions = w.link_tree(&p, Tree::Revisions)
                 }
-                "tags" if ft == SKind::Dir => repo.tags = w.tags(&p),
+                "tags" if ft == SKind::Dir => repo.tags = w.tags(&p, &repo.revisions),
                 "revisions" | "tags" if ft == SKind::Symlink => {
                     // Not followed: every revision or tag behind it is unknown.
                     w.part.unseen_refs.push(p.clone());
@@ -1113,7 +1114,10 @@ impl LinkWalk<'_> {
             let p = format!("{dir}/{name}");
             match name.as_str() {
                 "link" if ft == SKind::File => {
-                    let r = self.root.read_small(&p, LINK_LIMIT);
+                    let r = match self.known_link(&p) {
+                        Some(b) => Ok(b),
+                        None => self.root.read_small(&p, LINK_LIMIT),
+                    };
                     if let Err(e) = &r {
                         self.unseen_if_denied(e, &p);
                     }
@@ -1151,6 +1155,53 @@ impl LinkWalk<'_> {
             .root
             .read_small(&format!("{base_rel}/{below}"), LINK_LIMIT);
         self.link_result(read, base_rel, below)
+    }
+
+    /// The content of the link `rel` when the storage knows its MD5 and it is the MD5 of
+    /// the link its path implies (`<alg>:<hex>` for `.../<alg>/<hex>/link`): not read then.
+    fn known_link(&self, rel: &str) -> Option<Bounded> {
+        let md5 = self.root.storage().known_md5(rel)?;
+        let want = digest_of_link_path(rel)?.to_string().into_bytes();
+        (crate::storage::md5(&want) == md5).then_some(Bounded::Content(want))
+    }
+
+    /// Reads the links `<base>/<below>` in one batch, except those whose content the storage
+    /// already knows: one whose MD5 (an object's ETag, listed with it) is the MD5 of the
+    /// content `guess(i, md5)` offers for it is taken as read. An MD5 that matches nothing
+    /// offered (a damaged link, a multipart or encrypted object) is read as usual.
+    fn read_links(
+        &self,
+        base: &str,
+        below: &[String],
+        guess: &dyn Fn(usize, [u8; 16]) -> Option<Vec<u8>>,
+    ) -> Vec<std::io::Result<Bounded>> {
+        let st = self.root.storage();
+        let known: Vec<Option<Vec<u8>>> = below
+            .iter()
+            .enumerate()
+            .map(|(i, b)| {
+                st.known_md5(&format!("{base}/{b}"))
+                    .and_then(|m| guess(i, m))
+            })
+            .collect();
+        let unknown: Vec<String> = below
+            .iter()
+            .zip(&known)
+            .filter(|(_, k)| k.is_none())
+            .map(|(b, _)| b.clone())
+            .collect();
+        let mut reads = st.read_small_below(base, &unknown, LINK_LIMIT).into_iter();
+        known
+            .into_iter()
+            .map(|k| match k {
+                Some(c) => Ok(Bounded::Content(c)),
+                None => reads.next().unwrap_or_else(|| {
+                    Err(std::io::Error::other(
+                        "the storage answered fewer reads than asked",
+                    ))
+                }),
+            })
+            .collect()
     }
 
     /// What reading `<base_rel>/<below>` gave, as a link (`None`: there is none).
@@ -1259,10 +1310,10 @@ impl LinkWalk<'_> {
             if !batch.is_empty() {
                 let below: Vec<String> =
                     batch.iter().map(|d| format!("{}/link", d.hex())).collect();
-                let reads = self
-                    .root
-                    .storage()
-                    .read_small_below(&alg_rel, &below, LINK_LIMIT);
+                let reads = self.read_links(&alg_rel, &below, &|i, md5| {
+                    let want = batch[i].to_string().into_bytes();
+                    (crate::storage::md5(&want) == md5).then_some(want)
+                });
                 for ((d, b), r) in batch.iter().zip(&below).zip(reads) {
                     if let Some(l) = self.link_result(r, &alg_rel, b) {
                         out.insert(*d, l);
@@ -1279,10 +1330,11 @@ impl LinkWalk<'_> {
     }
 
     /// `tags/<tag>/{current/link, index/<alg>/<hex>/link}`.
-    fn tags(&mut self, rel: &str) -> BTreeMap<TagName, Tag> {
+    fn tags(&mut self, rel: &str, revisions: &BTreeMap<Digest, Link>) -> BTreeMap<TagName, Tag> {
         let mut out = BTreeMap::new();
         let entries = self.list(rel);
-        // Fast depths: every `current/link` in one batch.
+        // Fast depths: every `current/link` in one batch (a tag names one of the revisions,
+        // whose MD5s an object store's listing may confirm).
         let mut current: BTreeMap<String, std::io::Result<Bounded>> = BTreeMap::new();
         if self.depth.fast() {
             let below: Vec<String> = entries
@@ -1290,10 +1342,14 @@ impl LinkWalk<'_> {
                 .filter(|(_, ft)| *ft == SKind::Dir)
                 .map(|(n, _)| format!("{n}/current/link"))
                 .collect();
-            let reads = self
-                .root
-                .storage()
-                .read_small_below(rel, &below, LINK_LIMIT);
+            let by_md5: rustc_hash::FxHashMap<[u8; 16], Vec<u8>> = revisions
+                .keys()
+                .map(|d| {
+                    let c = d.to_string().into_bytes();
+                    (crate::storage::md5(&c), c)
+                })
+                .collect();
+            let reads = self.read_links(rel, &below, &|_, md5| by_md5.get(&md5).cloned());
             current = below.into_iter().zip(reads).collect();
         }
         for (name, ft) in entries {

@@ -25,6 +25,28 @@ use super::{Bounded, Entry, Kind, Meta, Pinned, Storage};
 use crate::digest::{Algorithm, Digest, HashError, Hasher};
 use crate::layout::V2;
 
+/// One key of the listing.
+#[derive(Debug, Clone, Copy)]
+struct Obj {
+    meta: Meta,
+    /// The MD5 of its content, when its ETag is one (a single-part upload without SSE-KMS).
+    md5: Option<[u8; 16]>,
+}
+
+/// The MD5 an ETag is: 32 hex digits, quoted or not. A multipart ETag (`<hex>-<parts>`) and
+/// anything else is not one.
+fn md5_of_etag(etag: &str) -> Option<[u8; 16]> {
+    let h = etag.trim_matches('"');
+    if h.len() != 32 {
+        return None;
+    }
+    let mut out = [0u8; 16];
+    for (i, b) in out.iter_mut().enumerate() {
+        *b = u8::from_str_radix(h.get(2 * i..2 * i + 2)?, 16).ok()?;
+    }
+    Some(out)
+}
+
 /// Where a bucket is and how to reach it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub struct S3Spec {
@@ -82,7 +104,7 @@ pub struct Object {
     store: Arc<AmazonS3>,
     rt: tokio::runtime::Runtime,
     /// Every object below the prefix: root-relative key → metadata.
-    index: BTreeMap<String, Meta>,
+    index: BTreeMap<String, Obj>,
     /// Objects read ahead by [`Storage::prefetch`], taken by the read that needs them.
     cache: Mutex<HashMap<String, bytes::Bytes>>,
 }
@@ -158,74 +180,86 @@ impl Object {
         }
     }
 
-    /// One flat listing per blob shard and per top-level repository namespace, many at once;
-    /// the keys at the root and the rest of `v2` in flat listings of their own.
-    fn list_everything(&self) -> std::io::Result<BTreeMap<String, Meta>> {
-        let store = Arc::clone(&self.store);
+    /// Lists every key below the prefix, many listings at once: a listing with a delimiter
+    /// finds the "directories" of each level that splits (the prefix, `docker/`,
+    /// `docker/registry/`, `v2/`, `blobs/`, `blobs/<alg>/`, and every level of a repository
+    /// name), and each directory below those is listed flat (`blobs/<alg>/<hh>/`, a
+    /// repository's `_layers/`, `_manifests/`, `_uploads/`, anything else). A delimiter only
+    /// finds prefixes here: a server that keeps emptied "directories" a while gives an empty
+    /// flat listing for one, never a key that is not there.
+    fn list_everything(&self) -> std::io::Result<BTreeMap<String, Obj>> {
+        enum Task {
+            Split(Key),
+            Flat(Key),
+        }
+        enum Done {
+            Split(object_store::ListResult),
+            Flat(Vec<object_store::ObjectMeta>),
+        }
+        let blobs = format!("{V2}/blobs");
+        let repos = format!("{V2}/repositories");
+        let task = |p: Key| -> Task {
+            let rel = self.rel(&p);
+            let splits = matches!(rel.as_str(), "docker" | "docker/registry")
+                || rel == V2
+                || rel == blobs
+                || rel == repos
+                || rel
+                    .strip_prefix(&format!("{blobs}/"))
+                    .is_some_and(|alg| !alg.contains('/'))
+                || rel
+                    .strip_prefix(&format!("{repos}/"))
+                    .is_some_and(|r| !r.contains('/') && !r.starts_with('_'));
+            if splits {
+                Task::Split(p)
+            } else {
+                Task::Flat(p)
+            }
+        };
         let n = self.spec.concurrency.max(1);
-        let delim = |rel: String| {
-            let store = Arc::clone(&store);
-            let key = self.key(&rel);
-            async move { store.list_with_delimiter(Some(&key)).await }
+        let run = |t: Task| {
+            let store = Arc::clone(&self.store);
+            async move {
+                match t {
+                    Task::Split(p) => store.list_with_delimiter(Some(&p)).await.map(Done::Split),
+                    Task::Flat(p) => store.list(Some(&p)).try_collect().await.map(Done::Flat),
+                }
+            }
         };
         self.rt.block_on(async {
-            let mut prefixes: Vec<Key> = Vec::new();
+            let mut queue: std::collections::VecDeque<Task> =
+                std::collections::VecDeque::from([Task::Split(self.key(""))]);
+            let mut running = futures::stream::FuturesUnordered::new();
             let mut found: Vec<object_store::ObjectMeta> = Vec::new();
-            // The root: its own files (scheduler-state.json) and regfsck's directories.
-            let top = delim(String::new()).await.map_err(io_err)?;
-            found.extend(top.objects);
-            for p in top.common_prefixes {
-                if self.rel(&p) != "docker" {
-                    prefixes.push(p);
+            loop {
+                while running.len() < n {
+                    let Some(t) = queue.pop_front() else { break };
+                    running.push(run(t));
                 }
-            }
-            // blobs/<alg>/<hh>/ and repositories/<top>/: split, so they list in parallel.
-            for under in ["blobs", "repositories"] {
-                let l = delim(format!("{V2}/{under}")).await.map_err(io_err)?;
-                found.extend(l.objects);
-                for p in l.common_prefixes {
-                    if under == "blobs" {
-                        let shards = store.list_with_delimiter(Some(&p)).await.map_err(io_err)?;
-                        found.extend(shards.objects);
-                        prefixes.extend(shards.common_prefixes);
-                    } else {
-                        prefixes.push(p);
+                let Some(done) = running.next().await else {
+                    break;
+                };
+                match done.map_err(io_err)? {
+                    Done::Split(l) => {
+                        found.extend(l.objects);
+                        queue.extend(l.common_prefixes.into_iter().map(task));
                     }
+                    Done::Flat(v) => found.extend(v),
                 }
             }
-            // Everything else below docker/ (v2's own files, strays): listed with the rest,
-            // filtered so blobs/ and repositories/ are not listed twice.
-            let docker = self.key("docker");
-            let mut rest: Vec<object_store::ObjectMeta> = store
-                .list(Some(&docker))
-                .try_filter(|m| {
-                    let k = m.location.as_ref().to_string();
-                    let blobs = format!("{}/", self.key(&format!("{V2}/blobs")).as_ref());
-                    let repos = format!("{}/", self.key(&format!("{V2}/repositories")).as_ref());
-                    std::future::ready(!k.starts_with(&blobs) && !k.starts_with(&repos))
-                })
-                .try_collect()
-                .await
-                .map_err(io_err)?;
-            found.append(&mut rest);
-            let lists: Vec<Vec<object_store::ObjectMeta>> =
-                futures::stream::iter(prefixes.into_iter().map(|p| {
-                    let store = Arc::clone(&store);
-                    async move { store.list(Some(&p)).try_collect::<Vec<_>>().await }
-                }))
-                .buffer_unordered(n)
-                .try_collect()
-                .await
-                .map_err(io_err)?;
             let mut index = BTreeMap::new();
-            for m in found.into_iter().chain(lists.into_iter().flatten()) {
+            for m in found {
                 let mtime: SystemTime = m.last_modified.into();
+                let md5 = m.e_tag.as_deref().and_then(md5_of_etag);
                 index.insert(
                     self.rel(&m.location),
-                    Meta {
-                        kind: Kind::File,
-                        size: m.size,
-                        mtime: Some(mtime),
+                    Obj {
+                        meta: Meta {
+                            kind: Kind::File,
+                            size: m.size,
+                            mtime: Some(mtime),
+                        },
+                        md5,
                     },
                 );
             }
@@ -234,7 +268,7 @@ impl Object {
     }
 
     /// The keys below `rel/`.
-    fn below<'a>(&'a self, rel: &str) -> impl Iterator<Item = (&'a String, &'a Meta)> + 'a {
+    fn below<'a>(&'a self, rel: &str) -> impl Iterator<Item = (&'a String, &'a Obj)> + 'a {
         let start = if rel.is_empty() {
             String::new()
         } else {
@@ -278,7 +312,7 @@ impl Storage for Object {
                 name: name.to_string(),
                 utf8: true,
                 kind: if dir { Kind::Dir } else { Kind::File },
-                meta: (!dir).then_some(*m),
+                meta: (!dir).then_some(m.meta),
             });
         }
         if out.is_empty() && !self.index.contains_key(rel) {
@@ -292,7 +326,7 @@ impl Storage for Object {
 
     fn stat(&self, rel: &str) -> std::io::Result<Meta> {
         if let Some(m) = self.index.get(rel) {
-            return Ok(*m);
+            return Ok(m.meta);
         }
         if self.below(rel).next().is_some() {
             return Ok(Meta {
@@ -335,6 +369,10 @@ impl Storage for Object {
         Ok(Bounded::Content(b.to_vec()))
     }
 
+    fn known_md5(&self, rel: &str) -> Option<[u8; 16]> {
+        self.index.get(rel).and_then(|o| o.md5)
+    }
+
     fn read_small_below(
         &self,
         base: &str,
@@ -375,7 +413,7 @@ impl Storage for Object {
         let n = self.spec.concurrency.max(1);
         let wanted: Vec<String> = rels
             .iter()
-            .filter(|r| self.index.get(*r).is_some_and(|m| m.size <= limit))
+            .filter(|r| self.index.get(*r).is_some_and(|m| m.meta.size <= limit))
             .cloned()
             .collect();
         let got: Vec<(String, std::io::Result<bytes::Bytes>)> = self.rt.block_on(async {
