@@ -388,6 +388,9 @@ fn gc_pass(
     Ok(pass)
 }
 
+/// Threads for the scan and the other I/O-bound phases, unless `-j` says otherwise.
+const IO_THREADS: usize = 32;
+
 /// What every command is run with.
 struct Cx<'a> {
     g: &'a GlobalArgs,
@@ -410,10 +413,18 @@ pub fn run(
     interrupt: &AtomicBool,
 ) -> Result<Outcome> {
     let g = &cli.global;
-    let mut builder = rayon::ThreadPoolBuilder::new();
-    if let Some(n) = g.jobs {
-        builder = builder.num_threads(n.get());
-    }
+    // Most of the work is reading many small files: threads beyond the cores keep the disk
+    // busy on a cold cache (measured: 6.6 s with 2 threads, 1.8 s with 32, for the 60k-blob
+    // gc; no slower warm). Hashing runs on one thread per core (verify's own pool).
+    let threads = g.jobs.map_or_else(
+        || {
+            std::thread::available_parallelism()
+                .map_or(1, |n| n.get())
+                .max(IO_THREADS)
+        },
+        |n| n.get(),
+    );
+    let builder = rayon::ThreadPoolBuilder::new().num_threads(threads);
     let pool = builder
         .build()
         .map_err(|e| Error::ThreadPool(e.to_string()))?;
@@ -451,6 +462,7 @@ fn verify_cmd(cx: &mut Cx<'_>, a: &crate::cli::VerifyArgs) -> Result<Outcome> {
         content: !a.no_content,
         now: env.now,
         subset: a.read_data_subset,
+        hash_threads: g.jobs.map(|n| n.get()),
     };
     let r = pool.install(|| verify::verify(&root, &opts, progress, interrupt))?;
     if g.json {
@@ -717,6 +729,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
         content: true,
         now: env.now,
         subset: None,
+        hash_threads: g.jobs.map(|n| n.get()),
     };
     let mut plan = pool.install(|| -> Result<repair::RepairPlan> {
         let report = verify::verify(&root, &vopts, progress, interrupt)?;
@@ -800,6 +813,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
                         content: false,
                         now: env.now,
                         subset: None,
+                        hash_threads: g.jobs.map(|n| n.get()),
                     },
                     &crate::progress::NoProgress,
                     interrupt,
@@ -834,6 +848,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
                         content: false,
                         now: env.now,
                         subset: None,
+                        hash_threads: g.jobs.map(|n| n.get()),
                     },
                     &crate::progress::NoProgress,
                     interrupt,

@@ -67,6 +67,8 @@ pub struct VerifyOptions {
     pub now: SystemTime,
     /// Hash only this subset of the blobs.
     pub subset: Option<Subset>,
+    /// Threads hashing (default: one per core).
+    pub hash_threads: Option<usize>,
 }
 
 /// The numbers a verify report ends with.
@@ -134,7 +136,14 @@ pub fn verify(
     let mut hashed = 0;
     let mut interrupted = false;
     if opts.content {
-        let (f, n, i) = hash_blobs(root, &inv, opts.subset, progress, interrupt);
+        let mut b = rayon::ThreadPoolBuilder::new();
+        if let Some(n) = opts.hash_threads {
+            b = b.num_threads(n);
+        }
+        let pool = b
+            .build()
+            .map_err(|e| crate::error::Error::ThreadPool(e.to_string()))?;
+        let (f, n, i) = pool.install(|| hash_blobs(root, &inv, opts.subset, progress, interrupt));
         findings.extend(f);
         hashed = n;
         interrupted = i;
