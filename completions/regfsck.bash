@@ -50,7 +50,7 @@ _regfsck() {
 
     case "${cmd}" in
         regfsck)
-            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help --version verify ls gc rm-repo prune repair du serve generate"
+            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help --version verify ls gc rm-repo prune repair du serve generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -84,6 +84,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -92,7 +96,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__du)
-            opts="-j -q -v -h --sort --tags --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
+            opts="-j -q -v -h --sort --tags --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -130,6 +134,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -138,7 +146,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__gc)
-            opts="-n -m -j -q -v -h --dry-run --delete-untagged --min-age --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
+            opts="-n -m -j -q -v -h --dry-run --delete-untagged --min-age --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -176,6 +184,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -184,7 +196,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__generate)
-            opts="-j -q -v -h --out --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
+            opts="-j -q -v -h --out --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -222,6 +234,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -230,7 +246,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__ls)
-            opts="-j -q -v -h --untagged --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
+            opts="-j -q -v -h --untagged --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -264,6 +280,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -272,7 +292,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__prune)
-            opts="-n -j -q -v -h --repo --keep-last --keep-within --keep-tag --order --policy --dry-run --gc --min-age --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
+            opts="-n -j -q -v -h --repo --keep-last --keep-within --keep-tag --order --policy --dry-run --gc --min-age --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -334,6 +354,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -342,7 +366,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__repair)
-            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
+            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -384,6 +408,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -392,7 +420,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__rm__subcmd__repo)
-            opts="-n -j -q -v -h --dry-run --keep-blobs --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
+            opts="-n -j -q -v -h --dry-run --keep-blobs --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -426,6 +454,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -434,7 +466,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__serve)
-            opts="-j -q -v -h --addr --htpasswd --realm --tls-cert --tls-key --header-timeout --idle-timeout --max-connections --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
+            opts="-j -q -v -h --addr --htpasswd --realm --tls-cert --tls-key --header-timeout --idle-timeout --max-connections --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -500,6 +532,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -508,7 +544,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__verify)
-            opts="-j -q -v -h --no-content --read-data-subset --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --help"
+            opts="-j -q -v -h --no-content --read-data-subset --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -543,6 +579,10 @@ _regfsck() {
                     return 0
                     ;;
                 --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --write-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

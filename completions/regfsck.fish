@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_regfsck_global_optspecs
-    string join \n root= config= json j/jobs= q/quiet v/verbose endpoint= region= io-concurrency= h/help V/version
+    string join \n root= config= json j/jobs= q/quiet v/verbose endpoint= region= io-concurrency= write-rate= h/help V/version
 end
 
 function __fish_regfsck_needs_command
@@ -30,6 +30,7 @@ complete -c regfsck -n "__fish_regfsck_needs_command" -s j -l jobs -d 'Worker th
 complete -c regfsck -n "__fish_regfsck_needs_command" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_needs_command" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_needs_command" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_needs_command" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_needs_command" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_needs_command" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_needs_command" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -51,6 +52,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s j -l jobs -d 
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l no-content -d 'Check structure only: do not hash blob contents'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s q -l quiet -d 'No progress bar'
@@ -62,6 +64,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s j -l jobs -d 'Wor
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l untagged -d 'List manifests no tag reaches (neither tagged nor a child of a tagged index)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s q -l quiet -d 'No progress bar'
@@ -74,6 +77,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s j -l jobs -d 'Wor
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s n -l dry-run -d 'Print the plan; delete nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s m -l delete-untagged -d 'Also drop manifests no tag reaches (their revision links and tag history). The children of a kept index and referrers of a kept manifest are always kept'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l force -d 'Sweep even when the graph is broken (a manifest missing or unparseable, a link that cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to where that can be known; the rest may be lost'
@@ -87,6 +91,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s j -l jobs -d
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s n -l dry-run -d 'Print what would be removed; change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l keep-blobs -d 'Remove the repositories only; leave their blobs for gc'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l json -d 'Print one JSON document on stdout instead of the human report'
@@ -108,6 +113,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s j -l jobs -d '
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s n -l dry-run -d 'Print the plan (what is kept and why, what is removed); change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l force -d 'Prune (and sweep) even when a selected repository\'s graph is broken'
@@ -123,6 +129,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s j -l jobs -d 
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s n -l dry-run -d 'Print the plan; change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s y -l yes -d 'Do not ask for confirmation (needed when stdin is not a terminal)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l json -d 'Print one JSON document on stdout instead of the human report'
@@ -137,6 +144,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s j -l jobs -d 'Wor
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l tags -d 'Also the size of each tag (its manifest and everything it refers to)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s q -l quiet -d 'No progress bar'
@@ -156,6 +164,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s j -l jobs -d '
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -167,6 +176,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s j -l jobs -
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'

@@ -17,6 +17,8 @@ AWS_SECRET_ACCESS_KEY, AWS_REGION (default us-east-1); AWS_SESSION_TOKEN if set.
   s3.py head BUCKET KEY              SIZE<TAB>ETAG<TAB>LAST-MODIFIED (HTTP date)
   s3.py rm BUCKET KEY...             delete objects
   s3.py rm-prefix BUCKET PREFIX      delete every key under PREFIX and abort its multipart uploads
+  s3.py cp-prefix BUCKET FROM TO     copy every key under FROM/ to TO/ (GET, then a plain PUT: the
+                                     copy's ETags are MD5s, its LastModified now)
   s3.py empty-dirs BUCKET PREFIX     common prefixes that delimiter listings under PREFIX show but
                                      that hold no key, deepest first: SeaweedFS keeps emptied
                                      "directories" until its cleaner has run (0-30 s after the
@@ -227,6 +229,11 @@ def main(argv):
             c.request("DELETE", bucket, e[1], ok=(200, 204))
         for k, u, _ in list(c.uploads(bucket, prefix)):
             c.request("DELETE", bucket, k, query=[("uploadId", u)], ok=(200, 204))
+    elif cmd == "cp-prefix":
+        bucket, src, dst = args[0], args[1].rstrip("/") + "/", args[2].rstrip("/") + "/"
+        for e in list(c.list(bucket, src)):
+            _, data = c.request("GET", bucket, e[1])
+            c.request("PUT", bucket, dst + e[1][len(src):], body=data)
     elif cmd == "empty-dirs":
         for p in empty_dirs(c, args[0], args[1]):
             out.write(p + "\n")

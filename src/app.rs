@@ -229,6 +229,7 @@ pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Res
                 spec.virtual_hosted = false;
             }
             spec.concurrency = g.io_concurrency.get();
+            spec.write_rate = g.write_rate.get();
             let url = spec.url();
             let o = crate::storage::object::Object::open(spec)
                 .map_err(|e| Error::io(url.clone(), e))?;
@@ -311,14 +312,23 @@ pub fn pending_notes(root: &Root) -> Result<Vec<String>> {
         .collect())
 }
 
-/// Destructive commands change local storage only, for now (writes to object stores are the
-/// next step): a real run on an object store is refused before it plans anything.
-fn writable(root: &Root) -> Result<()> {
-    if root.storage().local_root().is_some() {
+/// The write half of `root`'s storage: its own (an object store's), or a local directory's.
+fn remover_for<'a>(root: &'a Root, env: &Env) -> Box<dyn fsops::Remover + 'a> {
+    root.storage()
+        .remover()
+        .unwrap_or_else(|| Box::new(fsops::FsRemover::new(root).crash_after(env.crash_after)))
+}
+
+/// Whether `command` may change `root` for real: everything on a local disk; on an object
+/// store, gc (its deletions need no rename), not yet prune, rm-repo and repair (their crash
+/// safety rests on renames, which an object store does not have): refused there before
+/// anything is planned.
+fn writable(root: &Root, command: &str) -> Result<()> {
+    if root.storage().local_root().is_some() || command == "gc" {
         Ok(())
     } else {
         Err(Error::Refused(format!(
-            "{}: gc, prune, rm-repo and repair change only local storage for now; their --dry-run works here",
+            "{}: a real {command} changes only local storage for now (on object storage, gc works, and {command} --dry-run)",
             root.describe()
         )))
     }
@@ -373,8 +383,8 @@ fn gc_pass(
         pass.status = status;
         pass.notes.push(why);
     } else if !dry_run {
-        let remover = fsops::FsRemover::new(root).crash_after(env.crash_after);
-        match pool.install(|| gc::apply(root, &pass.plan, opts, &remover, interrupt)) {
+        let remover = remover_for(root, env);
+        match pool.install(|| gc::apply(root, &pass.plan, opts, remover.as_ref(), interrupt)) {
             Ok(done) => pass.applied = Some(done),
             Err(Error::Interrupted) => {
                 pass.status = ExitStatus::INTERRUPTED;
@@ -535,7 +545,7 @@ fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
     let out: &mut dyn Write = &mut *cx.out;
     let root = resolve_root(a.root.as_deref(), g, env)?;
     if !a.dry_run {
-        writable(&root)?;
+        writable(&root, "gc")?;
     }
     let opts = gc::GcOptions {
         delete_untagged: a.delete_untagged,
@@ -546,8 +556,8 @@ fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
     let mut notes = if a.dry_run {
         pending_notes(&root)?
     } else {
-        let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-        finish_pending(&root, &remover, pool, env, interrupt)?
+        let remover = remover_for(&root, env);
+        finish_pending(&root, remover.as_ref(), pool, env, interrupt)?
     };
     let mut pass = gc_pass(&root, &opts, a.dry_run, pool, env, interrupt)?;
     notes.append(&mut pass.notes);
@@ -579,7 +589,7 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
     let out: &mut dyn Write = &mut *cx.out;
     let root = resolve_root(a.root.as_deref(), g, env)?;
     if !a.dry_run {
-        writable(&root)?;
+        writable(&root, "prune")?;
     }
     let policies = match &a.policy {
         Some(f) => prune::load_policies(f)?,
@@ -692,7 +702,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
         r => r?,
     };
     if !a.dry_run {
-        writable(&root)?;
+        writable(&root, "repair")?;
     }
     let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
     if let Some(run) = &a.undo {
@@ -887,7 +897,7 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
     let out: &mut dyn Write = &mut *cx.out;
     let root = resolve_root(None, g, env)?;
     if !a.dry_run {
-        writable(&root)?;
+        writable(&root, "rm-repo")?;
     }
     // Repositories interrupted removals are still working on may be named again.
     let pending: std::collections::BTreeSet<crate::layout::RepoName> = jobs::bins(&root)?

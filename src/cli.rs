@@ -58,6 +58,10 @@ pub struct GlobalArgs {
     /// Requests in flight at once against an object store.
     #[arg(long, global = true, value_name = "N", default_value = "64")]
     pub io_concurrency: NonZeroUsize,
+    /// Write requests a second, at most, against an object store (a DeleteObjects request
+    /// removes up to 1000 keys); failed requests are retried with backoff.
+    #[arg(long, global = true, value_name = "N", default_value = "100")]
+    pub write_rate: std::num::NonZeroU32,
 }
 
 /// The commands.

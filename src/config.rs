@@ -139,6 +139,7 @@ pub fn storage_spec(path: &Path, env: &[(String, String)]) -> Result<StorageSpec
             session_token: text("sessiontoken").filter(|k| !k.is_empty()),
             virtual_hosted: !path_style,
             concurrency: 64,
+            write_rate: crate::storage::object::DEFAULT_WRITE_RATE,
         }));
     }
     let drivers: Vec<String> = storage

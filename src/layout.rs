@@ -86,6 +86,26 @@ impl Root {
         }
     }
 
+    /// This root with its storage opened again, when what it read at open may be stale (an
+    /// object store's listing, before a re-check); itself otherwise.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the storage cannot be opened again.
+    pub fn refreshed(&self) -> Result<Root> {
+        match self
+            .storage
+            .reopen()
+            .map_err(|e| crate::error::Error::io(self.describe(), e))?
+        {
+            Some(storage) => Ok(Root {
+                storage,
+                root: self.root.clone(),
+                cache: self.cache,
+            }),
+            None => Ok(self.clone()),
+        }
+    }
+
     /// The storage.
     pub fn storage(&self) -> &dyn Storage {
         self.storage.as_ref()

@@ -679,13 +679,19 @@ pub fn apply(
     let stop = || Error::check_interrupt(interrupt);
     let mut done = Applied::default();
     let s = &plan.sweep;
-    // 1. Tag index entries, 2. revision links of dropped manifests.
-    for l in &s.tag_index_entries {
+    // 1. Tag index entries (in batches: none refers to another), 2. revision links of dropped
+    // manifests, one by one, referrers first.
+    for chunk in s.tag_index_entries.chunks(BATCH) {
         stop()?;
-        let tag = l.tag.as_ref().expect("tag index entries carry their tag");
-        let rel = layout::tag_index_link(&l.repository, tag, &l.digest);
-        remover.remove_tree(parent(&rel))?;
-        done.links += 1;
+        let rels: Vec<String> = chunk
+            .iter()
+            .map(|l| {
+                let tag = l.tag.as_ref().expect("tag index entries carry their tag");
+                parent(&layout::tag_index_link(&l.repository, tag, &l.digest)).to_string()
+            })
+            .collect();
+        remover.remove_trees(&rels)?;
+        done.links += chunk.len() as u64;
     }
     for m in &s.manifest_removal {
         stop()?;
@@ -693,10 +699,12 @@ pub fn apply(
         remover.remove_tree(parent(&rel))?;
         done.manifests += 1;
     }
-    // Re-check: scan again and mark again; only blobs still unmarked and old are swept.
-    let inv = crate::scan::scan(root, crate::scan::Depth::Names)?;
-    let g = graph::build_for_gc(root, &inv, opts.now);
-    let recheck = self::plan(root, &inv, &g, opts);
+    // Re-check: scan again (an object store listed again) and mark again; only blobs still
+    // unmarked and old are swept.
+    let fresh = root.refreshed()?;
+    let inv = crate::scan::scan(&fresh, crate::scan::Depth::Names)?;
+    let g = graph::build_for_gc(&fresh, &inv, opts.now);
+    let recheck = self::plan(&fresh, &inv, &g, opts);
     // What changed since the plan may make the sweep unsafe: then nothing more is deleted.
     if let Some(Refusal::Blind(why) | Refusal::Broken(why)) = recheck.refusal(opts.force) {
         return Err(Error::Refused(format!(
@@ -705,25 +713,41 @@ pub fn apply(
     }
     let still: BTreeSet<Digest> = recheck.sweep.blobs.iter().map(|b| b.digest).collect();
     let still_links: BTreeSet<&SweptLink> = recheck.sweep.layer_links.iter().collect();
-    // 3. `_layers` links of blobs about to go, 4. the blobs.
-    for l in &s.layer_links {
+    // 3. `_layers` links of blobs about to go, 4. the blobs: each in batches, every link
+    // before any blob.
+    let links: Vec<&SweptLink> = s
+        .layer_links
+        .iter()
+        .filter(|l| still_links.contains(l))
+        .collect();
+    for chunk in links.chunks(BATCH) {
         stop()?;
-        if !still_links.contains(l) {
-            continue;
-        }
-        remover.remove_tree(parent(&layout::layer_link(&l.repository, &l.digest)))?;
-        done.links += 1;
+        let rels: Vec<String> = chunk
+            .iter()
+            .map(|l| parent(&layout::layer_link(&l.repository, &l.digest)).to_string())
+            .collect();
+        remover.remove_trees(&rels)?;
+        done.links += chunk.len() as u64;
     }
-    for b in &s.blobs {
+    done.rechecked_kept = s
+        .blobs
+        .iter()
+        .filter(|b| !still.contains(&b.digest))
+        .count() as u64;
+    let blobs: Vec<&SweptBlob> = s
+        .blobs
+        .iter()
+        .filter(|b| still.contains(&b.digest))
+        .collect();
+    for chunk in blobs.chunks(BATCH) {
         stop()?;
-        if !still.contains(&b.digest) {
-            done.rechecked_kept += 1;
-            continue;
-        }
-        let rel = layout::blob_data(&b.digest);
-        remover.remove_tree(parent(&rel))?;
-        done.blobs += 1;
-        done.bytes += b.size;
+        let rels: Vec<String> = chunk
+            .iter()
+            .map(|b| parent(&layout::blob_data(&b.digest)).to_string())
+            .collect();
+        remover.remove_trees(&rels)?;
+        done.blobs += chunk.len() as u64;
+        done.bytes += chunk.iter().map(|b| b.size).sum::<u64>();
     }
     // 5. Blob directories left empty by an interrupted deletion.
     let still_empty: BTreeSet<&Digest> = recheck.sweep.empty_blob_dirs.iter().collect();
@@ -735,9 +759,15 @@ pub fn apply(
         }
     }
     // 6. Shard directories left empty (by this run, or by one that was interrupted).
-    crate::fsops::remove_empty_shards(root, remover)?;
+    if remover.capabilities().directories {
+        crate::fsops::remove_empty_shards(root, remover)?;
+    }
     Ok(done)
 }
+
+/// Deletions per batch (an object store's DeleteObjects maximum), and between checks for an
+/// interrupt.
+const BATCH: usize = 1000;
 
 fn parent(rel: &str) -> &str {
     rel.rsplit_once('/').map(|(p, _)| p).unwrap_or(rel)

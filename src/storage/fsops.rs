@@ -11,8 +11,36 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use crate::error::{Error, Result};
 use crate::layout::{Root, V2};
 
+/// What a storage's write half can do, for the commands that pick a strategy by it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capabilities {
+    /// One rename moves a whole directory atomically (a local filesystem; never an object
+    /// store, where a "move" is a copy of every key, then their deletion).
+    pub atomic_rename: bool,
+    /// Directories exist on their own (an empty one, too).
+    pub directories: bool,
+}
+
 /// Removes paths relative to the root.
 pub trait Remover: Sync {
+    /// What it can do (a local filesystem: everything).
+    fn capabilities(&self) -> Capabilities {
+        Capabilities {
+            atomic_rename: true,
+            directories: true,
+        }
+    }
+    /// Removes each of `rels` as [`Remover::remove_tree`] does, in one batch (an object store
+    /// deletes up to 1000 keys a request, many requests at once); in no particular order.
+    ///
+    /// # Errors
+    /// As [`Remover::remove_tree`].
+    fn remove_trees(&self, rels: &[String]) -> Result<()> {
+        for r in rels {
+            self.remove_tree(r)?;
+        }
+        Ok(())
+    }
     /// Removes a directory and everything in it (a blob, a link directory, an upload).
     ///
     /// # Errors

@@ -171,6 +171,20 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The local directory of this storage, when it is one (the write half and the commands
     /// that need a filesystem use it).
     fn local_root(&self) -> Option<&std::path::Path>;
+
+    /// Its own write half, when it is not a local directory's ([`fsops::FsRemover`]).
+    fn remover(&self) -> Option<Box<dyn fsops::Remover + '_>> {
+        None
+    }
+
+    /// The same place opened again, when what this one read at open may be stale (an object
+    /// store's listing); `None` when every read is live (a local disk).
+    ///
+    /// # Errors
+    /// As opening it.
+    fn reopen(&self) -> std::io::Result<Option<std::sync::Arc<dyn Storage>>> {
+        Ok(None)
+    }
 }
 
 /// What one stat of a batch found.

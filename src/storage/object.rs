@@ -69,6 +69,8 @@ pub struct S3Spec {
     pub virtual_hosted: bool,
     /// Requests in flight in a batch.
     pub concurrency: usize,
+    /// Write requests (DeleteObjects, PUT, copy) a second, at most.
+    pub write_rate: u32,
 }
 
 impl S3Spec {
@@ -83,6 +85,7 @@ impl S3Spec {
             bucket: bucket.to_string(),
             prefix: prefix.trim_matches('/').to_string(),
             concurrency: 64,
+            write_rate: DEFAULT_WRITE_RATE,
             ..S3Spec::default()
         })
     }
@@ -488,5 +491,244 @@ impl Storage for Object {
 
     fn local_root(&self) -> Option<&Path> {
         None
+    }
+
+    fn remover(&self) -> Option<Box<dyn super::fsops::Remover + '_>> {
+        Some(Box::new(self.writer()))
+    }
+
+    fn reopen(&self) -> std::io::Result<Option<Arc<dyn Storage>>> {
+        Ok(Some(Arc::new(Object::reopen(self)?)))
+    }
+}
+
+/// Write requests a second unless told (`--write-rate`): with up to 1000 keys a DeleteObjects
+/// request, 100,000 deletions a second at most, far below what AWS allows a prefix (3,500
+/// write requests a second), so a gc never throttles the registry it cleans.
+pub const DEFAULT_WRITE_RATE: u32 = 100;
+
+/// Keys in one DeleteObjects request (the S3 maximum).
+const DELETE_BATCH: usize = 1000;
+
+/// Spaces requests out to at most `per_second` of them.
+#[derive(Debug)]
+struct RateLimit {
+    gap: std::time::Duration,
+    next: Mutex<std::time::Instant>,
+}
+
+impl RateLimit {
+    fn new(per_second: u32) -> Self {
+        RateLimit {
+            gap: std::time::Duration::from_secs(1) / per_second.max(1),
+            next: Mutex::new(std::time::Instant::now()),
+        }
+    }
+
+    /// Waits for this request's turn.
+    async fn wait(&self) {
+        let at = {
+            let mut next = self.next.lock().unwrap_or_else(|e| e.into_inner());
+            let now = std::time::Instant::now();
+            let at = (*next).max(now);
+            *next = at + self.gap;
+            at
+        };
+        tokio::time::sleep_until(at.into()).await;
+    }
+}
+
+/// The write half on an object store: deletions in DeleteObjects batches of up to 1000 keys
+/// (`--io-concurrency` of them in flight, at most `--write-rate` write requests a second;
+/// object_store retries a request that failed with a 5xx, a 429 or a dropped connection, with
+/// exponential backoff), puts, and server-side copies. An object store has no directories (a
+/// "directory" is every key below a prefix, as listed when the storage was opened: a key
+/// written since is never deleted), no rename and no append.
+#[derive(Debug)]
+pub struct ObjectWriter<'a> {
+    obj: &'a Object,
+    limit: RateLimit,
+}
+
+impl Object {
+    /// Its write half.
+    pub fn writer(&self) -> ObjectWriter<'_> {
+        ObjectWriter {
+            obj: self,
+            limit: RateLimit::new(self.spec.write_rate),
+        }
+    }
+
+    /// This place listed again (what a re-check before deleting reads).
+    ///
+    /// # Errors
+    /// As [`Object::open`].
+    pub fn reopen(&self) -> std::io::Result<Object> {
+        Object::open(self.spec.clone())
+    }
+}
+
+/// A root-relative path the write half may change: below `docker/registry/v2/` or the
+/// quarantine, plain, never one of the directories regfsck follows (`v2/blobs` itself, say).
+fn writable_rel(obj: &Object, rel: &str) -> crate::error::Result<()> {
+    let plain = !rel.is_empty()
+        && rel
+            .split('/')
+            .all(|c| !c.is_empty() && c != "." && c != "..");
+    let q = super::fsops::QUARANTINE;
+    let inside =
+        rel.starts_with(&format!("{V2}/")) || rel == q || rel.starts_with(&format!("{q}/"));
+    if plain && inside && !crate::layout::FOLLOWED.contains(&rel) {
+        Ok(())
+    } else {
+        Err(crate::error::Error::io(
+            format!("{}/{rel}", obj.spec.url()),
+            std::io::Error::new(
+                std::io::ErrorKind::InvalidInput,
+                "refusing a path outside docker/registry/v2",
+            ),
+        ))
+    }
+}
+
+impl ObjectWriter<'_> {
+    fn err(&self, rel: &str, e: std::io::Error) -> crate::error::Error {
+        crate::error::Error::io(format!("{}/{rel}", self.obj.spec.url()), e)
+    }
+
+    /// Deletes `keys` (root-relative), in batches, many at once; a key already gone is no
+    /// error.
+    fn delete_keys(&self, keys: Vec<String>) -> crate::error::Result<()> {
+        let o = self.obj;
+        let n = o.spec.concurrency.clamp(1, 16);
+        let batches: Vec<Vec<String>> = keys.chunks(DELETE_BATCH).map(<[String]>::to_vec).collect();
+        o.rt.block_on(async {
+            futures::stream::iter(batches.into_iter().map(|batch| {
+                let store = Arc::clone(&o.store);
+                async move {
+                    self.limit.wait().await;
+                    let first = batch.first().cloned().unwrap_or_default();
+                    let paths = futures::stream::iter(
+                        batch.iter().map(|k| Ok(o.key(k))).collect::<Vec<_>>(),
+                    )
+                    .boxed();
+                    let results: Vec<object_store::Result<Key>> =
+                        store.delete_stream(paths).collect().await;
+                    for r in results {
+                        match r {
+                            Ok(_) | Err(object_store::Error::NotFound { .. }) => {}
+                            Err(e) => return Err(self.err(&first, io_err(e))),
+                        }
+                    }
+                    Ok(())
+                }
+            }))
+            .buffer_unordered(n)
+            .try_collect::<Vec<()>>()
+            .await
+        })?;
+        Ok(())
+    }
+
+    /// The keys of the "directory" (or object) `rel`, as listed.
+    fn keys_of(&self, rel: &str) -> Vec<String> {
+        let mut out: Vec<String> = self.obj.below(rel).map(|(k, _)| k.clone()).collect();
+        if self.obj.index.contains_key(rel) {
+            out.push(rel.to_string());
+        }
+        out
+    }
+
+    fn put(
+        &self,
+        rel: &str,
+        bytes: &[u8],
+        mode: object_store::PutMode,
+    ) -> crate::error::Result<()> {
+        writable_rel(self.obj, rel)?;
+        let o = self.obj;
+        let payload = object_store::PutPayload::from(bytes.to_vec());
+        o.rt.block_on(async {
+            self.limit.wait().await;
+            o.store
+                .put_opts(&o.key(rel), payload, mode.into())
+                .await
+                .map(|_| ())
+        })
+        .map_err(|e| self.err(rel, io_err(e)))
+    }
+}
+
+impl super::fsops::Remover for ObjectWriter<'_> {
+    fn remove_tree(&self, rel: &str) -> crate::error::Result<()> {
+        self.remove_trees(&[rel.to_string()])
+    }
+
+    fn remove_trees(&self, rels: &[String]) -> crate::error::Result<()> {
+        let mut keys = Vec::new();
+        for rel in rels {
+            writable_rel(self.obj, rel)?;
+            keys.extend(self.keys_of(rel));
+        }
+        self.delete_keys(keys)
+    }
+
+    fn remove_empty_dir(&self, _rel: &str) -> crate::error::Result<bool> {
+        // No directories: a prefix with no key is not there.
+        Ok(true)
+    }
+
+    fn make_dir(&self, _rel: &str) -> crate::error::Result<()> {
+        Ok(())
+    }
+
+    fn rename(&self, from: &str, to: &str) -> crate::error::Result<()> {
+        Err(crate::error::Error::Refused(format!(
+            "{}: an object store has no rename ({from} -> {to})",
+            self.obj.spec.url()
+        )))
+    }
+
+    fn create_file(&self, rel: &str, bytes: &[u8]) -> crate::error::Result<()> {
+        // A PUT is atomic: the object is whole or absent. Put-if-absent where the server has it.
+        self.put(rel, bytes, object_store::PutMode::Create)
+    }
+
+    fn remove_file(&self, rel: &str) -> crate::error::Result<()> {
+        writable_rel(self.obj, rel)?;
+        self.delete_keys(vec![rel.to_string()])
+    }
+
+    fn replace_file(&self, rel: &str, bytes: &[u8]) -> crate::error::Result<()> {
+        self.put(rel, bytes, object_store::PutMode::Overwrite)
+    }
+
+    fn copy_file(&self, from: &str, to: &str) -> crate::error::Result<()> {
+        writable_rel(self.obj, to)?;
+        let o = self.obj;
+        o.rt.block_on(async {
+            self.limit.wait().await;
+            o.store.copy(&o.key(from), &o.key(to)).await
+        })
+        .map_err(|e| self.err(from, io_err(e)))
+    }
+
+    fn move_tree(&self, from: &str, to: &str) -> crate::error::Result<()> {
+        writable_rel(self.obj, from)?;
+        writable_rel(self.obj, to)?;
+        // Every key copied before any is deleted: `from` is whole until `to` is.
+        let keys = self.keys_of(from);
+        for k in &keys {
+            let dest = format!("{to}{}", &k[from.len()..]);
+            self.copy_file(k, &dest)?;
+        }
+        self.delete_keys(keys)
+    }
+
+    fn capabilities(&self) -> super::fsops::Capabilities {
+        super::fsops::Capabilities {
+            atomic_rename: false,
+            directories: false,
+        }
     }
 }

@@ -224,19 +224,15 @@ fn skopeo_pulls_every_tag_from_serve_on_s3() {
 }
 
 #[test]
-fn nothing_is_changed_on_s3_and_bad_credentials_are_a_clear_error() {
+fn real_prune_rm_repo_and_repair_change_nothing_on_s3_and_bad_credentials_are_a_clear_error() {
     let (s3, loaded) = S3::sample();
     let p = loaded.prefix.as_str();
     let before = s3.list_keys(p);
-    for args in [
-        &["gc", "--min-age", "0"][..],
-        &["prune", "--keep-last", "1"],
-        &["repair", "--yes"],
-    ] {
+    for args in [&["prune", "--keep-last", "1"][..], &["repair", "--yes"]] {
         let out = on_s3(&s3, p, args, true);
         assert_eq!(out.status.code(), Some(8), "{args:?}");
         assert!(
-            String::from_utf8_lossy(&out.stderr).contains("--dry-run works here"),
+            String::from_utf8_lossy(&out.stderr).contains("changes only local storage for now"),
             "{}",
             String::from_utf8_lossy(&out.stderr)
         );
@@ -346,4 +342,183 @@ fn damaged_links_on_s3_are_found_as_on_disk() {
         "{}",
         String::from_utf8_lossy(&gc.stderr)
     );
+}
+
+/// The registry's view of `prefix`: every tag of `view` pulls with skopeo (`copy --all`) from
+/// `docker-registry serve` on the bucket; returns the failures.
+fn registry_pulls(s3: &S3, prefix: &str, view: &[String]) -> Vec<String> {
+    s3.settle(prefix);
+    let reg = s3.serve_registry(prefix);
+    let dest = tempfile::tempdir().unwrap();
+    let mut failed = Vec::new();
+    for line in view {
+        let mut it = line.splitn(3, ':');
+        let (repo, tag) = (it.next().unwrap(), it.next().unwrap());
+        let out = Command::new("skopeo")
+            .args(["copy", "--all", "-q", "--src-tls-verify=false"])
+            .arg(format!("docker://{}/{repo}:{tag}", reg.addr))
+            .arg(format!(
+                "dir:{}/{}-{tag}",
+                dest.path().display(),
+                repo.replace('/', "_")
+            ))
+            .output()
+            .unwrap();
+        if !out.status.success() {
+            failed.push(format!("{line}: {}", String::from_utf8_lossy(&out.stderr)));
+        }
+    }
+    failed
+}
+
+/// A real gc on a bucket the real registry pushed into: it deletes exactly what the
+/// registry's own `garbage-collect --dry-run` listed (in DeleteObjects batches), every tag
+/// still pulls from `docker-registry serve` on the bucket afterwards, the registry's own gc
+/// finds nothing left, and verify finds nothing new. Then a real `gc -m`, the same way.
+#[test]
+fn a_real_gc_on_s3_deletes_what_the_registrys_gc_would_and_every_tag_still_pulls() {
+    let s3 = S3::with_bucket("gc-real");
+    let loaded = s3.load_sample("sample");
+    let p = loaded.prefix.as_str();
+    let before = s3.list_keys(p);
+    let out = on_s3(&s3, p, &["gc", "--json", "--min-age", "0"], true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(swept(&v), loaded.gc.0);
+    assert_eq!(v["applied"]["blobs"], loaded.gc.0.len());
+    // Exactly the swept blobs' data keys (and the _layers links to them) are gone.
+    let after: BTreeSet<String> = s3.list_keys(p).into_iter().map(|(k, _)| k).collect();
+    let gone: BTreeSet<String> = before
+        .iter()
+        .map(|(k, _)| k.clone())
+        .filter(|k| !after.contains(k))
+        .collect();
+    for d in &loaded.gc.0 {
+        let hex = d.trim_start_matches("sha256:");
+        let key = format!(
+            "{p}/docker/registry/v2/blobs/sha256/{}/{hex}/data",
+            &hex[..2]
+        );
+        assert!(gone.contains(&key), "{key} still there");
+    }
+    assert!(
+        gone.iter()
+            .all(|k| k.ends_with("/data") || k.contains("/_layers/")),
+        "{gone:#?}"
+    );
+    assert_eq!(registry_pulls(&s3, p, &loaded.view), Vec::<String>::new());
+    assert_eq!(s3.registry_gc_dry_run(p, false).0, BTreeSet::new());
+    let out = on_s3(&s3, p, &["verify", "--json", "--no-content"], true);
+    let errors: Vec<_> = findings(&json(&out))
+        .into_iter()
+        .filter(|f| f.0 == "error")
+        .collect();
+    assert_eq!(errors, Vec::new(), "{}", text(&out));
+    // gc -m: the untagged manifests go too; every tag still pulls.
+    let out = on_s3(&s3, p, &["gc", "--json", "--min-age", "0", "-m"], true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let m = json(&out);
+    assert!(
+        !m["sweep"]["manifests"].as_array().unwrap().is_empty(),
+        "{m}"
+    );
+    assert_eq!(registry_pulls(&s3, p, &loaded.view), Vec::<String>::new());
+    let (blobs, manifests) = s3.registry_gc_dry_run(p, true);
+    // What the registry's -m would still take is what regfsck keeps on purpose: the children
+    // of tagged indexes (tests/it/gc.rs), never a tagged image.
+    assert!(
+        manifests
+            .iter()
+            .all(|d| !loaded.view.iter().any(|l| l.ends_with(d.as_str())))
+    );
+    let _ = blobs;
+}
+
+/// Keys below `prefix/`, without it.
+fn keys_below(s3: &S3, prefix: &str) -> BTreeSet<String> {
+    s3.list_keys(&format!("{prefix}/"))
+        .into_iter()
+        .map(|(k, _)| k[prefix.len() + 1..].to_string())
+        .collect()
+}
+
+/// Errors verify finds on `prefix`, as `kind repository digest`.
+fn s3_errors(s3: &S3, prefix: &str) -> BTreeSet<String> {
+    let out = on_s3(s3, prefix, &["verify", "--json", "--no-content"], true);
+    findings(&json(&out))
+        .into_iter()
+        .filter(|f| f.0 == "error")
+        .map(|f| format!("{} {:?} {:?}", f.1, f.2, f.3))
+        .collect()
+}
+
+/// `gc -m` on a bucket killed (SIGKILL) at random moments, trial `i` of `n` after a delay
+/// uniform in `[i T / n, (i + 1) T / n)`, `T` an uninterrupted run's time: verify finds no
+/// error, and a second run converges to the keys an uninterrupted run leaves.
+/// `REGFSCK_KILL_TRIALS=N` for a soak run (default 4).
+#[test]
+fn gc_on_s3_killed_at_random_moments() {
+    let n: u64 = std::env::var("REGFSCK_KILL_TRIALS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(4);
+    let s3 = S3::with_bucket("gc-kill");
+    s3.load_sample("sample");
+    assert_eq!(s3_errors(&s3, "sample"), BTreeSet::new());
+    let gc = ["gc", "-m", "--min-age", "0", "-q"];
+    s3.copy_prefix("sample", "uninterrupted");
+    let t0 = std::time::Instant::now();
+    let out = on_s3(&s3, "uninterrupted", &gc, true);
+    let took = t0.elapsed();
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let want = keys_below(&s3, "uninterrupted");
+    let all = keys_below(&s3, "sample");
+    assert!(want.len() < all.len());
+    let mut mid = 0;
+    for i in 0..n {
+        let p = format!("trial-{i}");
+        s3.copy_prefix("sample", &p);
+        let jitter = (u128::from(i) * 7919 % 1000) as f64 / 1000.0;
+        let delay = took.mul_f64((i as f64 + jitter) / n as f64);
+        let mut c = regfsck();
+        c.args(gc).arg(s3.url(&p));
+        let mut child = s3
+            .env(&mut c)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(delay);
+        let _ = child.kill();
+        let _ = child.wait();
+        let now = keys_below(&s3, &p);
+        if now != all && now != want {
+            mid += 1;
+        }
+        assert_eq!(s3_errors(&s3, &p), BTreeSet::new(), "trial {i} ({delay:?})");
+        let out = on_s3(&s3, &p, &gc, true);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(keys_below(&s3, &p), want, "trial {i} ({delay:?})");
+    }
+    eprintln!("gc -m on S3: {n} kills within {took:?}, {mid} of them mid-deletion");
 }

@@ -307,6 +307,11 @@ impl S3 {
         self.s3py_with(&["put", &self.bucket, key], body);
     }
 
+    /// Copies every key under `from/` to `to/` (plain PUTs: MD5 ETags, LastModified now).
+    pub fn copy_prefix(&self, from: &str, to: &str) {
+        self.s3py(&["cp-prefix", &self.bucket, from, to]);
+    }
+
     /// Deletes an object (no error if there is none).
     pub fn delete_object(&self, key: &str) {
         self.s3py(&["rm", &self.bucket, key]);
