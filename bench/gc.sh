@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
 # Benchmark of `regfsck gc --dry-run` against the registry's own
 # `docker-registry garbage-collect --dry-run` on the same layout, warm cache, best of 3, in one run; plus
-# peak memory, and how regfsck's time grows from 60k to 600k blobs (BENCH_GC_BIG=1).
+# peak memory, and how regfsck's time grows from 60k to 600k blobs (BENCH_GC_BIG=1). Cold cache
+# too (the page, dentry and inode caches dropped before each run: echo 3 >
+# /proc/sys/vm/drop_caches, which needs root; skipped otherwise), best of 2.
 #
 #   bash bench/gc.sh                 # 60,000 blobs, 14,000 manifests, 500 repositories
-#   BENCH_GC_BIG=1 bash bench/gc.sh  # also 600,000 blobs (takes a while to generate)
+#   BENCH_GC_BIG=1 bash bench/gc.sh  # also 600,000 blobs (takes a while to generate), warm and cold
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 dir="${BENCH_DIR:-target/bench}"
@@ -46,6 +48,21 @@ run() {
   done
   echo "$best"
 }
+# cold CMD...: the best of 2 runs, each after dropping every cache; prints "seconds peak_kib".
+can_drop() { [[ -w /proc/sys/vm/drop_caches ]]; }
+cold() {
+  local best="" i
+  for i in 1 2; do
+    sync
+    echo 3 > /proc/sys/vm/drop_caches
+    /usr/bin/time -f '%e %M' -o "$dir/time.out" "$@" >/dev/null 2>&1 || true
+    if [[ -z "$best" ]] || awk "BEGIN{exit !($(cut -d' ' -f1 "$dir/time.out") < ${best%% *})}"; then
+      best="$(<"$dir/time.out")"
+    fi
+  done
+  echo "$best"
+}
+ratio() { awk "BEGIN{printf \"%.1f\", $1 / ($2 > 0 ? $2 : 0.01)}"; }
 blobs() { find "$dir/$1/docker/registry/v2/blobs" -name data | wc -l; }
 manifests() { find "$dir/$1/docker/registry/v2/repositories" -path '*/_manifests/revisions/*/link' | wc -l; }
 
@@ -67,10 +84,28 @@ echo "| speed-up | $(awk "BEGIN{printf \"%.0f\", $t_reg / ($t_us > 0 ? $t_us : 0
 echo "| docker-registry garbage-collect --dry-run -m | ${t_reg_m} s | $((m_reg_m / 1024)) MiB |"
 echo "| regfsck gc --dry-run -m | ${t_us_m} s | $((m_us_m / 1024)) MiB |"
 echo "| speed-up (-m) | $(awk "BEGIN{printf \"%.0f\", $t_reg_m / ($t_us_m > 0 ? $t_us_m : 0.01)}")x | |"
+if can_drop; then
+  read -r c_reg _ < <(cold docker-registry garbage-collect --dry-run "$cfg")
+  read -r c_us _ < <(cold "$bin" gc --dry-run --min-age 0 -q "$dir/gc60k")
+  echo "| docker-registry garbage-collect --dry-run, cold cache | ${c_reg} s | |"
+  echo "| regfsck gc --dry-run, cold cache | ${c_us} s | |"
+  echo "| speed-up (cold) | $(ratio "$c_reg" "$c_us")x | |"
+fi
 
 if [[ "${BENCH_GC_BIG:-0}" == 1 ]]; then
-  gen gc600k --repos 5000 --images-per-repo 28 --layers 2 --layer-size 256 --small-blobs 40000 --small-size 256
+  gen gc600k --repos 5000 --images-per-repo 28 --layers 2 --layer-size 512 --small-blobs 40000 --small-size 512
   read -r t_big m_big < <(run "$bin" gc --dry-run --min-age 0 -q "$dir/gc600k")
   echo "| regfsck gc --dry-run, $(blobs gc600k) blobs, $(manifests gc600k) manifests, 5000 repositories | ${t_big} s | $((m_big / 1024)) MiB |"
+  cfg_big="$(config gc600k)"
+  read -r t_big_reg m_big_reg < <(run docker-registry garbage-collect --dry-run "$cfg_big")
+  echo "| docker-registry garbage-collect --dry-run, 600k | ${t_big_reg} s | $((m_big_reg / 1024)) MiB |"
+  echo "| speed-up (600k) | $(ratio "$t_big_reg" "$t_big")x | |"
   echo "| growth 60k -> 600k blobs | $(awk "BEGIN{printf \"%.1f\", $t_big / ($t_us > 0 ? $t_us : 0.01)}")x time | |"
+  if can_drop; then
+    read -r c_big_reg _ < <(cold docker-registry garbage-collect --dry-run "$cfg_big")
+    read -r c_big _ < <(cold "$bin" gc --dry-run --min-age 0 -q "$dir/gc600k")
+    echo "| docker-registry garbage-collect --dry-run, 600k, cold cache | ${c_big_reg} s | |"
+    echo "| regfsck gc --dry-run, 600k, cold cache | ${c_big} s | |"
+    echo "| speed-up (600k, cold) | $(ratio "$c_big_reg" "$c_big")x | |"
+  fi
 fi

@@ -146,13 +146,17 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__gc)
-            opts="-n -m -j -q -v -h --dry-run --delete-untagged --min-age --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-n -m -j -q -v -h --dry-run --delete-untagged --min-age --force --upload-age --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --min-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --upload-age)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

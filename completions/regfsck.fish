@@ -71,6 +71,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s q -l quiet -d 'No
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s h -l help -d 'Print help'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l min-age -d 'Keep unreferenced blobs and untagged manifests touched more recently than this, so a push in progress does not lose them (e.g. 0, 30m, 1h, 7d)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l upload-age -d 'On object storage, abort the unfinished uploads (in-progress multipart uploads the registry never aborts) started longer ago than this (the registry\'s purge age)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r

@@ -73,6 +73,17 @@ class Client:
         self.token = os.environ.get("AWS_SESSION_TOKEN") or None
 
     def request(self, method, bucket="", key="", query=(), body=b"", ok=(200,)):
+        """One signed request; a 500, 502, 503 or 504 (a busy server: SeaweedFS answers 500
+        InternalError under load) is retried with backoff, as AWS asks of its clients."""
+        for attempt in range(10):
+            try:
+                return self.request_once(method, bucket, key, query, body, ok)
+            except S3Error as e:
+                if e.status not in (500, 502, 503, 504) or attempt == 9:
+                    raise
+                time.sleep(min(0.2 * 2 ** attempt, 2.0))
+
+    def request_once(self, method, bucket, key, query, body, ok):
         path = self.base + "/" + quote(bucket) + ("/" + quote(key, "/") if key else "")
         if not bucket:
             path = self.base + "/"

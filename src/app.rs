@@ -312,6 +312,12 @@ pub fn pending_notes(root: &Root) -> Result<Vec<String>> {
         .collect())
 }
 
+/// `root` with its storage opened again when `changed` (an object store's listing is stale
+/// once something was deleted: a job finished, a prune before its gc).
+fn fresh_if(root: Root, changed: bool) -> Result<Root> {
+    if changed { root.refreshed() } else { Ok(root) }
+}
+
 /// The write half of `root`'s storage: its own (an object store's), or a local directory's.
 fn remover_for<'a>(root: &'a Root, env: &Env) -> Box<dyn fsops::Remover + 'a> {
     root.storage()
@@ -320,15 +326,15 @@ fn remover_for<'a>(root: &'a Root, env: &Env) -> Box<dyn fsops::Remover + 'a> {
 }
 
 /// Whether `command` may change `root` for real: everything on a local disk; on an object
-/// store, gc (its deletions need no rename), not yet prune, rm-repo and repair (their crash
-/// safety rests on renames, which an object store does not have): refused there before
-/// anything is planned.
+/// store gc, prune and rm-repo (they delete in place, references first, from a record), not
+/// yet repair (its quarantine and undo rest on renames): refused there before anything is
+/// planned.
 fn writable(root: &Root, command: &str) -> Result<()> {
-    if root.storage().local_root().is_some() || command == "gc" {
+    if root.storage().local_root().is_some() || command != "repair" {
         Ok(())
     } else {
         Err(Error::Refused(format!(
-            "{}: a real {command} changes only local storage for now (on object storage, gc works, and {command} --dry-run)",
+            "{}: a real {command} changes only local storage for now (on object storage, gc, prune and rm-repo work, and {command} --dry-run)",
             root.describe()
         )))
     }
@@ -552,6 +558,7 @@ fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
         min_age: a.min_age.into(),
         force: a.force,
         now: env.now,
+        upload_age: Some(a.upload_age.into()),
     };
     let mut notes = if a.dry_run {
         pending_notes(&root)?
@@ -559,6 +566,7 @@ fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
         let remover = remover_for(&root, env);
         finish_pending(&root, remover.as_ref(), pool, env, interrupt)?
     };
+    let root = fresh_if(root, !notes.is_empty())?;
     let mut pass = gc_pass(&root, &opts, a.dry_run, pool, env, interrupt)?;
     notes.append(&mut pass.notes);
     pass.notes = notes;
@@ -609,9 +617,10 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
     let mut notes = if a.dry_run {
         pending_notes(&root)?
     } else {
-        let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-        finish_pending(&root, &remover, pool, env, interrupt)?
+        let remover = remover_for(&root, env);
+        finish_pending(&root, remover.as_ref(), pool, env, interrupt)?
     };
+    let root = fresh_if(root, !notes.is_empty())?;
     let plan = pool.install(|| -> Result<prune::PrunePlan> {
         let inv = scan::scan(&root, scan::Depth::Fast)?;
         let graph = graph::build(&root, &inv, env.now);
@@ -633,8 +642,8 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
                 .into(),
         );
     } else if !a.dry_run {
-        let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-        match prune::apply(&root, &plan, &remover, interrupt, env.now) {
+        let remover = remover_for(&root, env);
+        match prune::apply(&root, &plan, remover.as_ref(), interrupt, env.now) {
             Ok(done) => applied = Some(done),
             Err(Error::Interrupted) => {
                 status = ExitStatus::INTERRUPTED;
@@ -650,7 +659,9 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
                 min_age: a.min_age.into(),
                 force: a.force,
                 now: env.now,
+                upload_age: None,
             };
+            let root = root.refreshed()?;
             let pass = gc_pass(&root, &gc_opts, false, pool, env, interrupt)?;
             status = pass.status;
             notes.extend(pass.notes.iter().cloned());
@@ -908,12 +919,19 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
         })
         .flatten()
         .collect();
-    let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
     let mut notes = if a.dry_run {
         pending_notes(&root)?
     } else {
-        finish_pending(&root, &remover, pool, env, interrupt)?
+        finish_pending(
+            &root,
+            remover_for(&root, env).as_ref(),
+            pool,
+            env,
+            interrupt,
+        )?
     };
+    let root = fresh_if(root, !notes.is_empty())?;
+    let remover = remover_for(&root, env);
     let (inv, graph) = pool.install(|| -> Result<_> {
         let inv = scan::scan(&root, scan::Depth::Fast)?;
         let graph = graph::build(&root, &inv, env.now);
@@ -928,7 +946,7 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
     let mut status = ExitStatus::CLEAN;
     let mut applied = None;
     if !a.dry_run {
-        match pool.install(|| rmrepo::apply(&root, &plan, &remover, interrupt, env.now)) {
+        match pool.install(|| rmrepo::apply(&root, &plan, remover.as_ref(), interrupt, env.now)) {
             Ok(done) => applied = Some(done),
             Err(Error::Interrupted) => {
                 status = ExitStatus::INTERRUPTED;

@@ -155,6 +155,10 @@ pub struct GcArgs {
     /// where that can be known; the rest may be lost.
     #[arg(long)]
     pub force: bool,
+    /// On object storage, abort the unfinished uploads (in-progress multipart uploads the
+    /// registry never aborts) started longer ago than this (the registry's purge age).
+    #[arg(long, value_name = "DURATION", default_value = "7d")]
+    pub upload_age: humantime::Duration,
 }
 
 /// `regfsck rm-repo`.

@@ -132,6 +132,9 @@ kinds! {
     UploadStale => Warning,
     /// A half-finished upload younger than the purge age.
     UploadInProgress => Info,
+    /// An object store's in-progress multipart uploads could not be listed (permissions:
+    /// `s3:ListBucketMultipartUploads`), so unfinished uploads may be missing from the report.
+    UploadsUnlisted => Warning,
     /// `v2`, `v2/blobs` or `v2/repositories` (or a directory above) is a symlink, followed as
     /// the registry follows it.
     SymlinkedStorage => Info,

@@ -120,7 +120,9 @@ storage:
 http:
   addr: $reg
 CFG
-registry serve "$config" >"$work/registry.log" 2>&1 &
+# exec: the background job is the registry itself (a function run in the background is a
+# subshell whose child the registry would be, left running when the subshell is killed).
+env -i PATH="$PATH" HOME="$work" docker-registry serve "$config" >"$work/registry.log" 2>&1 &
 reg_pid=$!
 fi
 for _ in $(seq 150); do
@@ -230,7 +232,8 @@ mount_or_upload() {
   local d resp code loc
   d="$(sha "$3")"
   resp="$(curl -si -X POST "http://$reg/v2/$1/blobs/uploads/?mount=$d&from=$2")"
-  code="$(printf '%s\n' "$resp" | head -1 | awk '{print $2}')"
+  # (awk reads all of it: `head -1` could close the pipe under printf, SIGPIPE, with pipefail.)
+  code="$(printf '%s\n' "$resp" | awk 'NR == 1 {print $2}')"
   case "$code" in
     201) ;;
     202)

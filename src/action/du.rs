@@ -52,6 +52,45 @@ pub struct Usage {
     /// blobs their links name count as referenced.
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub skipped: Vec<String>,
+    /// Unfinished uploads (below every repository's `_uploads`).
+    #[serde(skip_serializing_if = "UploadUsage::is_empty")]
+    pub uploads: UploadUsage,
+}
+
+/// What unfinished uploads hold.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct UploadUsage {
+    /// How many.
+    pub count: u64,
+    /// Their bytes (an object store's in-progress multipart uploads: their parts).
+    pub bytes: u64,
+    /// How many are an object store's in-progress multipart uploads (invisible to listings,
+    /// billed until aborted: `gc --upload-age`).
+    pub multipart: u64,
+    /// When the oldest was started (RFC 3339), if known.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub oldest: Option<String>,
+}
+
+impl UploadUsage {
+    fn is_empty(&self) -> bool {
+        self.count == 0
+    }
+
+    fn of(inv: &Inventory) -> Self {
+        let mut u = UploadUsage::default();
+        let mut oldest: Option<std::time::SystemTime> = None;
+        for up in inv.repos.values().flat_map(|r| r.uploads.values()) {
+            u.count += 1;
+            u.bytes += up.size;
+            u.multipart += u64::from(up.multipart.is_some());
+            if let Some(Ok(t)) = up.started {
+                oldest = Some(oldest.map_or(t, |o| o.min(t)));
+            }
+        }
+        u.oldest = oldest.map(|t| humantime::format_rfc3339_seconds(t).to_string());
+        u
+    }
 }
 
 /// How to order repositories.
@@ -115,6 +154,7 @@ pub fn usage(inv: &Inventory, g: &Graph, tags: bool, sort: SortBy) -> Usage {
         referenced_bytes: inv.blob_bytes() - unreferenced,
         unreferenced_bytes: unreferenced,
         skipped: inv.skipped.clone(),
+        uploads: UploadUsage::of(inv),
     }
 }
 

@@ -34,6 +34,22 @@ pub struct GcOptions {
     pub force: bool,
     /// The time ages are measured against.
     pub now: SystemTime,
+    /// Unfinished multipart uploads (object storage) started longer ago than this are
+    /// aborted; `None`: left alone.
+    pub upload_age: Option<Duration>,
+}
+
+/// An unfinished upload to abort: an object store's in-progress multipart upload.
+#[derive(Debug, Clone, Serialize, serde::Deserialize, PartialEq, Eq, PartialOrd, Ord)]
+pub struct SweptUpload {
+    /// The repository.
+    pub repository: RepoName,
+    /// The registry's upload id (`_uploads/<id>`).
+    pub id: String,
+    /// The store's multipart upload id.
+    pub upload_id: String,
+    /// Bytes in its parts.
+    pub bytes: u64,
 }
 
 /// A blob to sweep.
@@ -85,6 +101,9 @@ pub struct Sweep {
     /// `manifests` in the order they are removed: each before what it refers to.
     #[serde(skip)]
     pub manifest_removal: Vec<SweptManifest>,
+    /// Unfinished multipart uploads older than `--upload-age` (object storage), aborted.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub uploads: Vec<SweptUpload>,
 }
 
 /// The plan.
@@ -623,6 +642,7 @@ pub fn sweep(
         }
     }
     sweep.manifests = dropped;
+    sweep.uploads = stale_uploads(inv, opts);
     let no_manifests = !inv.blobs.is_empty() && g.repos.values().all(|r| r.revisions.is_empty());
     let blind = inv.blind_spots();
     if blind.is_some() {
@@ -638,6 +658,30 @@ pub fn sweep(
         blind,
         no_manifests,
     }
+}
+
+/// The in-progress multipart uploads started longer ago than `--upload-age`.
+fn stale_uploads(inv: &Inventory, opts: &GcOptions) -> Vec<SweptUpload> {
+    let Some(age) = opts.upload_age else {
+        return Vec::new();
+    };
+    let mut out = Vec::new();
+    for r in inv.repos.values() {
+        for u in r.uploads.values() {
+            let (Some(m), Some(Ok(started))) = (&u.multipart, &u.started) else {
+                continue;
+            };
+            if opts.now.duration_since(*started).unwrap_or_default() > age {
+                out.push(SweptUpload {
+                    repository: r.name.clone(),
+                    id: u.id.clone(),
+                    upload_id: m.upload_id.clone(),
+                    bytes: u.size,
+                });
+            }
+        }
+    }
+    out
 }
 
 /// Marks and lists what to sweep: fetches what the scan did not (in batches), then plans
@@ -663,6 +707,13 @@ pub struct Applied {
     pub links: u64,
     /// Planned blobs that the re-check found live again, and kept.
     pub rechecked_kept: u64,
+    /// Unfinished multipart uploads aborted (object storage).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub uploads: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// Carries out a plan: re-checks, then deletes references before referents.
@@ -758,7 +809,17 @@ pub fn apply(
             remover.remove_empty_dir(rel.trim_end_matches("/data"))?;
         }
     }
-    // 6. Shard directories left empty (by this run, or by one that was interrupted).
+    // 6. Stale multipart uploads: their `_uploads/<id>` keys first (`startedat`, hash states),
+    // then the upload itself (a crash between leaves the upload, found again by its own start
+    // time).
+    for u in &s.uploads {
+        stop()?;
+        let dir = format!("{}/_uploads/{}", layout::repo_dir(&u.repository), u.id);
+        remover.remove_tree(&dir)?;
+        remover.abort_upload(&format!("{dir}/data"), &u.upload_id)?;
+        done.uploads += 1;
+    }
+    // 7. Shard directories left empty (by this run, or by one that was interrupted).
     if remover.capabilities().directories {
         crate::fsops::remove_empty_shards(root, remover)?;
     }

@@ -13,6 +13,12 @@
 //! The trash is `v2/repositories/_regfsck-trash`: on the same filesystem as the repositories
 //! (moving into it is one rename, even when `v2/repositories` is a symlink to another disk),
 //! and invisible to the registry, which skips every `_`-prefixed name there.
+//!
+//! An object store has no rename: there a bin holds only its record (one object, written
+//! before anything changes), and the job deletes in place, references before referents (a
+//! tag's history, then its `current/link`; a repository's tags, then its revisions referrers
+//! first, then its `_layers` and `_uploads`), so that every moment's layout is one the
+//! registry serves; the record finishes the job after a crash.
 
 use serde::{Deserialize, Serialize};
 
@@ -150,6 +156,19 @@ pub fn open(remover: &dyn Remover, job: &Job, now: std::time::SystemTime) -> Res
     let bytes = serde_json::to_vec_pretty(job).map_err(|e| Error::io(&rel, e.into()))?;
     remover.create_file(&format!("{rel}/{RECORD}"), &bytes)?;
     Ok(rel)
+}
+
+/// Removes the tag directory `dir` where there is no rename (an object store): its history
+/// first, then `current/` (so the tag is served, as it was, until its last key goes), then
+/// anything else left there. A crash in between leaves the tag served or gone, never broken,
+/// and the job's record finishes it.
+///
+/// # Errors
+/// I/O errors from the remover.
+pub fn remove_tag(remover: &dyn Remover, dir: &str) -> Result<()> {
+    remover.remove_tree(&format!("{dir}/index"))?;
+    remover.remove_tree(&format!("{dir}/current"))?;
+    remover.remove_tree(dir)
 }
 
 /// Ends a job whose work is all done: deletes its bin, then the trash if it is empty.

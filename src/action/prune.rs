@@ -627,6 +627,7 @@ fn estimate(
         min_age: opts.min_age,
         force: true,
         now: opts.now,
+        upload_age: None,
     };
     let ahead = gc::MarkFacts::with_unparsed(extra);
     let mut after_graph = g.clone();
@@ -736,9 +737,13 @@ pub fn finish(
         if !root.exists(&from) {
             continue;
         }
-        let dir = format!("{bin}/{}", jobs::encode_repo(&t.repository));
-        remover.make_dir(&dir)?;
-        remover.rename(&from, &format!("{dir}/{}", t.tag))?;
+        if remover.capabilities().atomic_rename {
+            let dir = format!("{bin}/{}", jobs::encode_repo(&t.repository));
+            remover.make_dir(&dir)?;
+            remover.rename(&from, &format!("{dir}/{}", t.tag))?;
+        } else {
+            jobs::remove_tag(remover, &from)?;
+        }
         done.tags += 1;
     }
     // What the tags left in the tree reach, when finishing an interrupted run.

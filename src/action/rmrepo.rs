@@ -173,6 +173,45 @@ pub fn apply(
     finish(root, &bin, &job, remover, interrupt, now)
 }
 
+/// Removes the job's repositories where there is no rename (an object store), in place and
+/// references before referents: each tag (its history, then its `current/link`), then the
+/// revisions, referrers first (an index before its children, a referrer before its subject),
+/// then whatever else `_manifests` holds, then `_layers` and `_uploads`. Every moment's layout
+/// is one the registry serves; a nested repository (`team/app/api` below `team/app`) is never
+/// touched. What is left afterwards (nothing) is what [`finish`]'s moves find.
+fn remove_in_place(
+    root: &Root,
+    job: &RmJob,
+    remover: &dyn Remover,
+    stop: &dyn Fn() -> Result<()>,
+    now: std::time::SystemTime,
+) -> Result<()> {
+    let inv = scan::scan(root, scan::Depth::Names)?;
+    let g = graph::build_for_gc(root, &inv, now);
+    for r in &job.repositories {
+        let Some(rg) = g.repos.get(r) else {
+            continue;
+        };
+        for t in rg.tags.keys() {
+            stop()?;
+            jobs::remove_tag(remover, &layout::tag_dir(r, t))?;
+        }
+        for d in graph::referrers_first(&g, &rg.revisions) {
+            stop()?;
+            let rel = layout::revision_link(r, &d);
+            remover.remove_tree(rel.trim_end_matches("/link"))?;
+        }
+    }
+    for r in &job.repositories {
+        stop()?;
+        let dir = layout::repo_dir(r);
+        for special in ["_manifests", "_layers", "_uploads"] {
+            remover.remove_tree(&format!("{dir}/{special}"))?;
+        }
+    }
+    Ok(())
+}
+
 /// Does (or finishes) a recorded removal: moves what is still in the tree into the bin,
 /// removes the directories left empty, deletes the recorded blobs nothing refers to now, and
 /// deletes the bin.
@@ -188,7 +227,11 @@ pub fn finish(
     now: std::time::SystemTime,
 ) -> Result<RmApplied> {
     let stop = || Error::check_interrupt(interrupt);
-    for r in &job.repositories {
+    let renames = remover.capabilities().atomic_rename;
+    if !renames {
+        remove_in_place(root, job, remover, &stop, now)?;
+    }
+    for r in job.repositories.iter().filter(|_| renames) {
         stop()?;
         let dir = layout::repo_dir(r);
         let to = format!("{bin}/{}", jobs::encode_repo(r));
@@ -212,7 +255,10 @@ pub fn finish(
     }
     let mut done = RmApplied::default();
     if !job.blobs.is_empty() {
-        // Re-check: whatever another repository refers to now is kept.
+        // Re-check: whatever another repository refers to now is kept (an object store is
+        // listed again for it).
+        let fresh = root.refreshed()?;
+        let root = &fresh;
         let inv = scan::scan(root, scan::Depth::Names)?;
         if let Some(why) = inv.blind_spots() {
             return Err(Error::Refused(format!(
@@ -238,7 +284,9 @@ pub fn finish(
             done.blobs += 1;
             done.bytes += b.size;
         }
-        remove_empty_shards(root, remover)?;
+        if remover.capabilities().directories {
+            remove_empty_shards(root, remover)?;
+        }
     }
     stop()?;
     jobs::close(remover, bin)?;

@@ -975,5 +975,15 @@ fn upload_finding(repo: &RepoName, u: &crate::scan::Upload, now: SystemTime) -> 
             }
         }
     };
+    let f = match &u.multipart {
+        Some(m) => {
+            let message = format!(
+                "{}; its data is an in-progress multipart upload ({} bytes in {} parts), invisible to listings and billed until aborted",
+                f.message, u.size, m.parts
+            );
+            Finding { message, ..f }
+        }
+        None => f,
+    };
     f.repo(repo).size(u.size).path(rel)
 }

@@ -180,6 +180,19 @@ pub fn gc_human(out: &mut dyn Write, d: &GcDoc<'_>) -> std::io::Result<()> {
         "kept (young): {} blobs, {} manifests (--min-age)",
         p.kept_young_blobs, p.kept_young_manifests
     )?;
+    if !s.uploads.is_empty() {
+        let verb = if d.dry_run || d.refused {
+            "would abort"
+        } else {
+            "aborted"
+        };
+        writeln!(
+            out,
+            "{verb}: {} unfinished multipart uploads ({}) older than --upload-age",
+            s.uploads.len(),
+            HumanBytes(s.uploads.iter().map(|u| u.bytes).sum())
+        )?;
+    }
     if let Some(a) = d.applied {
         if a.rechecked_kept > 0 {
             writeln!(
@@ -464,5 +477,26 @@ pub fn du_human(out: &mut dyn Write, u: &Usage) -> std::io::Result<()> {
         out,
         "unreferenced: {} (gc would free)",
         HumanBytes(u.unreferenced_bytes)
-    )
+    )?;
+    let up = &u.uploads;
+    if up.count > 0 {
+        write!(
+            out,
+            "uploads:      {} unfinished, {}",
+            up.count,
+            HumanBytes(up.bytes)
+        )?;
+        if let Some(t) = &up.oldest {
+            write!(out, ", oldest started {t}")?;
+        }
+        if up.multipart > 0 {
+            write!(
+                out,
+                " ({} in-progress multipart uploads, invisible to listings)",
+                up.multipart
+            )?;
+        }
+        writeln!(out)?;
+    }
+    Ok(())
 }

@@ -75,6 +75,18 @@ pub struct Upload {
     /// `startedat`: `None` when absent, `Some(Err)` when unparseable. When it is absent and the
     /// id is a UUIDv7 (Distribution v3.1), the time in the id.
     pub started: Option<Result<SystemTime, String>>,
+    /// On an object store, the in-progress multipart upload that `data` is (invisible to
+    /// listings, billed, never aborted by the registry).
+    pub multipart: Option<Multipart>,
+}
+
+/// An in-progress multipart upload.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Multipart {
+    /// The store's id of it.
+    pub upload_id: String,
+    /// Its parts.
+    pub parts: u64,
 }
 
 /// A repository directory (one with `_manifests`, `_layers` or `_uploads`).
@@ -385,9 +397,58 @@ pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
         inv.pinned.append(&mut p.pinned);
         inv.skipped.append(&mut p.skipped);
     }
+    add_hidden_uploads(root, &mut inv);
     inv.skipped.sort();
     inv.unseen_refs.sort();
     Ok(inv)
+}
+
+/// The unfinished uploads the storage keeps out of its listings (an object store's
+/// in-progress multipart uploads of `_uploads/<id>/data`), joined to the uploads the listing
+/// found (`startedat`, hash states) or added; a storage that cannot list them is a warning.
+fn add_hidden_uploads(root: &Root, inv: &mut Inventory) {
+    let repos = format!("{V2}/repositories");
+    let hidden = match root.storage().hidden_uploads(&repos) {
+        Ok(h) => h,
+        Err(e) => {
+            inv.findings.push(
+                Finding::new(
+                    Kind::UploadsUnlisted,
+                    format!("could not list the in-progress multipart uploads: {e}"),
+                )
+                .path(&repos),
+            );
+            return;
+        }
+    };
+    for h in hidden {
+        let Some(rest) = h.rel.strip_prefix(&format!("{repos}/")) else {
+            continue;
+        };
+        let Some((repo, tail)) = rest.split_once("/_uploads/") else {
+            continue;
+        };
+        let Some(id) = tail.strip_suffix("/data").filter(|id| !id.contains('/')) else {
+            continue;
+        };
+        let name = RepoName::from_disk(repo);
+        let r = inv
+            .repos
+            .entry(name.clone())
+            .or_insert_with(|| Repo::new(name));
+        let u = r.uploads.entry(id.to_string()).or_insert_with(|| Upload {
+            id: id.to_string(),
+            ..Upload::default()
+        });
+        u.size = h.bytes;
+        if u.started.is_none() {
+            u.started = h.initiated.map(Ok);
+        }
+        u.multipart = Some(Multipart {
+            upload_id: h.upload_id,
+            parts: h.parts,
+        });
+    }
 }
 
 /// A symlink regfsck follows (see [`crate::layout::FOLLOWED`]), for the report.

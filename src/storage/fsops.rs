@@ -41,6 +41,16 @@ pub trait Remover: Sync {
         }
         Ok(())
     }
+    /// Aborts the in-progress multipart upload `upload_id` of the key `rel` (an object store's
+    /// unfinished upload); a local disk has none.
+    ///
+    /// # Errors
+    /// I/O errors; [`Error::Refused`] where there are no multipart uploads.
+    fn abort_upload(&self, rel: &str, _upload_id: &str) -> Result<()> {
+        Err(Error::Refused(format!(
+            "{rel}: no multipart uploads on a local disk"
+        )))
+    }
     /// Removes a directory and everything in it (a blob, a link directory, an upload).
     ///
     /// # Errors
@@ -467,6 +477,13 @@ pub struct DryRun {
 }
 
 impl Remover for DryRun {
+    fn abort_upload(&self, rel: &str, upload_id: &str) -> Result<()> {
+        if let Ok(mut l) = self.log.lock() {
+            l.push(format!("abort {rel} {upload_id}"));
+        }
+        Ok(())
+    }
+
     fn remove_tree(&self, rel: &str) -> Result<()> {
         if let Ok(mut l) = self.log.lock() {
             l.push(format!("remove {rel}"));

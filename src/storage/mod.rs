@@ -57,6 +57,22 @@ pub struct Entry {
     pub meta: Option<Meta>,
 }
 
+/// An upload an object store keeps out of its listings: an in-progress multipart upload (the
+/// registry writes an unfinished upload's `data` so, and never aborts it).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HiddenUpload {
+    /// Root-relative key it is for (`.../_uploads/<id>/data`).
+    pub rel: String,
+    /// The store's id of it.
+    pub upload_id: String,
+    /// When it was started.
+    pub initiated: Option<SystemTime>,
+    /// Bytes in its parts.
+    pub bytes: u64,
+    /// Its parts.
+    pub parts: u64,
+}
+
 /// Links found below a directory regfsck cannot name (not UTF-8), kept as references.
 #[derive(Debug, Clone, Default)]
 pub struct Pinned {
@@ -171,6 +187,15 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// The local directory of this storage, when it is one (the write half and the commands
     /// that need a filesystem use it).
     fn local_root(&self) -> Option<&std::path::Path>;
+
+    /// Uploads below `rel` that the storage keeps out of its listings (an object store's
+    /// in-progress multipart uploads, with their parts' bytes); none on a local disk.
+    ///
+    /// # Errors
+    /// I/O errors.
+    fn hidden_uploads(&self, _rel: &str) -> std::io::Result<Vec<HiddenUpload>> {
+        Ok(Vec::new())
+    }
 
     /// Its own write half, when it is not a local directory's ([`fsops::FsRemover`]).
     fn remover(&self) -> Option<Box<dyn fsops::Remover + '_>> {

@@ -493,6 +493,10 @@ impl Storage for Object {
         None
     }
 
+    fn hidden_uploads(&self, rel: &str) -> std::io::Result<Vec<super::HiddenUpload>> {
+        self.rt.block_on(self.multipart_uploads(rel))
+    }
+
     fn remover(&self) -> Option<Box<dyn super::fsops::Remover + '_>> {
         Some(Box::new(self.writer()))
     }
@@ -548,6 +552,8 @@ impl RateLimit {
 pub struct ObjectWriter<'a> {
     obj: &'a Object,
     limit: RateLimit,
+    /// Keys this writer put or copied (not in the listing): deleted with their "directory".
+    written: Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Object {
@@ -556,6 +562,7 @@ impl Object {
         ObjectWriter {
             obj: self,
             limit: RateLimit::new(self.spec.write_rate),
+            written: Mutex::new(std::collections::BTreeSet::new()),
         }
     }
 
@@ -632,11 +639,26 @@ impl ObjectWriter<'_> {
 
     /// The keys of the "directory" (or object) `rel`, as listed.
     fn keys_of(&self, rel: &str) -> Vec<String> {
-        let mut out: Vec<String> = self.obj.below(rel).map(|(k, _)| k.clone()).collect();
+        let mut out: std::collections::BTreeSet<String> =
+            self.obj.below(rel).map(|(k, _)| k.clone()).collect();
         if self.obj.index.contains_key(rel) {
-            out.push(rel.to_string());
+            out.insert(rel.to_string());
         }
-        out
+        let below = format!("{rel}/");
+        if let Ok(w) = self.written.lock() {
+            out.extend(
+                w.iter()
+                    .filter(|k| *k == rel || k.starts_with(&below))
+                    .cloned(),
+            );
+        }
+        out.into_iter().collect()
+    }
+
+    fn wrote(&self, rel: &str) {
+        if let Ok(mut w) = self.written.lock() {
+            w.insert(rel.to_string());
+        }
     }
 
     fn put(
@@ -655,7 +677,9 @@ impl ObjectWriter<'_> {
                 .await
                 .map(|_| ())
         })
-        .map_err(|e| self.err(rel, io_err(e)))
+        .map_err(|e| self.err(rel, io_err(e)))?;
+        self.wrote(rel);
+        Ok(())
     }
 }
 
@@ -710,7 +734,9 @@ impl super::fsops::Remover for ObjectWriter<'_> {
             self.limit.wait().await;
             o.store.copy(&o.key(from), &o.key(to)).await
         })
-        .map_err(|e| self.err(from, io_err(e)))
+        .map_err(|e| self.err(from, io_err(e)))?;
+        self.wrote(to);
+        Ok(())
     }
 
     fn move_tree(&self, from: &str, to: &str) -> crate::error::Result<()> {
@@ -725,10 +751,222 @@ impl super::fsops::Remover for ObjectWriter<'_> {
         self.delete_keys(keys)
     }
 
+    fn abort_upload(&self, rel: &str, upload_id: &str) -> crate::error::Result<()> {
+        writable_rel(self.obj, rel)?;
+        let o = self.obj;
+        o.rt.block_on(self.limit.wait());
+        o.abort_upload(rel, upload_id).map_err(|e| self.err(rel, e))
+    }
+
     fn capabilities(&self) -> super::fsops::Capabilities {
         super::fsops::Capabilities {
             atomic_rename: false,
             directories: false,
         }
+    }
+}
+
+/// `ListMultipartUploadsResult` (the fields regfsck reads).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UploadsPage {
+    upload: Vec<UploadEntry>,
+    is_truncated: bool,
+    next_key_marker: Option<String>,
+    next_upload_id_marker: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct UploadEntry {
+    key: String,
+    upload_id: String,
+    initiated: Option<String>,
+}
+
+/// `ListPartsResult` (the fields regfsck reads).
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct PartsPage {
+    part: Vec<PartEntry>,
+    is_truncated: bool,
+    next_part_number_marker: Option<String>,
+}
+
+#[derive(Debug, Default, serde::Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+struct PartEntry {
+    size: u64,
+}
+
+impl Object {
+    /// The bucket's URL (path style with an endpoint, as the registry 2.8 addresses it;
+    /// virtual-hosted on AWS otherwise).
+    fn bucket_url(&self) -> std::io::Result<url::Url> {
+        let region = self.spec.region.as_deref().unwrap_or("us-east-1");
+        let text = match &self.spec.endpoint {
+            Some(e) if !self.spec.virtual_hosted => {
+                format!("{}/{}/", e.trim_end_matches('/'), self.spec.bucket)
+            }
+            Some(e) => {
+                let (scheme, host) = e.split_once("://").unwrap_or(("https", e));
+                format!(
+                    "{scheme}://{}.{}/",
+                    self.spec.bucket,
+                    host.trim_end_matches('/')
+                )
+            }
+            None => format!("https://{}.s3.{region}.amazonaws.com/", self.spec.bucket),
+        };
+        url::Url::parse(&text).map_err(|e| std::io::Error::other(format!("{text}: {e}")))
+    }
+
+    /// A signed GET of `path` (below the bucket URL, percent-encoded) with `query` (sorted):
+    /// the answer's body.
+    async fn signed_get(&self, path: &str, query: &[(&str, &str)]) -> std::io::Result<String> {
+        let (Some(key), Some(secret)) = (&self.spec.access_key, &self.spec.secret_key) else {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::PermissionDenied,
+                "no credentials to list the bucket's multipart uploads",
+            ));
+        };
+        let base = self.bucket_url()?;
+        let url = base
+            .join(path)
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let now = jiff::Timestamp::now();
+        let region = self.spec.region.as_deref().unwrap_or("us-east-1");
+        let signed = rusty_s3::signing::sign(
+            &now,
+            rusty_s3::Method::Get,
+            url,
+            key,
+            secret,
+            self.spec.session_token.as_deref(),
+            region,
+            300,
+            query.iter().copied(),
+            std::iter::empty(),
+        );
+        let client = reqwest::Client::builder()
+            .build()
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let resp = client
+            .get(signed.clone())
+            .send()
+            .await
+            .map_err(|e| std::io::Error::other(format!("GET {}: {e}", base)))?;
+        let status = resp.status();
+        let body = resp
+            .text()
+            .await
+            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        if !status.is_success() {
+            let kind = if status.as_u16() == 403 {
+                std::io::ErrorKind::PermissionDenied
+            } else {
+                std::io::ErrorKind::Other
+            };
+            return Err(std::io::Error::new(
+                kind,
+                format!(
+                    "listing multipart uploads: {status}: {}",
+                    body.chars().take(300).collect::<String>()
+                ),
+            ));
+        }
+        Ok(body)
+    }
+
+    /// The in-progress multipart uploads below root-relative `rel`, with their parts' bytes:
+    /// ListMultipartUploads, then ListParts for each, all pages.
+    async fn multipart_uploads(&self, rel: &str) -> std::io::Result<Vec<super::HiddenUpload>> {
+        let prefix = format!("{}/", self.key(rel).as_ref());
+        let mut found: Vec<UploadEntry> = Vec::new();
+        let (mut key_marker, mut id_marker) = (String::new(), String::new());
+        loop {
+            let mut q: Vec<(&str, &str)> = Vec::new();
+            if !key_marker.is_empty() {
+                q.push(("key-marker", &key_marker));
+            }
+            q.push(("prefix", &prefix));
+            if !id_marker.is_empty() {
+                q.push(("upload-id-marker", &id_marker));
+            }
+            q.push(("uploads", ""));
+            let body = self.signed_get("", &q).await?;
+            let page: UploadsPage = quick_xml::de::from_str(&body)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            found.extend(page.upload);
+            match (page.is_truncated, page.next_key_marker) {
+                (true, Some(k)) if !k.is_empty() => {
+                    key_marker = k;
+                    id_marker = page.next_upload_id_marker.unwrap_or_default();
+                }
+                _ => break,
+            }
+        }
+        let n = self.spec.concurrency.max(1);
+        let out: Vec<super::HiddenUpload> =
+            futures::stream::iter(found.into_iter().map(|u| async move {
+                let (bytes, parts) = self.parts_of(&u.key, &u.upload_id).await?;
+                let initiated = u
+                    .initiated
+                    .as_deref()
+                    .and_then(|t| t.parse::<jiff::Timestamp>().ok())
+                    .map(SystemTime::from);
+                Ok::<_, std::io::Error>(super::HiddenUpload {
+                    rel: self.rel(&Key::from(u.key.as_str())),
+                    upload_id: u.upload_id,
+                    initiated,
+                    bytes,
+                    parts,
+                })
+            }))
+            .buffered(n)
+            .try_collect()
+            .await?;
+        Ok(out)
+    }
+
+    /// Bytes and number of the parts of one multipart upload.
+    async fn parts_of(&self, key: &str, upload_id: &str) -> std::io::Result<(u64, u64)> {
+        let path: String = key
+            .split('/')
+            .map(|c| {
+                url::form_urlencoded::byte_serialize(c.as_bytes())
+                    .collect::<String>()
+                    .replace('+', "%20")
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        let (mut bytes, mut parts) = (0, 0);
+        let mut marker = String::new();
+        loop {
+            let mut q: Vec<(&str, &str)> = Vec::new();
+            if !marker.is_empty() {
+                q.push(("part-number-marker", &marker));
+            }
+            q.push(("uploadId", upload_id));
+            let body = self.signed_get(&path, &q).await?;
+            let page: PartsPage = quick_xml::de::from_str(&body)
+                .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
+            parts += page.part.len() as u64;
+            bytes += page.part.iter().map(|p| p.size).sum::<u64>();
+            match (page.is_truncated, page.next_part_number_marker) {
+                (true, Some(m)) if !m.is_empty() => marker = m,
+                _ => break,
+            }
+        }
+        Ok((bytes, parts))
+    }
+
+    /// Aborts the multipart upload `upload_id` of root-relative `rel`.
+    fn abort_upload(&self, rel: &str, upload_id: &str) -> std::io::Result<()> {
+        use object_store::multipart::MultipartStore;
+        let id: object_store::MultipartId = upload_id.to_string();
+        self.rt
+            .block_on(self.store.abort_multipart(&self.key(rel), &id))
+            .map_err(io_err)
     }
 }

@@ -9,6 +9,10 @@ use std::process::Command;
 use crate::common::s3::S3;
 use crate::common::{Sample, findings, regfsck};
 
+/// The bucket of the tests that change what they load (each below a prefix of its own: a
+/// SeaweedFS `weed mini` answers 500 once too many buckets hold volumes).
+const WRITES: &str = "writes";
+
 /// `regfsck ARGS` against the sample's bucket prefix (as ROOT, unless `root` is false).
 fn on_s3(s3: &S3, prefix: &str, args: &[&str], root: bool) -> std::process::Output {
     let mut c = regfsck();
@@ -62,8 +66,26 @@ fn ls_du_and_verify_say_on_s3_what_they_say_on_disk() {
     );
     let lines: BTreeSet<String> = text(&out).lines().map(str::to_string).collect();
     assert_eq!(lines, loaded.view.iter().cloned().collect());
-    // du: the same bytes.
-    assert_eq!(text(&on_s3(&s3, p, &["du"], true)), text(&on_disk(&["du"])));
+    // du: the same bytes; the unfinished upload (started when it was pushed, on disk long
+    // ago) is an in-progress multipart upload there.
+    let no_uploads = |t: String| -> String {
+        t.lines()
+            .filter(|l| !l.starts_with("uploads:"))
+            .map(|l| format!("{l}\n"))
+            .collect()
+    };
+    let du = text(&on_s3(&s3, p, &["du"], true));
+    let du_disk = text(&on_disk(&["du"]));
+    assert_eq!(no_uploads(du.clone()), no_uploads(du_disk.clone()));
+    assert!(
+        du_disk.contains("uploads:      1 unfinished, 19 B"),
+        "{du_disk}"
+    );
+    assert!(
+        du.contains("uploads:      1 unfinished, 19 B")
+            && du.contains("(1 in-progress multipart uploads, invisible to listings)"),
+        "{du}"
+    );
     assert_eq!(
         text(&on_s3(&s3, p, &["ls", "--untagged"], true)),
         text(&on_disk(&["ls", "--untagged"]))
@@ -224,24 +246,31 @@ fn skopeo_pulls_every_tag_from_serve_on_s3() {
 }
 
 #[test]
-fn real_prune_rm_repo_and_repair_change_nothing_on_s3_and_bad_credentials_are_a_clear_error() {
+fn a_real_repair_changes_nothing_on_s3_and_bad_credentials_are_a_clear_error() {
     let (s3, loaded) = S3::sample();
     let p = loaded.prefix.as_str();
     let before = s3.list_keys(p);
-    for args in [&["prune", "--keep-last", "1"][..], &["repair", "--yes"]] {
+    let out = on_s3(&s3, p, &["repair", "--yes"], true);
+    assert_eq!(out.status.code(), Some(8));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("changes only local storage for now"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Dry runs of the others change nothing either.
+    for args in [
+        &["prune", "--keep-last", "0", "--dry-run"][..],
+        &["gc", "-m", "--min-age", "0", "--dry-run"],
+        &["rm-repo", "--dry-run", "alpine-mini", "--root"],
+    ] {
         let out = on_s3(&s3, p, args, true);
-        assert_eq!(out.status.code(), Some(8), "{args:?}");
-        assert!(
-            String::from_utf8_lossy(&out.stderr).contains("changes only local storage for now"),
-            "{}",
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{args:?}: {}",
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let mut c = regfsck();
-    c.arg("--root")
-        .arg(s3.url(p))
-        .args(["rm-repo", "alpine-mini"]);
-    assert_eq!(s3.env(&mut c).output().unwrap().status.code(), Some(8));
     assert_eq!(s3.list_keys(p), before, "nothing changed in the bucket");
     // A wrong secret: exit 8 naming the bucket, no panic.
     let mut bad = s3.clone();
@@ -377,8 +406,8 @@ fn registry_pulls(s3: &S3, prefix: &str, view: &[String]) -> Vec<String> {
 /// finds nothing left, and verify finds nothing new. Then a real `gc -m`, the same way.
 #[test]
 fn a_real_gc_on_s3_deletes_what_the_registrys_gc_would_and_every_tag_still_pulls() {
-    let s3 = S3::with_bucket("gc-real");
-    let loaded = s3.load_sample("sample");
+    let s3 = S3::with_bucket(WRITES);
+    let loaded = s3.load_sample("gc-real");
     let p = loaded.prefix.as_str();
     let before = s3.list_keys(p);
     let out = on_s3(&s3, p, &["gc", "--json", "--min-age", "0"], true);
@@ -462,23 +491,24 @@ fn s3_errors(s3: &S3, prefix: &str) -> BTreeSet<String> {
         .collect()
 }
 
-/// `gc -m` on a bucket killed (SIGKILL) at random moments, trial `i` of `n` after a delay
+/// `args` on a bucket killed (SIGKILL) at random moments, trial `i` of `n` after a delay
 /// uniform in `[i T / n, (i + 1) T / n)`, `T` an uninterrupted run's time: verify finds no
 /// error, and a second run converges to the keys an uninterrupted run leaves.
 /// `REGFSCK_KILL_TRIALS=N` for a soak run (default 4).
-#[test]
-fn gc_on_s3_killed_at_random_moments() {
+fn killed_at_random_moments_on_s3(name: &str, args: &[&str]) {
     let n: u64 = std::env::var("REGFSCK_KILL_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(4);
-    let s3 = S3::with_bucket("gc-kill");
-    s3.load_sample("sample");
-    assert_eq!(s3_errors(&s3, "sample"), BTreeSet::new());
-    let gc = ["gc", "-m", "--min-age", "0", "-q"];
-    s3.copy_prefix("sample", "uninterrupted");
+    // Prefixes of this test's own below the shared bucket: `<name>/sample` pushed by the
+    // registry, `<name>/uninterrupted` and `<name>/trial-<i>` copies of it.
+    let s3 = S3::with_bucket(WRITES);
+    let (sample, reference) = (format!("{name}/sample"), format!("{name}/uninterrupted"));
+    s3.load_sample(&sample);
+    assert_eq!(s3_errors(&s3, &sample), BTreeSet::new());
+    s3.copy_prefix(&sample, &reference);
     let t0 = std::time::Instant::now();
-    let out = on_s3(&s3, "uninterrupted", &gc, true);
+    let out = on_s3(&s3, &reference, args, true);
     let took = t0.elapsed();
     assert_eq!(
         out.status.code(),
@@ -486,17 +516,17 @@ fn gc_on_s3_killed_at_random_moments() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let want = keys_below(&s3, "uninterrupted");
-    let all = keys_below(&s3, "sample");
+    let want = keys_below(&s3, &reference);
+    let all = keys_below(&s3, &sample);
     assert!(want.len() < all.len());
     let mut mid = 0;
     for i in 0..n {
-        let p = format!("trial-{i}");
-        s3.copy_prefix("sample", &p);
+        let p = format!("{name}/trial-{i}");
+        s3.copy_prefix(&sample, &p);
         let jitter = (u128::from(i) * 7919 % 1000) as f64 / 1000.0;
         let delay = took.mul_f64((i as f64 + jitter) / n as f64);
         let mut c = regfsck();
-        c.args(gc).arg(s3.url(&p));
+        c.args(args).arg(s3.url(&p));
         let mut child = s3
             .env(&mut c)
             .stdout(std::process::Stdio::null())
@@ -511,14 +541,242 @@ fn gc_on_s3_killed_at_random_moments() {
             mid += 1;
         }
         assert_eq!(s3_errors(&s3, &p), BTreeSet::new(), "trial {i} ({delay:?})");
-        let out = on_s3(&s3, &p, &gc, true);
-        assert_eq!(
-            out.status.code(),
-            Some(0),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        // Killed after its last step (the record deleted): done; otherwise a rerun finishes.
+        if now != want {
+            let out = on_s3(&s3, &p, args, true);
+            assert_eq!(
+                out.status.code(),
+                Some(0),
+                "trial {i} ({delay:?}): {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
         assert_eq!(keys_below(&s3, &p), want, "trial {i} ({delay:?})");
     }
-    eprintln!("gc -m on S3: {n} kills within {took:?}, {mid} of them mid-deletion");
+    eprintln!("{args:?} on S3: {n} kills within {took:?}, {mid} of them mid-deletion");
+}
+
+#[test]
+fn gc_on_s3_killed_at_random_moments() {
+    killed_at_random_moments_on_s3("gc-kill", &["gc", "-m", "--min-age", "0", "-q"]);
+}
+
+#[test]
+fn prune_on_s3_killed_at_random_moments() {
+    killed_at_random_moments_on_s3(
+        "prune-kill",
+        &[
+            "prune",
+            "--repo",
+            "alpine-mini",
+            "--keep-last",
+            "0",
+            "--gc",
+            "--min-age",
+            "0",
+            "-q",
+        ],
+    );
+}
+
+#[test]
+fn rm_repo_on_s3_killed_at_random_moments() {
+    killed_at_random_moments_on_s3("rm-kill", &["rm-repo", "-q", "team/app", "--root"]);
+}
+
+/// Files below `root` (relative), as keys would be: blobs and repositories, no uploads.
+fn files_below(root: &std::path::Path) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for e in walkdir::WalkDir::new(root) {
+        let e = e.unwrap();
+        if e.file_type().is_file() {
+            out.insert(
+                e.path()
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .into_owned(),
+            );
+        }
+    }
+    out
+}
+
+/// A real `prune --gc` and `rm-repo` on a bucket the real registry pushed into: the kept tags
+/// (and nested repositories) still pull from `docker-registry serve` on the bucket, the
+/// removed ones do not, the registry's own gc finds nothing left, and the bucket holds exactly
+/// the files the same commands leave on the same layout on disk.
+#[test]
+fn a_real_prune_and_rm_repo_on_s3_leave_what_they_leave_on_disk() {
+    let s3 = S3::with_bucket(WRITES);
+    let loaded = s3.load_sample("prune-real");
+    let p = loaded.prefix.as_str();
+    let disk = Sample::registry();
+    let prune = [
+        "prune",
+        "--repo",
+        "alpine-mini",
+        "--keep-last",
+        "0",
+        "--gc",
+        "--min-age",
+        "0",
+        "--json",
+    ];
+    let out = on_s3(&s3, p, &prune, true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    let here = regfsck().args(prune).arg(disk.root()).output().unwrap();
+    assert_eq!(here.status.code(), Some(0));
+    assert_eq!(v["gc"]["applied"], json(&here)["gc"]["applied"], "{v}");
+    let kept: Vec<String> = loaded
+        .view
+        .iter()
+        .filter(|l| !l.starts_with("alpine-mini:"))
+        .cloned()
+        .collect();
+    assert_eq!(registry_pulls(&s3, p, &kept), Vec::<String>::new());
+    let gone = registry_pulls(&s3, p, &["alpine-mini:latest:x".to_string()]);
+    assert_eq!(gone.len(), 1, "alpine-mini:latest still pulls");
+    assert_eq!(s3.registry_gc_dry_run(p, false).0, BTreeSet::new());
+    // rm-repo of a repository with a nested one below it.
+    let out = on_s3(&s3, p, &["rm-repo", "--json", "team/app", "--root"], true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let here = regfsck()
+        .args(["rm-repo", "--json", "team/app", "--root"])
+        .arg(disk.root())
+        .output()
+        .unwrap();
+    assert_eq!(
+        here.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&here.stderr)
+    );
+    let kept: Vec<String> = kept
+        .into_iter()
+        .filter(|l| !l.starts_with("team/app:"))
+        .collect();
+    assert!(kept.iter().any(|l| l.starts_with("team/app/api:")));
+    assert_eq!(registry_pulls(&s3, p, &kept), Vec::<String>::new());
+    assert_eq!(
+        registry_pulls(&s3, p, &["team/app:latest:x".to_string()]).len(),
+        1
+    );
+    assert_eq!(s3.registry_gc_dry_run(p, false).0, BTreeSet::new());
+    // The same files as on disk (uploads aside: on S3 the sample's unfinished one is a
+    // multipart upload, and the registry's pulls above wrote nothing).
+    let no_uploads = |s: BTreeSet<String>| -> BTreeSet<String> {
+        s.into_iter()
+            .filter(|k| !k.contains("/_uploads/"))
+            .collect()
+    };
+    assert_eq!(
+        no_uploads(keys_below(&s3, p)),
+        no_uploads(files_below(disk.root()))
+    );
+    assert_eq!(s3_errors(&s3, p), BTreeSet::new());
+}
+
+/// The upload S3 hides: the sample's half-finished upload (19 bytes sent through the real
+/// registry, then the client stopped) is, on S3, an in-progress multipart upload of
+/// `_uploads/<id>/data`, invisible to listings. verify reports it with its bytes; gc aborts it
+/// only once it is older than `--upload-age` (default the registry's 7 days), lists it in a
+/// dry run, and touches nothing else for it.
+#[test]
+fn unfinished_multipart_uploads_are_reported_and_aborted_after_their_age() {
+    let s3 = S3::with_bucket(WRITES);
+    let loaded = s3.load_sample("uploads");
+    let p = loaded.prefix.as_str();
+    // The clock as it is, and 8 days on (the tests' fixed REGFSCK_NOW is before the push).
+    let at = |days: u64| {
+        let t = std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86_400);
+        humantime::format_rfc3339_seconds(t).to_string()
+    };
+    let (today, later) = (at(0), at(8));
+    let run = |now: &str, args: &[&str]| {
+        let mut c = regfsck();
+        c.env("REGFSCK_NOW", now).args(args).arg(s3.url(p));
+        s3.env(&mut c).output().unwrap()
+    };
+    let up = s3.uploads(&format!("{p}/"));
+    assert_eq!(up.len(), 1, "{up:?}");
+    assert!(
+        up[0]
+            .0
+            .ends_with(&format!("/_uploads/{}/data", loaded.upload)),
+        "{up:?}"
+    );
+    let v = json(&run(&today, &["verify", "--json", "--no-content"]));
+    let f = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["kind"] == "upload_in_progress")
+        .unwrap_or_else(|| panic!("{v}"));
+    assert_eq!(f["size"], 19, "{f}");
+    assert!(
+        f["message"]
+            .as_str()
+            .unwrap()
+            .contains("in-progress multipart upload (19 bytes in 1 parts)"),
+        "{f}"
+    );
+    let v = json(&run(&later, &["verify", "--json", "--no-content"]));
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|f| f["kind"] == "upload_stale" && f["size"] == 19),
+        "{v}"
+    );
+    // Young: a dry run aborts nothing; 8 days on it would.
+    let gc = ["gc", "--dry-run", "--json", "--min-age", "0"];
+    let dry = json(&run(&today, &gc));
+    assert!(dry["sweep"].get("uploads").is_none(), "{dry}");
+    let dry = json(&run(&later, &gc));
+    assert_eq!(
+        dry["sweep"]["uploads"][0]["id"],
+        loaded.upload.as_str(),
+        "{dry}"
+    );
+    assert_eq!(dry["sweep"]["uploads"][0]["bytes"], 19);
+    assert_eq!(
+        s3.uploads(&format!("{p}/")).len(),
+        1,
+        "a dry run changed nothing"
+    );
+    // A real run aborts it and removes its startedat and hash states, nothing else of it.
+    let before = keys_below(&s3, p);
+    let out = run(&later, &["gc", "--json", "--min-age", "0"]);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v = json(&out);
+    assert_eq!(v["applied"]["uploads"], 1, "{v}");
+    assert_eq!(s3.uploads(&format!("{p}/")), Vec::new());
+    let after = keys_below(&s3, p);
+    let gone: Vec<&String> = before.difference(&after).collect();
+    let upload_dir = format!("/_uploads/{}/", loaded.upload);
+    assert!(gone.iter().any(|k| k.contains(&upload_dir)), "{gone:?}");
+    assert!(
+        gone.iter()
+            .all(|k| k.contains(&upload_dir) || k.ends_with("/data") || k.contains("/_layers/")),
+        "{gone:?}"
+    );
+    assert_eq!(registry_pulls(&s3, p, &loaded.view), Vec::<String>::new());
 }
