@@ -118,33 +118,46 @@ pub struct Outcome {
 /// # Errors
 /// [`Error::ConflictingRoots`], [`Error::NoRoot`], config errors, and [`Root::open`]'s errors.
 pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Result<Root> {
-    use crate::storage::object::S3Spec;
-    /// One way of naming the storage.
-    #[derive(Debug, Clone)]
-    enum Place {
-        Local(PathBuf),
-        S3(S3Spec),
-    }
-    impl Place {
-        fn describe(&self) -> String {
-            match self {
-                Place::Local(p) => p.display().to_string(),
-                Place::S3(s) => s.url(),
-            }
+    let (given, cache) = given_places(positional, g, env)?;
+    let place = pick_place(&given, env)?;
+    let mut root = open_place(place, g, env)?;
+    root.set_cache(cache);
+    Ok(root)
+}
+
+/// One way of naming the storage.
+#[derive(Debug, Clone)]
+enum Place {
+    Local(PathBuf),
+    S3(crate::storage::object::S3Spec),
+}
+
+impl Place {
+    /// The place, for messages.
+    fn describe(&self) -> String {
+        match self {
+            Place::Local(p) => p.display().to_string(),
+            Place::S3(s) => s.url(),
         }
-        fn same(&self, other: &Place) -> bool {
-            match (self, other) {
-                (Place::Local(a), Place::Local(b)) => crate::storage::local::same_dir(a, b),
-                (Place::S3(a), Place::S3(b)) => a.bucket == b.bucket && a.prefix == b.prefix,
-                _ => false,
-            }
+    }
+
+    /// Whether both name the same storage.
+    fn same(&self, other: &Place) -> bool {
+        match (self, other) {
+            (Place::Local(a), Place::Local(b)) => crate::storage::local::same_dir(a, b),
+            (Place::S3(a), Place::S3(b)) => a.bucket == b.bucket && a.prefix == b.prefix,
+            _ => false,
         }
     }
-    let named = |p: &Path| -> Option<Place> {
+
+    /// The place `p` names as an `s3://` URL, if it is one.
+    fn named(p: &Path) -> Option<Place> {
         let text = p.to_str()?;
-        S3Spec::from_url(text).map(Place::S3)
-    };
-    let from_config = |cfg: &Path| -> Result<Place> {
+        crate::storage::object::S3Spec::from_url(text).map(Place::S3)
+    }
+
+    /// The storage the registry config `cfg` names (with the environment's overrides).
+    fn from_config(cfg: &Path, env: &Env) -> Result<Place> {
         let mut reg_env = env.registry_env.clone();
         if let Some(r) = &env.registry_rootdirectory {
             reg_env.push((config::ROOT_ENV_OVERRIDE.into(), r.clone()));
@@ -153,16 +166,25 @@ pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Res
             config::StorageSpec::Filesystem(p) => Place::Local(p),
             config::StorageSpec::S3(s) => Place::S3(s),
         })
-    };
+    }
+}
+
+/// The places the explicit ways (positional ROOT, `--root`, `--config`) name, each with how
+/// it was given, and whether a config given names a pull-through cache.
+fn given_places(
+    positional: Option<&Path>,
+    g: &GlobalArgs,
+    env: &Env,
+) -> Result<(Vec<(Place, String)>, bool)> {
     let mut given: Vec<(Place, String)> = Vec::new();
     let mut cache = false;
     if let Some(p) = positional {
-        if let Some(place) = named(p) {
+        if let Some(place) = Place::named(p) {
             given.push((place, "ROOT".into()));
         } else if crate::storage::local::is_file(p) {
             cache |= config::is_proxy(p, env.registry_proxy.as_deref())?;
             given.push((
-                from_config(p)?,
+                Place::from_config(p, env)?,
                 format!("ROOT {} (a registry config)", p.display()),
             ));
         } else {
@@ -171,15 +193,27 @@ pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Res
     }
     if let Some(r) = &g.root {
         given.push((
-            named(r).unwrap_or_else(|| Place::Local(r.clone())),
+            Place::named(r).unwrap_or_else(|| Place::Local(r.clone())),
             "--root".into(),
         ));
     }
     if let Some(cfg) = &g.config {
         cache |= config::is_proxy(cfg, env.registry_proxy.as_deref())?;
-        given.push((from_config(cfg)?, format!("--config {}", cfg.display())));
+        given.push((
+            Place::from_config(cfg, env)?,
+            format!("--config {}", cfg.display()),
+        ));
     }
-    let place = match given.split_first() {
+    Ok((given, cache))
+}
+
+/// The one place the `given` ways agree on (the most complete S3 spec among them), else
+/// `REGFSCK_ROOT`.
+///
+/// # Errors
+/// [`Error::ConflictingRoots`], [`Error::NoRoot`].
+fn pick_place(given: &[(Place, String)], env: &Env) -> Result<Place> {
+    Ok(match given.split_first() {
         Some(((first, how), rest)) => {
             if let Some((other, how2)) = rest.iter().find(|(p, _)| !first.same(p)) {
                 return Err(Error::ConflictingRoots {
@@ -202,12 +236,17 @@ pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Res
         None => match &env.regfsck_root {
             Some(r) => {
                 let p = PathBuf::from(r);
-                named(&p).unwrap_or(Place::Local(p))
+                Place::named(&p).unwrap_or(Place::Local(p))
             }
             None => return Err(Error::NoRoot),
         },
-    };
-    let mut root = match place {
+    })
+}
+
+/// Opens the storage at `place`: a local directory, or a bucket with its settings completed
+/// from the flags and the environment and checked to hold a registry.
+fn open_place(place: Place, g: &GlobalArgs, env: &Env) -> Result<Root> {
+    Ok(match place {
         Place::Local(p) => Root::open(&p)?,
         Place::S3(mut spec) => {
             // Flags beat the config, which beats the environment (as the registry's own S3
@@ -238,9 +277,7 @@ pub fn resolve_root(positional: Option<&Path>, g: &GlobalArgs, env: &Env) -> Res
             }
             Root::with_storage(std::sync::Arc::new(o))
         }
-    };
-    root.set_cache(cache);
-    Ok(root)
+    })
 }
 
 /// Finishes what interrupted destructive runs left in the trash ([`crate::jobs`]), before a

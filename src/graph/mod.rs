@@ -17,7 +17,7 @@ use crate::findings::{Finding, Kind, Severity};
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::scan::{BlobState, Inventory, Link, LinkProblem, Repo};
 use crate::storage::Bounded;
-use manifest::{MAX_MANIFEST_SIZE, Manifest, Role};
+use manifest::{MAX_MANIFEST_SIZE, Manifest, Reference, Role};
 
 /// The registry purges uploads older than this (storage.maintenance.uploadpurging.age).
 pub const UPLOAD_PURGE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -331,10 +331,39 @@ pub fn build_for_gc(root: &Root, inv: &Inventory, now: SystemTime) -> Graph {
     build_with(root, inv, now, false)
 }
 
+/// Builds the graph: parses the linked manifests, collects the digest aliases, checks every
+/// repository, then the declared sizes, the pinned closure and (with `registry_marks`) what
+/// gc without `-m` keeps.
 fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: bool) -> Graph {
-    let mut g = Graph::default();
+    let mut g = Graph {
+        manifests: parse_linked(root, inv),
+        aliases: digest_aliases(inv),
+        cache: root.is_cache(),
+        ..Graph::default()
+    };
+    let ix = Index::new(inv, &g.manifests);
+    let ctx = Ctx {
+        ix: &ix,
+        aliases: &g.aliases,
+        cache: g.cache,
+        now,
+    };
+    let declared = check_repos(inv, &ctx, &mut g.findings, &mut g.repos);
+    size_mismatches(inv, &declared, &mut g.findings);
 
-    // Parse every linked manifest once.
+    drop(ix);
+    // What links regfsck cannot place name, and what those manifests refer to.
+    let pinned_roots: Vec<Digest> = inv.pinned.iter().copied().collect();
+    g.pinned = keep_closure(root, inv, &g, pinned_roots);
+    if registry_marks {
+        mark_registry(root, inv, &mut g);
+    }
+    g
+}
+
+/// Reads and parses every manifest a well-formed revision link names, once per digest, in
+/// parallel after one prefetch batch.
+fn parse_linked(root: &Root, inv: &Inventory) -> BTreeMap<Digest, ManifestState> {
     let mut wanted: Vec<Digest> = inv
         .repos
         .values()
@@ -353,51 +382,59 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
         .par_iter()
         .map(|d| (*d, read_manifest(root, inv, d)))
         .collect();
-    g.manifests = parsed.into_iter().collect();
+    parsed.into_iter().collect()
+}
 
-    // Digest aliases, from every repository's `_layers`.
+/// Digest aliases, from every repository's `_layers` (the first repository by name wins).
+fn digest_aliases(inv: &Inventory) -> FxHashMap<Digest, Digest> {
+    let mut aliases = FxHashMap::default();
     for r in inv.repos.values() {
         for (d, l) in &r.layers {
             if let Ok(t) = l.target {
                 if is_alias(d, &t) {
-                    g.aliases.entry(*d).or_insert(t);
+                    aliases.entry(*d).or_insert(t);
                 }
             }
         }
     }
-    g.cache = root.is_cache();
-    let ix = Index::new(inv, &g.manifests);
-    let ctx = Ctx {
-        ix: &ix,
-        aliases: &g.aliases,
-        cache: g.cache,
-        now,
-    };
-    // Each repository on its own, in parallel; merged in name order (first declaration wins).
-    let repos: Vec<&Repo> = inv.repos.values().collect();
-    let checked: Vec<(RepoGraph, Vec<Finding>, Declared)> = repos
+    aliases
+}
+
+/// Checks each repository on its own, in parallel, and merges the results in name order into
+/// `findings` and `repos`; returns the disagreeing size declarations (first one wins).
+fn check_repos(
+    inv: &Inventory,
+    cx: &Ctx,
+    findings: &mut Vec<Finding>,
+    repos: &mut BTreeMap<RepoName, RepoGraph>,
+) -> Declared {
+    let list: Vec<&Repo> = inv.repos.values().collect();
+    let checked: Vec<(RepoGraph, Vec<Finding>, Declared)> = list
         .par_iter()
         .map(|repo| {
             let mut findings = Vec::new();
             let mut declared = BTreeMap::new();
-            let rg = check_repo(repo, &ctx, &mut findings, &mut declared);
+            let rg = check_repo(repo, cx, &mut findings, &mut declared);
             (rg, findings, declared)
         })
         .collect();
     let mut declared: Declared = BTreeMap::new();
-    for (repo, (rg, findings, decl)) in repos.iter().zip(checked) {
-        g.findings.extend(findings);
+    for (repo, (rg, f, decl)) in list.iter().zip(checked) {
+        findings.extend(f);
         for (d, v) in decl {
             declared.entry(d).or_insert(v);
         }
-        g.repos.insert(repo.name.clone(), rg);
+        repos.insert(repo.name.clone(), rg);
     }
+    declared
+}
 
-    // Sizes declared by descriptors against the stored blobs.
-    for (d, (size, m, repo)) in &declared {
+/// Sizes declared by descriptors against the stored blobs: a finding for each that disagrees.
+fn size_mismatches(inv: &Inventory, declared: &Declared, out: &mut Vec<Finding>) {
+    for (d, (size, m, repo)) in declared {
         if let Some(b) = inv.blobs.get(d) {
             if b.stat && b.size != *size && b.is_file {
-                g.findings.push(
+                out.push(
                     Finding::new(
                         Kind::BlobSizeMismatch,
                         format!(
@@ -413,22 +450,18 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
             }
         }
     }
+}
 
-    drop(ix);
-    // What links regfsck cannot place name, and what those manifests refer to.
-    let pinned_roots: Vec<Digest> = inv.pinned.iter().copied().collect();
-    g.pinned = keep_closure(root, inv, &g, pinned_roots);
-    if !registry_marks {
-        return g;
-    }
-    // What gc without -m keeps: every revision and tag target of every repository (with or
-    // without `_layers`), closed over configs, layers, children and aliases, and the pinned.
+/// Fills [`Graph::marked`], what gc without -m keeps: every revision and tag target of every
+/// repository (with or without `_layers`), closed over configs, layers, children and aliases,
+/// and the pinned; every other blob is an orphan finding.
+fn mark_registry(root: &Root, inv: &Inventory, g: &mut Graph) {
     let roots: Vec<Digest> = g
         .repos
         .values()
         .flat_map(|rg| rg.revisions.iter().copied().chain(rg.tag_targets()))
         .collect();
-    let mut marked = keep_closure(root, inv, &g, roots);
+    let mut marked = keep_closure(root, inv, g, roots);
     marked.extend(g.pinned.iter().copied());
     g.marked = marked;
     for (d, b) in &inv.blobs {
@@ -444,7 +477,6 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
             );
         }
     }
-    g
 }
 
 /// Whether a `_layers` link at `d` holding `t` is a digest alias: a blob pushed under sha384
@@ -531,11 +563,37 @@ struct Ctx<'a> {
     now: SystemTime,
 }
 
+/// Checks one repository: its links, tags, manifests and their references, untagged
+/// manifests, stale layer links, its shape and its uploads; returns its resolved view.
 fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Declared) -> RepoGraph {
     let ix = cx.ix;
     let name = &repo.name;
-    let mut rg = RepoGraph::default();
+    let mut rg = check_links(repo, out);
 
+    // Tags.
+    for (tag, t) in &repo.tags {
+        let target = check_tag(repo, tag, t, &rg, ix, out);
+        rg.tags.insert(tag.clone(), target);
+    }
+    mark_tagged(&mut rg, ix);
+    let tag_roots: BTreeSet<Digest> = rg.tag_targets().collect();
+
+    let (needed_blobs, children) = check_manifests(name, &rg, cx, out, declared);
+    check_untagged(name, &rg, &tag_roots, &children, ix, out);
+    check_stale_layers(name, &rg, &needed_blobs, ix, out);
+    check_shape(repo, cx.cache, out);
+
+    for u in repo.uploads.values() {
+        out.push(upload_finding(name, u, cx.now));
+    }
+    rg
+}
+
+/// The repository's revision and `_layers` links: the well-formed ones go into the returned
+/// view, the others are findings.
+fn check_links(repo: &Repo, out: &mut Vec<Finding>) -> RepoGraph {
+    let name = &repo.name;
+    let mut rg = RepoGraph::default();
     for (d, link) in &repo.revisions {
         let rel = || layout::revision_link(name, d);
         match link.target {
@@ -574,14 +632,12 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
             ),
         }
     }
+    rg
+}
 
-    // Tags.
-    for (tag, t) in &repo.tags {
-        let target = check_tag(repo, tag, t, &rg, ix, out);
-        rg.tags.insert(tag.clone(), target);
-    }
-
-    // Reachability from tags, through index children linked in this repository.
+/// Fills [`RepoGraph::tagged`]: reachability from tags, through index children linked in this
+/// repository.
+fn mark_tagged(rg: &mut RepoGraph, ix: &Index) {
     let mut stack: Vec<Digest> = rg
         .tag_targets()
         .filter(|d| rg.revisions.contains(d))
@@ -598,14 +654,22 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
             );
         }
     }
-    let tag_roots: BTreeSet<Digest> = rg.tag_targets().collect();
+}
 
-    // Manifests.
+/// Checks every revision's manifest and its references; returns the blobs the manifests need
+/// (configs and layers) and the index children they name.
+fn check_manifests(
+    name: &RepoName,
+    rg: &RepoGraph,
+    cx: &Ctx,
+    out: &mut Vec<Finding>,
+    declared: &mut Declared,
+) -> (BTreeSet<Digest>, BTreeSet<Digest>) {
     let mut needed_blobs: BTreeSet<Digest> = BTreeSet::new();
     let mut children: BTreeSet<Digest> = BTreeSet::new();
     for d in &rg.revisions {
         let rel = || layout::revision_link(name, d);
-        match ix.get(d) {
+        match cx.ix.get(d) {
             None | Some(ManifestState::Missing) => {
                 // A tagged manifest's loss is reported on its tag, a child's on its index.
                 if !rg.tagged.contains(d) {
@@ -644,7 +708,13 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
                     .path(layout::blob_data(d)),
             ),
             Some(ManifestState::Parsed(m)) => {
-                check_references(name, d, m, &rg, cx, out, declared);
+                let mc = ManifestCx {
+                    name,
+                    md: d,
+                    rg,
+                    cx,
+                };
+                check_references(&mc, m, out, declared);
                 for r in &m.references {
                     match r.role {
                         Role::Config | Role::Layer => {
@@ -659,6 +729,19 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
             }
         }
     }
+    (needed_blobs, children)
+}
+
+/// Revisions that no tag reaches (and that parsed): an untagged-manifest finding each, worded
+/// by what refers to them.
+fn check_untagged(
+    name: &RepoName,
+    rg: &RepoGraph,
+    tag_roots: &BTreeSet<Digest>,
+    children: &BTreeSet<Digest>,
+    ix: &Index,
+    out: &mut Vec<Finding>,
+) {
     for d in &rg.revisions {
         if rg.tagged.contains(d) || tag_roots.contains(d) {
             continue;
@@ -680,8 +763,16 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
                 .path(layout::revision_link(name, d)),
         );
     }
+}
 
-    // `_layers` links to blobs that are gone and that nothing needs: 2.8's gc leaves these.
+/// `_layers` links to blobs that are gone and that nothing needs: 2.8's gc leaves these.
+fn check_stale_layers(
+    name: &RepoName,
+    rg: &RepoGraph,
+    needed_blobs: &BTreeSet<Digest>,
+    ix: &Index,
+    out: &mut Vec<Finding>,
+) {
     for (d, t) in &rg.layers {
         if ix.state(t) == BlobState::Absent
             && !needed_blobs.contains(d)
@@ -698,7 +789,12 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
             );
         }
     }
+}
 
+/// A repository with neither manifests nor tags, or with manifests but no `_layers` (which the
+/// catalog does not list): a finding on the repository itself.
+fn check_shape(repo: &Repo, cache: bool, out: &mut Vec<Finding>) {
+    let name = &repo.name;
     if repo.revisions.is_empty() && repo.tags.is_empty() {
         // (Worded alike whether `_manifests` is left empty or is gone: an object store has no
         // empty directories.)
@@ -713,7 +809,7 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
                 .path(layout::repo_dir(name)),
         );
     } else if repo.has_manifests && !repo.has_layers {
-        let f = if cx.cache {
+        let f = if cache {
             Finding::new(
                 Kind::UncatalogedRepository,
                 "cached by manifest only (no layer fetched yet): no _layers, so the catalog does not list it",
@@ -727,11 +823,6 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
         };
         out.push(f.repo(name).path(layout::repo_dir(name)));
     }
-
-    for u in repo.uploads.values() {
-        out.push(upload_finding(name, u, cx.now));
-    }
-    rg
 }
 
 fn check_tag(
@@ -815,26 +906,42 @@ fn check_tag(
     TagTarget::Points(d)
 }
 
-#[allow(clippy::too_many_arguments)]
+/// A parsed manifest of one repository under check: what the checks of its references read.
+struct ManifestCx<'a> {
+    name: &'a RepoName,
+    md: &'a Digest,
+    rg: &'a RepoGraph,
+    cx: &'a Ctx<'a>,
+}
+
+impl ManifestCx<'_> {
+    /// A finding about reference `r` of this manifest.
+    fn finding(&self, r: &Reference, kind: Kind, msg: String) -> Finding {
+        Finding::new(kind, msg)
+            .repo(self.name)
+            .digest(r.digest)
+            .manifest(*self.md)
+    }
+}
+
+/// Checks every reference of manifest `m` against the blob store and the repository's links,
+/// and keeps the size declarations that disagree with a stat'd blob.
 fn check_references(
-    name: &RepoName,
-    md: &Digest,
+    mc: &ManifestCx,
     m: &Manifest,
-    rg: &RepoGraph,
-    cx: &Ctx,
     out: &mut Vec<Finding>,
     declared: &mut Declared,
 ) {
-    let ix = cx.ix;
+    let ix = mc.cx.ix;
     for r in &m.references {
         // The blob a config or layer reads: itself, or through a digest alias (this
         // repository's own alias link first).
-        let linked = rg.layers.get(&r.digest).copied();
+        let linked = mc.rg.layers.get(&r.digest).copied();
         let blob = match r.role {
             Role::Config | Role::Layer => match linked {
                 Some(t) => t,
                 None if ix.state(&r.digest) == BlobState::Absent => {
-                    cx.aliases.get(&r.digest).copied().unwrap_or(r.digest)
+                    mc.cx.aliases.get(&r.digest).copied().unwrap_or(r.digest)
                 }
                 None => r.digest,
             },
@@ -849,98 +956,118 @@ fn check_references(
             {
                 declared
                     .entry(blob)
-                    .or_insert_with(|| (size, *md, name.clone()));
+                    .or_insert_with(|| (size, *mc.md, mc.name.clone()));
             }
         }
-        let f = |kind: Kind, msg: String| {
-            Finding::new(kind, msg)
-                .repo(name)
-                .digest(r.digest)
-                .manifest(*md)
-        };
         match r.role {
-            Role::Config | Role::Layer => {
-                if r.foreign || state == BlobState::Unknown {
-                    continue;
-                }
-                if cx.cache && (state == BlobState::Absent || linked.is_none()) {
-                    out.push(
-                        f(
-                            Kind::LayerNotCached,
-                            format!(
-                                "{} of manifest {md} not fetched into this cache yet (a pull fetches it from upstream)",
-                                r.role.word()
-                            ),
-                        )
-                        .path(layout::layer_link(name, &r.digest)),
-                    );
-                } else if state == BlobState::Absent {
-                    out.push(
-                        f(
-                            Kind::BlobMissing,
-                            format!(
-                                "{} of manifest {md} is not in the blob store",
-                                r.role.word()
-                            ),
-                        )
-                        .path(layout::blob_data(&blob)),
-                    );
-                } else if linked.is_none() {
-                    out.push(
-                        f(
-                            Kind::LayerUnlinked,
-                            format!(
-                                "{} of manifest {md} is not linked in this repository's _layers; the registry answers 404",
-                                r.role.word()
-                            ),
-                        )
-                        .path(layout::layer_link(name, &r.digest)),
-                    );
-                }
-            }
-            Role::Child => {
-                let unlinked = !rg.revisions.contains(&r.digest);
-                if state == BlobState::Unknown {
-                    continue;
-                }
-                if cx.cache && (state == BlobState::Absent || unlinked) {
-                    out.push(
-                        f(
-                            Kind::ManifestNotCached,
-                            format!("child of index {md} not fetched into this cache yet"),
-                        )
-                        .path(layout::revision_link(name, &r.digest)),
-                    );
-                } else if state == BlobState::Absent {
-                    out.push(
-                        f(
-                            Kind::ChildMissing,
-                            format!("child of index {md} is not in the blob store"),
-                        )
-                        .path(layout::blob_data(&r.digest)),
-                    );
-                } else if unlinked {
-                    out.push(
-                        f(
-                            Kind::ChildUnlinked,
-                            format!("child of index {md} has no revision link in this repository; pulls of it fail"),
-                        )
-                        .path(layout::revision_link(name, &r.digest)),
-                    );
-                }
-            }
+            Role::Config | Role::Layer => check_blob_ref(mc, r, linked, &blob, state, out),
+            Role::Child => check_child_ref(mc, r, state, out),
             Role::Subject => {
-                if !rg.revisions.contains(&r.digest) || state == BlobState::Absent {
+                if !mc.rg.revisions.contains(&r.digest) || state == BlobState::Absent {
                     out.push(
-                        f(
+                        mc.finding(
+                            r,
                             Kind::SubjectMissing,
-                            format!("subject of referrer {md} is not in this repository"),
+                            format!("subject of referrer {} is not in this repository", mc.md),
                         )
-                        .path(layout::revision_link(name, md)),
+                        .path(layout::revision_link(mc.name, mc.md)),
                     );
                 }
             }
         }
+    }
+}
+
+/// A config or layer reference (reading `blob`, in `state`; `linked` is this repository's
+/// `_layers` link for it): not cached yet, missing, or not linked.
+fn check_blob_ref(
+    mc: &ManifestCx,
+    r: &Reference,
+    linked: Option<Digest>,
+    blob: &Digest,
+    state: BlobState,
+    out: &mut Vec<Finding>,
+) {
+    let (name, md) = (mc.name, mc.md);
+    if r.foreign || state == BlobState::Unknown {
+        return;
+    }
+    if mc.cx.cache && (state == BlobState::Absent || linked.is_none()) {
+        out.push(
+            mc.finding(
+                r,
+                Kind::LayerNotCached,
+                format!(
+                    "{} of manifest {md} not fetched into this cache yet (a pull fetches it from upstream)",
+                    r.role.word()
+                ),
+            )
+            .path(layout::layer_link(name, &r.digest)),
+        );
+    } else if state == BlobState::Absent {
+        out.push(
+            mc.finding(
+                r,
+                Kind::BlobMissing,
+                format!(
+                    "{} of manifest {md} is not in the blob store",
+                    r.role.word()
+                ),
+            )
+            .path(layout::blob_data(blob)),
+        );
+    } else if linked.is_none() {
+        out.push(
+            mc.finding(
+                r,
+                Kind::LayerUnlinked,
+                format!(
+                    "{} of manifest {md} is not linked in this repository's _layers; the registry answers 404",
+                    r.role.word()
+                ),
+            )
+            .path(layout::layer_link(name, &r.digest)),
+        );
+    }
+}
+
+/// An index child reference (its blob in `state`): not cached yet, missing, or without a
+/// revision link here.
+fn check_child_ref(mc: &ManifestCx, r: &Reference, state: BlobState, out: &mut Vec<Finding>) {
+    let (name, md) = (mc.name, mc.md);
+    let unlinked = !mc.rg.revisions.contains(&r.digest);
+    if state == BlobState::Unknown {
+        return;
+    }
+    if mc.cx.cache && (state == BlobState::Absent || unlinked) {
+        out.push(
+            mc.finding(
+                r,
+                Kind::ManifestNotCached,
+                format!("child of index {md} not fetched into this cache yet"),
+            )
+            .path(layout::revision_link(name, &r.digest)),
+        );
+    } else if state == BlobState::Absent {
+        out.push(
+            mc.finding(
+                r,
+                Kind::ChildMissing,
+                format!("child of index {md} is not in the blob store"),
+            )
+            .path(layout::blob_data(&r.digest)),
+        );
+    } else if unlinked {
+        out.push(
+            mc.finding(
+                r,
+                Kind::ChildUnlinked,
+                format!(
+                    "child of index {md} has no revision link in this repository; pulls of it fail"
+                ),
+            )
+            .path(layout::revision_link(name, &r.digest)),
+        );
     }
 }
 

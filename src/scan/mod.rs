@@ -14,7 +14,7 @@ use crate::digest::{Algorithm, Digest};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind};
 use crate::layout::{self, RepoName, Root, TagName, V2};
-use crate::storage::{Bounded, Entry, Kind as SKind, Meta};
+use crate::storage::{Bounded, Entry, Kind as SKind, Meta, Storage};
 
 /// A link file is a digest; anything larger than this is garbage and is not read whole.
 const LINK_LIMIT: u64 = 1024;
@@ -313,6 +313,17 @@ pub const TRASH_NAME: &str = "_regfsck-trash";
 /// [`Inventory::unseen_blobs`] or [`Inventory::unseen_refs`]).
 pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
     let mut inv = Inventory::default();
+    let (blobs, repos) = scan_top(root, &mut inv)?;
+    scan_trees(root, &mut inv, blobs, repos, depth);
+    add_hidden_uploads(root, &mut inv);
+    inv.skipped.sort();
+    inv.unseen_refs.sort();
+    Ok(inv)
+}
+
+/// Lists `docker/registry/v2` and the directories above it: what is not part of the layout
+/// goes into `inv`; returns whether `blobs` and `repositories` are there to scan.
+fn scan_top(root: &Root, inv: &mut Inventory) -> Result<(bool, bool)> {
     let st = root.storage();
     let top = st
         .list(V2, false)
@@ -328,33 +339,9 @@ pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
         let rel = format!("{V2}/{}", e.name);
         let special = e.utf8 && (e.name == "blobs" || e.name == "repositories");
         if special && e.kind == SKind::Symlink {
-            // Operators move these to another disk: followed, as the registry does.
-            match st.stat_follow(&rel) {
-                Ok(m) if m.kind == SKind::Dir => {
-                    inv.findings.push(followed(root, &rel));
-                    blobs |= e.name == "blobs";
-                    repos |= e.name == "repositories";
-                }
-                other => {
-                    let err = other.err().unwrap_or_else(|| {
-                        std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")
-                    });
-                    let target = st.symlink_target(&rel).unwrap_or_default();
-                    inv.findings.push(
-                        Finding::new(
-                            Kind::DirUnreadable,
-                            format!(
-                                "symlink to {target:?}, which cannot be listed: {err}; what it holds is unknown"
-                            ),
-                        )
-                        .path(&rel),
-                    );
-                    if e.name == "blobs" {
-                        inv.unseen_blobs.push(BlobScope::All);
-                    } else {
-                        inv.unseen_refs.push(rel.clone());
-                    }
-                }
+            if follow_top_symlink(root, &e, &rel, inv) {
+                blobs |= e.name == "blobs";
+                repos |= e.name == "repositories";
             }
         } else if e.kind == SKind::Symlink {
             inv.findings.push(symlink_finding(root, &rel));
@@ -366,6 +353,45 @@ pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
             inv.findings.push(unknown(&rel, e.kind == SKind::Dir));
         }
     }
+    Ok((blobs, repos))
+}
+
+/// `v2/blobs` or `v2/repositories` as a symlink (operators move these to another disk):
+/// followed, as the registry does, when it leads to a directory (returns true); otherwise
+/// what it holds is unknown.
+fn follow_top_symlink(root: &Root, e: &Entry, rel: &str, inv: &mut Inventory) -> bool {
+    let st = root.storage();
+    match st.stat_follow(rel) {
+        Ok(m) if m.kind == SKind::Dir => {
+            inv.findings.push(followed(root, rel));
+            true
+        }
+        other => {
+            let err = other.err().unwrap_or_else(|| {
+                std::io::Error::new(std::io::ErrorKind::NotADirectory, "not a directory")
+            });
+            let target = st.symlink_target(rel).unwrap_or_default();
+            inv.findings.push(
+                Finding::new(
+                    Kind::DirUnreadable,
+                    format!(
+                        "symlink to {target:?}, which cannot be listed: {err}; what it holds is unknown"
+                    ),
+                )
+                .path(rel),
+            );
+            if e.name == "blobs" {
+                inv.unseen_blobs.push(BlobScope::All);
+            } else {
+                inv.unseen_refs.push(rel.to_string());
+            }
+            false
+        }
+    }
+}
+
+/// Scans the blob store and the repositories tree (those of them that are there) into `inv`.
+fn scan_trees(root: &Root, inv: &mut Inventory, blobs: bool, repos: bool, depth: Depth) {
     // Both trees at once: each has serial parts (listing the shards, walking namespaces) that
     // the other's parallel work fills.
     let (b, r) = rayon::join(
@@ -397,10 +423,6 @@ pub fn scan(root: &Root, depth: Depth) -> Result<Inventory> {
         inv.pinned.append(&mut p.pinned);
         inv.skipped.append(&mut p.skipped);
     }
-    add_hidden_uploads(root, &mut inv);
-    inv.skipped.sort();
-    inv.unseen_refs.sort();
-    Ok(inv)
 }
 
 /// The unfinished uploads the storage keeps out of its listings (an object store's
@@ -640,128 +662,173 @@ fn blob_of(m: &crate::storage::Meta) -> Blob {
     }
 }
 
+/// One shard directory under scan: what the scans of its blob directories read.
+struct ShardCx<'a> {
+    root: &'a Root,
+    st: &'a dyn Storage,
+    alg: Algorithm,
+    /// The shard directory, root-relative.
+    rel: &'a str,
+    /// Its name.
+    shard: &'a str,
+    depth: Depth,
+}
+
+/// Scans one entry of `blobs/<alg>/`: a shard directory's blob directories, or what a
+/// misnamed, symlinked or unreadable entry there holds.
 fn scan_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry, depth: Depth) -> ShardScan {
     let st = root.storage();
-    let mut blobs = Vec::new();
-    let mut findings = Vec::new();
-    let mut unseen = Vec::new();
+    let mut out: ShardScan = (Vec::new(), Vec::new(), Vec::new());
     let shard = e.name.as_str();
     if e.kind == SKind::Symlink {
-        findings.push(symlink_finding(root, rel));
+        out.1.push(symlink_finding(root, rel));
         if is_shard(shard) {
-            unseen.push(BlobScope::Shard(alg, shard.to_string()));
+            out.2.push(BlobScope::Shard(alg, shard.to_string()));
         }
-        return (blobs, findings, unseen);
+        return out;
     }
     if e.kind != SKind::Dir || !is_shard(shard) {
-        findings.extend(scan_misnamed_shard(root, alg, rel, e));
-        return (blobs, findings, unseen);
+        out.1.extend(scan_misnamed_shard(root, alg, rel, e));
+        return out;
     }
     let entries = match st.list(rel, false) {
         Ok(v) => v,
         Err(err) => {
-            findings.push(dir_unreadable(rel, &err));
-            unseen.push(BlobScope::Shard(alg, shard.to_string()));
-            return (blobs, findings, unseen);
+            out.1.push(dir_unreadable(rel, &err));
+            out.2.push(BlobScope::Shard(alg, shard.to_string()));
+            return out;
         }
     };
+    let cx = ShardCx {
+        root,
+        st,
+        alg,
+        rel,
+        shard,
+        depth,
+    };
     for c in entries {
-        let hex = c.name.as_str();
-        let dir_rel = format!("{rel}/{hex}");
-        let parsed = Digest::from_parts(alg.name(), hex);
-        if c.kind == SKind::Symlink {
-            findings.push(symlink_finding(root, &dir_rel));
-            if let Ok(d) = parsed {
-                unseen.push(BlobScope::Blob(d));
-            }
-            continue;
+        scan_blob_dir(&cx, &c, &mut out);
+    }
+    out
+}
+
+/// Scans the entry `c` of a shard directory: a blob directory is taken by its name
+/// ([`Depth::Names`]), by a `stat` of its `data` ([`Depth::Fast`]) or by listing it.
+fn scan_blob_dir(cx: &ShardCx, c: &Entry, out: &mut ShardScan) {
+    let (blobs, findings, unseen) = out;
+    let hex = c.name.as_str();
+    let dir_rel = format!("{}/{hex}", cx.rel);
+    let parsed = Digest::from_parts(cx.alg.name(), hex);
+    if c.kind == SKind::Symlink {
+        findings.push(symlink_finding(cx.root, &dir_rel));
+        if let Ok(d) = parsed {
+            unseen.push(BlobScope::Blob(d));
         }
-        let digest = match parsed {
-            Ok(d) if c.kind == SKind::Dir => d,
-            _ => {
-                findings.push(if c.utf8 {
-                    unknown(&dir_rel, c.kind == SKind::Dir)
-                } else {
-                    non_utf8(&dir_rel)
-                });
-                continue;
-            }
-        };
-        let misplaced = &hex[..2] != shard;
-        if depth == Depth::Names && !misplaced {
-            blobs.push((
-                digest,
-                Blob {
-                    size: 0,
-                    mtime: None,
-                    is_file: true,
-                    stat: false,
-                },
-            ));
-            continue;
-        }
-        if depth == Depth::Fast && !misplaced {
-            // Stat <hex>/data directly instead of listing the directory.
-            let p = format!("{dir_rel}/data");
-            match st.stat(&p) {
-                Ok(m) if m.kind == SKind::Symlink => {
-                    findings.push(symlink_finding(root, &p).digest(digest));
-                    unseen.push(BlobScope::Blob(digest));
-                }
-                Ok(m) => blobs.push((digest, blob_of(&m))),
-                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                    findings.push(no_data(digest, &dir_rel));
-                }
-                Err(e) => {
-                    findings.push(io_finding(Kind::BlobUnreadable, &p, &e).digest(digest));
-                    unseen.push(BlobScope::Blob(digest));
-                }
-            }
-            continue;
-        }
-        let children = match st.list(&dir_rel, true) {
-            Ok(v) => v,
-            Err(e) => {
-                findings.push(io_finding(Kind::BlobUnreadable, &dir_rel, &e).digest(digest));
-                unseen.push(BlobScope::Blob(digest));
-                continue;
-            }
-        };
-        let mut has_data = false;
-        for g in children {
-            let p = format!("{dir_rel}/{}", g.name);
-            if g.kind == SKind::Symlink {
-                findings.push(symlink_finding(root, &p).digest(digest));
-                if g.name == "data" {
-                    has_data = true;
-                    unseen.push(BlobScope::Blob(digest));
-                }
-            } else if g.utf8 && g.name == "data" {
-                has_data = true;
-                if misplaced {
-                    findings.push(wrong_shard(digest, p, &format!("shard {shard:?}")));
-                    continue;
-                }
-                match g.meta {
-                    Some(m) => blobs.push((digest, blob_of(&m))),
-                    None => {
-                        findings.push(
-                            Finding::new(Kind::BlobUnreadable, "cannot stat")
-                                .path(p)
-                                .digest(digest),
-                        );
-                        unseen.push(BlobScope::Blob(digest));
-                    }
-                }
+        return;
+    }
+    let digest = match parsed {
+        Ok(d) if c.kind == SKind::Dir => d,
+        _ => {
+            findings.push(if c.utf8 {
+                unknown(&dir_rel, c.kind == SKind::Dir)
             } else {
-                findings.push(other_file(&p, &g));
-            }
+                non_utf8(&dir_rel)
+            });
+            return;
         }
-        if !has_data {
-            findings.push(no_data(digest, &dir_rel));
+    };
+    let misplaced = &hex[..2] != cx.shard;
+    if cx.depth == Depth::Names && !misplaced {
+        blobs.push((
+            digest,
+            Blob {
+                size: 0,
+                mtime: None,
+                is_file: true,
+                stat: false,
+            },
+        ));
+        return;
+    }
+    if cx.depth == Depth::Fast && !misplaced {
+        stat_blob_data(cx, digest, &dir_rel, out);
+        return;
+    }
+    list_blob_dir(cx, digest, &dir_rel, misplaced, out);
+}
+
+/// A blob directory in its proper shard, by a `stat` of `<hex>/data` instead of a listing.
+fn stat_blob_data(cx: &ShardCx, digest: Digest, dir_rel: &str, out: &mut ShardScan) {
+    let (blobs, findings, unseen) = out;
+    let p = format!("{dir_rel}/data");
+    match cx.st.stat(&p) {
+        Ok(m) if m.kind == SKind::Symlink => {
+            findings.push(symlink_finding(cx.root, &p).digest(digest));
+            unseen.push(BlobScope::Blob(digest));
+        }
+        Ok(m) => blobs.push((digest, blob_of(&m))),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            findings.push(no_data(digest, dir_rel));
+        }
+        Err(e) => {
+            findings.push(io_finding(Kind::BlobUnreadable, &p, &e).digest(digest));
+            unseen.push(BlobScope::Blob(digest));
         }
     }
-    (blobs, findings, unseen)
+}
+
+/// A blob directory by listing it: its `data` (or, when `misplaced`, a wrong-shard finding),
+/// and every other file in it.
+fn list_blob_dir(
+    cx: &ShardCx,
+    digest: Digest,
+    dir_rel: &str,
+    misplaced: bool,
+    out: &mut ShardScan,
+) {
+    let (blobs, findings, unseen) = out;
+    let children = match cx.st.list(dir_rel, true) {
+        Ok(v) => v,
+        Err(e) => {
+            findings.push(io_finding(Kind::BlobUnreadable, dir_rel, &e).digest(digest));
+            unseen.push(BlobScope::Blob(digest));
+            return;
+        }
+    };
+    let mut has_data = false;
+    for g in children {
+        let p = format!("{dir_rel}/{}", g.name);
+        if g.kind == SKind::Symlink {
+            findings.push(symlink_finding(cx.root, &p).digest(digest));
+            if g.name == "data" {
+                has_data = true;
+                unseen.push(BlobScope::Blob(digest));
+            }
+        } else if g.utf8 && g.name == "data" {
+            has_data = true;
+            if misplaced {
+                findings.push(wrong_shard(digest, p, &format!("shard {:?}", cx.shard)));
+                continue;
+            }
+            match g.meta {
+                Some(m) => blobs.push((digest, blob_of(&m))),
+                None => {
+                    findings.push(
+                        Finding::new(Kind::BlobUnreadable, "cannot stat")
+                            .path(p)
+                            .digest(digest),
+                    );
+                    unseen.push(BlobScope::Blob(digest));
+                }
+            }
+        } else {
+            findings.push(other_file(&p, &g));
+        }
+    }
+    if !has_data {
+        findings.push(no_data(digest, dir_rel));
+    }
 }
 
 /// Whether `name` is `<something>.<uuid>.tmp`: Distribution v3.1's atomic writes.
@@ -972,18 +1039,12 @@ fn pin_subtree(root: &Root, parent: &str, name: &str, part: &mut Part) {
 /// `_manifests`, `_layers` and `_uploads` directories found, and what is not part of the
 /// layout.
 fn walk_namespaces(root: &Root, comps: &[String]) -> (Vec<Special>, Part) {
-    let rel_of = |comps: &[String]| {
-        if comps.is_empty() {
-            format!("{V2}/repositories")
-        } else {
-            format!("{V2}/repositories/{}", comps.join("/"))
-        }
-    };
+    let dir = namespace_rel(comps);
     let mut part = Part::default();
-    let entries = match root.storage().list(&rel_of(comps), false) {
+    let entries = match root.storage().list(&dir, false) {
         Ok(v) => v,
         Err(e) => {
-            part.unreadable_refs(&rel_of(comps), &e);
+            part.unreadable_refs(&dir, &e);
             return (Vec::new(), part);
         }
     };
@@ -993,56 +1054,16 @@ fn walk_namespaces(root: &Root, comps: &[String]) -> (Vec<Special>, Part) {
                 Kind::EmptyRepositoryDirectory,
                 "empty directory (a repository deleted by the registry v3.1 leaves one); harmless",
             )
-            .path(rel_of(comps)),
+            .path(dir.as_str()),
         );
     }
     let mut specials = Vec::new();
     let mut subdirs = Vec::new();
     for e in entries {
-        let rel = format!("{}/{}", rel_of(comps), e.name);
-        let name = e.name.as_str();
-        let is_dir = e.kind == SKind::Dir;
-        if e.kind == SKind::Symlink {
-            // Not followed: what is behind it is unknown.
-            part.findings.push(symlink_finding(root, &rel));
-            part.unseen_refs.push(rel);
-        } else if !e.utf8 {
-            part.findings.push(non_utf8(&rel));
-            if is_dir {
-                pin_subtree(root, &rel_of(comps), &e.name, &mut part);
-                part.skipped.push(rel);
-            }
-        } else if !name.starts_with('_') {
-            // A namespace or repository directory; files here are strays.
-            if is_dir {
-                let mut child = comps.to_vec();
-                child.push(e.name.clone());
-                subdirs.push(child);
-            } else {
-                part.findings.push(other_file(&rel, &e));
-            }
-        } else if comps.is_empty() && name == TRASH_NAME && is_dir {
-            // regfsck's own trash: its jobs are reported by the commands that finish them.
-        } else if comps.is_empty() || !is_dir {
-            part.findings.push(other_file(&rel, &e));
-        } else if name == "_referrers" {
-            part.findings.push(
-                Finding::new(
-                    Kind::ReferrersTree,
-                    "referrers index of a registry with distribution PR #4828; not checked",
-                )
-                .repo(comps.join("/"))
-                .path(rel),
-            );
-        } else if matches!(name, "_manifests" | "_layers" | "_uploads") {
-            let mut child = comps.to_vec();
-            child.push(e.name.clone());
-            specials.push(Special {
-                repo: comps.join("/"),
-                comps: child,
-            });
-        } else {
-            part.findings.push(unknown(&rel, true));
+        match namespace_entry(root, comps, &dir, e, &mut part) {
+            Some(Found::Namespace(child)) => subdirs.push(child),
+            Some(Found::Special(sp)) => specials.push(sp),
+            None => {}
         }
     }
     let below: Vec<(Vec<Special>, Part)> = subdirs
@@ -1054,6 +1075,79 @@ fn walk_namespaces(root: &Root, comps: &[String]) -> (Vec<Special>, Part) {
         part.merge(p);
     }
     (specials, part)
+}
+
+/// `repositories/<comps...>`, root-relative.
+fn namespace_rel(comps: &[String]) -> String {
+    if comps.is_empty() {
+        format!("{V2}/repositories")
+    } else {
+        format!("{V2}/repositories/{}", comps.join("/"))
+    }
+}
+
+/// What an entry of a namespace directory leads the walk to.
+enum Found {
+    /// A namespace or repository directory to walk (its components).
+    Namespace(Vec<String>),
+    /// A repository's `_manifests`, `_layers` or `_uploads`.
+    Special(Special),
+}
+
+/// Places the entry `e` of `repositories/<comps...>` (root-relative `dir`): what the walk
+/// goes on with, if anything; what is not part of the layout goes into `part`.
+fn namespace_entry(
+    root: &Root,
+    comps: &[String],
+    dir: &str,
+    e: Entry,
+    part: &mut Part,
+) -> Option<Found> {
+    let rel = format!("{dir}/{}", e.name);
+    let name = e.name.as_str();
+    let is_dir = e.kind == SKind::Dir;
+    if e.kind == SKind::Symlink {
+        // Not followed: what is behind it is unknown.
+        part.findings.push(symlink_finding(root, &rel));
+        part.unseen_refs.push(rel);
+    } else if !e.utf8 {
+        part.findings.push(non_utf8(&rel));
+        if is_dir {
+            pin_subtree(root, dir, &e.name, part);
+            part.skipped.push(rel);
+        }
+    } else if !name.starts_with('_') {
+        // A namespace or repository directory; files here are strays.
+        if is_dir {
+            let mut child = comps.to_vec();
+            child.push(e.name.clone());
+            return Some(Found::Namespace(child));
+        }
+        part.findings.push(other_file(&rel, &e));
+    } else if comps.is_empty() && name == TRASH_NAME && is_dir {
+        // regfsck's own trash: its jobs are reported by the commands that finish them.
+    } else if comps.is_empty() || !is_dir {
+        part.findings.push(other_file(&rel, &e));
+    } else if name == "_referrers" {
+        part.findings.push(
+            Finding::new(
+                Kind::ReferrersTree,
+                "referrers index of a registry with distribution PR #4828; not checked",
+            )
+            .repo(comps.join("/"))
+            .path(rel),
+        );
+    } else if matches!(name, "_manifests" | "_layers" | "_uploads") {
+        let mut child = comps.to_vec();
+        child.push(e.name.clone());
+        return Some(Found::Special(Special {
+            repo: comps.join("/"),
+            comps: child,
+        }));
+    } else {
+        part.findings.push(unknown(&rel, true));
+    }
+    None
 }
 
 fn scan_special(root: &Root, sp: &Special, depth: Depth) -> (Repo, Part) {
