@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Benchmark of `regfsck gc --dry-run` against the registry's own `docker-registry garbage-collect
 # --dry-run` on the same layout in an S3 bucket (a local SeaweedFS, scripts/seaweedfs.sh), warm,
+# and a real gc by each on its own copy of it,
 # best of 3, in one run; regfsck at 16, 64 (the default) and 256 requests in flight; -m for both;
 # the same layout on local disk for reference; peak memory; keys per second. The two dry runs must
 # list the same blobs (and manifests), or the script fails.
@@ -211,8 +212,38 @@ bench() {
   layouts+=("$name: $n objects ($blobs blobs, $manifests manifests, $repos repositories; no untagged manifests, so -m sweeps the same)")
 }
 
+# real_gc NAME: a real gc by each tool on its own copy of layout NAME (synced into prefixes
+# NAME-real-reg and NAME-real-us first), one run each (a run changes the bucket); both must
+# leave the same blobs. Appends table rows.
+real_gc() {
+  local name="$1" t_reg m_reg t_us m_us
+  for who in reg us; do
+    "${s3env[@]}" python3 bench/s3_load.py "$dir/$name" "$bucket" "$name-real-$who" --jobs 48 >/dev/null
+  done
+  local cfg
+  cfg="$(config_s3 "$name-real-reg")"
+  log "$name: docker-registry garbage-collect (real) on S3"
+  timed "${plain[@]}" docker-registry garbage-collect "$cfg"
+  read -r t_reg m_reg < "$dir/time.out"
+  log "$name: regfsck gc (real) on S3"
+  timed "${s3env[@]}" "$bin" gc --min-age 0 -q --json "s3://$bucket/$name-real-us"
+  read -r t_us m_us < "$dir/time.out"
+  local requests
+  requests="$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["applied"]; print(a["blobs"], a["links"])' "$dir/out")"
+  blobs_left() { "${s3env[@]}" python3 scripts/s3.py ls "$bucket" "$1/docker/registry/v2/blobs/" | cut -f1 | sed "s|^$1/||" | sort; }
+  blobs_left "$name-real-reg" > "$dir/reg-left"
+  blobs_left "$name-real-us" > "$dir/us-left"
+  same "$name real gc: blobs left" "$dir/reg-left" "$dir/us-left"
+  local n_blobs n_links
+  read -r n_blobs n_links <<<"$requests"
+  checks+=("$name real gc: both leave the same $(wc -l <"$dir/us-left") blob keys; regfsck deleted $n_blobs blobs and $n_links _layers links in $(( (n_blobs + 999) / 1000 + (n_links + 999) / 1000 )) DeleteObjects requests (at most --write-rate 100 a second)")
+  row "docker-registry garbage-collect (real)" "S3" "1" "$t_reg s" "1.0x" "$(mib "$m_reg")" "" ""
+  row "regfsck gc (real)" "S3" "64" "$t_us s" "$(ratio "$t_reg" "$t_us")x" "$(mib "$m_us")" "" ""
+}
+
 loads=() checks=() layouts=()
 bench s3-18k --repos 100 --images-per-repo 16 --layers 2 --layer-size 256 --small-blobs 2000 --small-size 256
+real_gc s3-18k
 if [[ "${BENCH_S3_BIG:-0}" == 1 ]]; then
   bench s3-60k --repos 300 --images-per-repo 18 --layers 2 --layer-size 256 --small-blobs 6000 --small-size 256
 fi

@@ -876,6 +876,11 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
                     &crate::progress::NoProgress,
                     interrupt,
                 )?;
+                // A verify cut short finds less: no pass is planned from it (the run stays
+                // open, and the next repair continues it).
+                if report.summary.interrupted {
+                    return Err(Error::Interrupted);
+                }
                 let inv = scan::scan(&root, scan::Depth::Thorough)?;
                 let graph = graph::build(&root, &inv, env.now);
                 Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
@@ -897,6 +902,8 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
             plan.unrepairable = next.unrepairable;
         }
         if applied.is_some() {
+            // Closed only when nothing interrupted the passes.
+            Error::check_interrupt(interrupt)?;
             repair::close_unfinished(&root)?;
             // What is left, as verify sees it now (structure; the corrupt blobs are out).
             let v = pool.install(|| {
