@@ -442,7 +442,7 @@ fn gc_pass(
 }
 
 /// Threads for the scan and the other I/O-bound phases, unless `-j` says otherwise.
-const IO_THREADS: usize = 32;
+const IO_THREADS: usize = 16;
 
 /// What every command is run with.
 struct Cx<'a> {
@@ -467,8 +467,10 @@ pub fn run(
 ) -> Result<Outcome> {
     let g = &cli.global;
     // Most of the work is reading many small files: threads beyond the cores keep the disk
-    // busy on a cold cache (measured: 6.6 s with 2 threads, 1.8 s with 32, for the 60k-blob
-    // gc; no slower warm). Hashing runs on one thread per core (verify's own pool).
+    // busy on a cold cache (gc --dry-run on 600k blobs, 2 cores, cold: 24.0 s with 8 threads,
+    // 18.1 s with 16, 17.5 s with 32, 15.3 s with 128; warm: 3.15 s with 2, 2.98 s with 8,
+    // 3.34 s with 32, and memory grows with threads). Hashing runs on one thread per core
+    // (verify's own pool).
     let threads = g.jobs.map_or_else(
         || {
             std::thread::available_parallelism()
@@ -729,12 +731,68 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
 
 /// `regfsck repair` (and `--undo`).
 fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
-    let g = cx.g;
-    let env = cx.env;
-    let progress = cx.progress;
-    let interrupt = cx.interrupt;
-    let pool = cx.pool;
+    let root = repair_root(cx, a)?;
+    if !a.dry_run {
+        writable(&root, "repair")?;
+    }
+    let remover = fsops::FsRemover::new(&root).crash_after(cx.env.crash_after);
+    if let Some(run) = &a.undo {
+        return repair_undo(cx, a, &root, run, &remover);
+    }
+    let opts = repair::RepairOptions {
+        upload_age: a.upload_age.into(),
+        now: cx.env.now,
+    };
+    let mut plan = first_repair_plan(cx, &root, &opts)?;
+    let mut applied = None;
+    let mut after = None;
+    let mut notes = Vec::new();
+    let mut status = planned_status(a.dry_run, &plan);
+    if !a.dry_run && plan.steps.is_empty() {
+        if let Some(run) = repair::close_unfinished(&root)? {
+            notes.push(format!(
+                "the interrupted repair {run} had finished its steps"
+            ));
+        }
+    }
+    if !a.dry_run && !plan.steps.is_empty() {
+        if !a.yes {
+            confirm_repair(cx.env, &root, &plan)?;
+        }
+        applied = apply_repair_passes(cx, &root, &opts, &remover, &mut plan)?;
+        if applied.is_some() {
+            let errors = close_and_reverify(cx, &root)?;
+            status = if errors == 0 {
+                ExitStatus::CORRECTED
+            } else {
+                ExitStatus::UNCORRECTED
+            };
+            after = Some(errors);
+        } else {
+            status = ExitStatus::INTERRUPTED;
+            notes.push("interrupted; undo with --undo or run repair again".into());
+        }
+    }
+    let doc = report::RepairDoc {
+        dry_run: a.dry_run,
+        plan: &plan,
+        applied: applied.as_ref(),
+        remaining: after,
+        root: root.path(),
+    };
     let out: &mut dyn Write = &mut *cx.out;
+    if cx.g.json {
+        report::write_json(out, "repair", &doc)
+    } else {
+        report::repair_human(out, &doc)
+    }
+    .map_err(Error::Output)?;
+    Ok(Outcome { status, notes })
+}
+
+/// The root `repair` works on: the one named, else the one an absolute `--undo RUN` names.
+fn repair_root(cx: &Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Root> {
+    let (g, env) = (cx.g, cx.env);
     // An absolute RUN (as repair prints it) names its root.
     let root_of_run = a.undo.as_deref().and_then(|r| {
         let p = Path::new(r);
@@ -743,69 +801,80 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
             .then(|| q.parent().map(Path::to_path_buf))
             .flatten()
     });
-    let root = match resolve_root(a.root.as_deref(), g, env) {
-        Err(Error::NoRoot) if root_of_run.is_some() => {
-            resolve_root(root_of_run.as_deref(), g, env)?
-        }
-        r => r?,
-    };
-    if !a.dry_run {
-        writable(&root, "repair")?;
+    match resolve_root(a.root.as_deref(), g, env) {
+        Err(Error::NoRoot) if root_of_run.is_some() => resolve_root(root_of_run.as_deref(), g, env),
+        r => r,
     }
-    let remover = fsops::FsRemover::new(&root).crash_after(env.crash_after);
-    if let Some(run) = &a.undo {
-        if !a.dry_run
-            && !a.yes
-            && !env
-                .confirm
-                .is_some_and(|ask| ask(&format!("undo repair {run}? [y/N] ")))
-        {
-            return Err(Error::NotConfirmed);
-        }
-        let done = repair::undo(&root, run, &remover, a.dry_run)?;
-        if g.json {
-            report::write_json(out, "repair-undo", &done)
-        } else {
-            report::undo_human(out, &done)
-        }
-        .map_err(Error::Output)?;
-        let status = if done.skipped.is_empty() {
-            ExitStatus::CLEAN
-        } else {
-            ExitStatus::UNCORRECTED
-        };
-        return Ok(Outcome {
-            status,
-            notes: Vec::new(),
-        });
+}
+
+/// `repair --undo RUN`: asks first (unless `--yes`, or a dry run), undoes, reports.
+fn repair_undo(
+    cx: &mut Cx<'_>,
+    a: &crate::cli::RepairArgs,
+    root: &Root,
+    run: &str,
+    remover: &dyn fsops::Remover,
+) -> Result<Outcome> {
+    if !a.dry_run
+        && !a.yes
+        && !cx
+            .env
+            .confirm
+            .is_some_and(|ask| ask(&format!("undo repair {run}? [y/N] ")))
+    {
+        return Err(Error::NotConfirmed);
     }
-    let opts = repair::RepairOptions {
-        upload_age: a.upload_age.into(),
-        now: env.now,
+    let done = repair::undo(root, run, remover, a.dry_run)?;
+    let out: &mut dyn Write = &mut *cx.out;
+    if cx.g.json {
+        report::write_json(out, "repair-undo", &done)
+    } else {
+        report::undo_human(out, &done)
+    }
+    .map_err(Error::Output)?;
+    let status = if done.skipped.is_empty() {
+        ExitStatus::CLEAN
+    } else {
+        ExitStatus::UNCORRECTED
     };
+    Ok(Outcome {
+        status,
+        notes: Vec::new(),
+    })
+}
+
+/// The first pass's plan: verify with contents hashed, then the scan and the graph repair
+/// plans from; refused when the scan is blind or the blob store looks unmounted.
+fn first_repair_plan(
+    cx: &Cx<'_>,
+    root: &Root,
+    opts: &repair::RepairOptions,
+) -> Result<repair::RepairPlan> {
+    let (g, env, progress, interrupt) = (cx.g, cx.env, cx.progress, cx.interrupt);
     let vopts = verify::VerifyOptions {
         content: true,
         now: env.now,
         subset: None,
         hash_threads: g.jobs.map(|n| n.get()),
     };
-    let mut plan = pool.install(|| -> Result<repair::RepairPlan> {
-        let report = verify::verify(&root, &vopts, progress, interrupt)?;
+    cx.pool.install(|| -> Result<repair::RepairPlan> {
+        let report = verify::verify(root, &vopts, progress, interrupt)?;
         if report.summary.interrupted {
             return Err(Error::Interrupted);
         }
-        let inv = scan::scan(&root, scan::Depth::Thorough)?;
-        let graph = graph::build(&root, &inv, env.now);
+        let inv = scan::scan(root, scan::Depth::Thorough)?;
+        let graph = graph::build(root, &inv, env.now);
         if let Some(why) = repair::refusal(&inv, &graph) {
             return Err(Error::Refused(why));
         }
-        Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
-    })?;
-    let mut applied = None;
-    let mut after = None;
-    let mut notes = Vec::new();
+        Ok(repair::plan(root, &inv, &graph, &report.findings, opts))
+    })
+}
+
+/// What a plan means before anything is carried out.
+fn planned_status(dry_run: bool, plan: &repair::RepairPlan) -> ExitStatus {
     // A dry run corrects nothing: as fsck -n, errors found are errors left.
-    let mut status = if a.dry_run {
+    if dry_run {
         if plan.errors_before > 0 || !plan.unrepairable.is_empty() {
             ExitStatus::UNCORRECTED
         } else {
@@ -821,126 +890,110 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
         ExitStatus::CORRECTED
     } else {
         ExitStatus::UNCORRECTED
-    };
-    if !a.dry_run && plan.steps.is_empty() {
-        if let Some(run) = repair::close_unfinished(&root)? {
-            notes.push(format!(
-                "the interrupted repair {run} had finished its steps"
-            ));
-        }
     }
-    if !a.dry_run && !plan.steps.is_empty() {
-        if !a.yes {
-            let mut preview = Vec::new();
-            let doc = report::RepairDoc {
-                dry_run: true,
-                plan: &plan,
-                applied: None,
-                remaining: None,
-                root: root.path(),
-            };
-            report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
-            let question = format!(
-                "{}apply these {} repairs? [y/N] ",
-                String::from_utf8_lossy(&preview),
-                plan.steps.len()
-            );
-            if !env.confirm.is_some_and(|ask| ask(&question)) {
-                return Err(Error::NotConfirmed);
-            }
-        }
-        match repair::apply(&root, &plan, &remover, interrupt, env.now) {
-            Ok(done) => applied = Some(done),
-            Err(Error::Interrupted) => {
-                status = ExitStatus::INTERRUPTED;
-                notes.push("interrupted; undo with --undo or run repair again".into());
-            }
-            Err(e) => return Err(e),
-        }
-        // What a repair makes visible (a restored revision link shows that revision's
-        // unlinked config) is repaired in further passes of the same run, until
-        // nothing is left to do (as fsck, which runs its passes until clean).
-        for _ in 0..4 {
-            let Some(done) = applied.as_mut() else {
-                break;
-            };
-            let next = pool.install(|| -> Result<repair::RepairPlan> {
-                let report = verify::verify(
-                    &root,
-                    &verify::VerifyOptions {
-                        content: false,
-                        now: env.now,
-                        subset: None,
-                        hash_threads: g.jobs.map(|n| n.get()),
-                    },
-                    &crate::progress::NoProgress,
-                    interrupt,
-                )?;
-                // A verify cut short finds less: no pass is planned from it (the run stays
-                // open, and the next repair continues it).
-                if report.summary.interrupted {
-                    return Err(Error::Interrupted);
-                }
-                let inv = scan::scan(&root, scan::Depth::Thorough)?;
-                let graph = graph::build(&root, &inv, env.now);
-                Ok(repair::plan(&root, &inv, &graph, &report.findings, &opts))
-            })?;
-            if next.steps.is_empty() {
-                break;
-            }
-            match repair::apply(&root, &next, &remover, interrupt, env.now) {
-                Ok(more) => done.steps += more.steps,
-                Err(Error::Interrupted) => {
-                    status = ExitStatus::INTERRUPTED;
-                    notes.push("interrupted; undo with --undo or run repair again".into());
-                    applied = None;
-                    break;
-                }
-                Err(e) => return Err(e),
-            }
-            plan.steps.extend(next.steps);
-            plan.unrepairable = next.unrepairable;
-        }
-        if applied.is_some() {
-            // Closed only when nothing interrupted the passes.
-            Error::check_interrupt(interrupt)?;
-            repair::close_unfinished(&root)?;
-            // What is left, as verify sees it now (structure; the corrupt blobs are out).
-            let v = pool.install(|| {
-                verify::verify(
-                    &root,
-                    &verify::VerifyOptions {
-                        content: false,
-                        now: env.now,
-                        subset: None,
-                        hash_threads: g.jobs.map(|n| n.get()),
-                    },
-                    &crate::progress::NoProgress,
-                    interrupt,
-                )
-            })?;
-            status = if v.summary.errors == 0 {
-                ExitStatus::CORRECTED
-            } else {
-                ExitStatus::UNCORRECTED
-            };
-            after = Some(v.summary.errors);
-        }
-    }
+}
+
+/// Shows the plan and asks whether to carry it out.
+fn confirm_repair(env: &Env, root: &Root, plan: &repair::RepairPlan) -> Result<()> {
+    let mut preview = Vec::new();
     let doc = report::RepairDoc {
-        dry_run: a.dry_run,
-        plan: &plan,
-        applied: applied.as_ref(),
-        remaining: after,
+        dry_run: true,
+        plan,
+        applied: None,
+        remaining: None,
         root: root.path(),
     };
-    if g.json {
-        report::write_json(out, "repair", &doc)
-    } else {
-        report::repair_human(out, &doc)
+    report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
+    let question = format!(
+        "{}apply these {} repairs? [y/N] ",
+        String::from_utf8_lossy(&preview),
+        plan.steps.len()
+    );
+    if !env.confirm.is_some_and(|ask| ask(&question)) {
+        return Err(Error::NotConfirmed);
     }
-    .map_err(Error::Output)?;
-    Ok(Outcome { status, notes })
+    Ok(())
+}
+
+/// Carries out the plan, then the further passes of the same run: what a repair makes
+/// visible (a restored revision link shows that revision's unlinked config) is repaired
+/// until nothing is left to do (as fsck, which runs its passes until clean). The passes'
+/// steps join `plan`, their unrepairable replaces its own. `None` when interrupted.
+fn apply_repair_passes(
+    cx: &Cx<'_>,
+    root: &Root,
+    opts: &repair::RepairOptions,
+    remover: &dyn fsops::Remover,
+    plan: &mut repair::RepairPlan,
+) -> Result<Option<repair::RepairApplied>> {
+    let (g, env, interrupt) = (cx.g, cx.env, cx.interrupt);
+    let mut done = match repair::apply(root, plan, remover, interrupt, env.now) {
+        Ok(done) => done,
+        Err(Error::Interrupted) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    for _ in 0..4 {
+        let next = cx.pool.install(|| -> Result<repair::RepairPlan> {
+            let report = verify_structure(root, g, env, interrupt)?;
+            // A verify cut short finds less: no pass is planned from it (the run stays open,
+            // and the next repair continues it).
+            if report.summary.interrupted {
+                return Err(Error::Interrupted);
+            }
+            let inv = scan::scan(root, scan::Depth::Thorough)?;
+            let graph = graph::build(root, &inv, env.now);
+            Ok(repair::plan(root, &inv, &graph, &report.findings, opts))
+        });
+        let next = match next {
+            Ok(n) => n,
+            Err(Error::Interrupted) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        if next.steps.is_empty() {
+            break;
+        }
+        match repair::apply(root, &next, remover, interrupt, env.now) {
+            Ok(more) => done.steps += more.steps,
+            Err(Error::Interrupted) => return Ok(None),
+            Err(e) => return Err(e),
+        }
+        plan.steps.extend(next.steps);
+        plan.unrepairable = next.unrepairable;
+    }
+    Ok(Some(done))
+}
+
+/// Ends the run (its journal gets its end), then verifies again: the errors left.
+fn close_and_reverify(cx: &Cx<'_>, root: &Root) -> Result<u64> {
+    let (g, env, interrupt) = (cx.g, cx.env, cx.interrupt);
+    // Closed only when nothing interrupted the passes.
+    Error::check_interrupt(interrupt)?;
+    repair::close_unfinished(root)?;
+    // What is left, as verify sees it now (structure; the corrupt blobs are out).
+    let v = cx
+        .pool
+        .install(|| verify_structure(root, g, env, interrupt))?;
+    Ok(v.summary.errors)
+}
+
+/// Verify of the structure only (contents not hashed), as repair's later passes run it.
+fn verify_structure(
+    root: &Root,
+    g: &GlobalArgs,
+    env: &Env,
+    interrupt: &AtomicBool,
+) -> Result<verify::VerifyReport> {
+    verify::verify(
+        root,
+        &verify::VerifyOptions {
+            content: false,
+            now: env.now,
+            subset: None,
+            hash_threads: g.jobs.map(|n| n.get()),
+        },
+        &crate::progress::NoProgress,
+        interrupt,
+    )
 }
 
 /// `regfsck rm-repo`.

@@ -13,26 +13,33 @@
 //!   the newest intact revision in its history, or quarantined when there is none;
 //! - unfinished uploads older than the upload age are quarantined.
 //!
-//! Everything else is reported as not repairable, with what it breaks. [`apply`] journals each
-//! step (`journal.jsonl`, written and synced before the step) in the run's quarantine directory;
-//! [`undo`] replays it backwards and restores the tree.
+//! Everything else is reported as not repairable, with what it breaks. Planning reads storage
+//! only ahead of deciding, in batches, as gc does: [`blob_facts`] hashes the blobs under the
+//! wrong shard, [`decide_blobs`] decides about blobs; [`link_facts`] then reads what the rest
+//! needs (manifests no revision link names, upload and revision link times, the blobs lost
+//! alias links name), and [`decide_links`] decides about links, tags and uploads. The deciding
+//! phases read nothing.
+//!
+//! [`apply`] journals each step (`journal.jsonl`, written and synced before the step) in the
+//! run's quarantine directory; [`undo`] replays it backwards and restores the tree.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 use std::time::{Duration, SystemTime};
 
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind, Severity};
 use crate::fsops::{QUARANTINE, Remover};
-use crate::graph::{self, Graph, ManifestState, TagTarget};
+use crate::graph::{self, Graph, ManifestState, RepoGraph, TagTarget};
 use crate::layout::{self, RepoName, Root, TagName, V2};
-use crate::manifest::Role;
-use crate::scan::Inventory;
-use crate::storage::Bounded;
+use crate::manifest::{Manifest, Role};
+use crate::scan::{Inventory, Link, Repo, Upload};
+use crate::storage::{Bounded, Facts};
 
 /// What `repair` does.
 #[derive(Debug, Clone)]
@@ -158,55 +165,240 @@ pub fn refusal(inv: &Inventory, g: &Graph) -> Option<String> {
     None
 }
 
-/// The parsed manifest `d`: from the graph, or read (one whose revision link is broken).
-fn manifest_of(
-    root: &Root,
-    inv: &Inventory,
-    g: &Graph,
-    d: &Digest,
-) -> Option<crate::manifest::Manifest> {
-    match g.manifests.get(d) {
-        Some(ManifestState::Parsed(m)) => Some(m.clone()),
-        Some(_) => None,
-        None => match graph::read_manifest(root, inv, d) {
-            ManifestState::Parsed(m) => Some(m),
-            _ => None,
-        },
-    }
+/// The plan as it is drawn up: steps by action, and the findings they cover.
+#[derive(Debug, Default)]
+struct Draft {
+    steps: BTreeMap<Action, Step>,
+    /// Indices (in the report) of the findings the steps repair.
+    covered: BTreeSet<usize>,
 }
 
-/// Plans the repair of what `findings` (a verify report with contents hashed) show.
-pub fn plan(
-    root: &Root,
-    inv: &Inventory,
-    g: &Graph,
-    findings: &[Finding],
-    opts: &RepairOptions,
-) -> RepairPlan {
-    let mut plan = RepairPlan {
-        errors_before: findings
-            .iter()
-            .filter(|f| f.severity == Severity::Error)
-            .count() as u64,
-        ..RepairPlan::default()
-    };
-    let mut covered: BTreeSet<usize> = BTreeSet::new();
-    let mut steps: BTreeMap<Action, Step> = BTreeMap::new();
-    let add = |steps: &mut BTreeMap<Action, Step>,
-               action: Action,
-               repo: Option<&RepoName>,
-               tag: Option<&TagName>,
-               reason: String| {
-        steps.entry(action.clone()).or_insert(Step {
+impl Draft {
+    /// Adds a step; an action already planned keeps its first reason (and repository, tag).
+    fn add(
+        &mut self,
+        action: Action,
+        repo: Option<&RepoName>,
+        tag: Option<&TagName>,
+        reason: String,
+    ) {
+        self.steps.entry(action.clone()).or_insert(Step {
             action,
             repository: repo.cloned(),
             tag: tag.cloned(),
             reason,
         });
-    };
+    }
 
-    // 1. Blobs whose content is wrong: quarantined, never deleted.
-    let mut gone: BTreeSet<Digest> = BTreeSet::new();
+    /// Whether a step writes the link `path` (whatever it holds).
+    fn writes(&self, path: &str) -> bool {
+        self.steps
+            .keys()
+            .any(|a| matches!(a, Action::Link { path: p, .. } if p == path))
+    }
+}
+
+/// What the decisions after the blob phases read: the scan, the graph, the blobs the plan
+/// takes out of the blob store or puts back, and the manifests read beyond the graph.
+struct Known<'a> {
+    inv: &'a Inventory,
+    g: &'a Graph,
+    /// Blobs quarantined for their content.
+    gone: &'a BTreeSet<Digest>,
+    /// Blobs moved back from the wrong shard.
+    resharded: &'a BTreeSet<Digest>,
+    /// Manifests the graph did not parse, read (`None`: not read or parsed).
+    read: &'a graph::Unparsed,
+}
+
+impl Known<'_> {
+    /// Whether blob `d` is intact once the blob phases' steps are carried out.
+    fn intact(&self, d: &Digest) -> bool {
+        (self.inv.blobs.get(d).is_some_and(|b| b.is_file) && !self.gone.contains(d))
+            || self.resharded.contains(d)
+    }
+
+    /// The parsed manifest `d`: from the graph, or read ahead (one no revision link names).
+    fn manifest(&self, d: &Digest) -> Option<&Manifest> {
+        match self.g.manifests.get(d) {
+            Some(ManifestState::Parsed(m)) => Some(m),
+            Some(_) => None,
+            None => self.read.get(d).and_then(Option::as_ref),
+        }
+    }
+
+    /// Whether `d` is intact and parses as a manifest.
+    fn parses(&self, d: &Digest) -> bool {
+        self.intact(d) && self.manifest(d).is_some()
+    }
+
+    /// Whether the manifest `d` may be needed but neither the graph nor a read has it.
+    fn unread(&self, d: &Digest) -> bool {
+        self.intact(d) && !self.g.manifests.contains_key(d) && !self.read.contains_key(d)
+    }
+
+    /// What a link to blob `d` holds: `d` when the blob store has it, else the sha256 a
+    /// digest alias (a blob pushed as sha512:) is stored under, as the registry writes it.
+    fn stored(&self, d: &Digest) -> Digest {
+        if self.inv.blobs.contains_key(d) {
+            *d
+        } else {
+            self.g.aliases.get(d).copied().unwrap_or(*d)
+        }
+    }
+}
+
+/// One tag of a repository, with what the graph and the scan know of it.
+#[derive(Clone, Copy)]
+struct TagAt<'a> {
+    name: &'a RepoName,
+    rg: &'a RepoGraph,
+    repo: &'a Repo,
+    tag: &'a TagName,
+    target: &'a TagTarget,
+}
+
+/// Every tag of every repository that both the graph and the scan have.
+fn tags<'a>(k: &Known<'a>) -> impl Iterator<Item = TagAt<'a>> {
+    let inv = k.inv;
+    k.g.repos.iter().flat_map(move |(name, rg)| {
+        inv.repos.get(name).into_iter().flat_map(move |repo| {
+            rg.tags.iter().map(move |(tag, target)| TagAt {
+                name,
+                rg,
+                repo,
+                tag,
+                target,
+            })
+        })
+    })
+}
+
+/// Why a tag is broken, if it is: no usable `current/link`, or a target that is gone or
+/// damaged.
+fn broken_why(k: &Known, target: &TagTarget) -> Option<String> {
+    match target {
+        TagTarget::Broken => Some("tag has no usable current/link".to_string()),
+        TagTarget::Points(d) if !k.parses(d) => {
+            Some(format!("tag points at {d}, which is gone or damaged"))
+        }
+        TagTarget::Points(_) => None,
+    }
+}
+
+/// The entries of the tag's history (`index/`) whose link holds the digest it is named by.
+fn history_entries<'a>(t: &TagAt<'a>) -> impl Iterator<Item = (&'a Digest, &'a Link)> {
+    t.repo
+        .tags
+        .get(t.tag)
+        .into_iter()
+        .flat_map(|x| x.index.iter())
+        .filter(|(d, l)| l.target.as_ref().is_ok_and(|x| x == *d))
+}
+
+/// The root-relative directory of an unfinished upload.
+fn upload_dir(name: &RepoName, u: &Upload) -> String {
+    format!("{}/_uploads/{}", layout::repo_dir(name), u.id)
+}
+
+/// The blob directory (root-relative) and digest of a blob the report finds under the wrong
+/// shard.
+fn misplaced(f: &Finding) -> Option<(&str, Digest)> {
+    if f.kind != Kind::BlobWrongShard {
+        return None;
+    }
+    let (Some(d), Some(path)) = (f.digest, f.path.as_deref()) else {
+        return None;
+    };
+    rel_under(path).then_some((path, d))
+}
+
+/// Whether `f` reports a link holding garbage or another digest.
+fn garbage_link(f: &Finding) -> bool {
+    matches!(
+        f.kind,
+        Kind::LinkMalformed | Kind::LinkMismatch | Kind::LinkDoubled | Kind::TagIndexMalformed
+    )
+}
+
+/// For a [`garbage_link`] finding: the link and what it is rewritten to, its directory name
+/// (a `_layers` alias holds the sha256 its bytes are stored under), when the link is one
+/// named by its directory and that blob is intact.
+fn rewrite_target<'f>(k: &Known, f: &'f Finding) -> Option<(&'f str, Digest)> {
+    let (Some(path), Some(d)) = (f.path.as_deref(), f.digest) else {
+        return None;
+    };
+    let is_dir_named = path.contains("/_layers/")
+        || path.contains("/_manifests/revisions/")
+        || (path.contains("/_manifests/tags/") && path.contains("/index/"));
+    let target = if path.contains("/_layers/") && !k.inv.blobs.contains_key(&d) {
+        k.g.aliases.get(&d).copied().unwrap_or(d)
+    } else {
+        d
+    };
+    (is_dir_named && path.ends_with("/link") && rel_under(path) && k.intact(&target))
+        .then_some((path, target))
+}
+
+/// Whether the content of the file `rel` hashes to `d`.
+fn hashes_to(root: &Root, rel: &str, d: &Digest) -> bool {
+    root.storage()
+        .hash(rel, d.algorithm(), &AtomicBool::new(false), &|_| {})
+        .is_ok_and(|(h, _)| h == *d)
+}
+
+/// What the blob phases need from storage beyond the report, fetched before they decide.
+#[derive(Debug, Default)]
+pub struct BlobFacts {
+    /// Per blob under the wrong shard (its data file, its digest): whether its content
+    /// matches its digest.
+    shards: BTreeMap<(String, Digest), bool>,
+}
+
+/// Fetches what the blob phases need: the hash of each blob under the wrong shard, in
+/// parallel.
+pub fn blob_facts(root: &Root, findings: &[Finding]) -> BlobFacts {
+    let wanted: BTreeSet<(String, Digest)> = findings
+        .iter()
+        .filter_map(misplaced)
+        .map(|(path, d)| (path.to_string(), d))
+        .collect();
+    BlobFacts {
+        shards: wanted
+            .into_par_iter()
+            .map(|(path, d)| {
+                let matches = hashes_to(root, &path, &d);
+                ((path, d), matches)
+            })
+            .collect(),
+    }
+}
+
+/// What the blob phases decided: their steps, and the blobs they take out or put back.
+#[derive(Debug)]
+pub struct Blobs {
+    draft: Draft,
+    gone: BTreeSet<Digest>,
+    resharded: BTreeSet<Digest>,
+}
+
+/// Decides about the blobs the report finds damaged or misplaced. Pure: the report, the scan
+/// and what [`blob_facts`] fetched.
+pub fn decide_blobs(inv: &Inventory, findings: &[Finding], facts: &BlobFacts) -> Blobs {
+    let mut draft = Draft::default();
+    let gone = quarantine_corrupt(&mut draft, findings);
+    let resharded = reshard(&mut draft, inv, findings, facts);
+    Blobs {
+        draft,
+        gone,
+        resharded,
+    }
+}
+
+/// Blobs whose content is wrong (corrupt, empty, not a file): quarantined, never deleted.
+/// Returns them.
+fn quarantine_corrupt(draft: &mut Draft, findings: &[Finding]) -> BTreeSet<Digest> {
+    let mut gone = BTreeSet::new();
     for (i, f) in findings.iter().enumerate() {
         if matches!(
             f.kind,
@@ -215,8 +407,7 @@ pub fn plan(
             if let Some(d) = f.digest {
                 gone.insert(d);
                 let dir = layout::blob_data(&d);
-                add(
-                    &mut steps,
+                draft.add(
                     Action::Quarantine {
                         path: dir.trim_end_matches("/data").to_string(),
                     },
@@ -224,33 +415,33 @@ pub fn plan(
                     None,
                     format!("{}: {}", f.kind.name(), f.message),
                 );
-                covered.insert(i);
+                draft.covered.insert(i);
             }
         }
     }
-    // 2. Blobs under the wrong shard: moved when their content matches, else quarantined.
-    let mut resharded: BTreeSet<Digest> = BTreeSet::new();
+    gone
+}
+
+/// Blobs under the wrong shard: moved to the right one when their content matches and it
+/// holds none yet, else quarantined. Returns those moved.
+fn reshard(
+    draft: &mut Draft,
+    inv: &Inventory,
+    findings: &[Finding],
+    facts: &BlobFacts,
+) -> BTreeSet<Digest> {
+    let mut resharded = BTreeSet::new();
     for (i, f) in findings.iter().enumerate() {
-        if f.kind != Kind::BlobWrongShard {
-            continue;
-        }
-        let (Some(d), Some(path)) = (f.digest, f.path.as_deref()) else {
+        let Some((path, d)) = misplaced(f) else {
             continue;
         };
-        if !rel_under(path) {
-            continue;
-        }
         let dir = path.trim_end_matches("/data").to_string();
         let right = layout::blob_data(&d).trim_end_matches("/data").to_string();
-        let matches = root
-            .storage()
-            .hash(path, d.algorithm(), &AtomicBool::new(false), &|_| {})
-            .is_ok_and(|(h, _)| h == d);
-        covered.insert(i);
+        let matches = facts.shards.get(&(path.to_string(), d)) == Some(&true);
+        draft.covered.insert(i);
         if matches && !inv.blobs.contains_key(&d) {
             resharded.insert(d);
-            add(
-                &mut steps,
+            draft.add(
                 Action::Move {
                     from: dir,
                     to: right,
@@ -265,172 +456,313 @@ pub fn plan(
             } else {
                 "blob under the wrong shard, and its content does not match its digest"
             };
-            add(
-                &mut steps,
-                Action::Quarantine { path: dir },
-                None,
-                None,
-                why.into(),
-            );
+            draft.add(Action::Quarantine { path: dir }, None, None, why.into());
         }
     }
-    let intact = |d: &Digest| {
-        (inv.blobs.get(d).is_some_and(|b| b.is_file) && !gone.contains(d)) || resharded.contains(d)
-    };
-    let parses = |d: &Digest| -> bool {
-        intact(d)
-            && match g.manifests.get(d) {
-                Some(ManifestState::Parsed(_)) => true,
-                Some(_) => false,
-                None => matches!(graph::read_manifest(root, inv, d), ManifestState::Parsed(_)),
-            }
-    };
+    resharded
+}
 
-    // 3. Links: rewritten from their directory name, or written where missing.
+/// What the phases after the blobs need from storage beyond the scan and the graph.
+#[derive(Debug, Default)]
+pub struct LinkFacts {
+    /// Manifests no revision link names, read: those the graph names
+    /// ([`graph::unparsed_manifests`]), then the histories of broken tags, the rewritten
+    /// revision links and index children without one (and their children).
+    manifests: graph::Unparsed,
+    /// The directories of uploads without a start time; the revision links of the history
+    /// entries of broken tags that the scan did not stat.
+    stats: Facts,
+    /// Per repository and sha384/sha512 digest whose alias link is gone: the intact blob
+    /// linked in the repository that hashes to it.
+    aliases: BTreeMap<(RepoName, Digest), Option<Digest>>,
+}
+
+/// Fetches what the phases after the blobs need, once [`decide_blobs`] says which blobs are
+/// intact: manifests the graph did not parse; then, for the tags that turn out broken, their
+/// histories' manifests and revision link times; upload times; the blobs lost alias links
+/// named (hashing a repository's intact blobs until one matches).
+pub fn link_facts(
+    root: &Root,
+    inv: &Inventory,
+    g: &Graph,
+    findings: &[Finding],
+    blobs: &Blobs,
+) -> LinkFacts {
+    let mut manifests = graph::unparsed_manifests(root, inv, g);
+    let k = Known {
+        inv,
+        g,
+        gone: &blobs.gone,
+        resharded: &blobs.resharded,
+        read: &manifests,
+    };
+    let aliases = alias_targets(root, &k, findings);
+    let mut rels: Vec<String> = tags(&k)
+        .filter(|t| broken_why(&k, t.target).is_some())
+        .flat_map(|t| {
+            history_entries(&t)
+                .filter(|(d, _)| t.repo.revisions.get(d).and_then(|l| l.mtime).is_none())
+                .map(|(d, _)| layout::revision_link(t.name, d))
+                .collect::<Vec<_>>()
+        })
+        .collect();
+    for name in g.repos.keys() {
+        let Some(repo) = inv.repos.get(name) else {
+            continue;
+        };
+        for u in repo.uploads.values() {
+            if !matches!(u.started, Some(Ok(_))) {
+                rels.push(upload_dir(name, u));
+            }
+        }
+    }
+    let mut stats = Facts::default();
+    stats.stat(root.storage(), rels);
+    let more = read_manifests(root, &k, manifests_wanted(&k, findings));
+    manifests.extend(more);
+    LinkFacts {
+        manifests,
+        stats,
+        aliases,
+    }
+}
+
+/// The manifests the decisions may ask about that the graph does not name as children or tag
+/// targets: the history entries of broken tags, rewritten revision links, index children
+/// without a revision link.
+fn manifests_wanted(k: &Known, findings: &[Finding]) -> BTreeSet<Digest> {
+    let mut wanted: BTreeSet<Digest> = tags(k)
+        .filter(|t| broken_why(k, t.target).is_some())
+        .flat_map(|t| history_entries(&t).map(|(d, _)| *d).collect::<Vec<_>>())
+        .collect();
+    for f in findings {
+        if f.kind == Kind::ChildUnlinked {
+            wanted.extend(f.digest);
+        } else if garbage_link(f) {
+            if let Some((path, d)) = rewrite_target(k, f) {
+                if path.contains("/_manifests/revisions/") {
+                    wanted.insert(d);
+                }
+            }
+        }
+    }
+    wanted
+}
+
+/// Reads the manifests `next` that may be needed and are not read yet, and their children,
+/// in parallel batches.
+fn read_manifests(root: &Root, k: &Known, mut next: BTreeSet<Digest>) -> graph::Unparsed {
+    let mut out = graph::Unparsed::new();
+    next.retain(|d| k.unread(d));
+    while !next.is_empty() {
+        let read: Vec<(Digest, Option<Manifest>)> = next
+            .par_iter()
+            .map(|d| match graph::read_manifest(root, k.inv, d) {
+                ManifestState::Parsed(m) => (*d, Some(m)),
+                _ => (*d, None),
+            })
+            .collect();
+        next = BTreeSet::new();
+        for (d, m) in read {
+            if let Some(m) = &m {
+                next.extend(m.refs(Role::Child).map(|r| r.digest));
+            }
+            out.insert(d, m);
+        }
+        next.retain(|d| k.unread(d) && !out.contains_key(d));
+    }
+    out
+}
+
+/// For each layer named by a sha384/sha512 digest whose alias link is gone (and that no blob
+/// back from the wrong shard answers): the intact blob linked in its repository that hashes
+/// to it, the repository's blobs hashed in order until one does.
+fn alias_targets(
+    root: &Root,
+    k: &Known,
+    findings: &[Finding],
+) -> BTreeMap<(RepoName, Digest), Option<Digest>> {
+    let wanted: BTreeSet<(RepoName, Digest)> = findings
+        .iter()
+        .filter(|f| f.kind == Kind::BlobMissing)
+        .filter_map(|f| Some((RepoName::from_disk(f.repository.as_deref()?), f.digest?)))
+        .filter(|(r, d)| {
+            d.algorithm() != crate::digest::Algorithm::Sha256
+                && !k.resharded.contains(d)
+                && k.g.repos.contains_key(r)
+        })
+        .collect();
+    wanted
+        .into_par_iter()
+        .map(|(repo, d)| {
+            let found = k.g.repos[&repo]
+                .layers
+                .values()
+                .filter(|t| k.intact(t))
+                .find(|t| hashes_to(root, &layout::blob_data(t), &d))
+                .copied();
+            ((repo, d), found)
+        })
+        .collect()
+}
+
+/// Decides about links, tags, uploads and regfsck's own temporary files once the blobs are
+/// decided, and what stays broken; orders the steps. Pure: the report, the scan, the graph,
+/// and what [`link_facts`] fetched.
+pub fn decide_links(
+    inv: &Inventory,
+    g: &Graph,
+    findings: &[Finding],
+    opts: &RepairOptions,
+    blobs: Blobs,
+    facts: &LinkFacts,
+) -> RepairPlan {
+    let Blobs {
+        mut draft,
+        gone,
+        resharded,
+    } = blobs;
+    let k = Known {
+        inv,
+        g,
+        gone: &gone,
+        resharded: &resharded,
+        read: &facts.manifests,
+    };
+    plan_links(&mut draft, &k, findings, facts);
+    repoint_tags(&mut draft, &k, findings, &facts.stats);
+    quarantine_uploads(&mut draft, inv, g, opts, &facts.stats);
+    link_what_restored_revisions_show(&mut draft, &k);
+    cover_unlinked(&mut draft, findings);
+    quarantine_non_manifest_revisions(&mut draft, g, findings);
+    discard_temp_files(&mut draft, findings);
+    RepairPlan {
+        unrepairable: unrepairable(g, findings, &draft.covered, &gone),
+        steps: order(&k, draft.steps),
+        errors_before: findings
+            .iter()
+            .filter(|f| f.severity == Severity::Error)
+            .count() as u64,
+    }
+}
+
+/// Links, in the report's order: garbage rewritten from their directory name, missing ones
+/// written, lost alias links found again; what a blob back from the wrong shard answers is
+/// covered.
+fn plan_links(draft: &mut Draft, k: &Known, findings: &[Finding], facts: &LinkFacts) {
     for (i, f) in findings.iter().enumerate() {
-        let repo = f.repository.as_deref().map(RepoName::from_disk);
         match f.kind {
-            Kind::LinkMalformed
-            | Kind::LinkMismatch
-            | Kind::LinkDoubled
-            | Kind::TagIndexMalformed => {
-                let (Some(path), Some(d)) = (f.path.as_deref(), f.digest) else {
-                    continue;
-                };
-                let is_dir_named = path.contains("/_layers/")
-                    || path.contains("/_manifests/revisions/")
-                    || (path.contains("/_manifests/tags/") && path.contains("/index/"));
-                // A `_layers` alias holds the sha256 its bytes are stored under.
-                let target = if path.contains("/_layers/") && !inv.blobs.contains_key(&d) {
-                    g.aliases.get(&d).copied().unwrap_or(d)
-                } else {
-                    d
-                };
-                if is_dir_named && path.ends_with("/link") && rel_under(path) && intact(&target) {
-                    add(
-                        &mut steps,
-                        Action::Link {
-                            path: path.to_string(),
-                            digest: target,
-                        },
-                        repo.as_ref(),
-                        None,
-                        format!("{}; rewritten from its directory name", f.message),
-                    );
-                    covered.insert(i);
-                }
-            }
-            Kind::LayerUnlinked | Kind::ChildUnlinked => {
-                let (Some(repo), Some(d)) = (repo.as_ref(), f.digest) else {
-                    continue;
-                };
-                // A digest alias (a blob pushed as sha512:) links to the sha256 it is stored
-                // under, as the registry writes it.
-                let stored = if inv.blobs.contains_key(&d) {
-                    d
-                } else {
-                    g.aliases.get(&d).copied().unwrap_or(d)
-                };
-                let (path, ok, why) = if f.kind == Kind::LayerUnlinked {
-                    (
-                        layout::layer_link(repo, &d),
-                        intact(&stored),
-                        "layer or config referenced here, intact, but not linked",
-                    )
-                } else {
-                    (
-                        layout::revision_link(repo, &d),
-                        parses(&d),
-                        "index child, intact, but without a revision link",
-                    )
-                };
-                if ok {
-                    add(
-                        &mut steps,
-                        Action::Link {
-                            path,
-                            digest: stored,
-                        },
-                        Some(repo),
-                        None,
-                        why.into(),
-                    );
-                    covered.insert(i);
-                }
-            }
+            _ if garbage_link(f) => rewrite_link(draft, k, i, f),
+            Kind::LayerUnlinked | Kind::ChildUnlinked => link_unlinked(draft, k, i, f),
             Kind::BlobMissing | Kind::ChildMissing
-                if f.digest.is_some_and(|d| resharded.contains(&d)) =>
+                if f.digest.is_some_and(|d| k.resharded.contains(&d)) =>
             {
-                covered.insert(i);
+                draft.covered.insert(i);
             }
-            // A layer named by a sha384/sha512 digest whose alias link is gone: the bytes are
-            // under their sha256, linked in the repository; the one that hashes to the digest
-            // named gets its alias link back.
             Kind::BlobMissing
                 if f.digest
                     .is_some_and(|d| d.algorithm() != crate::digest::Algorithm::Sha256) =>
             {
-                let (Some(repo), Some(d)) = (repo.as_ref(), f.digest) else {
-                    continue;
-                };
-                let Some(rg) = g.repos.get(repo) else {
-                    continue;
-                };
-                let found = rg.layers.values().filter(|t| intact(t)).find(|t| {
-                    root.storage()
-                        .hash(
-                            &layout::blob_data(t),
-                            d.algorithm(),
-                            &AtomicBool::new(false),
-                            &|_| {},
-                        )
-                        .is_ok_and(|(h, _)| h == d)
-                });
-                if let Some(t) = found {
-                    add(
-                        &mut steps,
-                        Action::Link {
-                            path: layout::layer_link(repo, &d),
-                            digest: *t,
-                        },
-                        Some(repo),
-                        None,
-                        format!(
-                            "the alias link of {d} is gone; its bytes are stored as {t}, linked here"
-                        ),
-                    );
-                    covered.insert(i);
-                }
+                restore_alias(draft, facts, i, f);
             }
             _ => {}
         }
     }
+}
 
-    // 4. Tags: keep what works; restore a missing revision link; else point back at the newest
-    // intact revision of the tag's history; else quarantine the tag.
-    for (name, rg) in &g.repos {
-        let Some(repo) = inv.repos.get(name) else {
-            continue;
-        };
-        for (tag, target) in &rg.tags {
-            let current = layout::tag_current(name, tag);
-            let has_revision = |steps: &BTreeMap<Action, Step>, d: &Digest| {
-                rg.revisions.contains(d)
-                    || steps.contains_key(&Action::Link {
-                        path: layout::revision_link(name, d),
-                        digest: *d,
-                    })
-            };
-            let mut restored = false;
-            let broken_why = match target {
-                TagTarget::Broken => Some("tag has no usable current/link".to_string()),
-                TagTarget::Points(d) if !parses(d) => {
-                    Some(format!("tag points at {d}, which is gone or damaged"))
-                }
-                TagTarget::Points(d) if !has_revision(&steps, d) => {
-                    restored = true;
-                    add(
-                        &mut steps,
+/// A revision, layer or tag index link holding garbage or another digest: rewritten from its
+/// directory name, when that blob is intact.
+fn rewrite_link(draft: &mut Draft, k: &Known, i: usize, f: &Finding) {
+    let Some((path, target)) = rewrite_target(k, f) else {
+        return;
+    };
+    let repo = f.repository.as_deref().map(RepoName::from_disk);
+    draft.add(
+        Action::Link {
+            path: path.to_string(),
+            digest: target,
+        },
+        repo.as_ref(),
+        None,
+        format!("{}; rewritten from its directory name", f.message),
+    );
+    draft.covered.insert(i);
+}
+
+/// A layer or config referenced but not linked in its repository, an index child without a
+/// revision link: linked, when the blob is intact (and the child parses).
+fn link_unlinked(draft: &mut Draft, k: &Known, i: usize, f: &Finding) {
+    let repo = f.repository.as_deref().map(RepoName::from_disk);
+    let (Some(repo), Some(d)) = (repo.as_ref(), f.digest) else {
+        return;
+    };
+    let stored = k.stored(&d);
+    let (path, ok, why) = if f.kind == Kind::LayerUnlinked {
+        (
+            layout::layer_link(repo, &d),
+            k.intact(&stored),
+            "layer or config referenced here, intact, but not linked",
+        )
+    } else {
+        (
+            layout::revision_link(repo, &d),
+            k.parses(&d),
+            "index child, intact, but without a revision link",
+        )
+    };
+    if ok {
+        draft.add(
+            Action::Link {
+                path,
+                digest: stored,
+            },
+            Some(repo),
+            None,
+            why.into(),
+        );
+        draft.covered.insert(i);
+    }
+}
+
+/// A layer named by a sha384/sha512 digest whose alias link is gone: the bytes are under
+/// their sha256, linked in the repository; the one that hashes to the digest named (found by
+/// [`link_facts`]) gets its alias link back.
+fn restore_alias(draft: &mut Draft, facts: &LinkFacts, i: usize, f: &Finding) {
+    let repo = f.repository.as_deref().map(RepoName::from_disk);
+    let (Some(repo), Some(d)) = (repo, f.digest) else {
+        return;
+    };
+    let Some(Some(t)) = facts.aliases.get(&(repo.clone(), d)) else {
+        return;
+    };
+    draft.add(
+        Action::Link {
+            path: layout::layer_link(&repo, &d),
+            digest: *t,
+        },
+        Some(&repo),
+        None,
+        format!("the alias link of {d} is gone; its bytes are stored as {t}, linked here"),
+    );
+    draft.covered.insert(i);
+}
+
+/// Tags: keep what works, restoring a missing revision link; else point back at the newest
+/// intact revision of the tag's history; else quarantine the tag.
+fn repoint_tags(draft: &mut Draft, k: &Known, findings: &[Finding], stats: &Facts) {
+    for t in tags(k) {
+        let TagAt {
+            name,
+            rg,
+            tag,
+            target,
+            ..
+        } = t;
+        let Some(why) = broken_why(k, target) else {
+            // It works once it has its revision link: written here unless planned above.
+            if let TagTarget::Points(d) = target {
+                if !rg.revisions.contains(d) {
+                    draft.add(
                         Action::Link {
                             path: layout::revision_link(name, d),
                             digest: *d,
@@ -439,122 +771,121 @@ pub fn plan(
                         Some(tag),
                         "tag target, intact, but without a revision link".into(),
                     );
-                    None
+                    cover_tag(draft, findings, &t);
                 }
-                TagTarget::Points(d) => {
-                    // Fine once a planned step restores its revision link.
-                    restored = !rg.revisions.contains(d);
-                    None
-                }
-            };
-            let cover = |covered: &mut BTreeSet<usize>| {
-                for (i, f) in findings.iter().enumerate() {
-                    let this_tag = f.repository.as_deref() == Some(name.as_str())
-                        && f.tag.as_deref() == Some(tag.as_str());
-                    if this_tag
-                        && matches!(
-                            f.kind,
-                            Kind::TagNoCurrent
-                                | Kind::TagRevisionMissing
-                                | Kind::ManifestMissing
-                                | Kind::LinkMalformed
-                                | Kind::LinkUnreadable
-                        )
-                    {
-                        covered.insert(i);
-                    }
-                }
-            };
-            let Some(why) = broken_why else {
-                if restored {
-                    cover(&mut covered);
-                }
-                continue;
-            };
-            // The tag's history, newest first (Thorough scans read it, with mtimes). Pushes in
-            // the same second tie: then a revision another tag points at (the tag was an alias
-            // of the newest build), then the newer revision link, then the digest.
-            let tagged_elsewhere: BTreeSet<Digest> = rg
-                .tags
-                .iter()
-                .filter(|(t, _)| *t != tag)
-                .filter_map(|(_, t)| t.digest())
-                .collect();
-            let revision_mtime = |d: &Digest| {
-                repo.revisions
-                    .get(d)
-                    .and_then(|l| l.mtime)
-                    .or_else(|| root.mtime(&layout::revision_link(name, d)))
-            };
-            let mut history: Vec<(Option<SystemTime>, bool, Option<SystemTime>, Digest)> = repo
-                .tags
-                .get(tag)
-                .map(|t| {
-                    t.index
-                        .iter()
-                        .filter(|(d, l)| l.target.as_ref().is_ok_and(|x| x == *d))
-                        .map(|(d, l)| {
-                            (l.mtime, tagged_elsewhere.contains(d), revision_mtime(d), *d)
-                        })
-                        .collect()
-                })
-                .unwrap_or_default();
-            history.sort_by(|a, b| b.cmp(a));
-            let pick = history
-                .iter()
-                .map(|h| h.3)
-                .find(|d| Some(*d) != target.digest() && parses(d));
-            match pick {
-                Some(d) => {
-                    if !has_revision(&steps, &d) {
-                        add(
-                            &mut steps,
-                            Action::Link {
-                                path: layout::revision_link(name, &d),
-                                digest: d,
-                            },
-                            Some(name),
-                            Some(tag),
-                            "revision the tag is pointed back at, intact, without a revision link"
-                                .into(),
-                        );
-                    }
-                    add(
-                        &mut steps,
+            }
+            continue;
+        };
+        let pick = history(&t, stats)
+            .into_iter()
+            .find(|d| Some(*d) != target.digest() && k.parses(d));
+        match pick {
+            Some(d) => {
+                if !rg.revisions.contains(&d) {
+                    draft.add(
                         Action::Link {
-                            path: current.clone(),
+                            path: layout::revision_link(name, &d),
                             digest: d,
                         },
                         Some(name),
                         Some(tag),
-                        format!(
-                            "{why}; pointed back at {d}, the newest intact revision in its history"
-                        ),
+                        "revision the tag is pointed back at, intact, without a revision link"
+                            .into(),
                     );
                 }
-                None => add(
-                    &mut steps,
-                    Action::Quarantine {
-                        path: layout::tag_dir(name, tag),
+                draft.add(
+                    Action::Link {
+                        path: layout::tag_current(name, tag),
+                        digest: d,
                     },
                     Some(name),
                     Some(tag),
-                    format!("{why}; no intact revision in its history: tag removed"),
-                ),
+                    format!(
+                        "{why}; pointed back at {d}, the newest intact revision in its history"
+                    ),
+                );
             }
-            cover(&mut covered);
+            None => draft.add(
+                Action::Quarantine {
+                    path: layout::tag_dir(name, tag),
+                },
+                Some(name),
+                Some(tag),
+                format!("{why}; no intact revision in its history: tag removed"),
+            ),
         }
-        // 5. Uploads older than the upload age.
+        cover_tag(draft, findings, &t);
+    }
+}
+
+/// The findings about a repaired tag that its repair answers: covered.
+fn cover_tag(draft: &mut Draft, findings: &[Finding], t: &TagAt) {
+    for (i, f) in findings.iter().enumerate() {
+        let this_tag = f.repository.as_deref() == Some(t.name.as_str())
+            && f.tag.as_deref() == Some(t.tag.as_str());
+        if this_tag
+            && matches!(
+                f.kind,
+                Kind::TagNoCurrent
+                    | Kind::TagRevisionMissing
+                    | Kind::ManifestMissing
+                    | Kind::LinkMalformed
+                    | Kind::LinkUnreadable
+            )
+        {
+            draft.covered.insert(i);
+        }
+    }
+}
+
+/// The tag's history, newest first (Thorough scans read it, with mtimes). Pushes in the same
+/// second tie: then a revision another tag points at (the tag was an alias of the newest
+/// build), then the newer revision link (its time fetched when the scan has none), then the
+/// digest.
+fn history(t: &TagAt, stats: &Facts) -> Vec<Digest> {
+    let tagged_elsewhere: BTreeSet<Digest> =
+        t.rg.tags
+            .iter()
+            .filter(|(x, _)| *x != t.tag)
+            .filter_map(|(_, x)| x.digest())
+            .collect();
+    let revision_mtime = |d: &Digest| {
+        t.repo
+            .revisions
+            .get(d)
+            .and_then(|l| l.mtime)
+            .or_else(|| stats.mtime(&layout::revision_link(t.name, d)))
+    };
+    let mut history: Vec<(Option<SystemTime>, bool, Option<SystemTime>, Digest)> =
+        history_entries(t)
+            .map(|(d, l)| (l.mtime, tagged_elsewhere.contains(d), revision_mtime(d), *d))
+            .collect();
+    history.sort_by(|a, b| b.cmp(a));
+    history.into_iter().map(|h| h.3).collect()
+}
+
+/// Unfinished uploads older than the upload age (from `startedat`, else the directory's
+/// mtime): quarantined.
+fn quarantine_uploads(
+    draft: &mut Draft,
+    inv: &Inventory,
+    g: &Graph,
+    opts: &RepairOptions,
+    stats: &Facts,
+) {
+    for name in g.repos.keys() {
+        let Some(repo) = inv.repos.get(name) else {
+            continue;
+        };
         for u in repo.uploads.values() {
-            let rel = format!("{}/_uploads/{}", layout::repo_dir(name), u.id);
+            let rel = upload_dir(name, u);
             let started = match &u.started {
                 Some(Ok(t)) => Some(*t),
-                _ => root.mtime(&rel),
+                _ => stats.mtime(&rel),
             };
             let age = started.map(|t| opts.now.duration_since(t).unwrap_or_default());
             if age.is_some_and(|a| a > opts.upload_age) {
-                add(
-                    &mut steps,
+                draft.add(
                     Action::Quarantine { path: rel },
                     Some(name),
                     None,
@@ -566,11 +897,15 @@ pub fn plan(
             }
         }
     }
-    // 5b. What a revision link written above makes visible: the manifest's configs and layers
-    // not linked in the repository, and its children without a revision link, are linked in
-    // the same run, before it (so a crash between two steps never shows an error that was not
-    // there before: the revision link that made them visible comes last).
-    let mut stack: Vec<(RepoName, Digest)> = steps
+}
+
+/// What a revision link written above makes visible: the manifest's configs and layers not
+/// linked in the repository, and its children without a revision link, are linked in the
+/// same run, before it (so a crash between two steps never shows an error that was not there
+/// before: the revision link that made them visible comes last, see [`order`]).
+fn link_what_restored_revisions_show(draft: &mut Draft, k: &Known) {
+    let mut stack: Vec<(RepoName, Digest)> = draft
+        .steps
         .keys()
         .filter_map(|a| match a {
             Action::Link { path, digest } if path.contains("/_manifests/revisions/") => {
@@ -588,20 +923,15 @@ pub fn plan(
         if !seen.insert((name.clone(), d)) {
             continue;
         }
-        let (Some(rg), Some(m)) = (g.repos.get(&name), manifest_of(root, inv, g, &d)) else {
+        let (Some(rg), Some(m)) = (k.g.repos.get(&name), k.manifest(&d)) else {
             continue;
         };
         for r in &m.references {
             match r.role {
                 Role::Config | Role::Layer if !r.foreign && !rg.layers.contains_key(&r.digest) => {
-                    let stored = if inv.blobs.contains_key(&r.digest) {
-                        r.digest
-                    } else {
-                        g.aliases.get(&r.digest).copied().unwrap_or(r.digest)
-                    };
-                    if intact(&stored) {
-                        add(
-                            &mut steps,
+                    let stored = k.stored(&r.digest);
+                    if k.intact(&stored) {
+                        draft.add(
                             Action::Link {
                                 path: layout::layer_link(&name, &r.digest),
                                 digest: stored,
@@ -615,9 +945,8 @@ pub fn plan(
                         );
                     }
                 }
-                Role::Child if !rg.revisions.contains(&r.digest) && parses(&r.digest) => {
-                    add(
-                        &mut steps,
+                Role::Child if !rg.revisions.contains(&r.digest) && k.parses(&r.digest) => {
+                    draft.add(
                         Action::Link {
                             path: layout::revision_link(&name, &r.digest),
                             digest: r.digest,
@@ -634,8 +963,11 @@ pub fn plan(
             }
         }
     }
-    // The findings the steps above cover (they were hidden behind a broken revision link, or
-    // are reported by verify and covered here).
+}
+
+/// The unlinked layers and index children the steps above link (they were hidden behind a
+/// broken revision link, or are reported by verify and linked here): covered.
+fn cover_unlinked(draft: &mut Draft, findings: &[Finding]) {
     for (i, f) in findings.iter().enumerate() {
         if matches!(f.kind, Kind::LayerUnlinked | Kind::ChildUnlinked) {
             if let (Some(r), Some(d)) = (f.repository.as_deref(), f.digest) {
@@ -645,19 +977,18 @@ pub fn plan(
                 } else {
                     layout::revision_link(&name, &d)
                 };
-                if steps
-                    .keys()
-                    .any(|a| matches!(a, Action::Link { path: p, .. } if *p == path))
-                {
-                    covered.insert(i);
+                if draft.writes(&path) {
+                    draft.covered.insert(i);
                 }
             }
         }
     }
+}
 
-    // 6. Untagged revision links whose blob is not a manifest at all (the registry's own gc
-    // aborts on them): the link is quarantined, the blob kept (gc decides about it). Only
-    // when nothing in the repository needs the revision: no tag, index or referrer.
+/// Untagged revision links whose blob is not a manifest at all (the registry's own gc aborts
+/// on them): the link is quarantined, the blob kept (gc decides about it). Only when nothing
+/// in the repository needs the revision: no tag, index or referrer.
+fn quarantine_non_manifest_revisions(draft: &mut Draft, g: &Graph, findings: &[Finding]) {
     for (i, f) in findings.iter().enumerate() {
         if !matches!(f.kind, Kind::ManifestInvalid | Kind::ManifestTooLarge) {
             continue;
@@ -679,8 +1010,7 @@ pub fn plan(
             continue;
         }
         let link = layout::revision_link(&name, &d);
-        add(
-            &mut steps,
+        draft.add(
             Action::Quarantine {
                 path: link.trim_end_matches("/link").to_string(),
             },
@@ -691,14 +1021,16 @@ pub fn plan(
                 f.message
             ),
         );
-        covered.insert(i);
+        draft.covered.insert(i);
     }
-    // 7. regfsck's own temporary files, left by a crash: never referenced.
+}
+
+/// regfsck's own temporary files, left by a crash: never referenced, removed.
+fn discard_temp_files(draft: &mut Draft, findings: &[Finding]) {
     for f in findings {
         if let (Kind::TempFile, Some(p)) = (f.kind, f.path.as_deref()) {
             if p.ends_with(crate::fsops::TEMP_SUFFIX) && rel_under(p) {
-                add(
-                    &mut steps,
+                draft.add(
                     Action::Discard {
                         path: p.to_string(),
                     },
@@ -709,8 +1041,17 @@ pub fn plan(
             }
         }
     }
+}
 
-    // 8. What stays broken: errors not covered, and the manifests that need quarantined blobs.
+/// What stays broken: the errors no step covers, and the manifests that need quarantined
+/// blobs, with the tags each breaks; sorted, without repeats.
+fn unrepairable(
+    g: &Graph,
+    findings: &[Finding],
+    covered: &BTreeSet<usize>,
+    gone: &BTreeSet<Digest>,
+) -> Vec<Unrepairable> {
+    let mut out = Vec::new();
     for (i, f) in findings.iter().enumerate() {
         if f.severity != Severity::Error || covered.contains(&i) {
             continue;
@@ -719,12 +1060,12 @@ pub fn plan(
             (Some(r), Some(d)) => tags_needing(g, &RepoName::from_disk(r), &d),
             _ => Vec::new(),
         };
-        plan.unrepairable.push(Unrepairable {
+        out.push(Unrepairable {
             finding: f.clone(),
             breaks,
         });
     }
-    for d in &gone {
+    for d in gone {
         for (name, rg) in &g.repos {
             for m in rg.revisions.iter().copied().chain(rg.tag_targets()) {
                 let m = &m;
@@ -736,7 +1077,7 @@ pub fn plan(
                     .iter()
                     .any(|r| r.digest == *d && r.role != Role::Subject)
                 {
-                    plan.unrepairable.push(Unrepairable {
+                    out.push(Unrepairable {
                         finding: Finding::new(
                             Kind::BlobMissing,
                             format!(
@@ -752,13 +1093,16 @@ pub fn plan(
             }
         }
     }
-    plan.unrepairable.sort_by(|a, b| a.finding.cmp(&b.finding));
-    plan.unrepairable.dedup_by(|a, b| a.finding == b.finding);
+    out.sort_by(|a, b| a.finding.cmp(&b.finding));
+    out.dedup_by(|a, b| a.finding == b.finding);
+    out
+}
 
-    // Order: quarantines and moves, then links (revision links before the tags that need them).
+/// The steps in the order they are carried out: quarantines and moves; then links, each
+/// before what makes it visible: `_layers` links, then revision links (index children before
+/// their index), then tags.
+fn order(k: &Known, steps: BTreeMap<Action, Step>) -> Vec<Step> {
     let mut ordered: Vec<Step> = steps.into_values().collect();
-    // Order: quarantines and moves; then links, each before what makes it visible: `_layers`
-    // links, then revision links (index children before their index), then tags.
     let children: BTreeSet<Digest> = ordered
         .iter()
         .filter_map(|s| match &s.action {
@@ -767,8 +1111,8 @@ pub fn plan(
             }
             _ => None,
         })
-        .filter_map(|d| manifest_of(root, inv, g, &d))
-        .flat_map(|m| m.refs(Role::Child).map(|r| r.digest).collect::<Vec<_>>())
+        .filter_map(|d| k.manifest(&d))
+        .flat_map(|m| m.refs(Role::Child).map(|r| r.digest))
         .collect();
     ordered.sort_by_key(|s| match &s.action {
         Action::Discard { .. } => 0,
@@ -780,8 +1124,24 @@ pub fn plan(
         }
         Action::Link { .. } => 2,
     });
-    plan.steps = ordered;
-    plan
+    ordered
+}
+
+/// Plans the repair of what `findings` (a verify report with contents hashed) show: fetches
+/// what the scan and the graph do not hold (in batches), deciding purely over it. Reads,
+/// never writes.
+pub fn plan(
+    root: &Root,
+    inv: &Inventory,
+    g: &Graph,
+    findings: &[Finding],
+    opts: &RepairOptions,
+) -> RepairPlan {
+    let ahead = blob_facts(root, findings);
+    let blobs = decide_blobs(inv, findings, &ahead);
+    drop(ahead);
+    let facts = link_facts(root, inv, g, findings, &blobs);
+    decide_links(inv, g, findings, opts, blobs, &facts)
 }
 
 /// One journal line: written and synced before the step it records.
