@@ -496,6 +496,7 @@ pub fn run(
         Command::Ls(a) => ls_cmd(&mut cx, a),
         Command::Gc(a) => gc_cmd(&mut cx, a),
         Command::Prune(a) => prune_cmd(&mut cx, a),
+        Command::RmTag(a) => rm_tag_cmd(&mut cx, a),
         Command::Repair(a) => repair_cmd(&mut cx, a),
         Command::RmRepo(a) => rm_repo_cmd(&mut cx, a),
         Command::Du(a) => du_cmd(&mut cx, a),
@@ -629,11 +630,7 @@ fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
 
 /// `regfsck prune`.
 fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
-    let g = cx.g;
-    let env = cx.env;
-    let interrupt = cx.interrupt;
-    let pool = cx.pool;
-    let out: &mut dyn Write = &mut *cx.out;
+    let (g, env) = (cx.g, cx.env);
     let root = resolve_root(a.root.as_deref(), g, env)?;
     if !a.dry_run {
         writable(&root, "prune")?;
@@ -653,6 +650,97 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
         now: env.now,
         min_age: a.min_age.into(),
     };
+    let run = PruneRun {
+        command: "prune",
+        dry_run: a.dry_run,
+        gc: a.gc,
+        min_age: a.min_age.into(),
+        force: a.force,
+    };
+    prune_with(cx, root, &opts, &run)
+}
+
+/// How a prune (or an rm-tag) is run.
+struct PruneRun {
+    command: &'static str,
+    dry_run: bool,
+    gc: bool,
+    min_age: std::time::Duration,
+    force: bool,
+}
+
+/// `regfsck rm-tag REPO:TAG...`: a prune whose policy, per repository, keeps every tag but
+/// the named ones (so what it drops and the crash guarantee are prune's).
+fn rm_tag_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmTagArgs) -> Result<Outcome> {
+    let root = resolve_root(None, cx.g, cx.env)?;
+    if !a.dry_run {
+        writable(&root, "rm-tag")?;
+    }
+    let mut wanted: std::collections::BTreeMap<
+        crate::layout::RepoName,
+        std::collections::BTreeSet<String>,
+    > = std::collections::BTreeMap::new();
+    for t in &a.tags {
+        let (repo, tag) = t
+            .rsplit_once(':')
+            .ok_or_else(|| Error::Usage(format!("{t}: not REPOSITORY:TAG")))?;
+        let repo =
+            crate::layout::RepoName::parse(repo).map_err(|e| Error::Usage(format!("{t}: {e}")))?;
+        crate::layout::TagName::parse(tag).map_err(|e| Error::Usage(format!("{t}: {e}")))?;
+        wanted.entry(repo).or_default().insert(tag.to_string());
+    }
+    let inv = cx.pool.install(|| scan::scan(&root, scan::Depth::Fast))?;
+    let mut policies = Vec::new();
+    for (repo, tags) in &wanted {
+        let present: Vec<String> = inv
+            .repos
+            .get(repo)
+            .map(|r| r.tags.keys().map(|t| t.to_string()).collect())
+            .unwrap_or_default();
+        if let Some(t) = tags.iter().find(|t| !present.contains(t)) {
+            return Err(Error::Usage(format!("no tag {repo}:{t} in this registry")));
+        }
+        let keep: Vec<String> = present
+            .iter()
+            .filter(|t| !tags.contains(*t))
+            .map(|t| format!("^{}$", regex::escape(t)))
+            .collect();
+        policies.push(prune::Policy::new(prune::PolicySpec {
+            repositories: vec![globset::escape(repo.as_str())],
+            keep_last: keep.is_empty().then_some(0),
+            keep_within: None,
+            keep_tag: keep,
+            order: prune::Order::Name,
+        })?);
+    }
+    drop(inv);
+    let opts = prune::PruneOptions {
+        policies,
+        now: cx.env.now,
+        min_age: a.min_age.into(),
+    };
+    let run = PruneRun {
+        command: "rm-tag",
+        dry_run: a.dry_run,
+        gc: a.gc,
+        min_age: a.min_age.into(),
+        force: a.force,
+    };
+    prune_with(cx, root, &opts, &run)
+}
+
+/// Plans and carries out a prune.
+fn prune_with(
+    cx: &mut Cx<'_>,
+    root: Root,
+    opts: &prune::PruneOptions,
+    a: &PruneRun,
+) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let interrupt = cx.interrupt;
+    let pool = cx.pool;
+    let out: &mut dyn Write = &mut *cx.out;
     let mut notes = if a.dry_run {
         pending_notes(&root)?
     } else {
@@ -663,7 +751,7 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
     let plan = pool.install(|| -> Result<prune::PrunePlan> {
         let inv = scan::scan(&root, scan::Depth::Fast)?;
         let graph = graph::build(&root, &inv, env.now);
-        Ok(prune::plan(&root, &inv, &graph, &opts))
+        Ok(prune::plan(&root, &inv, &graph, opts))
     })?;
     let refused = plan.blind.is_some() || (!plan.broken.is_empty() && !a.force);
     let mut status = ExitStatus::CLEAN;
@@ -686,16 +774,17 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
             Ok(done) => applied = Some(done),
             Err(Error::Interrupted) => {
                 status = ExitStatus::INTERRUPTED;
-                notes.push(
-                    "interrupted; what was removed is consistent, run prune again to finish".into(),
-                );
+                notes.push(format!(
+                    "interrupted; what was removed is consistent, run {} again to finish",
+                    a.command
+                ));
             }
             Err(e) => return Err(e),
         }
         if applied.is_some() && a.gc {
             let gc_opts = gc::GcOptions {
                 delete_untagged: false,
-                min_age: a.min_age.into(),
+                min_age: a.min_age,
                 force: a.force,
                 now: env.now,
                 upload_age: None,
@@ -721,7 +810,7 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
         sweep: gc_doc.as_ref(),
     };
     if g.json {
-        report::write_json(out, "prune", &doc)
+        report::write_json(out, a.command, &doc)
     } else {
         report::prune_human(out, &doc)
     }

@@ -84,6 +84,9 @@ pub enum Command {
     /// repository; remove the other tags, and the manifests only they reached; --gc sweeps.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Prune(PruneArgs),
+    /// Remove tags, and only them: a manifest another tag (or a kept index) still needs stays;
+    /// one only the removed tags reached is dropped, for gc to free (as prune does).
+    RmTag(RmTagArgs),
     /// Fix what verify finds without losing intact data: quarantine corrupt blobs, relink,
     /// reshard, rewrite links, repoint broken tags, purge stale uploads; journaled, undoable.
     #[command(after_long_help = EXIT_STATUS_HELP)]
@@ -212,6 +215,26 @@ pub struct PruneArgs {
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub min_age: humantime::Duration,
     /// Prune (and sweep) even when a selected repository's graph is broken.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// `regfsck rm-tag`.
+#[derive(Debug, Args)]
+pub struct RmTagArgs {
+    /// The tags to remove, as REPOSITORY:TAG (the repository may be nested: team/app:v1).
+    #[arg(value_name = "REPO:TAG", required = true)]
+    pub tags: Vec<String>,
+    /// Print the plan (what is removed, what is kept and why); change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// Then sweep the blobs nobody needs any more (gc, in the same run).
+    #[arg(long)]
+    pub gc: bool,
+    /// Grace period of the sweep (as gc's --min-age).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub min_age: humantime::Duration,
+    /// Remove (and sweep) even when the repository's graph is broken.
     #[arg(long)]
     pub force: bool,
 }

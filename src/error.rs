@@ -71,6 +71,9 @@ pub enum Error {
     /// A retention policy (command line or file) that cannot be used.
     #[error("bad policy: {0}")]
     Policy(String),
+    /// A command line naming what is not there, or not well formed (exit 16).
+    #[error("{0}")]
+    Usage(String),
     /// A change that needs confirmation was not confirmed.
     #[error(
         "not confirmed: nothing changed (answer y on a terminal, or pass --yes; --dry-run shows the plan)"
@@ -92,6 +95,7 @@ impl Error {
             Error::ConflictingRoots { .. }
                 | Error::InvalidName { .. }
                 | Error::Policy(_)
+                | Error::Usage(_)
                 | Error::NotConfirmed
         )
     }

@@ -17,6 +17,7 @@ mod prune;
 mod registry;
 mod repair;
 mod rmrepo;
+mod rmtag;
 mod s3;
 mod s3infra;
 mod serve;
