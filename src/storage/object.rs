@@ -185,8 +185,9 @@ impl Object {
 
     /// Lists every key below the prefix, many listings at once: a listing with a delimiter
     /// finds the "directories" of each level that splits (the prefix, `docker/`,
-    /// `docker/registry/`, `v2/`, `blobs/`, `blobs/<alg>/`, and every level of a repository
-    /// name), and each directory below those is listed flat (`blobs/<alg>/<hh>/`, a
+    /// `docker/registry/`, `v2/`, `blobs/`, `blobs/<alg>/`, `repositories/` and each first
+    /// component of a repository name: `library/`, `team/`), and each directory below those is
+    /// listed flat (`blobs/<alg>/<hh>/`, `repositories/library/alpine/`, a top-level
     /// repository's `_layers/`, `_manifests/`, `_uploads/`, anything else). A delimiter only
     /// finds prefixes here: a server that keeps emptied "directories" a while gives an empty
     /// flat listing for one, never a key that is not there.
