@@ -732,18 +732,15 @@ pub fn apply(
     let s = &plan.sweep;
     // 1. Tag index entries (in batches: none refers to another), 2. revision links of dropped
     // manifests, one by one, referrers first.
-    for chunk in s.tag_index_entries.chunks(BATCH) {
-        stop()?;
-        let rels: Vec<String> = chunk
-            .iter()
-            .map(|l| {
-                let tag = l.tag.as_ref().expect("tag index entries carry their tag");
-                parent(&layout::tag_index_link(&l.repository, tag, &l.digest)).to_string()
-            })
-            .collect();
-        remover.remove_trees(&rels)?;
-        done.links += chunk.len() as u64;
-    }
+    let entries: Vec<String> = s
+        .tag_index_entries
+        .iter()
+        .map(|l| {
+            let tag = l.tag.as_ref().expect("tag index entries carry their tag");
+            parent(&layout::tag_index_link(&l.repository, tag, &l.digest)).to_string()
+        })
+        .collect();
+    done.links += remove_in_batches(remover, &entries, &stop)?;
     for m in &s.manifest_removal {
         stop()?;
         let rel = layout::revision_link(&m.repository, &m.digest);
@@ -766,20 +763,13 @@ pub fn apply(
     let still_links: BTreeSet<&SweptLink> = recheck.sweep.layer_links.iter().collect();
     // 3. `_layers` links of blobs about to go, 4. the blobs: each in batches, every link
     // before any blob.
-    let links: Vec<&SweptLink> = s
+    let links: Vec<String> = s
         .layer_links
         .iter()
         .filter(|l| still_links.contains(l))
+        .map(|l| parent(&layout::layer_link(&l.repository, &l.digest)).to_string())
         .collect();
-    for chunk in links.chunks(BATCH) {
-        stop()?;
-        let rels: Vec<String> = chunk
-            .iter()
-            .map(|l| parent(&layout::layer_link(&l.repository, &l.digest)).to_string())
-            .collect();
-        remover.remove_trees(&rels)?;
-        done.links += chunk.len() as u64;
-    }
+    done.links += remove_in_batches(remover, &links, &stop)?;
     done.rechecked_kept = s
         .blobs
         .iter()
@@ -790,16 +780,12 @@ pub fn apply(
         .iter()
         .filter(|b| still.contains(&b.digest))
         .collect();
-    for chunk in blobs.chunks(BATCH) {
-        stop()?;
-        let rels: Vec<String> = chunk
-            .iter()
-            .map(|b| parent(&layout::blob_data(&b.digest)).to_string())
-            .collect();
-        remover.remove_trees(&rels)?;
-        done.blobs += chunk.len() as u64;
-        done.bytes += chunk.iter().map(|b| b.size).sum::<u64>();
-    }
+    let dirs: Vec<String> = blobs
+        .iter()
+        .map(|b| parent(&layout::blob_data(&b.digest)).to_string())
+        .collect();
+    done.blobs += remove_in_batches(remover, &dirs, &stop)?;
+    done.bytes += blobs.iter().map(|b| b.size).sum::<u64>();
     // 5. Blob directories left empty by an interrupted deletion.
     let still_empty: BTreeSet<&Digest> = recheck.sweep.empty_blob_dirs.iter().collect();
     for d in &s.empty_blob_dirs {
@@ -829,6 +815,20 @@ pub fn apply(
 /// Deletions per batch (an object store's DeleteObjects maximum), and between checks for an
 /// interrupt.
 const BATCH: usize = 1000;
+
+/// Removes `rels` in batches of [`BATCH`], checking for an interrupt before each; returns how
+/// many it removed.
+fn remove_in_batches(
+    remover: &dyn Remover,
+    rels: &[String],
+    stop: &dyn Fn() -> Result<()>,
+) -> Result<u64> {
+    for chunk in rels.chunks(BATCH) {
+        stop()?;
+        remover.remove_trees(chunk)?;
+    }
+    Ok(rels.len() as u64)
+}
 
 fn parent(rel: &str) -> &str {
     rel.rsplit_once('/').map(|(p, _)| p).unwrap_or(rel)

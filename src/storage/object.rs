@@ -110,6 +110,8 @@ pub struct Object {
     index: BTreeMap<String, Obj>,
     /// Objects read ahead by [`Storage::prefetch`], taken by the read that needs them.
     cache: Mutex<HashMap<String, bytes::Bytes>>,
+    /// The HTTP client of the requests object_store does not make (multipart listings).
+    http: std::sync::OnceLock<reqwest::Client>,
 }
 
 fn io_err(e: object_store::Error) -> std::io::Error {
@@ -156,6 +158,7 @@ impl Object {
             rt,
             index: BTreeMap::new(),
             cache: Mutex::new(HashMap::new()),
+            http: std::sync::OnceLock::new(),
         };
         o.index = o.list_everything()?;
         Ok(o)
@@ -822,9 +825,9 @@ impl Object {
         url::Url::parse(&text).map_err(|e| std::io::Error::other(format!("{text}: {e}")))
     }
 
-    /// A signed GET of `path` (below the bucket URL, percent-encoded) with `query` (sorted):
-    /// the answer's body.
-    async fn signed_get(&self, path: &str, query: &[(&str, &str)]) -> std::io::Result<String> {
+    /// A signed GET of the object `object` (a full key; `""`: the bucket) with `query`
+    /// (sorted): the answer's body.
+    async fn signed_get(&self, object: &str, query: &[(&str, &str)]) -> std::io::Result<String> {
         let (Some(key), Some(secret)) = (&self.spec.access_key, &self.spec.secret_key) else {
             return Err(std::io::Error::new(
                 std::io::ErrorKind::PermissionDenied,
@@ -832,9 +835,14 @@ impl Object {
             ));
         };
         let base = self.bucket_url()?;
-        let url = base
-            .join(path)
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let mut url = base.clone();
+        if !object.is_empty() {
+            // Each component percent-encoded (path_segments_mut does it).
+            url.path_segments_mut()
+                .map_err(|()| std::io::Error::other(format!("{base}: not a base URL")))?
+                .pop_if_empty()
+                .extend(object.split('/'));
+        }
         let now = jiff::Timestamp::now();
         let region = self.spec.region.as_deref().unwrap_or("us-east-1");
         let signed = rusty_s3::signing::sign(
@@ -849,11 +857,17 @@ impl Object {
             query.iter().copied(),
             std::iter::empty(),
         );
-        let client = reqwest::Client::builder()
-            .build()
-            .map_err(|e| std::io::Error::other(e.to_string()))?;
+        let client = match self.http.get() {
+            Some(c) => c,
+            None => {
+                let c = reqwest::Client::builder()
+                    .build()
+                    .map_err(|e| std::io::Error::other(e.to_string()))?;
+                self.http.get_or_init(|| c)
+            }
+        };
         let resp = client
-            .get(signed.clone())
+            .get(signed)
             .send()
             .await
             .map_err(|e| std::io::Error::other(format!("GET {}: {e}", base)))?;
@@ -932,15 +946,6 @@ impl Object {
 
     /// Bytes and number of the parts of one multipart upload.
     async fn parts_of(&self, key: &str, upload_id: &str) -> std::io::Result<(u64, u64)> {
-        let path: String = key
-            .split('/')
-            .map(|c| {
-                url::form_urlencoded::byte_serialize(c.as_bytes())
-                    .collect::<String>()
-                    .replace('+', "%20")
-            })
-            .collect::<Vec<_>>()
-            .join("/");
         let (mut bytes, mut parts) = (0, 0);
         let mut marker = String::new();
         loop {
@@ -949,7 +954,7 @@ impl Object {
                 q.push(("part-number-marker", &marker));
             }
             q.push(("uploadId", upload_id));
-            let body = self.signed_get(&path, &q).await?;
+            let body = self.signed_get(key, &q).await?;
             let page: PartsPage = quick_xml::de::from_str(&body)
                 .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e.to_string()))?;
             parts += page.part.len() as u64;

@@ -61,7 +61,7 @@ const DEFAULT_SIGINT_TRIALS: u64 = 3;
 /// Every `ALT_EVERY`th trial finishes with other commands instead of a rerun of the same one.
 const ALT_EVERY: u64 = 4;
 
-fn trials(default: u64) -> u64 {
+pub(crate) fn trials(default: u64) -> u64 {
     std::env::var("REGFSCK_KILL_TRIALS")
         .ok()
         .and_then(|v| v.parse().ok())

@@ -442,12 +442,7 @@ fn a_real_gc_on_s3_deletes_what_the_registrys_gc_would_and_every_tag_still_pulls
     );
     assert_eq!(registry_pulls(&s3, p, &loaded.view), Vec::<String>::new());
     assert_eq!(s3.registry_gc_dry_run(p, false).0, BTreeSet::new());
-    let out = on_s3(&s3, p, &["verify", "--json", "--no-content"], true);
-    let errors: Vec<_> = findings(&json(&out))
-        .into_iter()
-        .filter(|f| f.0 == "error")
-        .collect();
-    assert_eq!(errors, Vec::new(), "{}", text(&out));
+    assert_eq!(s3_errors(&s3, p), BTreeSet::new());
     // gc -m: the untagged manifests go too; every tag still pulls.
     let out = on_s3(&s3, p, &["gc", "--json", "--min-age", "0", "-m"], true);
     assert_eq!(
@@ -496,10 +491,7 @@ fn s3_errors(s3: &S3, prefix: &str) -> BTreeSet<String> {
 /// error, and a second run converges to the keys an uninterrupted run leaves.
 /// `REGFSCK_KILL_TRIALS=N` for a soak run (default 4).
 fn killed_at_random_moments_on_s3(name: &str, args: &[&str]) {
-    let n: u64 = std::env::var("REGFSCK_KILL_TRIALS")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(4);
+    let n = crate::kill::trials(4);
     // Prefixes of this test's own below the shared bucket: `<name>/sample` pushed by the
     // registry, `<name>/uninterrupted` and `<name>/trial-<i>` copies of it.
     let s3 = S3::with_bucket(WRITES);
