@@ -1,6 +1,7 @@
 //! The `regfsck` binary: parse arguments, run, print the final error, exit with fsck's codes.
 
 #[global_allocator]
+#[cfg(not(feature = "system-alloc"))]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 use std::io::{IsTerminal, Write};

@@ -145,8 +145,9 @@ pub fn usage(inv: &Inventory, g: &Graph, tags: bool, sort: SortBy) -> Usage {
     let unreferenced: u64 = inv
         .blobs
         .iter()
-        .filter(|(d, _)| !g.marked.contains(d))
-        .map(|(_, b)| b.size)
+        .enumerate()
+        .filter(|(id, _)| !g.marked.contains_id(*id))
+        .map(|(_, (_, b))| b.size)
         .sum();
     Usage {
         repositories,

@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use crate::digest::Digest;
+use crate::digest::{Digest, DigestMap, DigestSet};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind};
 use crate::fsops::Remover;
@@ -224,7 +224,10 @@ struct Marking<'a> {
 
 /// What marking one repository gave.
 struct RepoMarks {
-    marked: Vec<Digest>,
+    /// Positions in the blob store.
+    marked: Vec<u32>,
+    /// Marked digests the blob store does not hold.
+    absent: Vec<Digest>,
     dropped: Vec<SweptManifest>,
     young_untagged: u64,
 }
@@ -239,8 +242,10 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
         extra,
         young_revision,
     } = m;
+    let blobs = &ix.inventory().blobs;
     let mut out = RepoMarks {
         marked: Vec::new(),
+        absent: Vec::new(),
         dropped: Vec::new(),
         young_untagged: 0,
     };
@@ -271,10 +276,10 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
                 for r in &m.references {
                     match r.role {
                         Role::Config | Role::Layer => {
-                            out.marked.push(r.digest);
+                            out.mark(blobs, r.digest);
                             // Through a digest alias, the bytes are under another name.
                             if let Some(c) = rg.layers.get(&r.digest).or(aliases.get(&r.digest)) {
-                                out.marked.push(*c);
+                                out.mark(blobs, *c);
                             }
                         }
                         Role::Child => stack.push(r.digest),
@@ -306,8 +311,19 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
             });
         }
     }
-    out.marked.extend(kept);
+    for d in kept {
+        out.mark(blobs, d);
+    }
     out
+}
+
+impl RepoMarks {
+    fn mark(&mut self, blobs: &DigestMap<crate::scan::Blob>, d: Digest) {
+        match blobs.id(&d) {
+            Some(id) => self.marked.push(id as u32),
+            None => self.absent.push(d),
+        }
+    }
 }
 
 /// What marking needs from storage beyond the scan, fetched in batches before it runs.
@@ -340,7 +356,7 @@ pub struct SweepFacts {
 /// The outcome of marking.
 #[derive(Debug, Default)]
 pub struct Marks {
-    marked: FxHashSet<Digest>,
+    marked: DigestSet,
     dropped: Vec<SweptManifest>,
     kept_young_manifests: u64,
 }
@@ -442,19 +458,21 @@ pub fn mark(inv: &Inventory, g: &Graph, opts: &GcOptions, facts: &MarkFacts) -> 
         .map(|(name, rg)| mark_repo(&marking, name, rg, !drops_untagged(opts, &broken, name)))
         .collect();
     let mut out = Marks {
-        marked: FxHashSet::with_capacity_and_hasher(
-            parts.iter().map(|p| p.marked.len()).sum(),
-            Default::default(),
-        ),
+        marked: DigestSet::over(&inv.blobs),
         ..Marks::default()
     };
     for p in parts {
-        out.marked.extend(p.marked);
+        for id in p.marked {
+            out.marked.insert_id(id as usize);
+        }
+        for d in p.absent {
+            out.marked.insert(&inv.blobs, d);
+        }
         out.dropped.extend(p.dropped);
         out.kept_young_manifests += p.young_untagged;
     }
     // What links regfsck cannot place in a repository refer to.
-    out.marked.extend(g.pinned.iter().copied());
+    out.marked.union(&g.pinned);
     out
 }
 
@@ -473,7 +491,7 @@ pub fn sweep_facts(
     let unmarked: Vec<&Digest> = inv
         .blobs
         .iter()
-        .filter(|(d, b)| !b.stat && !marks.marked.contains(*d))
+        .filter(|(d, b)| !b.stat && !marks.marked.contains(&inv.blobs, d))
         .map(|(d, _)| d)
         .collect();
     stats.stat(
@@ -494,7 +512,7 @@ pub fn sweep_facts(
             .flat_map(|r| {
                 r.layers.iter().filter_map(|(d, l)| {
                     let target = l.target.as_ref().ok().copied().unwrap_or(*d);
-                    (l.mtime.is_none() && !marks.marked.contains(&target))
+                    (l.mtime.is_none() && !marks.marked.contains(&inv.blobs, &target))
                         .then(|| layout::layer_link(&r.name, d))
                 })
             })
@@ -549,7 +567,7 @@ pub fn sweep(
                 r.layers.iter().filter_map(|(d, l)| {
                     let target = l.target.as_ref().ok().copied().unwrap_or(*d);
                     (l.mtime.is_none()
-                        && !marked.contains(&target)
+                        && !marked.contains(&inv.blobs, &target)
                         && ages.young_file(facts, &layout::layer_link(&r.name, d)))
                     .then_some(target)
                 })
@@ -560,7 +578,10 @@ pub fn sweep(
     };
     let mut sweep = Sweep::default();
     let mut kept_young_blobs = 0;
-    for (d, b) in inv.blobs.iter().filter(|(d, _)| !marked.contains(*d)) {
+    for (d, b) in (inv.blobs.iter().enumerate())
+        .filter(|(id, _)| !marked.contains_id(*id))
+        .map(|(_, e)| e)
+    {
         let (size, mtime) = if b.stat {
             (b.size, b.mtime)
         } else {

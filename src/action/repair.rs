@@ -287,7 +287,7 @@ fn broken_why(k: &Known, target: &TagTarget) -> Option<String> {
 }
 
 /// The entries of the tag's history (`index/`) whose link holds the digest it is named by.
-fn history_entries<'a>(t: &TagAt<'a>) -> impl Iterator<Item = (&'a Digest, &'a Link)> {
+fn history_entries<'a>(t: &TagAt<'a>) -> impl Iterator<Item = (&'a Digest, Link)> {
     t.repo
         .tags
         .get(t.tag)

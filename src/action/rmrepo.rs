@@ -116,7 +116,7 @@ fn referenced_by_others(
     g: &Graph,
     removed: &BTreeSet<RepoName>,
 ) -> BTreeSet<Digest> {
-    let mut others: BTreeSet<Digest> = g.pinned.iter().copied().collect();
+    let mut others: BTreeSet<Digest> = g.pinned.iter(&inv.blobs).collect();
     for name in inv.repos.keys().filter(|n| !removed.contains(*n)) {
         others.extend(g.repo_refs(inv, name));
     }

@@ -10,9 +10,9 @@ use std::time::{Duration, SystemTime};
 pub mod manifest;
 
 use rayon::prelude::*;
-use rustc_hash::{FxHashMap, FxHashSet};
+use rustc_hash::FxHashMap;
 
-use crate::digest::{Algorithm, Digest};
+use crate::digest::{Algorithm, Digest, DigestMap, DigestSet};
 use crate::findings::{Finding, Kind, Severity};
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::scan::{BlobState, Inventory, Link, LinkProblem, Repo};
@@ -80,19 +80,19 @@ impl RepoGraph {
 #[derive(Debug, Default, Clone)]
 pub struct Graph {
     /// Every manifest linked as a revision anywhere, by digest.
-    pub manifests: BTreeMap<Digest, ManifestState>,
+    pub manifests: DigestMap<ManifestState>,
     /// Per repository.
     pub repos: BTreeMap<RepoName, RepoGraph>,
     /// Blobs that gc (without `-m`) keeps: every revision of every repository and what it
     /// refers to (configs, layers, index children, through digest aliases), and what links
     /// regfsck cannot place refer to ([`Inventory::pinned`]).
-    pub marked: FxHashSet<Digest>,
+    pub marked: DigestSet,
     /// Digest aliases: a `_layers/sha512/<hex>/link` holding `sha256:<canonical>` (a blob
     /// pushed under another algorithm is stored under its sha256). Alias → canonical, from
     /// every repository.
     pub aliases: FxHashMap<Digest, Digest>,
     /// [`Inventory::pinned`] and everything those manifests refer to.
-    pub pinned: FxHashSet<Digest>,
+    pub pinned: DigestSet,
     /// Whether the layout is a pull-through cache (layers are fetched on demand).
     pub cache: bool,
     /// Inconsistencies.
@@ -232,15 +232,12 @@ type Declared = BTreeMap<Digest, (u64, Digest, RepoName)>;
 /// up every reference, tag and link, hundreds of thousands of lookups on a large registry.
 pub(crate) struct Index<'a> {
     inv: &'a Inventory,
-    manifests: FxHashMap<Digest, &'a ManifestState>,
+    manifests: &'a DigestMap<ManifestState>,
 }
 
 impl<'a> Index<'a> {
-    pub(crate) fn new(inv: &'a Inventory, manifests: &'a BTreeMap<Digest, ManifestState>) -> Self {
-        Index {
-            inv,
-            manifests: manifests.iter().map(|(d, m)| (*d, m)).collect(),
-        }
+    pub(crate) fn new(inv: &'a Inventory, manifests: &'a DigestMap<ManifestState>) -> Self {
+        Index { inv, manifests }
     }
 
     /// Whether blob `d` is there, missing, or in a part of the store that could not be read:
@@ -255,6 +252,11 @@ impl<'a> Index<'a> {
         }
     }
 
+    /// The inventory it looks up in.
+    pub(crate) fn inventory(&self) -> &'a Inventory {
+        self.inv
+    }
+
     /// The blob `d` as scanned.
     pub(crate) fn blob(&self, d: &Digest) -> Option<&'a crate::scan::Blob> {
         self.inv.blob(d)
@@ -262,7 +264,7 @@ impl<'a> Index<'a> {
 
     /// What reading manifest `d` gave, if it was read.
     pub(crate) fn get(&self, d: &Digest) -> Option<&'a ManifestState> {
-        self.manifests.get(d).copied()
+        self.manifests.get(d)
     }
 
     /// The parsed manifest `d`.
@@ -351,7 +353,6 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
     let declared = check_repos(inv, &ctx, &mut g.findings, &mut g.repos);
     size_mismatches(inv, &declared, &mut g.findings);
 
-    drop(ix);
     // What links regfsck cannot place name, and what those manifests refer to.
     let pinned_roots: Vec<Digest> = inv.pinned.iter().copied().collect();
     g.pinned = keep_closure(root, inv, &g, pinned_roots);
@@ -363,7 +364,7 @@ fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: boo
 
 /// Reads and parses every manifest a well-formed revision link names, once per digest, in
 /// parallel after one prefetch batch.
-fn parse_linked(root: &Root, inv: &Inventory) -> BTreeMap<Digest, ManifestState> {
+fn parse_linked(root: &Root, inv: &Inventory) -> DigestMap<ManifestState> {
     let mut wanted: Vec<Digest> = inv
         .repos
         .values()
@@ -382,7 +383,7 @@ fn parse_linked(root: &Root, inv: &Inventory) -> BTreeMap<Digest, ManifestState>
         .par_iter()
         .map(|d| (*d, read_manifest(root, inv, d)))
         .collect();
-    parsed.into_iter().collect()
+    DigestMap::from_entries(parsed)
 }
 
 /// Digest aliases, from every repository's `_layers` (the first repository by name wins).
@@ -462,10 +463,10 @@ fn mark_registry(root: &Root, inv: &Inventory, g: &mut Graph) {
         .flat_map(|rg| rg.revisions.iter().copied().chain(rg.tag_targets()))
         .collect();
     let mut marked = keep_closure(root, inv, g, roots);
-    marked.extend(g.pinned.iter().copied());
+    marked.union(&g.pinned);
     g.marked = marked;
-    for (d, b) in &inv.blobs {
-        if !g.marked.contains(d) {
+    for (id, (d, b)) in inv.blobs.iter().enumerate() {
+        if !g.marked.contains_id(id) {
             g.findings.push(
                 Finding::new(
                     Kind::OrphanBlob,
@@ -487,18 +488,14 @@ pub fn is_alias(d: &Digest, t: &Digest) -> bool {
 
 /// `roots` and everything they refer to: configs, layers (and their alias targets), index
 /// children recursively (read from the blob store when the graph did not parse them).
-pub fn keep_closure(
-    root: &Root,
-    inv: &Inventory,
-    g: &Graph,
-    roots: Vec<Digest>,
-) -> FxHashSet<Digest> {
-    let mut out: FxHashSet<Digest> = FxHashSet::default();
-    let mut manifests: FxHashSet<Digest> = FxHashSet::default();
+pub fn keep_closure(root: &Root, inv: &Inventory, g: &Graph, roots: Vec<Digest>) -> DigestSet {
+    let blobs = &inv.blobs;
+    let mut out = DigestSet::over(blobs);
+    let mut manifests = DigestSet::over(blobs);
     let mut stack = roots;
     while let Some(d) = stack.pop() {
-        out.insert(d);
-        if !manifests.insert(d) {
+        out.insert(blobs, d);
+        if !manifests.insert(blobs, d) {
             continue;
         }
         let extra;
@@ -517,9 +514,9 @@ pub fn keep_closure(
         for r in m.map(|m| m.references.as_slice()).unwrap_or_default() {
             match r.role {
                 Role::Config | Role::Layer => {
-                    out.insert(r.digest);
+                    out.insert(blobs, r.digest);
                     if let Some(c) = g.aliases.get(&r.digest) {
-                        out.insert(*c);
+                        out.insert(blobs, *c);
                     }
                 }
                 Role::Child => stack.push(r.digest),

@@ -10,11 +10,15 @@ use std::time::SystemTime;
 
 use rayon::prelude::*;
 
-use crate::digest::{Algorithm, Digest};
+use crate::digest::{Algorithm, Digest, DigestMap};
+
+mod links;
+
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind};
 use crate::layout::{self, RepoName, Root, TagName, V2};
 use crate::storage::{Bounded, Entry, Kind as SKind, Meta, Storage};
+pub use links::LinkMap;
 
 /// A link file is a digest; anything larger than this is garbage and is not read whole.
 const LINK_LIMIT: u64 = 1024;
@@ -60,7 +64,7 @@ pub struct Tag {
     /// `current/link`, if present.
     pub current: Option<Link>,
     /// `index/<alg>/<hex>/link` entries, keyed by the digest in the path.
-    pub index: BTreeMap<Digest, Link>,
+    pub index: LinkMap,
     /// Whether the tag's directory could not be listed (what it holds is unknown).
     pub unseen: bool,
 }
@@ -100,9 +104,9 @@ pub struct Repo {
     /// it in its gc).
     pub has_layers: bool,
     /// `_layers` links keyed by the digest in their path.
-    pub layers: BTreeMap<Digest, Link>,
+    pub layers: LinkMap,
     /// Manifest revision links keyed by the digest in their path.
-    pub revisions: BTreeMap<Digest, Link>,
+    pub revisions: LinkMap,
     /// Tags keyed by name.
     pub tags: BTreeMap<TagName, Tag>,
     /// Unfinished uploads keyed by id.
@@ -115,8 +119,8 @@ impl Repo {
             name,
             has_manifests: false,
             has_layers: false,
-            layers: BTreeMap::new(),
-            revisions: BTreeMap::new(),
+            layers: LinkMap::new(),
+            revisions: LinkMap::new(),
             tags: BTreeMap::new(),
             uploads: BTreeMap::new(),
         }
@@ -161,8 +165,9 @@ pub enum BlobState {
 /// Everything the scan found.
 #[derive(Debug, Default)]
 pub struct Inventory {
-    /// Blobs stored at their proper place, keyed by digest.
-    pub blobs: BTreeMap<Digest, Blob>,
+    /// Blobs stored at their proper place, keyed by digest (their positions are the dense ids
+    /// that marks are bits of).
+    pub blobs: DigestMap<Blob>,
     /// Repositories keyed by name.
     pub repos: BTreeMap<RepoName, Repo>,
     /// What could not be placed in the layout.
@@ -177,17 +182,12 @@ pub struct Inventory {
     pub pinned: BTreeSet<Digest>,
     /// Repository directories regfsck cannot name (not UTF-8), escaped, root-relative.
     pub skipped: Vec<String>,
-    /// `blobs` as a hash map, built on first use (the graph and gc's marking look up every
-    /// reference and link); an inventory is not changed once a scan has made it.
-    lookup: std::sync::OnceLock<rustc_hash::FxHashMap<Digest, Blob>>,
 }
 
 impl Inventory {
     /// The blob `d`, by hash lookup.
     pub fn blob(&self, d: &Digest) -> Option<&Blob> {
-        self.lookup
-            .get_or_init(|| self.blobs.iter().map(|(d, b)| (*d, b.clone())).collect())
-            .get(d)
+        self.blobs.get(d)
     }
 
     /// Whether blob `d` is there, missing, or in a part of the store that could not be read.
@@ -582,7 +582,7 @@ fn scan_blobs(root: &Root, inv: &mut Inventory, depth: Depth) {
     }
     // Built in one go from sorted input (shards in order, names sorted within each).
     if inv.blobs.is_empty() {
-        inv.blobs = all.into_iter().collect();
+        inv.blobs = DigestMap::from_entries(all);
     } else {
         inv.blobs.extend(all);
     }
@@ -998,8 +998,8 @@ fn scan_repositories(root: &Root, inv: &mut Inventory, depth: Depth) {
         repo.has_manifests |= r.has_manifests;
         repo.has_layers |= r.has_layers;
         // Each part fills one of these; moving a map is free, extending one inserts each entry.
-        merge(&mut repo.layers, r.layers);
-        merge(&mut repo.revisions, r.revisions);
+        repo.layers.extend(r.layers);
+        repo.revisions.extend(r.revisions);
         merge(&mut repo.tags, r.tags);
         merge(&mut repo.uploads, r.uploads);
     }
@@ -1398,23 +1398,18 @@ impl LinkWalk<'_> {
     }
 
     /// `<rel>/<alg>/<hex>/link`, keyed by the digest in the path.
-    fn link_tree(&mut self, rel: &str, tree: Tree) -> BTreeMap<Digest, Link> {
+    fn link_tree(&mut self, rel: &str, tree: Tree) -> LinkMap {
         self.link_tree_with(rel, tree, false)
     }
 
     /// A link tree whose link contents are not needed in [`Depth::Fast`]: `_layers` and tag
     /// index entries.
-    fn name_tree(&mut self, rel: &str) -> BTreeMap<Digest, Link> {
+    fn name_tree(&mut self, rel: &str) -> LinkMap {
         self.link_tree_with(rel, Tree::Layers, self.depth.fast())
     }
 
-    fn link_tree_with(
-        &mut self,
-        rel: &str,
-        tree: Tree,
-        names_only: bool,
-    ) -> BTreeMap<Digest, Link> {
-        let mut out = BTreeMap::new();
+    fn link_tree_with(&mut self, rel: &str, tree: Tree, names_only: bool) -> LinkMap {
+        let mut out: Vec<(Digest, Link)> = Vec::new();
         for (alg, ft) in self.list(rel) {
             let alg_rel = format!("{rel}/{alg}");
             if ft != SKind::Dir || Algorithm::from_name(&alg).is_none() {
@@ -1435,20 +1430,20 @@ impl LinkWalk<'_> {
                     // stored under) is read even by name: it says where the bytes are.
                     Ok(d) if ft == SKind::Dir && self.depth.fast() => {
                         if names_only && d.algorithm() == Algorithm::Sha256 {
-                            out.insert(
+                            out.push((
                                 d,
                                 Link {
                                     target: Ok(d),
                                     mtime: None,
                                 },
-                            );
+                            ));
                         } else {
                             batch.push(d);
                         }
                     }
                     Ok(d) if ft == SKind::Dir => {
                         if let Some(l) = self.link_in(&p(), tree) {
-                            out.insert(d, l);
+                            out.push((d, l));
                         }
                     }
                     Ok(d) => {
@@ -1471,21 +1466,21 @@ impl LinkWalk<'_> {
                 });
                 for ((d, b), r) in batch.iter().zip(&below).zip(reads) {
                     if let Some(l) = self.link_result(r, &alg_rel, b) {
-                        out.insert(*d, l);
+                        out.push((*d, l));
                     }
                 }
             }
         }
-        for l in out.values() {
+        for (_, l) in &out {
             if let Err(LinkProblem::Doubled(d)) = l.target {
                 self.part.pinned.insert(d);
             }
         }
-        out
+        LinkMap::from_entries(out)
     }
 
     /// `tags/<tag>/{current/link, index/<alg>/<hex>/link}`.
-    fn tags(&mut self, rel: &str, revisions: &BTreeMap<Digest, Link>) -> BTreeMap<TagName, Tag> {
+    fn tags(&mut self, rel: &str, revisions: &LinkMap) -> BTreeMap<TagName, Tag> {
         let mut out = BTreeMap::new();
         let entries = self.list(rel);
         // Fast depths: every `current/link` in one batch (a tag names one of the revisions,

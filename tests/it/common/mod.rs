@@ -73,8 +73,8 @@ impl Sample {
     /// The parsed manifest `d`.
     pub fn manifest(&self, d: &Digest) -> Manifest {
         let (_, g) = self.graph();
-        match &g.manifests[d] {
-            ManifestState::Parsed(m) => m.clone(),
+        match g.manifests.get(d) {
+            Some(ManifestState::Parsed(m)) => m.clone(),
             other => panic!("{d}: {other:?}"),
         }
     }

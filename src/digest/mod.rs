@@ -6,6 +6,10 @@
 use std::fmt;
 use std::str::FromStr;
 
+pub mod map;
+
+pub use map::{DigestMap, DigestSet};
+
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::Digest as _;
 
@@ -80,22 +84,68 @@ pub enum DigestError {
 /// A content digest: algorithm and hash bytes.
 ///
 /// Ordered by algorithm, then bytes (the order of the text form). Digests are map keys
-/// everywhere; comparison looks at the first eight bytes as one integer before the rest.
+/// everywhere, so a digest is small: 33 bytes. A sha256 hash (all the registry writes) is held
+/// whole; a longer hash (sha384, sha512: rare, a client's choice) keeps its first 24 bytes in
+/// place and the rest in a process-wide table of the long hashes seen, interned once, so equal
+/// digests are equal bytes and comparisons rarely look at the table. Comparison looks at the
+/// first eight bytes as one integer before the rest.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Digest {
     alg: Algorithm,
-    bytes: [u8; 64],
+    bytes: [u8; 32],
 }
+
+/// The long hashes (sha384, sha512) seen by this process: each is leaked once and named by its
+/// index, which a [`Digest`] keeps in its last 8 bytes. Digests are built by the hundred
+/// thousand; long ones are a handful.
+struct LongHashes {
+    index: std::collections::HashMap<[u8; 64], u64>,
+    all: Vec<&'static [u8; 64]>,
+}
+
+static LONG: std::sync::Mutex<Option<LongHashes>> = std::sync::Mutex::new(None);
+
+fn long_hashes<T>(f: impl FnOnce(&mut LongHashes) -> T) -> T {
+    // A panic while holding the lock cannot leave the table half-changed (one push, one
+    // insert), so a poisoned lock is still good.
+    let mut g = LONG
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    f(g.get_or_insert_with(|| LongHashes {
+        index: std::collections::HashMap::new(),
+        all: Vec::new(),
+    }))
+}
+
+const INLINE: usize = 24;
 
 impl Digest {
     /// Builds a digest from an algorithm and its hash bytes (`bytes.len()` must be `alg.hash_len()`).
     pub fn from_bytes(alg: Algorithm, bytes: &[u8]) -> Option<Self> {
-        if bytes.len() != alg.hash_len() {
-            return None;
+        (bytes.len() == alg.hash_len()).then(|| Digest::held(alg, bytes))
+    }
+
+    /// The digest of `bytes`, of the length `alg` has.
+    fn held(alg: Algorithm, bytes: &[u8]) -> Self {
+        let mut b = [0u8; 32];
+        if alg == Algorithm::Sha256 {
+            b.copy_from_slice(bytes);
+        } else {
+            let mut full = [0u8; 64];
+            full[..bytes.len()].copy_from_slice(bytes);
+            let id = long_hashes(|t| {
+                if let Some(&id) = t.index.get(&full) {
+                    return id;
+                }
+                let id = t.all.len() as u64;
+                t.all.push(Box::leak(Box::new(full)));
+                t.index.insert(full, id);
+                id
+            });
+            b[..INLINE].copy_from_slice(&bytes[..INLINE]);
+            b[INLINE..].copy_from_slice(&id.to_le_bytes());
         }
-        let mut b = [0u8; 64];
-        b[..bytes.len()].copy_from_slice(bytes);
-        Some(Digest { alg, bytes: b })
+        Digest { alg, bytes: b }
     }
 
     /// Parses the parts of a path: an algorithm directory and a hex directory.
@@ -127,6 +177,7 @@ impl Digest {
             t
         };
         let mut b = [0u8; 64];
+        let b = &mut b[..alg.hash_len()];
         let mut bad = 0u8;
         for (out, pair) in b.iter_mut().zip(hex.as_bytes().chunks_exact(2)) {
             let (hi, lo) = (NIBBLE[usize::from(pair[0])], NIBBLE[usize::from(pair[1])]);
@@ -136,7 +187,7 @@ impl Digest {
         if bad & 0x80 != 0 {
             return Err(DigestError::Hex);
         }
-        Ok(Digest { alg, bytes: b })
+        Ok(Digest::held(alg, b))
     }
 
     /// The algorithm.
@@ -146,7 +197,14 @@ impl Digest {
 
     /// The hash bytes.
     pub fn bytes(&self) -> &[u8] {
-        &self.bytes[..self.alg.hash_len()]
+        if self.alg == Algorithm::Sha256 {
+            return &self.bytes;
+        }
+        let mut id = [0u8; 8];
+        id.copy_from_slice(&self.bytes[INLINE..]);
+        let id = u64::from_le_bytes(id);
+        let full: &'static [u8; 64] = long_hashes(|t| t.all[id as usize]);
+        &full[..self.alg.hash_len()]
     }
 
     /// The encoded (hex) part.
@@ -183,15 +241,21 @@ impl Ord for Digest {
         self.alg
             .cmp(&other.alg)
             .then_with(|| head(self).cmp(&head(other)))
-            .then_with(|| self.bytes[8..].cmp(&other.bytes[8..]))
+            .then_with(|| {
+                if self.alg == Algorithm::Sha256 || self == other {
+                    self.bytes[8..].cmp(&other.bytes[8..])
+                } else {
+                    self.bytes().cmp(other.bytes())
+                }
+            })
     }
 }
 
 impl std::hash::Hash for Digest {
-    /// The hash bytes as words (unused bytes are always zero, so this agrees with `Eq`).
+    /// The held bytes as words (a long hash is interned once, so this agrees with `Eq`).
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         state.write_u8(self.alg as u8);
-        for w in self.bytes().chunks_exact(8) {
+        for w in self.bytes.chunks_exact(8) {
             let mut b = [0u8; 8];
             b.copy_from_slice(w);
             state.write_u64(u64::from_le_bytes(b));
@@ -374,6 +438,23 @@ mod tests {
         assert!("sha256:../../etc/passwd".parse::<Digest>().is_err());
         let traversal = format!("sha256:../../{}", &E[6..]);
         assert!(traversal.parse::<Digest>().is_err());
+    }
+
+    #[test]
+    fn a_digest_is_small_and_long_hashes_are_interned() {
+        assert_eq!(std::mem::size_of::<Digest>(), 33);
+        let a = hash_bytes(Algorithm::Sha512, b"abc");
+        let b: Digest = a.to_string().parse().unwrap();
+        assert_eq!(a, b);
+        assert_eq!(a.bytes(), b.bytes());
+        assert_eq!(a.bytes().len(), 64);
+        // Equal in their first 24 bytes, different after: not equal, ordered by the rest.
+        let mut hex = a.hex();
+        hex.replace_range(120.., "ffffffff");
+        let c: Digest = format!("sha512:{hex}").parse().unwrap();
+        assert_ne!(a, c);
+        assert!(a < c);
+        assert_eq!(c.hex(), hex);
     }
 
     #[test]
