@@ -121,6 +121,17 @@ pub fn ls_human(out: &mut dyn Write, l: &Listing) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Renders the catalog for humans: one repository a line.
+///
+/// # Errors
+/// Write errors.
+pub fn catalog_human(out: &mut dyn Write, c: &crate::ls::Catalog) -> std::io::Result<()> {
+    for r in &c.repositories {
+        writeln!(out, "{r}")?;
+    }
+    Ok(())
+}
+
 /// The gc report.
 #[derive(Serialize)]
 pub struct GcDoc<'a> {
