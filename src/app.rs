@@ -13,7 +13,7 @@ use crate::layout::Root;
 use crate::progress::Progress;
 use crate::{
     config, du, fsops, gc, generate, graph, jobs, ls, prune, repair, report, rmrepo, scan, serve,
-    verify,
+    show, verify,
 };
 
 /// What the environment contributes (read once by `main`, passed in so tests control it).
@@ -494,6 +494,7 @@ pub fn run(
     match &cli.command {
         Command::Verify(a) => verify_cmd(&mut cx, a),
         Command::Ls(a) => ls_cmd(&mut cx, a),
+        Command::Show(a) => show_cmd(&mut cx, a),
         Command::Gc(a) => gc_cmd(&mut cx, a),
         Command::Prune(a) => prune_cmd(&mut cx, a),
         Command::RmTag(a) => rm_tag_cmd(&mut cx, a),
@@ -658,6 +659,46 @@ fn ls_cmd(cx: &mut Cx<'_>, a: &crate::cli::LsArgs) -> Result<Outcome> {
         },
         blind,
     ))
+}
+
+/// `regfsck show [ROOT] REPO:TAG|REPO@DIGEST`.
+fn show_cmd(cx: &mut Cx<'_>, a: &crate::cli::ShowArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let out: &mut dyn Write = &mut *cx.out;
+    let (positional, reference) = match (&a.root, &a.reference) {
+        (root, Some(r)) => (root.as_deref(), r.clone()),
+        (Some(r), None) => (None, r.to_string_lossy().into_owned()),
+        (None, None) => {
+            return Err(Error::Usage(
+                "show needs what to show: REPO:TAG or REPO@DIGEST".into(),
+            ));
+        }
+    };
+    let target: show::Target = reference.parse()?;
+    let root = resolve_root(positional, g, env)?;
+    let (shown, blind) = cx.pool.install(|| -> Result<_> {
+        let inv = scan::scan(&root, scan::Depth::Fast)?;
+        let graph = graph::build(&root, &inv, env.now);
+        Ok((show::show(&root, &inv, &graph, &target)?, inv.blind_spots()))
+    })?;
+    if g.json {
+        report::write_json(out, "show", &shown)
+    } else {
+        report::show_human(out, &shown)
+    }
+    .map_err(Error::Output)?;
+    let status = if shown.problems.is_empty() {
+        ExitStatus::CLEAN
+    } else {
+        ExitStatus::UNCORRECTED
+    };
+    let notes = shown
+        .problems
+        .iter()
+        .map(|p| format!("{p} (regfsck verify explains)"))
+        .collect();
+    Ok(incomplete(Outcome { status, notes }, blind))
 }
 
 /// `regfsck gc`.

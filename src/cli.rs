@@ -73,6 +73,9 @@ pub enum Command {
     /// List tags as REPO:TAG:DIGEST (every repository's, or the named ones'), untagged manifests
     /// as REPO@DIGEST, or the repositories as the catalog counts them.
     Ls(LsArgs),
+    /// Show one image or index: media type, config, layers or children with their platforms,
+    /// push time, tags, referrers, total and exclusive size.
+    Show(ShowArgs),
     /// Mark and sweep: remove the blobs no manifest needs, as the registry's garbage-collect
     /// would, without its data-loss bugs. Run it with the registry stopped or read-only.
     #[command(after_long_help = EXIT_STATUS_HELP)]
@@ -141,6 +144,17 @@ pub struct LsArgs {
     /// so the newest push is the last line.
     #[arg(long, value_enum, default_value_t = crate::prune::Order::Name)]
     pub sort: crate::prune::Order,
+}
+
+/// `regfsck show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Storage root (instead of --root); with one argument, that is what to show.
+    #[arg(id = "root_path", value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+    /// What to show: REPO:TAG or REPO@DIGEST (team/app:v1, busybox@sha256:...).
+    #[arg(value_name = "REPO:TAG|REPO@DIGEST")]
+    pub reference: Option<String>,
 }
 
 /// `regfsck generate`.
