@@ -52,6 +52,10 @@ pub fn verify_human(out: &mut dyn Write, r: &VerifyReport, verbose: bool) -> std
             continue;
         }
         writeln!(out, "{f}")?;
+        let breaks = r.breaks(f);
+        if !breaks.is_empty() {
+            writeln!(out, "  breaks {}", breaks.join(", "))?;
+        }
         shown += 1;
     }
     let s = &r.summary;
