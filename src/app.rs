@@ -628,30 +628,26 @@ fn ls_cmd(cx: &mut Cx<'_>, a: &crate::cli::LsArgs) -> Result<Outcome> {
                 .iter()
                 .map(|r| format!("skipped {r}: its name is not UTF-8 (no registry can serve it)")),
         );
-        return Ok(incomplete(
-            Outcome {
-                status: ExitStatus::CLEAN,
-                notes,
-            },
-            blind,
-        ));
     }
-    let listing = listing.unwrap_or_default();
-    if g.json {
-        report::write_json(out, "ls", &listing)
-    } else {
-        report::ls_human(out, &listing)
+    if let Some(listing) = listing {
+        if g.json {
+            report::write_json(out, "ls", &listing)
+        } else {
+            report::ls_human(out, &listing)
+        }
+        .map_err(Error::Output)?;
+        notes.extend(
+            listing
+                .broken_tags
+                .iter()
+                .map(|t| format!("tag {t} has no readable current/link (regfsck verify explains)")),
+        );
+        notes.extend(listing.skipped.iter().map(|r| {
+            format!(
+                "skipped {r}: its name is not UTF-8 (no registry can serve it; its blobs are kept)"
+            )
+        }));
     }
-    .map_err(Error::Output)?;
-    notes.extend(
-        listing
-            .broken_tags
-            .iter()
-            .map(|t| format!("tag {t} has no readable current/link (regfsck verify explains)")),
-    );
-    notes.extend(listing.skipped.iter().map(|r| {
-        format!("skipped {r}: its name is not UTF-8 (no registry can serve it; its blobs are kept)")
-    }));
     Ok(incomplete(
         Outcome {
             status: ExitStatus::CLEAN,
