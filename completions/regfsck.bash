@@ -43,6 +43,9 @@ _regfsck() {
             regfsck,serve)
                 cmd="regfsck__subcmd__serve"
                 ;;
+            regfsck,show)
+                cmd="regfsck__subcmd__show"
+                ;;
             regfsck,verify)
                 cmd="regfsck__subcmd__verify"
                 ;;
@@ -53,7 +56,7 @@ _regfsck() {
 
     case "${cmd}" in
         regfsck)
-            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help --version verify ls gc rm-repo prune rm-tag repair du serve generate"
+            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help --version verify ls show gc rm-repo prune rm-tag repair du serve generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -253,12 +256,16 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__ls)
-            opts="-j -q -v -h --untagged --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-j -q -v -h --untagged --repositories --sort --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --sort)
+                    COMPREPLY=($(compgen -W "pushed version name" -- "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -561,6 +568,52 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
+        regfsck__subcmd__show)
+            opts="-j -q -v -h --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0

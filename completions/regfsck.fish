@@ -37,7 +37,8 @@ complete -c regfsck -n "__fish_regfsck_needs_command" -s v -l verbose -d 'List i
 complete -c regfsck -n "__fish_regfsck_needs_command" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_needs_command" -s V -l version -d 'Print version'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "verify" -d 'Check every blob, link, tag and manifest reference; report problems, fsck-style'
-complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "ls" -d 'List tags as REPO:TAG:DIGEST, or untagged manifests as REPO@DIGEST'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "ls" -d 'List tags as REPO:TAG:DIGEST (every repository\'s, or the named ones\'), untagged manifests as REPO@DIGEST, or the repositories as the catalog counts them'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "show" -d 'Show one image or index: media type, config, layers or children with their platforms, push time, tags, referrers, total and exclusive size'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "gc" -d 'Mark and sweep: remove the blobs no manifest needs, as the registry\'s garbage-collect would, without its data-loss bugs. Run it with the registry stopped or read-only'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "rm-repo" -d 'Remove repositories safely (never a nested one) and the blobs only they referred to. The root comes from --root, REGFSCK_ROOT or --config'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "prune" -d 'Retention: keep the newest N tags, recent ones and ones matching a pattern per repository; remove the other tags, and the manifests only they reached; --gc sweeps'
@@ -59,6 +60,9 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l json -d 'Prin
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l sort -d 'Order of the tags within each repository (repositories stay in name order): name bytewise; version ascending (latest and other non-versions first); pushed oldest first, so the newest push is the last line' -r -f -a "pushed\t'By push time: the modification time of the tag\'s `current/link`'
+version\t'By version: digit runs compare as numbers (`1_2` before `1_10`), semver pre-releases before their release (`1.10.0-rc.1` before `1.10.0`); tags that do not start with a digit (or `v` and a digit), such as `latest`, count as the oldest'
+name\t'By name, byte order (what `sort` does: `1_10` before `1_2`)'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
@@ -67,10 +71,22 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l region -d 'The S3
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l untagged -d 'List manifests no tag reaches (neither tagged nor a child of a tagged index)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l repositories -d 'List the repositories, as the registry\'s /v2/_catalog does (directories with _layers, emptied ones included), one a line'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s h -l help -d 'Print help'
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -s h -l help -d 'Print help'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l min-age -d 'Keep unreferenced blobs and untagged manifests touched more recently than this, so a push in progress does not lose them (e.g. 0, 30m, 1h, 7d)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l upload-age -d 'On object storage, abort the unfinished uploads (in-progress multipart uploads the registry never aborts) started longer ago than this (the registry\'s purge age)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F

@@ -13,7 +13,7 @@ use crate::layout::Root;
 use crate::progress::Progress;
 use crate::{
     config, du, fsops, gc, generate, graph, jobs, ls, prune, repair, report, rmrepo, scan, serve,
-    verify,
+    show, verify,
 };
 
 /// What the environment contributes (read once by `main`, passed in so tests control it).
@@ -494,6 +494,7 @@ pub fn run(
     match &cli.command {
         Command::Verify(a) => verify_cmd(&mut cx, a),
         Command::Ls(a) => ls_cmd(&mut cx, a),
+        Command::Show(a) => show_cmd(&mut cx, a),
         Command::Gc(a) => gc_cmd(&mut cx, a),
         Command::Prune(a) => prune_cmd(&mut cx, a),
         Command::RmTag(a) => rm_tag_cmd(&mut cx, a),
@@ -545,34 +546,108 @@ fn verify_cmd(cx: &mut Cx<'_>, a: &crate::cli::VerifyArgs) -> Result<Outcome> {
     Ok(Outcome { status, notes })
 }
 
+/// Splits `ls`'s arguments into the root and the repositories. The first argument is the root
+/// unless the root is named otherwise: always when `--root` or `--config` is given; when only
+/// `REGFSCK_ROOT` is, if the first argument is a valid repository name and no existing path
+/// (so `regfsck ls team/app` lists that repository, `regfsck ls ./data` opens that root).
+fn split_root_and_repos<'a>(
+    a: &'a crate::cli::LsArgs,
+    g: &GlobalArgs,
+    env: &Env,
+) -> (Option<&'a Path>, Vec<String>) {
+    let mut repos = a.repos.clone();
+    let Some(first) = a.root.as_deref() else {
+        return (None, repos);
+    };
+    let as_repo = first
+        .to_str()
+        .filter(|s| crate::layout::RepoName::parse(s).is_ok())
+        .filter(|_| {
+            g.root.is_some()
+                || g.config.is_some()
+                || (env.regfsck_root.is_some() && !crate::storage::local::exists(first))
+        });
+    match as_repo {
+        Some(name) => {
+            repos.insert(0, name.to_string());
+            (None, repos)
+        }
+        None => (Some(first), repos),
+    }
+}
+
 /// `regfsck ls`.
 fn ls_cmd(cx: &mut Cx<'_>, a: &crate::cli::LsArgs) -> Result<Outcome> {
     let g = cx.g;
     let env = cx.env;
     let pool = cx.pool;
     let out: &mut dyn Write = &mut *cx.out;
-    let root = resolve_root(a.root.as_deref(), g, env)?;
-    let (graph, skipped, blind) = pool.install(|| -> Result<_> {
+    let (positional, names) = split_root_and_repos(a, g, env);
+    let root = resolve_root(positional, g, env)?;
+    let (listing, catalog, blind) = pool.install(|| -> Result<_> {
         let inv = scan::scan(&root, scan::Depth::Names)?;
-        let g = graph::build(&root, &inv, env.now);
-        Ok((g, inv.skipped.clone(), inv.blind_spots()))
+        if a.repositories {
+            return Ok((None, Some(ls::catalog(&inv)), inv.blind_spots()));
+        }
+        let graph = graph::build(&root, &inv, env.now);
+        let opts = ls::LsOptions {
+            repositories: ls::select(&graph, &names)?,
+            untagged: a.untagged,
+            sort: a.sort,
+        };
+        let mut facts = crate::storage::Facts::default();
+        if a.sort == prune::Order::Pushed {
+            let rels = graph
+                .repos
+                .iter()
+                .filter(|(r, _)| opts.repositories.is_empty() || opts.repositories.contains(r))
+                .flat_map(|(r, rg)| rg.tags.keys().map(|t| crate::layout::tag_current(r, t)))
+                .collect();
+            facts.stat(root.storage(), rels);
+        }
+        let pushed = |r: &crate::layout::RepoName, t: &crate::layout::TagName| {
+            facts.mtime(&crate::layout::tag_current(r, t))
+        };
+        let mut listing = ls::list(&graph, &opts, &pushed);
+        listing.skipped = inv.skipped.clone();
+        Ok((Some(listing), None, inv.blind_spots()))
     })?;
-    let mut listing = ls::list(&graph, a.untagged);
-    listing.skipped = skipped;
-    if g.json {
-        report::write_json(out, "ls", &listing)
-    } else {
-        report::ls_human(out, &listing)
+    let mut notes: Vec<String> = Vec::new();
+    if let Some(c) = catalog {
+        if g.json {
+            report::write_json(out, "ls", &c)
+        } else {
+            report::catalog_human(out, &c)
+        }
+        .map_err(Error::Output)?;
+        notes.extend(c.uncataloged.iter().map(|r| {
+            format!("{r} is not in the catalog: it has no _layers (the registry serves its tags all the same)")
+        }));
+        notes.extend(
+            c.skipped
+                .iter()
+                .map(|r| format!("skipped {r}: its name is not UTF-8 (no registry can serve it)")),
+        );
     }
-    .map_err(Error::Output)?;
-    let mut notes: Vec<String> = listing
-        .broken_tags
-        .iter()
-        .map(|t| format!("tag {t} has no readable current/link (regfsck verify explains)"))
-        .collect();
-    notes.extend(listing.skipped.iter().map(|r| {
-        format!("skipped {r}: its name is not UTF-8 (no registry can serve it; its blobs are kept)")
-    }));
+    if let Some(listing) = listing {
+        if g.json {
+            report::write_json(out, "ls", &listing)
+        } else {
+            report::ls_human(out, &listing)
+        }
+        .map_err(Error::Output)?;
+        notes.extend(
+            listing
+                .broken_tags
+                .iter()
+                .map(|t| format!("tag {t} has no readable current/link (regfsck verify explains)")),
+        );
+        notes.extend(listing.skipped.iter().map(|r| {
+            format!(
+                "skipped {r}: its name is not UTF-8 (no registry can serve it; its blobs are kept)"
+            )
+        }));
+    }
     Ok(incomplete(
         Outcome {
             status: ExitStatus::CLEAN,
@@ -580,6 +655,46 @@ fn ls_cmd(cx: &mut Cx<'_>, a: &crate::cli::LsArgs) -> Result<Outcome> {
         },
         blind,
     ))
+}
+
+/// `regfsck show [ROOT] REPO:TAG|REPO@DIGEST`.
+fn show_cmd(cx: &mut Cx<'_>, a: &crate::cli::ShowArgs) -> Result<Outcome> {
+    let g = cx.g;
+    let env = cx.env;
+    let out: &mut dyn Write = &mut *cx.out;
+    let (positional, reference) = match (&a.root, &a.reference) {
+        (root, Some(r)) => (root.as_deref(), r.clone()),
+        (Some(r), None) => (None, r.to_string_lossy().into_owned()),
+        (None, None) => {
+            return Err(Error::Usage(
+                "show needs what to show: REPO:TAG or REPO@DIGEST".into(),
+            ));
+        }
+    };
+    let target: show::Target = reference.parse()?;
+    let root = resolve_root(positional, g, env)?;
+    let (shown, blind) = cx.pool.install(|| -> Result<_> {
+        let inv = scan::scan(&root, scan::Depth::Fast)?;
+        let graph = graph::build(&root, &inv, env.now);
+        Ok((show::show(&root, &inv, &graph, &target)?, inv.blind_spots()))
+    })?;
+    if g.json {
+        report::write_json(out, "show", &shown)
+    } else {
+        report::show_human(out, &shown)
+    }
+    .map_err(Error::Output)?;
+    let status = if shown.problems.is_empty() {
+        ExitStatus::CLEAN
+    } else {
+        ExitStatus::UNCORRECTED
+    };
+    let notes = shown
+        .problems
+        .iter()
+        .map(|p| format!("{p} (regfsck verify explains)"))
+        .collect();
+    Ok(incomplete(Outcome { status, notes }, blind))
 }
 
 /// `regfsck gc`.

@@ -70,8 +70,12 @@ pub enum Command {
     /// Check every blob, link, tag and manifest reference; report problems, fsck-style.
     #[command(after_long_help = EXIT_STATUS_HELP)]
     Verify(VerifyArgs),
-    /// List tags as REPO:TAG:DIGEST, or untagged manifests as REPO@DIGEST.
+    /// List tags as REPO:TAG:DIGEST (every repository's, or the named ones'), untagged manifests
+    /// as REPO@DIGEST, or the repositories as the catalog counts them.
     Ls(LsArgs),
+    /// Show one image or index: media type, config, layers or children with their platforms,
+    /// push time, tags, referrers, total and exclusive size.
+    Show(ShowArgs),
     /// Mark and sweep: remove the blobs no manifest needs, as the registry's garbage-collect
     /// would, without its data-loss bugs. Run it with the registry stopped or read-only.
     #[command(after_long_help = EXIT_STATUS_HELP)]
@@ -120,12 +124,37 @@ pub struct VerifyArgs {
 /// `regfsck ls`.
 #[derive(Debug, Args)]
 pub struct LsArgs {
-    /// Storage root (instead of --root).
+    /// Storage root (instead of --root). When --root or --config names the root, every
+    /// argument is a repository; so is the first when REGFSCK_ROOT does and it is a
+    /// repository name that is no existing path.
     #[arg(id = "root_path", value_name = "ROOT")]
     pub root: Option<PathBuf>,
+    /// Only these repositories' tags (each exactly: team/app leaves out team/app/api).
+    #[arg(value_name = "REPO")]
+    pub repos: Vec<String>,
     /// List manifests no tag reaches (neither tagged nor a child of a tagged index).
     #[arg(long)]
     pub untagged: bool,
+    /// List the repositories, as the registry's /v2/_catalog does (directories with _layers,
+    /// emptied ones included), one a line.
+    #[arg(long, conflicts_with_all = ["repos", "untagged", "sort"])]
+    pub repositories: bool,
+    /// Order of the tags within each repository (repositories stay in name order): name
+    /// bytewise; version ascending (latest and other non-versions first); pushed oldest first,
+    /// so the newest push is the last line.
+    #[arg(long, value_enum, default_value_t = crate::prune::Order::Name)]
+    pub sort: crate::prune::Order,
+}
+
+/// `regfsck show`.
+#[derive(Debug, Args)]
+pub struct ShowArgs {
+    /// Storage root (instead of --root); with one argument, that is what to show.
+    #[arg(id = "root_path", value_name = "ROOT")]
+    pub root: Option<PathBuf>,
+    /// What to show: REPO:TAG or REPO@DIGEST (team/app:v1, busybox@sha256:...).
+    #[arg(value_name = "REPO:TAG|REPO@DIGEST")]
+    pub reference: Option<String>,
 }
 
 /// `regfsck generate`.

@@ -20,7 +20,7 @@ pub enum Error {
     },
     /// No root was given in any of the accepted ways.
     #[error(
-        "no registry root given: use --root DIR, --config FILE or REGFSCK_ROOT (verify, ls, gc, du and serve also take it as ROOT)"
+        "no registry root given: use --root DIR, --config FILE or REGFSCK_ROOT (verify, ls, show, gc, du and serve also take it as ROOT)"
     )]
     NoRoot,
     /// Two different roots were given.

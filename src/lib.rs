@@ -40,7 +40,7 @@ pub mod scan;
 pub mod serve;
 pub mod storage;
 
-pub use action::{du, gc, jobs, ls, prune, repair, rmrepo, verify};
+pub use action::{du, gc, jobs, ls, prune, repair, rmrepo, show, verify};
 pub use digest::Digest;
 pub use error::{Error, Result};
 pub use exit::ExitStatus;

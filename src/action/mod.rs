@@ -8,4 +8,5 @@ pub mod ls;
 pub mod prune;
 pub mod repair;
 pub mod rmrepo;
+pub mod show;
 pub mod verify;

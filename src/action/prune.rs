@@ -374,17 +374,27 @@ fn version_key(tag: &str) -> VersionKey {
     }
 }
 
+/// Compares tags `a` and `b` (each with its push time, `None` when unknown) oldest first in
+/// `order`: by push time (unknown first), ties by version, then name; by version (tags that
+/// are no version first), ties by name; or by name, bytewise. `prune` sorts with it reversed,
+/// `ls --sort` as it is.
+pub fn oldest_first(
+    order: Order,
+    (a, ta): (&str, Option<SystemTime>),
+    (b, tb): (&str, Option<SystemTime>),
+) -> std::cmp::Ordering {
+    let by_version = || version_key(a).cmp(&version_key(b));
+    let by_name = || a.cmp(b);
+    match order {
+        Order::Pushed => ta.cmp(&tb).then_with(by_version).then_with(by_name),
+        Order::Version => by_version().then_with(by_name),
+        Order::Name => by_name(),
+    }
+}
+
 /// Sorts tags newest first in `order`.
 fn sort_newest_first(tags: &mut [(TagName, Option<SystemTime>)], order: Order) {
-    tags.sort_by(|(a, ta), (b, tb)| {
-        let by_version = || version_key(b.as_str()).cmp(&version_key(a.as_str()));
-        let by_name = || b.as_str().cmp(a.as_str());
-        match order {
-            Order::Pushed => tb.cmp(ta).then_with(by_version).then_with(by_name),
-            Order::Version => by_version().then_with(by_name),
-            Order::Name => by_name(),
-        }
-    });
+    tags.sort_by(|(a, ta), (b, tb)| oldest_first(order, (b.as_str(), *tb), (a.as_str(), *ta)));
 }
 
 /// Options of a prune.

@@ -123,18 +123,12 @@ fn rel_under(rel: &str) -> bool {
 
 /// The tags (`repository:tag`) of `repo` whose pulls need manifest or blob `d`.
 fn tags_needing(g: &Graph, repo: &RepoName, d: &Digest) -> Vec<String> {
-    let Some(rg) = g.repos.get(repo) else {
-        return Vec::new();
-    };
-    let mut out = Vec::new();
-    for (tag, t) in &rg.tags {
-        if let TagTarget::Points(m) = t {
-            if m == d || g.closure(m).contains(d) {
-                out.push(format!("{repo}:{tag}"));
-            }
-        }
-    }
-    out
+    g.tags_needing(&BTreeSet::from([*d]), Some(repo))
+        .remove(d)
+        .unwrap_or_default()
+        .into_iter()
+        .map(|(r, t)| format!("{r}:{t}"))
+        .collect()
 }
 
 /// Why repair must not run at all: the scan could not see the whole layout, or the blob store

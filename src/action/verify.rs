@@ -1,5 +1,6 @@
 //! `verify`: hash every blob in parallel and check the whole graph.
 
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::SystemTime;
 
@@ -109,12 +110,86 @@ pub struct Summary {
 }
 
 /// The result of `verify`.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone)]
 pub struct VerifyReport {
     /// Counts.
     pub summary: Summary,
     /// Findings, sorted.
     pub findings: Vec<Finding>,
+    /// For error findings, the tags (`repository:tag`, sorted) whose pulls they break: the
+    /// tag itself for a broken tag; else every tag (of the finding's repository, or of every
+    /// repository for a blob-level finding such as `blob_corrupt`) whose manifest is, or
+    /// refers to (configs, layers, index children, recursively), the finding's manifest or
+    /// blob. In JSON, each finding's `breaks` (absent when empty).
+    pub breaks: BTreeMap<Finding, Vec<String>>,
+}
+
+impl VerifyReport {
+    /// The tags `f` breaks (see [`VerifyReport::breaks`]).
+    pub fn breaks(&self, f: &Finding) -> &[String] {
+        self.breaks.get(f).map_or(&[], Vec::as_slice)
+    }
+}
+
+impl Serialize for VerifyReport {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        #[derive(Serialize)]
+        struct Reported<'a> {
+            #[serde(flatten)]
+            finding: &'a Finding,
+            #[serde(skip_serializing_if = "<[String]>::is_empty")]
+            breaks: &'a [String],
+        }
+        #[derive(Serialize)]
+        struct Doc<'a> {
+            summary: &'a Summary,
+            findings: Vec<Reported<'a>>,
+        }
+        Doc {
+            summary: &self.summary,
+            findings: self
+                .findings
+                .iter()
+                .map(|f| Reported {
+                    finding: f,
+                    breaks: self.breaks(f),
+                })
+                .collect(),
+        }
+        .serialize(s)
+    }
+}
+
+/// The tags each error finding breaks (see [`VerifyReport::breaks`]): one pass over the tags
+/// ([`Graph::tags_needing`], as repair names what stays broken).
+fn breaks(graph: &Graph, findings: &[Finding]) -> BTreeMap<Finding, Vec<String>> {
+    let errors: Vec<&Finding> = findings
+        .iter()
+        .filter(|f| f.severity == Severity::Error)
+        .collect();
+    let wanted: BTreeSet<Digest> = errors
+        .iter()
+        .filter_map(|f| f.manifest.or(f.digest))
+        .collect();
+    let needing = graph.tags_needing(&wanted, None);
+    let mut out = BTreeMap::new();
+    for f in errors {
+        let mut tags: BTreeSet<String> = BTreeSet::new();
+        if let (Some(r), Some(t)) = (&f.repository, &f.tag) {
+            tags.insert(format!("{r}:{t}"));
+        }
+        if let Some(hit) = f.manifest.or(f.digest).and_then(|d| needing.get(&d)) {
+            tags.extend(
+                hit.iter()
+                    .filter(|(r, _)| f.repository.as_deref().is_none_or(|fr| fr == r.as_str()))
+                    .map(|(r, t)| format!("{r}:{t}")),
+            );
+        }
+        if !tags.is_empty() {
+            out.insert(f.clone(), tags.into_iter().collect());
+        }
+    }
+    out
 }
 
 /// Checks the registry below `root`.
@@ -294,5 +369,9 @@ fn report(
         interrupted,
         complete: inv.blind_spots().is_none(),
     };
-    VerifyReport { summary, findings }
+    VerifyReport {
+        summary,
+        breaks: breaks(graph, &findings),
+        findings,
+    }
 }

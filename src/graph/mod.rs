@@ -157,6 +157,40 @@ impl Graph {
         out
     }
 
+    /// For each of `wanted` (manifests or blobs), the tags whose pulls need it: every tag (of
+    /// `repo` only, or of every repository) whose target is it or whose target's
+    /// [`Graph::closure`] holds it, sorted by repository and tag. Each distinct tag target's
+    /// closure is computed once.
+    pub fn tags_needing(
+        &self,
+        wanted: &BTreeSet<Digest>,
+        repo: Option<&RepoName>,
+    ) -> BTreeMap<Digest, Vec<(RepoName, TagName)>> {
+        let mut out: BTreeMap<Digest, Vec<(RepoName, TagName)>> = BTreeMap::new();
+        if wanted.is_empty() {
+            return out;
+        }
+        let mut needs: FxHashMap<Digest, Vec<Digest>> = FxHashMap::default();
+        for (name, rg) in &self.repos {
+            if repo.is_some_and(|r| r != name) {
+                continue;
+            }
+            for (tag, t) in &rg.tags {
+                let Some(m) = t.digest() else { continue };
+                let hit = needs.entry(m).or_insert_with(|| {
+                    self.closure(&m)
+                        .into_iter()
+                        .filter(|d| wanted.contains(d))
+                        .collect()
+                });
+                for d in hit.iter() {
+                    out.entry(*d).or_default().push((name.clone(), tag.clone()));
+                }
+            }
+        }
+        out
+    }
+
     /// The parsed manifest for `d`, if it parsed.
     pub fn manifest(&self, d: &Digest) -> Option<&Manifest> {
         match self.manifests.get(d) {

@@ -52,6 +52,10 @@ pub fn verify_human(out: &mut dyn Write, r: &VerifyReport, verbose: bool) -> std
             continue;
         }
         writeln!(out, "{f}")?;
+        let breaks = r.breaks(f);
+        if !breaks.is_empty() {
+            writeln!(out, "  breaks {}", breaks.join(", "))?;
+        }
         shown += 1;
     }
     let s = &r.summary;
@@ -119,6 +123,112 @@ pub fn ls_human(out: &mut dyn Write, l: &Listing) -> std::io::Result<()> {
         writeln!(out, "{}:{}:{}", t.repository, t.tag, t.digest)?;
     }
     Ok(())
+}
+
+/// Renders the catalog for humans: one repository a line.
+///
+/// # Errors
+/// Write errors.
+pub fn catalog_human(out: &mut dyn Write, c: &crate::ls::Catalog) -> std::io::Result<()> {
+    for r in &c.repositories {
+        writeln!(out, "{r}")?;
+    }
+    Ok(())
+}
+
+/// Renders one manifest for humans (see [`crate::show`]).
+///
+/// # Errors
+/// Write errors.
+pub fn show_human(out: &mut dyn Write, s: &crate::show::Shown) -> std::io::Result<()> {
+    let size = |n: Option<u64>| n.map_or_else(|| "?".to_string(), |n| HumanBytes(n).to_string());
+    let missing = |m: bool| if m { "  MISSING" } else { "" };
+    match &s.tag {
+        Some(t) => writeln!(out, "{}:{}", s.repository, t)?,
+        None => writeln!(out, "{}@{}", s.repository, s.digest)?,
+    }
+    writeln!(out, "digest:     {}", s.digest)?;
+    writeln!(
+        out,
+        "media type: {}",
+        s.media_type.as_deref().unwrap_or("(unreadable)")
+    )?;
+    if let Some(a) = &s.artifact_type {
+        writeln!(out, "artifact:   {a}")?;
+    }
+    writeln!(out, "size:       {}", size(s.manifest_size))?;
+    writeln!(out, "pushed:     {}", s.pushed.as_deref().unwrap_or("?"))?;
+    writeln!(
+        out,
+        "tags:       {}",
+        if s.tags.is_empty() {
+            "(none)".to_string()
+        } else {
+            s.tags.join(", ")
+        }
+    )?;
+    if let Some(c) = &s.config {
+        write!(out, "config:     {} {}", c.blob.digest, size(c.blob.size))?;
+        if c.platform != crate::show::Platform::default() {
+            write!(out, ", {}", c.platform)?;
+        }
+        if let Some(t) = &c.created {
+            write!(out, ", created {t}")?;
+        }
+        writeln!(out, "{}", missing(c.blob.missing))?;
+    }
+    if !s.children.is_empty() {
+        writeln!(out, "children:")?;
+        for c in &s.children {
+            let p = c
+                .platform
+                .as_ref()
+                .map_or_else(|| "-".to_string(), ToString::to_string);
+            writeln!(
+                out,
+                "  {p:<16} {} {}{}",
+                c.blob.digest,
+                size(c.blob.size),
+                missing(c.blob.missing)
+            )?;
+        }
+    }
+    if !s.layers.is_empty() {
+        writeln!(out, "layers:")?;
+        for l in &s.layers {
+            writeln!(
+                out,
+                "  {} {:>10}  {}{}",
+                l.digest,
+                size(l.size),
+                l.media_type.as_deref().unwrap_or("-"),
+                missing(l.missing)
+            )?;
+        }
+    }
+    if let Some(d) = &s.subject {
+        writeln!(out, "subject:    {d}")?;
+    }
+    if !s.referrers.is_empty() {
+        writeln!(out, "referrers:")?;
+        for r in &s.referrers {
+            writeln!(
+                out,
+                "  {} {}",
+                r.digest,
+                r.artifact_type
+                    .as_deref()
+                    .or(r.media_type.as_deref())
+                    .unwrap_or("-")
+            )?;
+        }
+    }
+    writeln!(out, "total:      {}", HumanBytes(s.total_size))?;
+    writeln!(
+        out,
+        "exclusive:  {} (no other manifest refers to it)",
+        HumanBytes(s.exclusive_size)
+    )
 }
 
 /// The gc report.

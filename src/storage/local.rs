@@ -24,6 +24,11 @@ pub fn is_file(path: &Path) -> bool {
     std::fs::metadata(path).is_ok_and(|m| m.is_file())
 }
 
+/// Whether anything is at `path` (given on the command line), a dangling symlink included.
+pub fn exists(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok()
+}
+
 /// Whether two paths given on the command line name the same directory.
 pub fn same_dir(a: &Path, b: &Path) -> bool {
     a == b

@@ -45,7 +45,7 @@ fn no_root_is_operational_error() {
     exit_code: 8
     ----- stdout -----
     ----- stderr -----
-    regfsck: no registry root given: use --root DIR, --config FILE or REGFSCK_ROOT (verify, ls, gc, du and serve also take it as ROOT)
+    regfsck: no registry root given: use --root DIR, --config FILE or REGFSCK_ROOT (verify, ls, show, gc, du and serve also take it as ROOT)
     ");
 }
 

@@ -2,6 +2,8 @@
 
 use serde::Deserialize;
 
+use regfsck::manifest::Role;
+
 use crate::common::{Sample, regfsck};
 use crate::regfsck_snapshot;
 
@@ -79,6 +81,8 @@ struct Finding {
     path: Option<String>,
     size: Option<u64>,
     message: String,
+    /// Error findings only, and only when a tag needs what is damaged.
+    breaks: Option<Vec<String>>,
 }
 
 #[test]
@@ -242,4 +246,91 @@ fn read_data_subsets_cover_every_blob_once() {
         "every blob hashed exactly once over the 5 runs"
     );
     assert_eq!(found_by.len(), 1, "{found_by:?}");
+}
+
+#[test]
+fn damaged_blobs_name_the_tags_they_break() {
+    let s = Sample::registry();
+    // busybox-oci's own layer, corrupt: both its tags (and no other repository's).
+    let busybox = s.tag("busybox-oci", "1.1");
+    let own = s
+        .manifest(&busybox)
+        .refs(Role::Layer)
+        .nth(1)
+        .unwrap()
+        .digest;
+    let p = s.blob_path(&own);
+    std::fs::remove_file(&p).unwrap();
+    std::fs::write(&p, b"not the layer").unwrap();
+    // The amd64 config, missing: shared by the children of multi/oci-index and
+    // multi/docker-list, so each repository's finding breaks its own index tag.
+    let child = s.manifest(&s.tag("multi/oci-index", "latest")).references[0].digest;
+    let config = s.reference(&child, Role::Config);
+    std::fs::remove_dir_all(s.blob_path(&config).parent().unwrap()).unwrap();
+
+    let (code, v) = s.verify_json(&[]);
+    assert_eq!(code, 4);
+    let _: Doc = serde_json::from_value(v.clone()).unwrap();
+    let mut got: Vec<(String, Option<String>, Vec<String>)> = v["findings"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|f| f["severity"] == "error")
+        .map(|f| {
+            (
+                f["kind"].as_str().unwrap().to_string(),
+                f.get("repository")
+                    .and_then(|r| r.as_str())
+                    .map(str::to_string),
+                f["breaks"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|t| t.as_str().unwrap().to_string())
+                    .collect(),
+            )
+        })
+        .collect();
+    got.sort();
+    let busybox_tags = vec!["busybox-oci:1.1".to_string(), "busybox-oci:latest".into()];
+    assert_eq!(
+        got,
+        [
+            ("blob_corrupt".into(), None, busybox_tags.clone()),
+            (
+                "blob_missing".into(),
+                Some("multi/docker-list".into()),
+                vec!["multi/docker-list:latest".into()]
+            ),
+            (
+                "blob_missing".into(),
+                Some("multi/oci-index".into()),
+                vec!["multi/oci-index:latest".into()]
+            ),
+            (
+                "blob_size_mismatch".into(),
+                Some("busybox-oci".into()),
+                busybox_tags
+            ),
+        ]
+    );
+    // Warnings and infos carry no breaks; the human report says it under each error.
+    assert!(
+        v["findings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|f| f["severity"] != "error")
+            .all(|f| f.get("breaks").is_none())
+    );
+    let out = regfsck().arg("verify").arg(s.root()).output().unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains(&format!("error[blob_corrupt] {own}: content hashes to")),
+        "{text}"
+    );
+    assert!(
+        text.contains("\n  breaks busybox-oci:1.1, busybox-oci:latest\n"),
+        "{text}"
+    );
 }
