@@ -355,7 +355,7 @@ pub fn show(root: &Root, inv: &Inventory, g: &Graph, target: &Target) -> Result<
     }
     let mine = g.closure(&d);
     shown.total_size = bytes_of(inv, &mine);
-    shown.exclusive_size = bytes_of(inv, &exclusive(g, name, &mine));
+    shown.exclusive_size = bytes_of(inv, &exclusive(inv, g, name, &mine));
     shown.problems = problems;
     Ok(shown)
 }
@@ -399,8 +399,13 @@ fn referrers(root: &Root, inv: &Inventory, g: &Graph, rg: &RepoGraph, d: &Digest
 
 /// The blobs of `mine` (the closure of a manifest of `repo`) that nothing else refers to: see
 /// [`Shown::exclusive_size`].
-fn exclusive(g: &Graph, repo: &RepoName, mine: &BTreeSet<Digest>) -> BTreeSet<Digest> {
-    let mut others: BTreeSet<Digest> = g.pinned.iter().copied().collect();
+fn exclusive(
+    inv: &Inventory,
+    g: &Graph,
+    repo: &RepoName,
+    mine: &BTreeSet<Digest>,
+) -> BTreeSet<Digest> {
+    let mut others: BTreeSet<Digest> = g.pinned.iter(&inv.blobs).collect();
     for (name, rg) in &g.repos {
         for m in rg.revisions.iter().copied().chain(rg.tag_targets()) {
             if (name == repo && mine.contains(&m)) || others.contains(&m) {
