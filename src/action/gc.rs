@@ -278,8 +278,10 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
                         Role::Config | Role::Layer => {
                             out.mark(blobs, r.digest);
                             // Through a digest alias, the bytes are under another name.
-                            if let Some(c) = rg.layers.get(&r.digest).or(aliases.get(&r.digest)) {
-                                out.mark(blobs, *c);
+                            if let Some(c) =
+                                rg.layers.get(&r.digest).or(aliases.get(&r.digest).copied())
+                            {
+                                out.mark(blobs, c);
                             }
                         }
                         Role::Child => stack.push(r.digest),

@@ -609,7 +609,7 @@ fn reach(
         let more: Vec<Digest> = rg
             .revisions
             .iter()
-            .filter(|d| !seen.contains(*d) && !rg.tagged.contains(*d))
+            .filter(|d| !seen.contains(*d) && !rg.tagged.contains(d))
             .filter(|d| {
                 g.manifest(d)
                     .is_some_and(|m| m.refs(Role::Subject).any(|s| seen.contains(&s.digest)))

@@ -593,8 +593,7 @@ fn alias_targets(
                 .layers
                 .values()
                 .filter(|t| k.intact(t))
-                .find(|t| hashes_to(root, &layout::blob_data(t), &d))
-                .copied();
+                .find(|t| hashes_to(root, &layout::blob_data(t), &d));
             ((repo, d), found)
         })
         .collect()

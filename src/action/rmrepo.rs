@@ -196,7 +196,7 @@ fn remove_in_place(
             stop()?;
             jobs::remove_tag(remover, &layout::tag_dir(r, t))?;
         }
-        for d in graph::referrers_first(&g, &rg.revisions) {
+        for d in graph::referrers_first(&g, &rg.revisions.iter().copied().collect()) {
             stop()?;
             let rel = layout::revision_link(r, &d);
             remover.remove_tree(rel.trim_end_matches("/link"))?;

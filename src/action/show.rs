@@ -311,7 +311,7 @@ pub fn show(root: &Root, inv: &Inventory, g: &Graph, target: &Target) -> Result<
                 let entry = BlobEntry {
                     digest: r.digest,
                     size: r.size,
-                    media_type: r.media_type.clone(),
+                    media_type: r.media_type.map(|m| m.to_string()),
                     missing: inv.blob(&stored).is_none() && !r.foreign,
                 };
                 if entry.missing {

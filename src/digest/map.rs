@@ -306,3 +306,93 @@ mod tests {
         assert_eq!(s.len(), 3);
     }
 }
+
+/// A small sorted set of digests (a repository's revisions): a vector, searched by halving,
+/// where a `BTreeSet` spent nodes on a few dozen keys.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct DigestList(Vec<Digest>);
+
+impl DigestList {
+    /// An empty list.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Adds `d`; whether it was new.
+    pub fn insert(&mut self, d: Digest) -> bool {
+        // Built in order mostly: appending is the common case.
+        if self.0.last().is_none_or(|l| *l < d) {
+            self.0.push(d);
+            return true;
+        }
+        match self.0.binary_search(&d) {
+            Ok(_) => false,
+            Err(i) => {
+                self.0.insert(i, d);
+                true
+            }
+        }
+    }
+
+    /// Removes `d`; whether it was in.
+    pub fn remove(&mut self, d: &Digest) -> bool {
+        match self.0.binary_search(d) {
+            Ok(i) => {
+                self.0.remove(i);
+                true
+            }
+            Err(_) => false,
+        }
+    }
+
+    /// Whether `d` is in.
+    pub fn contains(&self, d: &Digest) -> bool {
+        self.0.binary_search(d).is_ok()
+    }
+
+    /// The digests in order.
+    pub fn iter(&self) -> std::slice::Iter<'_, Digest> {
+        self.0.iter()
+    }
+
+    /// How many.
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    /// Drops spare capacity (once built).
+    pub fn shrink_to_fit(&mut self) {
+        self.0.shrink_to_fit();
+    }
+}
+
+impl<'a> IntoIterator for &'a DigestList {
+    type Item = &'a Digest;
+    type IntoIter = std::slice::Iter<'a, Digest>;
+
+    fn into_iter(self) -> Self::IntoIter {
+        self.0.iter()
+    }
+}
+
+impl FromIterator<Digest> for DigestList {
+    fn from_iter<I: IntoIterator<Item = Digest>>(it: I) -> Self {
+        let mut v: Vec<Digest> = it.into_iter().collect();
+        v.sort_unstable();
+        v.dedup();
+        DigestList(v)
+    }
+}
+
+impl Extend<Digest> for DigestList {
+    fn extend<I: IntoIterator<Item = Digest>>(&mut self, it: I) {
+        for d in it {
+            self.insert(d);
+        }
+    }
+}

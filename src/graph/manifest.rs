@@ -154,7 +154,57 @@ pub struct Reference {
     /// A non-distributable layer with `urls`: fetched from elsewhere, never required locally.
     pub foreign: bool,
     /// The descriptor's `mediaType`, when not empty (schema 1 layers have none).
-    pub media_type: Option<String>,
+    pub media_type: Option<MediaType>,
+}
+
+/// A media type as a descriptor gives it, interned: a registry's hundreds of thousands of
+/// descriptors name a handful of media types, each kept once for the life of the process.
+#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct MediaType(&'static str);
+
+static MEDIA_TYPES: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
+    std::sync::Mutex::new(None);
+
+impl MediaType {
+    /// The interned `s`.
+    pub fn new(s: &str) -> Self {
+        // One insert under the lock: a panic cannot leave the set half-changed.
+        let mut g = MEDIA_TYPES
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let set = g.get_or_insert_with(Default::default);
+        if let Some(&t) = set.get(s) {
+            return MediaType(t);
+        }
+        let t: &'static str = Box::leak(s.to_owned().into_boxed_str());
+        set.insert(t);
+        MediaType(t)
+    }
+
+    /// The text.
+    pub fn as_str(self) -> &'static str {
+        self.0
+    }
+}
+
+impl std::ops::Deref for MediaType {
+    type Target = str;
+
+    fn deref(&self) -> &str {
+        self.0
+    }
+}
+
+impl std::fmt::Debug for MediaType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.0, f)
+    }
+}
+
+impl std::fmt::Display for MediaType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.0)
+    }
 }
 
 /// A parsed manifest.
@@ -407,7 +457,8 @@ impl Desc<'_> {
             digest,
             size: self.size.and_then(|s| u64::try_from(s).ok()),
             foreign: self.urls > 0,
-            media_type: (!self.media_type.is_empty()).then(|| self.media_type.text().into_owned()),
+            media_type: (!self.media_type.is_empty())
+                .then(|| MediaType::new(&self.media_type.text())),
         })
     }
 }

@@ -12,12 +12,16 @@ pub mod manifest;
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::digest::{Algorithm, Digest, DigestMap, DigestSet};
+use crate::digest::{Algorithm, Digest, DigestList, DigestMap, DigestSet};
 use crate::findings::{Finding, Kind, Severity};
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::scan::{BlobState, Inventory, Link, LinkProblem, Repo};
 use crate::storage::Bounded;
 use manifest::{MAX_MANIFEST_SIZE, Manifest, Reference, Role};
+
+mod layers;
+
+pub use layers::LayerLinks;
 
 /// The registry purges uploads older than this (storage.maintenance.uploadpurging.age).
 pub const UPLOAD_PURGE_AGE: Duration = Duration::from_secs(7 * 24 * 3600);
@@ -62,11 +66,11 @@ pub struct RepoGraph {
     /// Tags and what they point at.
     pub tags: BTreeMap<TagName, TagTarget>,
     /// Manifests with a well-formed revision link.
-    pub revisions: BTreeSet<Digest>,
+    pub revisions: DigestList,
     /// Path digest → canonical digest of every well-formed `_layers` link.
-    pub layers: BTreeMap<Digest, Digest>,
+    pub layers: LayerLinks,
     /// Manifests reachable from a tag (the tagged ones and their index children).
-    pub tagged: BTreeSet<Digest>,
+    pub tagged: DigestList,
 }
 
 impl RepoGraph {
@@ -113,7 +117,7 @@ impl Graph {
                 out.extend(self.closure(&d));
             }
         }
-        out.extend(rg.layers.values().copied());
+        out.extend(rg.layers.values());
         out.retain(|d| inv.blobs.contains_key(d));
         out
     }
@@ -126,8 +130,7 @@ impl Graph {
         }
         rg.layers
             .get(d)
-            .or_else(|| self.aliases.get(d))
-            .copied()
+            .or_else(|| self.aliases.get(d).copied())
             .unwrap_or(*d)
     }
 
@@ -617,6 +620,9 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
     for u in repo.uploads.values() {
         out.push(upload_finding(name, u, cx.now));
     }
+    rg.revisions.shrink_to_fit();
+    rg.layers.shrink_to_fit();
+    rg.tagged.shrink_to_fit();
     rg
 }
 
@@ -804,10 +810,10 @@ fn check_stale_layers(
     ix: &Index,
     out: &mut Vec<Finding>,
 ) {
-    for (d, t) in &rg.layers {
-        if ix.state(t) == BlobState::Absent
+    for (d, t) in rg.layers.iter() {
+        if ix.state(&t) == BlobState::Absent
             && !needed_blobs.contains(d)
-            && !needed_blobs.contains(t)
+            && !needed_blobs.contains(&t)
         {
             out.push(
                 Finding::new(
@@ -967,7 +973,7 @@ fn check_references(
     for r in &m.references {
         // The blob a config or layer reads: itself, or through a digest alias (this
         // repository's own alias link first).
-        let linked = mc.rg.layers.get(&r.digest).copied();
+        let linked = mc.rg.layers.get(&r.digest);
         let blob = match r.role {
             Role::Config | Role::Layer => match linked {
                 Some(t) => t,

@@ -33,9 +33,9 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::config::{ListenAddr, ServeSettings, TlsSettings};
-use crate::digest::{Digest, hash_bytes};
+use crate::digest::{Digest, DigestList, hash_bytes};
 use crate::error::{Error, Result};
-use crate::graph;
+use crate::graph::{self, LayerLinks};
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::manifest::{MAX_MANIFEST_SIZE, served_media_type};
 use crate::scan;
@@ -47,9 +47,9 @@ use routes::{Route, route};
 #[derive(Debug, Default)]
 struct RepoView {
     tags: BTreeMap<TagName, Digest>,
-    revisions: BTreeSet<Digest>,
+    revisions: DigestList,
     /// `_layers` link digest → canonical blob digest.
-    layers: BTreeMap<Digest, Digest>,
+    layers: LayerLinks,
 }
 
 /// The layout, read once.
@@ -600,7 +600,7 @@ async fn blob(
             json!(d.to_string()),
         )
     };
-    let Some(canonical) = s.repos.get(name).and_then(|r| r.layers.get(&d)).copied() else {
+    let Some(canonical) = s.repos.get(name).and_then(|r| r.layers.get(&d)) else {
         return unknown();
     };
     if !s.blobs.contains(&canonical) {
