@@ -5,7 +5,8 @@
 //! before anything touches the disk. Manifests are served only when the repository links them
 //! and their bytes hash to their digest; blobs only when the repository links them, streamed
 //! from disk (opened without following symlinks) with single `Range` requests. Every write
-//! method answers 405 `UNSUPPORTED`.
+//! method answers 405 `UNSUPPORTED`. Outside `/v2`, [`ui`] renders read-only HTML pages over the
+//! same snapshot, behind the same authentication.
 //!
 //! [`run`] drives the router with its own accept loop ([`conn`]): a connection limit, a
 //! header timeout, an idle timeout, TLS by rustls ([`tls`]). [`resolve`] merges the command
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod conn;
 pub mod routes;
 pub mod tls;
+pub mod ui;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::SeekFrom;
@@ -58,6 +60,8 @@ pub struct Snapshot {
     root: Root,
     repos: BTreeMap<RepoName, RepoView>,
     blobs: BTreeSet<Digest>,
+    /// What the web UI shows.
+    ui: Arc<ui::Model>,
 }
 
 impl Snapshot {
@@ -89,6 +93,7 @@ impl Snapshot {
             root: root.clone(),
             repos,
             blobs: inv.blobs.keys().copied().collect(),
+            ui: Arc::new(ui::Model::build(&inv, g)),
         })
     }
 }
@@ -214,6 +219,16 @@ async fn handle(State(served): State<Arc<Served>>, req: Request) -> Response {
         }
     }
     let s = &served.snapshot;
+    if let Some(page) = ui::route(req.uri().path()) {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW, "GET, HEAD")],
+            )
+                .into_response();
+        }
+        return ui::render(&s.ui, &s.root, page).await;
+    }
     let r = route(req.uri().path());
     if r == Route::NotFound {
         return not_found();

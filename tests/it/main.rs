@@ -21,5 +21,6 @@ mod rmtag;
 mod s3;
 mod s3infra;
 mod serve;
+mod serve_ui;
 mod trust;
 mod verify;

@@ -347,7 +347,7 @@ async fn writes_are_unsupported_and_strange_paths_are_404() {
 }
 
 /// Starts `regfsck serve` on a free port; returns the child and its address.
-fn start(s: &Sample, extra: &[&str]) -> (std::process::Child, String) {
+pub(crate) fn start(s: &Sample, extra: &[&str]) -> (std::process::Child, String) {
     let addr = crate::common::free_addr();
     let child = regfsck()
         .args(["serve", "--addr", &addr])
@@ -402,7 +402,7 @@ fn htpasswd(s: &Sample, user: &str, pass: &str) -> std::path::PathBuf {
     file
 }
 
-fn interrupt(child: &std::process::Child) {
+pub(crate) fn interrupt(child: &std::process::Child) {
     // SAFETY: sending a signal to our own child process.
     #[allow(unsafe_code)]
     unsafe {
