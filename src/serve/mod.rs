@@ -14,6 +14,7 @@
 
 pub mod auth;
 pub mod conn;
+pub mod metrics;
 pub mod routes;
 pub mod tls;
 pub mod ui;
@@ -139,6 +140,8 @@ pub struct Served {
     pub realm: String,
     /// Added to every response (the config's `http.headers`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What `/metrics` says.
+    pub metrics: metrics::Metrics,
 }
 
 /// The router: everything goes through [`handle`]; a layer adds the API version header and
@@ -149,6 +152,7 @@ pub fn app(snapshot: Snapshot) -> Router {
         htpasswd: None,
         realm: String::new(),
         headers: Vec::new(),
+        metrics: metrics::Metrics::default(),
     }))
 }
 
@@ -170,7 +174,8 @@ async fn stamp_and_log(State(served): State<Arc<Served>>, req: Request, next: Ne
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
-    let mut resp = next.run(req).await;
+    let label = route_label(&path);
+    let mut resp = served.metrics.count(label, next.run(req).await);
     let h = resp.headers_mut();
     h.insert(
         "Docker-Distribution-Api-Version",
@@ -186,6 +191,19 @@ async fn stamp_and_log(State(served): State<Arc<Served>>, req: Request, next: Ne
     ));
     resp
 }
+
+/// What a path is, for metrics.
+fn route_label(path: &str) -> &'static str {
+    if path == METRICS_PATH {
+        return "metrics";
+    }
+    match ui::route(path) {
+        Some(page) => page.label(),
+        None => route(path).label(),
+    }
+}
+
+const METRICS_PATH: &str = "/metrics";
 
 async fn handle(State(served): State<Arc<Served>>, req: Request) -> Response {
     if served.htpasswd.is_some() {
@@ -219,7 +237,9 @@ async fn handle(State(served): State<Arc<Served>>, req: Request) -> Response {
         }
     }
     let s = &served.snapshot;
-    if let Some(page) = ui::route(req.uri().path()) {
+    let path = req.uri().path();
+    let page = ui::route(path);
+    if page.is_some() || path == METRICS_PATH {
         if req.method() != Method::GET && req.method() != Method::HEAD {
             return (
                 StatusCode::METHOD_NOT_ALLOWED,
@@ -227,7 +247,10 @@ async fn handle(State(served): State<Arc<Served>>, req: Request) -> Response {
             )
                 .into_response();
         }
-        return ui::render(&s.ui, &s.root, page).await;
+        return match page {
+            Some(page) => ui::render(&s.ui, &s.root, page).await,
+            None => served.metrics.render(),
+        };
     }
     let r = route(req.uri().path());
     if r == Route::NotFound {
@@ -875,6 +898,7 @@ pub fn run(
         htpasswd,
         realm: opts.realm.clone(),
         headers: header_pairs(&opts.headers)?,
+        metrics: metrics::Metrics::default(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

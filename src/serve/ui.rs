@@ -43,6 +43,17 @@ pub enum Page {
     Image(RepoName, Digest),
 }
 
+impl Page {
+    /// The page's name in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Page::Home => "ui_home",
+            Page::Repo(_) => "ui_repo",
+            Page::Image(..) => "ui_image",
+        }
+    }
+}
+
 /// The page a path asks for; `None` for anything else (the API's routes, or a path under
 /// `/repo/` whose name or digest does not parse).
 pub fn route(path: &str) -> Option<Page> {

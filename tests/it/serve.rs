@@ -843,7 +843,7 @@ fn stop(child: std::process::Child) -> (Option<i32>, String) {
 
 /// One request on a fresh plain connection; the whole response as text ("" when the server
 /// closed without answering).
-fn raw_get(addr: &str, path: &str) -> String {
+pub(crate) fn raw_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(std::time::Duration::from_secs(30)))

@@ -14,7 +14,7 @@ use regfsck::serve::{Served, Snapshot, app, auth, router};
 use tower::ServiceExt;
 
 use crate::common::Sample;
-use crate::serve::{interrupt, start};
+use crate::serve::{interrupt, raw_get, start};
 
 /// The DOM headless Chromium renders for `url` (scripts would have run; there are none).
 fn dump_dom(url: &str) -> String {
@@ -289,6 +289,7 @@ async fn the_pages_require_the_apis_credentials() {
         htpasswd: Some(auth::Htpasswd::load(&file).unwrap()),
         realm: "ui".into(),
         headers: Vec::new(),
+        metrics: Default::default(),
     });
     let d = s.tag("team/app", "latest");
     for path in [
@@ -305,4 +306,82 @@ async fn the_pages_require_the_apis_credentials() {
         assert_eq!(status, StatusCode::OK, "{path}");
         assert!(body.contains("team/app"));
     }
+}
+
+/// `/metrics` as `name{labels}` → value.
+fn scrape(addr: &str) -> std::collections::BTreeMap<String, u64> {
+    let resp = raw_get(addr, "/metrics");
+    let (head, body) = resp.split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("HTTP/1.1 200"), "{head}");
+    assert!(
+        head.to_lowercase()
+            .contains("content-type: application/openmetrics-text; version=1.0.0"),
+        "{head}"
+    );
+    assert!(body.ends_with("# EOF\n"), "{body}");
+    for t in ["regfsck_http_requests", "regfsck_http_response_body_bytes"] {
+        assert!(body.contains(&format!("# TYPE {t} counter\n")), "{body}");
+    }
+    body.lines()
+        .filter(|l| !l.starts_with('#'))
+        .map(|l| {
+            let (k, v) = l.rsplit_once(' ').unwrap();
+            (k.to_string(), v.parse().unwrap())
+        })
+        .collect()
+}
+
+#[test]
+fn metrics_count_a_skopeo_pull_by_route_status_and_bytes() {
+    let s = Sample::registry();
+    let (child, addr) = start(&s, &[]);
+    let dest = tempfile::tempdir().unwrap();
+    crate::common::exits(
+        Command::new("skopeo")
+            .args(["copy", "-q", "--src-tls-verify=false"])
+            .arg(format!("docker://{addr}/busybox-oci:1.1"))
+            .arg(format!("dir:{}", dest.path().display())),
+        0,
+    );
+    assert!(raw_get(&addr, "/repo/busybox-oci").starts_with("HTTP/1.1 200"));
+    assert!(raw_get(&addr, "/v2/nosuch/tags/list").starts_with("HTTP/1.1 404"));
+    let first = scrape(&addr);
+    let second = scrape(&addr);
+    stop(child);
+
+    let m = s.tag("busybox-oci", "1.1");
+    let manifest = s.manifest(&m);
+    let blobs: Vec<_> = manifest
+        .refs(Role::Config)
+        .chain(manifest.refs(Role::Layer))
+        .map(|r| r.digest)
+        .collect();
+    let file_size = |d| std::fs::metadata(s.blob_path(d)).unwrap().len();
+    let req = |route: &str, status: u16| {
+        format!("regfsck_http_requests_total{{route=\"{route}\",status=\"{status}\"}}")
+    };
+    let bytes =
+        |route: &str| format!("regfsck_http_response_body_bytes_total{{route=\"{route}\"}}");
+    // One GET of the manifest and of each blob (skopeo checks the registry with GET /v2/ first).
+    assert_eq!(first[&req("manifest", 200)], 1, "{first:?}");
+    assert_eq!(first[&bytes("manifest")], file_size(&m));
+    assert_eq!(first[&req("blob", 200)], blobs.len() as u64);
+    assert_eq!(
+        first[&bytes("blob")],
+        blobs.iter().map(file_size).sum::<u64>()
+    );
+    assert!(first[&req("base", 200)] >= 1);
+    assert_eq!(first[&req("ui_repo", 200)], 1);
+    assert_eq!(first[&req("tags", 404)], 1);
+    assert!(
+        !first.contains_key(&req("metrics", 200)),
+        "counted when answered"
+    );
+    // The second scrape counts the first, and nothing else changed.
+    let mut expected = first.clone();
+    expected.insert(req("metrics", 200), 1);
+    let sent = second[&bytes("metrics")];
+    assert!(sent > 0);
+    expected.insert(bytes("metrics"), sent);
+    assert_eq!(second, expected);
 }
