@@ -142,6 +142,8 @@ pub struct Served {
     pub headers: Vec<(HeaderName, HeaderValue)>,
     /// What `/metrics` says.
     pub metrics: metrics::Metrics,
+    /// Origins allowed by CORS (`*`: any); none: no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 /// The router: everything goes through [`handle`]; a layer adds the API version header and
@@ -153,15 +155,77 @@ pub fn app(snapshot: Snapshot) -> Router {
         realm: String::new(),
         headers: Vec::new(),
         metrics: metrics::Metrics::default(),
+        cors_origins: Vec::new(),
     }))
 }
 
 /// The router over a configured server.
 pub fn router(served: Arc<Served>) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .fallback(handle)
-        .with_state(Arc::clone(&served))
-        .layer(middleware::from_fn_with_state(served, stamp_and_log))
+        .with_state(Arc::clone(&served));
+    if let Some(cors) = cors(&served.cors_origins) {
+        // Inside the log and the counters, outside the authentication: a browser sends a
+        // preflight without credentials.
+        r = r.layer(cors);
+    }
+    r.layer(middleware::from_fn_with_state(served, stamp_and_log))
+}
+
+/// Checks a `--cors-origin`: `*`, or `SCHEME://HOST[:PORT]` as a browser sends it in `Origin`.
+///
+/// # Errors
+/// A message for clap when it is neither.
+pub fn parse_origin(s: &str) -> std::result::Result<String, String> {
+    let ok = s == "*"
+        || s.split_once("://").is_some_and(|(scheme, host)| {
+            !scheme.is_empty()
+                && !host.is_empty()
+                && !host.contains('/')
+                && HeaderValue::from_str(s).is_ok()
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("an origin is SCHEME://HOST[:PORT] (no path), or *".into())
+    }
+}
+
+/// The CORS layer for `origins`, `None` when there are none: the registry's pull API and the
+/// pages, read with credentials (unless `*` is among them: then for any origin, without).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::CACHE_CONTROL,
+            header::RANGE,
+            header::IF_NONE_MATCH,
+        ])
+        .expose_headers([
+            HeaderName::from_static("docker-content-digest"),
+            HeaderName::from_static("docker-distribution-api-version"),
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::LINK,
+            header::ETAG,
+            header::WWW_AUTHENTICATE,
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+    Some(if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        layer
+            .allow_origin(AllowOrigin::list(
+                origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+            ))
+            .allow_credentials(true)
+    })
 }
 
 /// Writes one line of the server's log on stderr.
@@ -727,6 +791,8 @@ pub struct ServeOptions {
     pub tls: Option<TlsSettings>,
     /// Headers added to every response (name, value).
     pub headers: Vec<(String, String)>,
+    /// Origins allowed by CORS.
+    pub cors_origins: Vec<String>,
     /// Timeouts and the connection limit.
     pub limits: Limits,
 }
@@ -742,6 +808,8 @@ pub struct Flags {
     pub realm: Option<String>,
     /// `--tls-cert` and `--tls-key`.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `--cors-origin`.
+    pub cors_origins: Vec<String>,
     /// `--header-timeout`, `--idle-timeout`, `--max-connections`.
     pub limits: Limits,
 }
@@ -802,6 +870,7 @@ pub fn resolve(
             .unwrap_or_else(|| DEFAULT_REALM.to_string()),
         tls,
         headers: c.headers.clone(),
+        cors_origins: flags.cors_origins,
         limits: flags.limits,
     };
     let line = config.map(|(path, c)| {
@@ -899,6 +968,7 @@ pub fn run(
         realm: opts.realm.clone(),
         headers: header_pairs(&opts.headers)?,
         metrics: metrics::Metrics::default(),
+        cors_origins: opts.cors_origins.clone(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

@@ -390,7 +390,7 @@ fn self_signed() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) 
 }
 
 /// An htpasswd file with one bcrypt entry, made by the real `htpasswd -B`.
-fn htpasswd(s: &Sample, user: &str, pass: &str) -> std::path::PathBuf {
+pub(crate) fn htpasswd(s: &Sample, user: &str, pass: &str) -> std::path::PathBuf {
     let file = s.root().join("htpasswd");
     let out = Command::new("htpasswd")
         .args(["-Bbc"])

@@ -14,7 +14,7 @@ use regfsck::serve::{Served, Snapshot, app, auth, router};
 use tower::ServiceExt;
 
 use crate::common::Sample;
-use crate::serve::{interrupt, raw_get, start};
+use crate::serve::{htpasswd, interrupt, raw_get, start};
 
 /// The DOM headless Chromium renders for `url` (scripts would have run; there are none).
 fn dump_dom(url: &str) -> String {
@@ -276,21 +276,7 @@ async fn pages_routes_and_methods() {
 #[tokio::test]
 async fn the_pages_require_the_apis_credentials() {
     let s = Sample::registry();
-    let file = s.root().join("htpasswd");
-    let out = Command::new("htpasswd")
-        .args(["-Bbc"])
-        .arg(&file)
-        .args(["alice", "s3cret"])
-        .output()
-        .expect("htpasswd (apache2-utils)");
-    assert!(out.status.success());
-    let served = Arc::new(Served {
-        snapshot: snapshot(&s),
-        htpasswd: Some(auth::Htpasswd::load(&file).unwrap()),
-        realm: "ui".into(),
-        headers: Vec::new(),
-        metrics: Default::default(),
-    });
+    let served = served_with(&s, Some(&htpasswd(&s, "alice", "s3cret")), &[]);
     let d = s.tag("team/app", "latest");
     for path in [
         "/".to_string(),
@@ -384,4 +370,139 @@ fn metrics_count_a_skopeo_pull_by_route_status_and_bytes() {
     assert!(sent > 0);
     expected.insert(bytes("metrics"), sent);
     assert_eq!(second, expected);
+}
+
+fn served_with(s: &Sample, htpasswd: Option<&std::path::Path>, cors: &[&str]) -> Arc<Served> {
+    Arc::new(Served {
+        snapshot: snapshot(s),
+        htpasswd: htpasswd.map(|f| auth::Htpasswd::load(f).unwrap()),
+        realm: "r".into(),
+        headers: Vec::new(),
+        metrics: Default::default(),
+        cors_origins: cors.iter().map(|o| o.to_string()).collect(),
+    })
+}
+
+async fn call(
+    served: &Arc<Served>,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+) -> axum::response::Response {
+    let mut req = Request::builder().method(method).uri(path);
+    for (k, v) in headers {
+        req = req.header(*k, *v);
+    }
+    router(Arc::clone(served))
+        .oneshot(req.body(Body::empty()).unwrap())
+        .await
+        .unwrap()
+}
+
+fn header<'a>(r: &'a axum::response::Response, k: &str) -> &'a str {
+    r.headers().get(k).map_or("", |v| v.to_str().unwrap())
+}
+
+#[tokio::test]
+async fn cors_for_the_given_origin_with_preflight_outside_authentication() {
+    let s = Sample::registry();
+    let ui = "https://ui.example:8443";
+    let served = served_with(&s, Some(&htpasswd(&s, "alice", "s3cret")), &[ui]);
+    // The preflight of a credentialed GET: answered without credentials.
+    let r = call(
+        &served,
+        "OPTIONS",
+        "/v2/team/app/tags/list",
+        &[
+            ("origin", ui),
+            ("access-control-request-method", "GET"),
+            ("access-control-request-headers", "authorization"),
+        ],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "access-control-allow-origin"), ui);
+    assert_eq!(header(&r, "access-control-allow-credentials"), "true");
+    assert!(header(&r, "access-control-allow-methods").contains("GET"));
+    assert!(header(&r, "access-control-allow-headers").contains("authorization"));
+    // The request itself still needs them, and says so readably to the page.
+    let r = call(&served, "GET", "/v2/team/app/tags/list", &[("origin", ui)]).await;
+    assert_eq!(r.status(), StatusCode::UNAUTHORIZED);
+    assert_eq!(header(&r, "access-control-allow-origin"), ui);
+    let basic = ("authorization", "Basic YWxpY2U6czNjcmV0");
+    let d = s.tag("team/app", "latest");
+    let r = call(
+        &served,
+        "GET",
+        "/v2/team/app/manifests/latest",
+        &[("origin", ui), basic],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "access-control-allow-origin"), ui);
+    assert_eq!(header(&r, "docker-content-digest"), d.to_string());
+    assert!(
+        header(&r, "access-control-expose-headers").contains("docker-content-digest"),
+        "a UI reads the digest"
+    );
+    // Another origin gets no permission.
+    let r = call(
+        &served,
+        "GET",
+        "/v2/team/app/manifests/latest",
+        &[("origin", "https://evil.example"), basic],
+    )
+    .await;
+    assert_eq!(header(&r, "access-control-allow-origin"), "");
+    // `*`: any origin, without credentials.
+    let any = served_with(&s, None, &["*"]);
+    let r = call(&any, "GET", "/v2/", &[("origin", "https://x.example")]).await;
+    assert_eq!(header(&r, "access-control-allow-origin"), "*");
+    assert_eq!(header(&r, "access-control-allow-credentials"), "");
+    // Without --cors-origin nothing changes: no header, OPTIONS is a write method.
+    let none = served_with(&s, None, &[]);
+    let r = call(&none, "GET", "/v2/", &[("origin", ui)]).await;
+    assert_eq!(header(&r, "access-control-allow-origin"), "");
+    let r = call(
+        &none,
+        "OPTIONS",
+        "/v2/team/app/tags/list",
+        &[("origin", ui), ("access-control-request-method", "GET")],
+    )
+    .await;
+    assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[test]
+fn cors_origin_from_the_command_line() {
+    let s = Sample::registry();
+    let (child, addr) = start(&s, &["--cors-origin", "http://ui.example:8080"]);
+    let out = crate::common::exits(
+        Command::new("curl")
+            .args([
+                "-si",
+                "-X",
+                "OPTIONS",
+                "-H",
+                "Origin: http://ui.example:8080",
+            ])
+            .args(["-H", "Access-Control-Request-Method: GET"])
+            .arg(format!("http://{addr}/v2/_catalog")),
+        0,
+    );
+    stop(child);
+    let resp = String::from_utf8_lossy(&out.stdout).to_lowercase();
+    assert!(resp.starts_with("http/1.1 200"), "{resp}");
+    assert!(
+        resp.contains("access-control-allow-origin: http://ui.example:8080\r\n"),
+        "{resp}"
+    );
+    for bad in ["ui.example", "http://ui.example/path", "http://"] {
+        let out = crate::common::regfsck()
+            .args(["serve", "--cors-origin", bad])
+            .arg(s.root())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(16), "{bad}");
+    }
 }
