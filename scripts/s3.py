@@ -74,14 +74,16 @@ class Client:
 
     def request(self, method, bucket="", key="", query=(), body=b"", ok=(200,)):
         """One signed request; a 500, 502, 503 or 504 (a busy server: SeaweedFS answers 500
-        InternalError under load) is retried with backoff, as AWS asks of its clients."""
-        for attempt in range(10):
+        InternalError under load, and for a while after a bucket is made, until its volumes
+        are grown) is retried with backoff for about a minute, as AWS asks of its clients."""
+        attempts = 20
+        for attempt in range(attempts):
             try:
                 return self.request_once(method, bucket, key, query, body, ok)
             except S3Error as e:
-                if e.status not in (500, 502, 503, 504) or attempt == 9:
+                if e.status not in (500, 502, 503, 504) or attempt == attempts - 1:
                     raise
-                time.sleep(min(0.2 * 2 ** attempt, 2.0))
+                time.sleep(min(0.2 * 2 ** attempt, 4.0))
 
     def request_once(self, method, bucket, key, query, body, ok):
         path = self.base + "/" + quote(bucket) + ("/" + quote(key, "/") if key else "")

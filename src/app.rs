@@ -1329,6 +1329,7 @@ fn serve_cmd(cx: &mut Cx<'_>, a: &crate::cli::ServeArgs) -> Result<Outcome> {
         htpasswd: a.htpasswd.clone(),
         realm: a.realm.clone(),
         tls: a.tls_cert.clone().zip(a.tls_key.clone()),
+        cors_origins: a.cors_origin.clone(),
         limits: serve::Limits {
             header_timeout: a.header_timeout,
             idle_timeout: a.idle_timeout,

@@ -98,7 +98,8 @@ pub enum Command {
     /// Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo
     /// frees), shared bytes; and the bytes gc would free.
     Du(DuArgs),
-    /// Serve the layout read-only over the registry's pull API (for skopeo, docker, containerd).
+    /// Serve the layout read-only over the registry's pull API (for skopeo, docker, containerd),
+    /// with a web UI at / and Prometheus metrics at /metrics.
     Serve(ServeArgs),
     /// Write the man pages and shell completions (for packagers and the repository).
     #[command(hide = true)]
@@ -313,8 +314,13 @@ pub struct DuArgs {
     pub tags: bool,
 }
 
-/// What `serve --help` adds about the registry's config.
+/// What `serve --help` adds: the pages, `/metrics`, and the registry's config.
 const SERVE_CONFIG_HELP: &str = "\
+Outside /v2/, read-only HTML pages for a browser: / (repositories and their sizes),
+/repo/NAME (tags), /repo/NAME@DIGEST (one manifest); and /metrics (requests by route and
+status, response bytes, in the Prometheus text format). Both need the same credentials as the
+API when authentication is on.
+
 With --config, serve applies the registry's own settings, as the registry would:
   http.addr                    address (:5000 is every interface)
   http.tls.certificate, key    HTTPS
@@ -380,6 +386,12 @@ pub struct ServeArgs {
     /// of a response for this long.
     #[arg(long, value_name = "DURATION", default_value = "60s", value_parser = positive_duration)]
     pub idle_timeout: std::time::Duration,
+    /// Allow a web page from ORIGIN (as `https://ui.example.com`, or `*` for any, then
+    /// without credentials) to call the API and read the answers: CORS headers on every
+    /// response, and OPTIONS preflight requests answered without authentication (for a UI
+    /// such as Joxit docker-registry-ui in front of this server). May be repeated.
+    #[arg(long, value_name = "ORIGIN", value_parser = crate::serve::parse_origin)]
+    pub cors_origin: Vec<String>,
     /// Serve at most N connections at once; more wait in the listen backlog until one closes.
     #[arg(long, value_name = "N", default_value = "256", value_parser = clap::value_parser!(u32).range(1..))]
     pub max_connections: u32,

@@ -10,14 +10,18 @@ use std::time::SystemTime;
 use super::{Link, LinkProblem};
 use crate::digest::Digest;
 
-/// Link files keyed by the digest in their path, sorted.
+/// Link files keyed by the digest in their path, sorted. One pointer when empty (most tags'
+/// `index` in a scan by names).
 #[derive(Debug, Clone, Default)]
-pub struct LinkMap {
-    keys: Vec<Digest>,
+pub struct LinkMap(Option<Box<Inner>>);
+
+#[derive(Debug, Clone)]
+struct Inner {
+    keys: Box<[Digest]>,
     /// Empty when no link has a known mtime, else one per key.
-    mtimes: Vec<Option<SystemTime>>,
+    mtimes: Box<[Option<SystemTime>]>,
     /// Targets that are not `Ok(key)`, by position, sorted.
-    odd: Vec<(u32, Result<Digest, LinkProblem>)>,
+    odd: Box<[(u32, Result<Digest, LinkProblem>)]>,
 }
 
 impl LinkMap {
@@ -34,75 +38,84 @@ impl LinkMap {
             entries.dedup_by(|a, b| a.0 == b.0);
             entries.reverse();
         }
-        let mut m = LinkMap {
-            keys: Vec::with_capacity(entries.len()),
-            mtimes: Vec::new(),
-            odd: Vec::new(),
-        };
+        if entries.is_empty() {
+            return LinkMap(None);
+        }
+        let mut keys = Vec::with_capacity(entries.len());
+        let mut mtimes = Vec::new();
+        let mut odd = Vec::new();
         let timed = entries.iter().any(|(_, l)| l.mtime.is_some());
         if timed {
-            m.mtimes.reserve_exact(entries.len());
+            mtimes.reserve_exact(entries.len());
         }
         for (i, (d, l)) in entries.into_iter().enumerate() {
-            m.keys.push(d);
+            keys.push(d);
             if timed {
-                m.mtimes.push(l.mtime);
+                mtimes.push(l.mtime);
             }
             if l.target.as_ref() != Ok(&d) {
-                m.odd.push((i as u32, l.target));
+                odd.push((i as u32, l.target));
             }
         }
-        m.odd.shrink_to_fit();
-        m
+        LinkMap(Some(Box::new(Inner {
+            keys: keys.into_boxed_slice(),
+            mtimes: mtimes.into_boxed_slice(),
+            odd: odd.into_boxed_slice(),
+        })))
     }
 
-    fn link(&self, i: usize) -> Link {
-        let target = match self.odd.binary_search_by_key(&(i as u32), |(j, _)| *j) {
-            Ok(o) => self.odd[o].1.clone(),
-            Err(_) => Ok(self.keys[i]),
+    fn keys_slice(&self) -> &[Digest] {
+        self.0.as_ref().map_or(&[], |m| &m.keys)
+    }
+
+    fn link(&self, i: usize) -> Option<Link> {
+        let m = self.0.as_deref()?;
+        let target = match m.odd.binary_search_by_key(&(i as u32), |(j, _)| *j) {
+            Ok(o) => m.odd[o].1.clone(),
+            Err(_) => Ok(*m.keys.get(i)?),
         };
-        Link {
+        Some(Link {
             target,
-            mtime: self.mtimes.get(i).copied().flatten(),
-        }
+            mtime: m.mtimes.get(i).copied().flatten(),
+        })
     }
 
     /// The link named `d`.
     pub fn get(&self, d: &Digest) -> Option<Link> {
-        self.keys.binary_search(d).ok().map(|i| self.link(i))
+        self.keys_slice().binary_search(d).ok().and_then(|i| self.link(i))
     }
 
     /// Whether a link is named `d`.
     pub fn contains_key(&self, d: &Digest) -> bool {
-        self.keys.binary_search(d).is_ok()
+        self.keys_slice().binary_search(d).is_ok()
     }
 
     /// The links in order of their names.
     pub fn iter(&self) -> Iter<'_> {
         Iter {
             map: self,
-            range: 0..self.keys.len(),
+            range: 0..self.len(),
         }
     }
 
     /// Their names, in order.
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Digest> + ExactSizeIterator {
-        self.keys.iter()
+        self.keys_slice().iter()
     }
 
     /// The links, in order of their names.
-    pub fn values(&self) -> impl DoubleEndedIterator<Item = Link> + ExactSizeIterator + '_ {
-        (0..self.keys.len()).map(|i| self.link(i))
+    pub fn values(&self) -> impl DoubleEndedIterator<Item = Link> + '_ {
+        (0..self.len()).filter_map(|i| self.link(i))
     }
 
     /// How many.
     pub fn len(&self) -> usize {
-        self.keys.len()
+        self.keys_slice().len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.keys.is_empty()
+        self.0.is_none()
     }
 
     /// Adds `more` (of equal keys the last wins).
@@ -128,7 +141,7 @@ impl<'a> Iterator for Iter<'a> {
 
     fn next(&mut self) -> Option<Self::Item> {
         let i = self.range.next()?;
-        Some((&self.map.keys[i], self.map.link(i)))
+        Some((self.map.keys_slice().get(i)?, self.map.link(i)?))
     }
 
     fn size_hint(&self) -> (usize, Option<usize>) {
@@ -139,7 +152,7 @@ impl<'a> Iterator for Iter<'a> {
 impl DoubleEndedIterator for Iter<'_> {
     fn next_back(&mut self) -> Option<Self::Item> {
         let i = self.range.next_back()?;
-        Some((&self.map.keys[i], self.map.link(i)))
+        Some((self.map.keys_slice().get(i)?, self.map.link(i)?))
     }
 }
 
@@ -219,6 +232,9 @@ mod tests {
         )]
         .into_iter()
         .collect();
-        assert!(untimed.mtimes.is_empty() && untimed.odd.is_empty());
+        let inner = untimed.0.as_ref().unwrap();
+        assert!(inner.mtimes.is_empty() && inner.odd.is_empty());
+        assert_eq!(std::mem::size_of::<LinkMap>(), 8);
+        assert!(LinkMap::from_entries(Vec::new()).is_empty());
     }
 }

@@ -256,13 +256,21 @@ impl Drop for InFlight {
     }
 }
 
-/// A response body that ends its request when dropped.
-struct TrackedBody {
-    body: Body,
-    _in_flight: InFlight,
+/// What an [`Observed`] response body reports to as it is sent; dropped with the body.
+pub trait Watch: Send + Unpin + 'static {
+    /// A data frame of `bytes` bytes was handed to the connection.
+    fn sent(&mut self, _bytes: usize) {}
 }
 
-impl hyper::body::Body for TrackedBody {
+/// A response body passed through unchanged, telling its [`Watch`] what it sends.
+pub struct Observed<W> {
+    /// The body.
+    pub body: Body,
+    /// What is told.
+    pub watch: W,
+}
+
+impl<W: Watch> hyper::body::Body for Observed<W> {
     type Data = Bytes;
     type Error = axum::Error;
 
@@ -270,7 +278,13 @@ impl hyper::body::Body for TrackedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Bytes>, axum::Error>>> {
-        Pin::new(&mut self.body).poll_frame(cx)
+        let polled = Pin::new(&mut self.body).poll_frame(cx);
+        if let Poll::Ready(Some(Ok(frame))) = &polled {
+            if let Some(data) = frame.data_ref() {
+                self.watch.sent(data.len());
+            }
+        }
+        polled
     }
 
     fn is_end_stream(&self) -> bool {
@@ -281,6 +295,12 @@ impl hyper::body::Body for TrackedBody {
         self.body.size_hint()
     }
 }
+
+/// The request ends when its response body is dropped.
+impl Watch for InFlight {}
+
+/// A response body that ends its request when dropped.
+type TrackedBody = Observed<InFlight>;
 
 /// The router as hyper's service, marking each request's start and end.
 #[derive(Clone)]
@@ -301,7 +321,7 @@ impl hyper::service::Service<Request<Incoming>> for Service {
             let resp = fut.await?;
             Ok(resp.map(|body| TrackedBody {
                 body,
-                _in_flight: in_flight,
+                watch: in_flight,
             }))
         })
     }

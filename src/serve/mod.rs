@@ -5,7 +5,8 @@
 //! before anything touches the disk. Manifests are served only when the repository links them
 //! and their bytes hash to their digest; blobs only when the repository links them, streamed
 //! from disk (opened without following symlinks) with single `Range` requests. Every write
-//! method answers 405 `UNSUPPORTED`.
+//! method answers 405 `UNSUPPORTED`. Outside `/v2`, [`ui`] renders read-only HTML pages over the
+//! same snapshot, behind the same authentication.
 //!
 //! [`run`] drives the router with its own accept loop ([`conn`]): a connection limit, a
 //! header timeout, an idle timeout, TLS by rustls ([`tls`]). [`resolve`] merges the command
@@ -13,8 +14,10 @@
 
 pub mod auth;
 pub mod conn;
+pub mod metrics;
 pub mod routes;
 pub mod tls;
+pub mod ui;
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::SeekFrom;
@@ -57,7 +60,11 @@ struct RepoView {
 pub struct Snapshot {
     root: Root,
     repos: BTreeMap<RepoName, RepoView>,
+    /// What `/v2/_catalog` lists: the repositories the registry lists (those with `_layers`).
+    catalog: Vec<String>,
     blobs: BTreeSet<Digest>,
+    /// What the web UI shows.
+    ui: Arc<ui::Model>,
 }
 
 impl Snapshot {
@@ -88,7 +95,9 @@ impl Snapshot {
         Ok(Snapshot {
             root: root.clone(),
             repos,
+            catalog: crate::action::ls::catalog(&inv).repositories,
             blobs: inv.blobs.keys().copied().collect(),
+            ui: Arc::new(ui::Model::build(&inv, g)),
         })
     }
 }
@@ -134,6 +143,10 @@ pub struct Served {
     pub realm: String,
     /// Added to every response (the config's `http.headers`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// What `/metrics` says.
+    pub metrics: metrics::Metrics,
+    /// Origins allowed by CORS (`*`: any); none: no CORS headers.
+    pub cors_origins: Vec<String>,
 }
 
 /// The router: everything goes through [`handle`]; a layer adds the API version header and
@@ -144,15 +157,78 @@ pub fn app(snapshot: Snapshot) -> Router {
         htpasswd: None,
         realm: String::new(),
         headers: Vec::new(),
+        metrics: metrics::Metrics::default(),
+        cors_origins: Vec::new(),
     }))
 }
 
 /// The router over a configured server.
 pub fn router(served: Arc<Served>) -> Router {
-    Router::new()
+    let mut r = Router::new()
         .fallback(handle)
-        .with_state(Arc::clone(&served))
-        .layer(middleware::from_fn_with_state(served, stamp_and_log))
+        .with_state(Arc::clone(&served));
+    if let Some(cors) = cors(&served.cors_origins) {
+        // Inside the log and the counters, outside the authentication: a browser sends a
+        // preflight without credentials.
+        r = r.layer(cors);
+    }
+    r.layer(middleware::from_fn_with_state(served, stamp_and_log))
+}
+
+/// Checks a `--cors-origin`: `*`, or `SCHEME://HOST[:PORT]` as a browser sends it in `Origin`.
+///
+/// # Errors
+/// A message for clap when it is neither.
+pub fn parse_origin(s: &str) -> std::result::Result<String, String> {
+    let ok = s == "*"
+        || s.split_once("://").is_some_and(|(scheme, host)| {
+            !scheme.is_empty()
+                && !host.is_empty()
+                && !host.contains('/')
+                && HeaderValue::from_str(s).is_ok()
+        });
+    if ok {
+        Ok(s.to_string())
+    } else {
+        Err("an origin is SCHEME://HOST[:PORT] (no path), or *".into())
+    }
+}
+
+/// The CORS layer for `origins`, `None` when there are none: the registry's pull API and the
+/// pages, read with credentials (unless `*` is among them: then for any origin, without).
+fn cors(origins: &[String]) -> Option<tower_http::cors::CorsLayer> {
+    use tower_http::cors::{AllowOrigin, CorsLayer};
+    if origins.is_empty() {
+        return None;
+    }
+    let layer = CorsLayer::new()
+        .allow_methods([Method::GET, Method::HEAD, Method::OPTIONS])
+        .allow_headers([
+            header::AUTHORIZATION,
+            header::ACCEPT,
+            header::CACHE_CONTROL,
+            header::RANGE,
+            header::IF_NONE_MATCH,
+        ])
+        .expose_headers([
+            HeaderName::from_static("docker-content-digest"),
+            HeaderName::from_static("docker-distribution-api-version"),
+            header::CONTENT_LENGTH,
+            header::CONTENT_RANGE,
+            header::LINK,
+            header::ETAG,
+            header::WWW_AUTHENTICATE,
+        ])
+        .max_age(std::time::Duration::from_secs(600));
+    Some(if origins.iter().any(|o| o == "*") {
+        layer.allow_origin(AllowOrigin::any())
+    } else {
+        layer
+            .allow_origin(AllowOrigin::list(
+                origins.iter().filter_map(|o| HeaderValue::from_str(o).ok()),
+            ))
+            .allow_credentials(true)
+    })
 }
 
 /// Writes one line of the server's log on stderr.
@@ -165,7 +241,8 @@ async fn stamp_and_log(State(served): State<Arc<Served>>, req: Request, next: Ne
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let started = std::time::Instant::now();
-    let mut resp = next.run(req).await;
+    let label = route_label(&path);
+    let mut resp = served.metrics.count(label, next.run(req).await);
     let h = resp.headers_mut();
     h.insert(
         "Docker-Distribution-Api-Version",
@@ -181,6 +258,19 @@ async fn stamp_and_log(State(served): State<Arc<Served>>, req: Request, next: Ne
     ));
     resp
 }
+
+/// What a path is, for metrics.
+fn route_label(path: &str) -> &'static str {
+    if path == METRICS_PATH {
+        return "metrics";
+    }
+    match ui::route(path) {
+        Some(page) => page.label(),
+        None => route(path).label(),
+    }
+}
+
+const METRICS_PATH: &str = "/metrics";
 
 async fn handle(State(served): State<Arc<Served>>, req: Request) -> Response {
     if served.htpasswd.is_some() {
@@ -214,6 +304,21 @@ async fn handle(State(served): State<Arc<Served>>, req: Request) -> Response {
         }
     }
     let s = &served.snapshot;
+    let path = req.uri().path();
+    let page = ui::route(path);
+    if page.is_some() || path == METRICS_PATH {
+        if req.method() != Method::GET && req.method() != Method::HEAD {
+            return (
+                StatusCode::METHOD_NOT_ALLOWED,
+                [(header::ALLOW, "GET, HEAD")],
+            )
+                .into_response();
+        }
+        return match page {
+            Some(page) => ui::render(&s.ui, &s.root, page).await,
+            None => served.metrics.render(),
+        };
+    }
     let r = route(req.uri().path());
     if r == Route::NotFound {
         return not_found();
@@ -356,8 +461,7 @@ fn catalog(s: &Snapshot, query: &str) -> Response {
     if n > 1000 {
         return bad_number(n);
     }
-    let names: Vec<String> = s.repos.keys().map(|r| r.to_string()).collect();
-    let (page, link) = page(names, Some(n), last.as_deref(), "/v2/_catalog");
+    let (page, link) = page(s.catalog.clone(), Some(n), last.as_deref(), "/v2/_catalog");
     let body = serde_json::to_vec(&json!({"repositories": page})).unwrap_or_default();
     with_link(
         (StatusCode::OK, [(header::CONTENT_TYPE, JSON)], body).into_response(),
@@ -689,6 +793,8 @@ pub struct ServeOptions {
     pub tls: Option<TlsSettings>,
     /// Headers added to every response (name, value).
     pub headers: Vec<(String, String)>,
+    /// Origins allowed by CORS.
+    pub cors_origins: Vec<String>,
     /// Timeouts and the connection limit.
     pub limits: Limits,
 }
@@ -704,6 +810,8 @@ pub struct Flags {
     pub realm: Option<String>,
     /// `--tls-cert` and `--tls-key`.
     pub tls: Option<(PathBuf, PathBuf)>,
+    /// `--cors-origin`.
+    pub cors_origins: Vec<String>,
     /// `--header-timeout`, `--idle-timeout`, `--max-connections`.
     pub limits: Limits,
 }
@@ -764,6 +872,7 @@ pub fn resolve(
             .unwrap_or_else(|| DEFAULT_REALM.to_string()),
         tls,
         headers: c.headers.clone(),
+        cors_origins: flags.cors_origins,
         limits: flags.limits,
     };
     let line = config.map(|(path, c)| {
@@ -860,6 +969,8 @@ pub fn run(
         htpasswd,
         realm: opts.realm.clone(),
         headers: header_pairs(&opts.headers)?,
+        metrics: metrics::Metrics::default(),
+        cors_origins: opts.cors_origins.clone(),
     });
     let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()

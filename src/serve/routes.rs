@@ -24,6 +24,22 @@ pub enum Route {
     NotFound,
 }
 
+impl Route {
+    /// The route's name in metrics.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Route::Base => "base",
+            Route::Catalog => "catalog",
+            Route::Tags(_) => "tags",
+            Route::Manifest(..) => "manifest",
+            Route::Blob(..) => "blob",
+            Route::Upload(_) => "upload",
+            Route::NameInvalid(_) => "name_invalid",
+            Route::NotFound => "not_found",
+        }
+    }
+}
+
 /// Routes a request path (as sent: percent-encoded slashes stay encoded and match nothing).
 pub fn route(path: &str) -> Route {
     let Some(rest) = path.strip_prefix("/v2") else {

@@ -21,6 +21,7 @@ mod rmtag;
 mod s3;
 mod s3infra;
 mod serve;
+mod serve_ui;
 mod show;
 mod trust;
 mod verify;

@@ -347,7 +347,7 @@ async fn writes_are_unsupported_and_strange_paths_are_404() {
 }
 
 /// Starts `regfsck serve` on a free port; returns the child and its address.
-fn start(s: &Sample, extra: &[&str]) -> (std::process::Child, String) {
+pub(crate) fn start(s: &Sample, extra: &[&str]) -> (std::process::Child, String) {
     let addr = crate::common::free_addr();
     let child = regfsck()
         .args(["serve", "--addr", &addr])
@@ -390,7 +390,7 @@ fn self_signed() -> (tempfile::TempDir, std::path::PathBuf, std::path::PathBuf) 
 }
 
 /// An htpasswd file with one bcrypt entry, made by the real `htpasswd -B`.
-fn htpasswd(s: &Sample, user: &str, pass: &str) -> std::path::PathBuf {
+pub(crate) fn htpasswd(s: &Sample, user: &str, pass: &str) -> std::path::PathBuf {
     let file = s.root().join("htpasswd");
     let out = Command::new("htpasswd")
         .args(["-Bbc"])
@@ -402,7 +402,7 @@ fn htpasswd(s: &Sample, user: &str, pass: &str) -> std::path::PathBuf {
     file
 }
 
-fn interrupt(child: &std::process::Child) {
+pub(crate) fn interrupt(child: &std::process::Child) {
     // SAFETY: sending a signal to our own child process.
     #[allow(unsafe_code)]
     unsafe {
@@ -843,7 +843,7 @@ fn stop(child: std::process::Child) -> (Option<i32>, String) {
 
 /// One request on a fresh plain connection; the whole response as text ("" when the server
 /// closed without answering).
-fn raw_get(addr: &str, path: &str) -> String {
+pub(crate) fn raw_get(addr: &str, path: &str) -> String {
     use std::io::{Read, Write};
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     c.set_read_timeout(Some(std::time::Duration::from_secs(30)))
