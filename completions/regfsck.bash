@@ -56,7 +56,7 @@ _regfsck() {
 
     case "${cmd}" in
         regfsck)
-            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help --version verify ls show gc rm-repo prune rm-tag repair du serve generate"
+            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help --version verify ls show gc rm-repo prune rm-tag repair du serve generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -94,6 +94,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -102,7 +106,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__du)
-            opts="-j -q -v -h --sort --tags --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-j -q -v -h --sort --tags --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -144,6 +148,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -152,7 +160,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__gc)
-            opts="-n -m -j -q -v -h --dry-run --delete-untagged --min-age --force --upload-age --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-n -m -j -q -v -h --dry-run --delete-untagged --min-age --force --upload-age --metrics-file --log --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -163,6 +171,14 @@ _regfsck() {
                     return 0
                     ;;
                 --upload-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -198,6 +214,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -206,7 +226,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__generate)
-            opts="-j -q -v -h --out --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-j -q -v -h --out --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -248,6 +268,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -256,7 +280,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__ls)
-            opts="-j -q -v -h --untagged --repositories --sort --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-j -q -v -h --untagged --repositories --sort --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -298,6 +322,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -306,7 +334,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__prune)
-            opts="-n -j -q -v -h --repo --keep-last --keep-within --keep-tag --order --policy --dry-run --gc --min-age --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-n -j -q -v -h --repo --keep-last --keep-within --keep-tag --order --policy --dry-run --gc --min-age --force --metrics-file --log --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -337,6 +365,14 @@ _regfsck() {
                     return 0
                     ;;
                 --min-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -372,6 +408,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -380,7 +420,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__repair)
-            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -426,6 +466,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -434,12 +478,20 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__rm__subcmd__repo)
-            opts="-n -j -q -v -h --dry-run --keep-blobs --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-n -j -q -v -h --dry-run --keep-blobs --metrics-file --log --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --root)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -470,6 +522,10 @@ _regfsck() {
                     ;;
                 --write-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -480,13 +536,21 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__rm__subcmd__tag)
-            opts="-n -j -q -v -h --dry-run --gc --min-age --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-n -j -q -v -h --dry-run --gc --min-age --force --metrics-file --log --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --min-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -522,6 +586,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -530,7 +598,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__serve)
-            opts="-j -q -v -h --addr --htpasswd --realm --tls-cert --tls-key --header-timeout --idle-timeout --cors-origin --max-connections --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-j -q -v -h --addr --htpasswd --realm --tls-cert --tls-key --header-timeout --idle-timeout --cors-origin --max-connections --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -604,6 +672,10 @@ _regfsck() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
                 *)
                     COMPREPLY=()
                     ;;
@@ -612,7 +684,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__show)
-            opts="-j -q -v -h --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-j -q -v -h --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -648,6 +720,10 @@ _regfsck() {
                     ;;
                 --write-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)
@@ -658,13 +734,17 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__verify)
-            opts="-j -q -v -h --no-content --read-data-subset --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-j -q -v -h --no-content --read-data-subset --metrics-file --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
             fi
             case "${prev}" in
                 --read-data-subset)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -698,6 +778,10 @@ _regfsck() {
                     ;;
                 --write-rate)
                     COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
                     return 0
                     ;;
                 *)

@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_regfsck_global_optspecs
-    string join \n root= config= json j/jobs= q/quiet v/verbose endpoint= region= io-concurrency= write-rate= h/help V/version
+    string join \n root= config= json j/jobs= q/quiet v/verbose endpoint= region= io-concurrency= write-rate= color= h/help V/version
 end
 
 function __fish_regfsck_needs_command
@@ -31,6 +31,9 @@ complete -c regfsck -n "__fish_regfsck_needs_command" -l endpoint -d 'The S3 end
 complete -c regfsck -n "__fish_regfsck_needs_command" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_needs_command" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_needs_command" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_needs_command" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_needs_command" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_needs_command" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_needs_command" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -48,6 +51,7 @@ complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "du" -d 'Disk usage 
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "serve" -d 'Serve the layout read-only over the registry\'s pull API (for skopeo, docker, containerd), with a web UI at / and Prometheus metrics at /metrics'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "generate" -d 'Write the man pages and shell completions (for packagers and the repository)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l read-data-subset -d 'Hash only subset N of M (e.g. 3/30): the blobs whose digest falls in it, the same ones every time, so N = 1..M on successive runs (a nightly job, say) hashes every blob once over M runs; the structure is checked whole every time' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l metrics-file -d 'Write the run\'s summary (findings by severity and kind, blobs and bytes swept, duration, exit status, time of the run) to FILE in the Prometheus text format, for node_exporter\'s textfile collector (name it *.prom in its --collector.textfile.directory). Written to a temporary file beside it, then renamed over it: a scrape never sees half a file' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
@@ -55,6 +59,9 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l endpoint -d '
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l no-content -d 'Check structure only: do not hash blob contents'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s q -l quiet -d 'No progress bar'
@@ -70,6 +77,9 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l endpoint -d 'The 
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l untagged -d 'List manifests no tag reaches (neither tagged nor a child of a tagged index)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l repositories -d 'List the repositories, as the registry\'s /v2/_catalog does (directories with _layers, emptied ones included), one a line'
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l json -d 'Print one JSON document on stdout instead of the human report'
@@ -83,12 +93,17 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l endpoint -d 'Th
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand show" -s h -l help -d 'Print help'
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l min-age -d 'Keep unreferenced blobs and untagged manifests touched more recently than this, so a push in progress does not lose them (e.g. 0, 30m, 1h, 7d)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l upload-age -d 'On object storage, abort the unfinished uploads (in-progress multipart uploads the registry never aborts) started longer ago than this (the registry\'s purge age)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l metrics-file -d 'Write the run\'s summary (findings by severity and kind, blobs and bytes swept, duration, exit status, time of the run) to FILE in the Prometheus text format, for node_exporter\'s textfile collector (name it *.prom in its --collector.textfile.directory). Written to a temporary file beside it, then renamed over it: a scrape never sees half a file' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l log -d 'Append one line per path deleted (the storage path; for an object store, its URL) to FILE, each line written out as soon as the path is gone, so what an interrupted or killed run deleted is there too' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
@@ -96,6 +111,9 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l endpoint -d 'The 
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s n -l dry-run -d 'Print the plan; delete nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s m -l delete-untagged -d 'Also drop manifests no tag reaches (their revision links and tag history). The children of a kept index and referrers of a kept manifest are always kept'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l force -d 'Sweep even when the graph is broken (a manifest missing or unparseable, a link that cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to where that can be known; the rest may be lost'
@@ -103,6 +121,8 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l json -d 'Print on
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l metrics-file -d 'Write the run\'s summary (findings by severity and kind, blobs and bytes swept, duration, exit status, time of the run) to FILE in the Prometheus text format, for node_exporter\'s textfile collector (name it *.prom in its --collector.textfile.directory). Written to a temporary file beside it, then renamed over it: a scrape never sees half a file' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l log -d 'Append one line per path deleted (the storage path; for an object store, its URL) to FILE, each line written out as soon as the path is gone, so what an interrupted or killed run deleted is there too' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
@@ -110,6 +130,9 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l endpoint -d 
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s n -l dry-run -d 'Print what would be removed; change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l keep-blobs -d 'Remove the repositories only; leave their blobs for gc'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l json -d 'Print one JSON document on stdout instead of the human report'
@@ -125,6 +148,8 @@ version\t'By version: digit runs compare as numbers (`1_2` before `1_10`), semve
 name\t'By name, byte order (what `sort` does: `1_10` before `1_2`)'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l policy -d 'Read the policies from a file (TOML or YAML, by extension) instead of the options above: a list `policies`, each with repositories, keep-last, keep-within, keep-tag and order; the first whose globs match a repository applies' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l min-age -d 'Grace period of the sweep (as gc\'s --min-age)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l metrics-file -d 'Write the run\'s summary (findings by severity and kind, blobs and bytes swept, duration, exit status, time of the run) to FILE in the Prometheus text format, for node_exporter\'s textfile collector (name it *.prom in its --collector.textfile.directory). Written to a temporary file beside it, then renamed over it: a scrape never sees half a file' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l log -d 'Append one line per path deleted (the storage path; for an object store, its URL) to FILE, each line written out as soon as the path is gone, so what an interrupted or killed run deleted is there too' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
@@ -132,6 +157,9 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l endpoint -d 'T
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s n -l dry-run -d 'Print the plan (what is kept and why, what is removed); change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l force -d 'Prune (and sweep) even when a selected repository\'s graph is broken'
@@ -140,6 +168,8 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s q -l quiet -d 
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l min-age -d 'Grace period of the sweep (as gc\'s --min-age)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l metrics-file -d 'Write the run\'s summary (findings by severity and kind, blobs and bytes swept, duration, exit status, time of the run) to FILE in the Prometheus text format, for node_exporter\'s textfile collector (name it *.prom in its --collector.textfile.directory). Written to a temporary file beside it, then renamed over it: a scrape never sees half a file' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l log -d 'Append one line per path deleted (the storage path; for an object store, its URL) to FILE, each line written out as soon as the path is gone, so what an interrupted or killed run deleted is there too' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
@@ -147,13 +177,16 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l endpoint -d '
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s n -l dry-run -d 'Print the plan (what is removed, what is kept and why); change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l force -d 'Remove (and sweep) even when the repository\'s graph is broken'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s h -l help -d 'Print help'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l upload-age -d 'Quarantine unfinished uploads started longer ago than this (the registry\'s purge age)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l undo -d 'Undo an earlier repair from its quarantine directory (the path the repair printed; an absolute one names the root too): restores every file it moved or wrote. With --dry-run, shows what it would restore' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
@@ -163,6 +196,9 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l endpoint -d '
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s n -l dry-run -d 'Print the plan; change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s y -l yes -d 'Do not ask for confirmation (needed when stdin is not a terminal)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l json -d 'Print one JSON document on stdout instead of the human report'
@@ -178,6 +214,9 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l endpoint -d 'The 
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l tags -d 'Also the size of each tag (its manifest and everything it refers to)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s q -l quiet -d 'No progress bar'
@@ -199,11 +238,14 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l endpoint -d 'T
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s h -l help -d 'Print help (see more with \'--help\')'
-complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l out -d 'Directory to write man/ and completions/ into' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l out -d 'Directory to write man/ and completions/ into (required: nothing is written anywhere else, the current directory included)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
@@ -211,7 +253,10 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l endpoint -d
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l io-concurrency -d 'Requests in flight at once against an object store' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s h -l help -d 'Print help'
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s h -l help -d 'Print help (see more with \'--help\')'

@@ -37,6 +37,13 @@ pub struct Env {
     /// `REGFSCK_TEST_CRASH_AFTER`: fault injection for the crash-safety tests (abort before
     /// the n+1-th change to the tree). Read in debug builds only: a release build ignores it.
     pub crash_after: Option<u64>,
+    /// `REGFSCK_TEST_INTERRUPT_AFTER`: fault injection for the tests of interrupted runs (the
+    /// interrupt flag raised after the n-th change to the tree). Debug builds only.
+    pub interrupt_after: Option<u64>,
+    /// `NO_COLOR` is set and not empty (<https://no-color.org>).
+    pub no_color: bool,
+    /// Whether stdout is a terminal (`--color auto` colours only then).
+    pub stdout_terminal: bool,
 }
 
 impl Env {
@@ -62,14 +69,21 @@ impl Env {
             now,
             confirm: None,
             // The fault-injection hook exists in debug builds (the tests) only.
-            crash_after: if cfg!(debug_assertions) {
-                std::env::var("REGFSCK_TEST_CRASH_AFTER")
-                    .ok()
-                    .and_then(|s| s.parse().ok())
-            } else {
-                None
-            },
+            crash_after: test_hook("REGFSCK_TEST_CRASH_AFTER"),
+            interrupt_after: test_hook("REGFSCK_TEST_INTERRUPT_AFTER"),
+            no_color: std::env::var_os("NO_COLOR").is_some_and(|v| !v.is_empty()),
+            stdout_terminal: std::io::IsTerminal::is_terminal(&std::io::stdout()),
         }
+    }
+}
+
+/// A fault-injection count from the environment variable `name`: read in debug builds (the
+/// tests) only, a release build ignores it.
+fn test_hook(name: &str) -> Option<u64> {
+    if cfg!(debug_assertions) {
+        std::env::var(name).ok().and_then(|s| s.parse().ok())
+    } else {
+        None
     }
 }
 
@@ -314,7 +328,10 @@ pub fn finish_pending(
                 let done = pool.install(|| -> Result<prune::PruneApplied> {
                     let inv = scan::scan(root, scan::Depth::Fast)?;
                     let g = graph::build(root, &inv, env.now);
-                    prune::finish(root, &bin.rel, j, remover, interrupt, Some((&inv, &g)))
+                    let mut done = prune::PruneApplied::default();
+                    let recheck = Some((&inv, &g));
+                    prune::finish(root, &bin.rel, j, remover, interrupt, recheck, &mut done)?;
+                    Ok(done)
                 })?;
                 notes.push(format!(
                     "finished an interrupted prune: {} tags, {} manifests, {} history entries removed",
@@ -355,11 +372,37 @@ fn fresh_if(root: Root, changed: bool) -> Result<Root> {
     if changed { root.refreshed() } else { Ok(root) }
 }
 
-/// The write half of `root`'s storage: its own (an object store's), or a local directory's.
-fn remover_for<'a>(root: &'a Root, env: &Env) -> Box<dyn fsops::Remover + 'a> {
-    root.storage()
+/// The write half of `root`'s storage: its own (an object store's), or a local directory's;
+/// recording what it deletes in `log`, if given.
+fn remover_for<'a>(
+    root: &'a Root,
+    env: &Env,
+    log: Option<&'a fsops::DeletionLog>,
+    interrupt: &'a AtomicBool,
+) -> Box<dyn fsops::Remover + 'a> {
+    let mut remover = root
+        .storage()
         .remover()
-        .unwrap_or_else(|| Box::new(fsops::FsRemover::new(root).crash_after(env.crash_after)))
+        .unwrap_or_else(|| Box::new(fsops::FsRemover::new(root).crash_after(env.crash_after)));
+    if let Some(n) = env.interrupt_after {
+        remover = Box::new(fsops::InterruptAfter::new(remover, n, interrupt));
+    }
+    match log {
+        Some(log) => Box::new(fsops::Logged::new(remover, log)),
+        None => remover,
+    }
+}
+
+/// The `--log FILE` of a real run, opened (a dry run deletes nothing, and writes no log).
+fn deletion_log(
+    path: Option<&Path>,
+    dry_run: bool,
+    root: &Root,
+) -> Result<Option<fsops::DeletionLog>> {
+    match path {
+        Some(path) if !dry_run => Ok(Some(fsops::DeletionLog::open(path, root, jobs::TRASH)?)),
+        _ => Ok(None),
+    }
 }
 
 /// Whether `command` may change `root` for real: everything on a local disk; on an object
@@ -391,10 +434,25 @@ fn incomplete(mut o: Outcome, blind: Option<String>) -> Outcome {
 /// A gc run: plan, refusal or sweep.
 struct GcPass {
     plan: gc::GcPlan,
+    /// What a real run deleted (all of it, or what it had when interrupted).
     applied: Option<gc::Applied>,
     refused: bool,
+    interrupted: bool,
     status: ExitStatus,
     notes: Vec<String>,
+}
+
+impl GcPass {
+    /// The report of this pass.
+    fn doc(&self, dry_run: bool) -> report::GcDoc<'_> {
+        report::GcDoc {
+            dry_run,
+            refused: self.refused,
+            plan: &self.plan,
+            applied: self.applied.as_ref(),
+            interrupted: self.interrupted,
+        }
+    }
 }
 
 fn gc_pass(
@@ -404,6 +462,7 @@ fn gc_pass(
     pool: &rayon::ThreadPool,
     env: &Env,
     interrupt: &AtomicBool,
+    log: Option<&fsops::DeletionLog>,
 ) -> Result<GcPass> {
     let plan = pool.install(|| -> Result<gc::GcPlan> {
         let inv = scan::scan(root, scan::Depth::Names)?;
@@ -415,6 +474,7 @@ fn gc_pass(
         plan,
         applied: None,
         refused: refusal.is_some(),
+        interrupted: false,
         status: ExitStatus::CLEAN,
         notes: Vec::new(),
     };
@@ -426,10 +486,23 @@ fn gc_pass(
         pass.status = status;
         pass.notes.push(why);
     } else if !dry_run {
-        let remover = remover_for(root, env);
-        match pool.install(|| gc::apply(root, &pass.plan, opts, remover.as_ref(), interrupt)) {
-            Ok(done) => pass.applied = Some(done),
+        let remover = remover_for(root, env, log, interrupt);
+        let mut done = gc::Applied::default();
+        let result = pool.install(|| {
+            gc::apply_counting(
+                root,
+                &pass.plan,
+                opts,
+                remover.as_ref(),
+                interrupt,
+                &mut done,
+            )
+        });
+        match result {
+            Ok(()) => pass.applied = Some(done),
             Err(Error::Interrupted) => {
+                pass.applied = Some(done);
+                pass.interrupted = true;
                 pass.status = ExitStatus::INTERRUPTED;
                 pass.notes.push(
                     "interrupted; what was removed is consistent, run gc again to finish".into(),
@@ -439,6 +512,28 @@ fn gc_pass(
         }
     }
     Ok(pass)
+}
+
+/// The storage root for the metrics' `root` label: a local root's absolute path, so that the
+/// label does not depend on the directory the job ran in.
+fn metrics_root(root: &Root) -> String {
+    match root.storage().local_root() {
+        Some(p) => std::path::absolute(p)
+            .unwrap_or_else(|_| p.to_path_buf())
+            .display()
+            .to_string(),
+        None => root.describe(),
+    }
+}
+
+/// A sweep's numbers for the metrics: what it planned, and what it deleted.
+fn sweep_counts(c: &mut report::metrics::Counts, d: &report::GcDoc<'_>) {
+    let s = &d.plan.sweep;
+    c.blobs_unreferenced = Some(s.blobs.len() as u64);
+    c.bytes_unreferenced = Some(s.bytes);
+    c.blobs_swept = Some(d.applied.map_or(0, |a| a.blobs));
+    c.bytes_swept = Some(d.applied.map_or(0, |a| a.bytes));
+    c.manifests_removed = Some(d.applied.map_or(0, |a| a.manifests));
 }
 
 /// Threads for the scan and the other I/O-bound phases, unless `-j` says otherwise.
@@ -452,6 +547,8 @@ struct Cx<'a> {
     progress: &'a dyn Progress,
     interrupt: &'a AtomicBool,
     pool: &'a rayon::ThreadPool,
+    /// What the command counted, for `--metrics-file`.
+    counts: Option<report::metrics::Counts>,
 }
 
 /// Runs a parsed command line.
@@ -483,6 +580,15 @@ pub fn run(
     let pool = builder
         .build()
         .map_err(|e| Error::ThreadPool(e.to_string()))?;
+    let mut painted;
+    let out: &mut dyn Write =
+        if !g.json && report::paint::wanted(g.color, env.stdout_terminal, env.no_color) {
+            painted = report::paint::Paint::new(out);
+            &mut painted
+        } else {
+            out
+        };
+    let started = std::time::Instant::now();
     let mut cx = Cx {
         g,
         env,
@@ -490,19 +596,63 @@ pub fn run(
         progress,
         interrupt,
         pool: &pool,
+        counts: None,
     };
-    match &cli.command {
-        Command::Verify(a) => verify_cmd(&mut cx, a),
-        Command::Ls(a) => ls_cmd(&mut cx, a),
-        Command::Show(a) => show_cmd(&mut cx, a),
-        Command::Gc(a) => gc_cmd(&mut cx, a),
-        Command::Prune(a) => prune_cmd(&mut cx, a),
-        Command::RmTag(a) => rm_tag_cmd(&mut cx, a),
-        Command::Repair(a) => repair_cmd(&mut cx, a),
-        Command::RmRepo(a) => rm_repo_cmd(&mut cx, a),
-        Command::Du(a) => du_cmd(&mut cx, a),
-        Command::Serve(a) => serve_cmd(&mut cx, a),
-        Command::Generate(a) => generate_cmd(&mut cx, a),
+    let result = dispatch(&mut cx, &cli.command);
+    let Some(file) = metrics_file(&cli.command) else {
+        return result;
+    };
+    let status = match &result {
+        Ok(o) if interrupt.load(std::sync::atomic::Ordering::SeqCst) => {
+            o.status | ExitStatus::INTERRUPTED
+        }
+        Ok(o) => o.status,
+        Err(e) => e.exit_status(),
+    };
+    let text = report::metrics::render(&report::metrics::Run {
+        command: cli.command.name(),
+        started: env.now,
+        duration: started.elapsed(),
+        status,
+        counts: cx.counts.as_ref(),
+    });
+    let written = report::metrics::write_atomically(file, &text);
+    match (result, written) {
+        (Ok(mut o), Err(e)) => {
+            o.status |= ExitStatus::OPERATIONAL;
+            o.notes.push(format!("--metrics-file: {e}"));
+            Ok(o)
+        }
+        (result, _) => result,
+    }
+}
+
+/// The `--metrics-file` of the command, if it has one.
+fn metrics_file(command: &Command) -> Option<&Path> {
+    match command {
+        Command::Verify(a) => a.metrics.metrics_file.as_deref(),
+        Command::Gc(a) => a.metrics.metrics_file.as_deref(),
+        Command::Prune(a) => a.metrics.metrics_file.as_deref(),
+        Command::RmTag(a) => a.metrics.metrics_file.as_deref(),
+        Command::RmRepo(a) => a.metrics.metrics_file.as_deref(),
+        _ => None,
+    }
+}
+
+/// Runs the command.
+fn dispatch(cx: &mut Cx<'_>, command: &Command) -> Result<Outcome> {
+    match command {
+        Command::Verify(a) => verify_cmd(cx, a),
+        Command::Ls(a) => ls_cmd(cx, a),
+        Command::Show(a) => show_cmd(cx, a),
+        Command::Gc(a) => gc_cmd(cx, a),
+        Command::Prune(a) => prune_cmd(cx, a),
+        Command::RmTag(a) => rm_tag_cmd(cx, a),
+        Command::Repair(a) => repair_cmd(cx, a),
+        Command::RmRepo(a) => rm_repo_cmd(cx, a),
+        Command::Du(a) => du_cmd(cx, a),
+        Command::Serve(a) => serve_cmd(cx, a),
+        Command::Generate(a) => generate_cmd(cx, a),
     }
 }
 
@@ -522,6 +672,11 @@ fn verify_cmd(cx: &mut Cx<'_>, a: &crate::cli::VerifyArgs) -> Result<Outcome> {
         hash_threads: g.jobs.map(|n| n.get()),
     };
     let r = pool.install(|| verify::verify(&root, &opts, progress, interrupt))?;
+    cx.counts = Some(report::metrics::Counts {
+        blobs_unreferenced: Some(r.summary.orphan_blobs),
+        bytes_unreferenced: Some(r.summary.orphan_bytes),
+        ..report::metrics::Counts::new(metrics_root(&root), &r.findings)
+    });
     if g.json {
         report::write_json(out, "verify", &r)
     } else {
@@ -715,22 +870,22 @@ fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
         now: env.now,
         upload_age: Some(a.upload_age.into()),
     };
+    let log = deletion_log(a.log.log.as_deref(), a.dry_run, &root)?;
     let mut notes = if a.dry_run {
         pending_notes(&root)?
     } else {
-        let remover = remover_for(&root, env);
+        let remover = remover_for(&root, env, log.as_ref(), interrupt);
         finish_pending(&root, remover.as_ref(), pool, env, interrupt)?
     };
     let root = fresh_if(root, !notes.is_empty())?;
-    let mut pass = gc_pass(&root, &opts, a.dry_run, pool, env, interrupt)?;
+    let mut pass = gc_pass(&root, &opts, a.dry_run, pool, env, interrupt, log.as_ref())?;
     notes.append(&mut pass.notes);
     pass.notes = notes;
-    let doc = report::GcDoc {
-        dry_run: a.dry_run,
-        refused: pass.refused,
-        plan: &pass.plan,
-        applied: pass.applied.as_ref(),
-    };
+    let doc = pass.doc(a.dry_run);
+    let mut counts = report::metrics::Counts::new(metrics_root(&root), &pass.plan.broken);
+    counts.dry_run = Some(a.dry_run);
+    sweep_counts(&mut counts, &doc);
+    cx.counts = Some(counts);
     if g.json {
         report::write_json(out, "gc", &doc)
     } else {
@@ -771,6 +926,7 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
         gc: a.gc,
         min_age: a.min_age.into(),
         force: a.force,
+        log: a.log.log.clone(),
     };
     prune_with(cx, root, &opts, &run)
 }
@@ -782,6 +938,8 @@ struct PruneRun {
     gc: bool,
     min_age: std::time::Duration,
     force: bool,
+    /// `--log`.
+    log: Option<PathBuf>,
 }
 
 /// `regfsck rm-tag REPO:TAG...`: a prune whose policy, per repository, keeps every tag but
@@ -840,6 +998,7 @@ fn rm_tag_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmTagArgs) -> Result<Outcome> {
         gc: a.gc,
         min_age: a.min_age.into(),
         force: a.force,
+        log: a.log.log.clone(),
     };
     prune_with(cx, root, &opts, &run)
 }
@@ -856,10 +1015,11 @@ fn prune_with(
     let interrupt = cx.interrupt;
     let pool = cx.pool;
     let out: &mut dyn Write = &mut *cx.out;
+    let log = deletion_log(a.log.as_deref(), a.dry_run, &root)?;
     let mut notes = if a.dry_run {
         pending_notes(&root)?
     } else {
-        let remover = remover_for(&root, env);
+        let remover = remover_for(&root, env, log.as_ref(), interrupt);
         finish_pending(&root, remover.as_ref(), pool, env, interrupt)?
     };
     let root = fresh_if(root, !notes.is_empty())?;
@@ -871,6 +1031,7 @@ fn prune_with(
     let refused = plan.blind.is_some() || (!plan.broken.is_empty() && !a.force);
     let mut status = ExitStatus::CLEAN;
     let mut applied = None;
+    let mut interrupted = false;
     let mut swept = None;
     if let Some(why) = &plan.blind {
         status = ExitStatus::OPERATIONAL;
@@ -884,10 +1045,21 @@ fn prune_with(
                 .into(),
         );
     } else if !a.dry_run {
-        let remover = remover_for(&root, env);
-        match prune::apply(&root, &plan, remover.as_ref(), interrupt, env.now) {
-            Ok(done) => applied = Some(done),
+        let remover = remover_for(&root, env, log.as_ref(), interrupt);
+        let mut done = prune::PruneApplied::default();
+        let result = prune::apply_counting(
+            &root,
+            &plan,
+            remover.as_ref(),
+            interrupt,
+            env.now,
+            &mut done,
+        );
+        applied = Some(done);
+        match result {
+            Ok(()) => {}
             Err(Error::Interrupted) => {
+                interrupted = true;
                 status = ExitStatus::INTERRUPTED;
                 notes.push(format!(
                     "interrupted; what was removed is consistent, run {} again to finish",
@@ -896,7 +1068,7 @@ fn prune_with(
             }
             Err(e) => return Err(e),
         }
-        if applied.is_some() && a.gc {
+        if !interrupted && a.gc {
             let gc_opts = gc::GcOptions {
                 delete_untagged: false,
                 min_age: a.min_age,
@@ -905,25 +1077,35 @@ fn prune_with(
                 upload_age: None,
             };
             let root = root.refreshed()?;
-            let pass = gc_pass(&root, &gc_opts, false, pool, env, interrupt)?;
+            let pass = gc_pass(&root, &gc_opts, false, pool, env, interrupt, log.as_ref())?;
             status = pass.status;
             notes.extend(pass.notes.iter().cloned());
             swept = Some(pass);
         }
     }
-    let gc_doc = swept.as_ref().map(|p| report::GcDoc {
-        dry_run: false,
-        refused: p.refused,
-        plan: &p.plan,
-        applied: p.applied.as_ref(),
-    });
+    let gc_doc = swept.as_ref().map(|p| p.doc(false));
     let doc = report::PruneDoc {
         dry_run: a.dry_run,
         refused,
         plan: &plan,
         applied: applied.as_ref(),
+        interrupted,
         sweep: gc_doc.as_ref(),
     };
+    let mut counts = report::metrics::Counts::new(metrics_root(&root), &plan.broken);
+    counts.dry_run = Some(a.dry_run);
+    counts.tags_removed = Some(applied.as_ref().map_or(0, |d| d.tags));
+    counts.manifests_removed = Some(applied.as_ref().map_or(0, |d| d.manifests));
+    if let Some(d) = &gc_doc {
+        counts.add_findings(&d.plan.broken);
+        sweep_counts(&mut counts, d);
+        *counts.manifests_removed.get_or_insert(0) += d.applied.map_or(0, |a| a.manifests);
+    } else {
+        // Without --gc: what gc would free afterwards.
+        counts.blobs_unreferenced = Some(plan.gc.blobs);
+        counts.bytes_unreferenced = Some(plan.gc.bytes);
+    }
+    cx.counts = Some(counts);
     if g.json {
         report::write_json(out, a.command, &doc)
     } else {
@@ -1220,19 +1402,20 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
         })
         .flatten()
         .collect();
+    let log = deletion_log(a.log.log.as_deref(), a.dry_run, &root)?;
     let mut notes = if a.dry_run {
         pending_notes(&root)?
     } else {
         finish_pending(
             &root,
-            remover_for(&root, env).as_ref(),
+            remover_for(&root, env, log.as_ref(), interrupt).as_ref(),
             pool,
             env,
             interrupt,
         )?
     };
     let root = fresh_if(root, !notes.is_empty())?;
-    let remover = remover_for(&root, env);
+    let remover = remover_for(&root, env, log.as_ref(), interrupt);
     let (inv, graph) = pool.install(|| -> Result<_> {
         let inv = scan::scan(&root, scan::Depth::Fast)?;
         let graph = graph::build(&root, &inv, env.now);
@@ -1260,7 +1443,19 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
         dry_run: a.dry_run,
         plan: &plan,
         applied: applied.as_ref(),
+        interrupted: status == ExitStatus::INTERRUPTED,
     };
+    cx.counts = Some(report::metrics::Counts {
+        dry_run: Some(a.dry_run),
+        repositories_removed: Some(if applied.is_some() {
+            plan.repositories.len() as u64
+        } else {
+            0
+        }),
+        blobs_swept: Some(applied.as_ref().map_or(0, |d| d.blobs)),
+        bytes_swept: Some(applied.as_ref().map_or(0, |d| d.bytes)),
+        ..report::metrics::Counts::new(metrics_root(&root), &[])
+    });
     if g.json {
         report::write_json(out, "rm-repo", &doc)
     } else {

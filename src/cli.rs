@@ -62,6 +62,42 @@ pub struct GlobalArgs {
     /// removes up to 1000 keys); failed requests are retried with backoff.
     #[arg(long, global = true, value_name = "N", default_value = "100")]
     pub write_rate: std::num::NonZeroU32,
+    /// Colour the severities of the human report: auto (only when stdout is a terminal and
+    /// NO_COLOR is unset or empty), always, never.
+    #[arg(long, global = true, value_enum, value_name = "WHEN", default_value_t = ColorWhen::Auto)]
+    pub color: ColorWhen,
+}
+
+/// When to colour the human report.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum ColorWhen {
+    /// When stdout is a terminal and NO_COLOR is unset or empty.
+    Auto,
+    /// Always (even into a pipe or a file).
+    Always,
+    /// Never.
+    Never,
+}
+
+/// `--metrics-file`: the run's summary for Prometheus' node_exporter.
+#[derive(Debug, Args)]
+pub struct MetricsArgs {
+    /// Write the run's summary (findings by severity and kind, blobs and bytes swept, duration,
+    /// exit status, time of the run) to FILE in the Prometheus text format, for node_exporter's
+    /// textfile collector (name it *.prom in its --collector.textfile.directory). Written to a
+    /// temporary file beside it, then renamed over it: a scrape never sees half a file.
+    #[arg(long, value_name = "FILE")]
+    pub metrics_file: Option<PathBuf>,
+}
+
+/// `--log`: what a real run deleted.
+#[derive(Debug, Args)]
+pub struct LogArgs {
+    /// Append one line per path deleted (the storage path; for an object store, its URL) to
+    /// FILE, each line written out as soon as the path is gone, so what an interrupted or
+    /// killed run deleted is there too.
+    #[arg(long, value_name = "FILE")]
+    pub log: Option<PathBuf>,
 }
 
 /// The commands.
@@ -106,6 +142,25 @@ pub enum Command {
     Generate(GenerateArgs),
 }
 
+impl Command {
+    /// The command's name, as typed.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Command::Verify(_) => "verify",
+            Command::Ls(_) => "ls",
+            Command::Show(_) => "show",
+            Command::Gc(_) => "gc",
+            Command::RmRepo(_) => "rm-repo",
+            Command::Prune(_) => "prune",
+            Command::RmTag(_) => "rm-tag",
+            Command::Repair(_) => "repair",
+            Command::Du(_) => "du",
+            Command::Serve(_) => "serve",
+            Command::Generate(_) => "generate",
+        }
+    }
+}
+
 /// `regfsck verify`.
 #[derive(Debug, Args)]
 pub struct VerifyArgs {
@@ -120,6 +175,9 @@ pub struct VerifyArgs {
     /// over M runs; the structure is checked whole every time.
     #[arg(long, value_name = "N/M", conflicts_with = "no_content")]
     pub read_data_subset: Option<crate::action::verify::Subset>,
+    /// The run's summary for Prometheus.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
 }
 
 /// `regfsck ls`.
@@ -161,8 +219,9 @@ pub struct ShowArgs {
 /// `regfsck generate`.
 #[derive(Debug, Args)]
 pub struct GenerateArgs {
-    /// Directory to write man/ and completions/ into.
-    #[arg(long, value_name = "DIR", default_value = ".")]
+    /// Directory to write man/ and completions/ into (required: nothing is written anywhere
+    /// else, the current directory included).
+    #[arg(long, value_name = "DIR")]
     pub out: PathBuf,
 }
 
@@ -192,6 +251,12 @@ pub struct GcArgs {
     /// registry never aborts) started longer ago than this (the registry's purge age).
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub upload_age: humantime::Duration,
+    /// The run's summary for Prometheus.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    /// The log of what was deleted.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `regfsck rm-repo`.
@@ -206,6 +271,12 @@ pub struct RmRepoArgs {
     /// Remove the repositories only; leave their blobs for gc.
     #[arg(long)]
     pub keep_blobs: bool,
+    /// The run's summary for Prometheus.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    /// The log of what was deleted.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `regfsck prune`.
@@ -247,6 +318,12 @@ pub struct PruneArgs {
     /// Prune (and sweep) even when a selected repository's graph is broken.
     #[arg(long)]
     pub force: bool,
+    /// The run's summary for Prometheus.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    /// The log of what was deleted.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `regfsck rm-tag`.
@@ -267,6 +344,12 @@ pub struct RmTagArgs {
     /// Remove (and sweep) even when the repository's graph is broken.
     #[arg(long)]
     pub force: bool,
+    /// The run's summary for Prometheus.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    /// The log of what was deleted.
+    #[command(flatten)]
+    pub log: LogArgs,
 }
 
 /// `regfsck repair`.

@@ -88,6 +88,15 @@ pub enum Error {
 }
 
 impl Error {
+    /// The exit status a run that ends with this error exits with.
+    pub fn exit_status(&self) -> crate::ExitStatus {
+        match self {
+            Error::Interrupted => crate::ExitStatus::INTERRUPTED,
+            e if e.is_usage() => crate::ExitStatus::USAGE,
+            _ => crate::ExitStatus::OPERATIONAL,
+        }
+    }
+
     /// Whether this is a usage error (exit 16) rather than an operational one (exit 8).
     pub fn is_usage(&self) -> bool {
         matches!(

@@ -113,7 +113,10 @@ fn main() -> ExitCode {
             // status still says the run was interrupted (serve's normal stop is Ctrl-C).
             let serving = matches!(cli.command, regfsck::cli::Command::Serve(_));
             if interrupt.load(Ordering::SeqCst) && !serving {
-                eprintln!("regfsck: interrupted (after the run had finished)");
+                // A run that stopped at the interrupt said so in its notes.
+                if outcome.status.0 & ExitStatus::INTERRUPTED.0 == 0 {
+                    eprintln!("regfsck: interrupted (after the run had finished)");
+                }
                 return ExitCode::from(outcome.status.0 | ExitStatus::INTERRUPTED.0);
             }
             ExitCode::from(outcome.status.0)

@@ -750,8 +750,25 @@ pub fn apply(
     remover: &dyn Remover,
     interrupt: &AtomicBool,
 ) -> Result<Applied> {
-    let stop = || Error::check_interrupt(interrupt);
     let mut done = Applied::default();
+    apply_counting(root, plan, opts, remover, interrupt, &mut done)?;
+    Ok(done)
+}
+
+/// [`apply`], counting into `done` as it deletes: after an error (an interrupt), `done` is
+/// what was deleted before it.
+///
+/// # Errors
+/// As [`apply`].
+pub fn apply_counting(
+    root: &Root,
+    plan: &GcPlan,
+    opts: &GcOptions,
+    remover: &dyn Remover,
+    interrupt: &AtomicBool,
+    done: &mut Applied,
+) -> Result<()> {
+    let stop = || Error::check_interrupt(interrupt);
     let s = &plan.sweep;
     // 1. Tag index entries (in batches: none refers to another), 2. revision links of dropped
     // manifests, one by one, referrers first.
@@ -763,7 +780,7 @@ pub fn apply(
             parent(&layout::tag_index_link(&l.repository, tag, &l.digest)).to_string()
         })
         .collect();
-    done.links += remove_in_batches(remover, &entries, &stop)?;
+    remove_in_batches(remover, &entries, &stop, &mut done.links)?;
     for m in &s.manifest_removal {
         stop()?;
         let rel = layout::revision_link(&m.repository, &m.digest);
@@ -792,7 +809,7 @@ pub fn apply(
         .filter(|l| still_links.contains(l))
         .map(|l| parent(&layout::layer_link(&l.repository, &l.digest)).to_string())
         .collect();
-    done.links += remove_in_batches(remover, &links, &stop)?;
+    remove_in_batches(remover, &links, &stop, &mut done.links)?;
     done.rechecked_kept = s
         .blobs
         .iter()
@@ -803,12 +820,16 @@ pub fn apply(
         .iter()
         .filter(|b| still.contains(&b.digest))
         .collect();
-    let dirs: Vec<String> = blobs
-        .iter()
-        .map(|b| parent(&layout::blob_data(&b.digest)).to_string())
-        .collect();
-    done.blobs += remove_in_batches(remover, &dirs, &stop)?;
-    done.bytes += blobs.iter().map(|b| b.size).sum::<u64>();
+    for chunk in blobs.chunks(BATCH) {
+        stop()?;
+        let dirs: Vec<String> = chunk
+            .iter()
+            .map(|b| parent(&layout::blob_data(&b.digest)).to_string())
+            .collect();
+        remover.remove_trees(&dirs)?;
+        done.blobs += chunk.len() as u64;
+        done.bytes += chunk.iter().map(|b| b.size).sum::<u64>();
+    }
     // 5. Blob directories left empty by an interrupted deletion.
     let still_empty: BTreeSet<&Digest> = recheck.sweep.empty_blob_dirs.iter().collect();
     for d in &s.empty_blob_dirs {
@@ -832,25 +853,27 @@ pub fn apply(
     if remover.capabilities().directories {
         crate::fsops::remove_empty_shards(root, remover)?;
     }
-    Ok(done)
+    Ok(())
 }
 
 /// Deletions per batch (an object store's DeleteObjects maximum), and between checks for an
 /// interrupt.
 const BATCH: usize = 1000;
 
-/// Removes `rels` in batches of [`BATCH`], checking for an interrupt before each; returns how
-/// many it removed.
+/// Removes `rels` in batches of [`BATCH`], checking for an interrupt before each; counts
+/// each batch removed into `count`.
 fn remove_in_batches(
     remover: &dyn Remover,
     rels: &[String],
     stop: &dyn Fn() -> Result<()>,
-) -> Result<u64> {
+    count: &mut u64,
+) -> Result<()> {
     for chunk in rels.chunks(BATCH) {
         stop()?;
         remover.remove_trees(chunk)?;
+        *count += chunk.len() as u64;
     }
-    Ok(rels.len() as u64)
+    Ok(())
 }
 
 fn parent(rel: &str) -> &str {

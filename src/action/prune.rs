@@ -696,6 +696,25 @@ pub fn apply(
     interrupt: &AtomicBool,
     now: SystemTime,
 ) -> Result<PruneApplied> {
+    let mut done = PruneApplied::default();
+    apply_counting(root, plan, remover, interrupt, now, &mut done)?;
+    Ok(done)
+}
+
+/// [`apply`], counting into `done` as it goes: after an error (an interrupt), `done` is what
+/// was removed before it (a tag moved into the trash is removed: the registry no longer
+/// serves it, and the next destructive run deletes it).
+///
+/// # Errors
+/// As [`apply`].
+pub fn apply_counting(
+    root: &Root,
+    plan: &PrunePlan,
+    remover: &dyn Remover,
+    interrupt: &AtomicBool,
+    now: SystemTime,
+    done: &mut PruneApplied,
+) -> Result<()> {
     let mut job = PruneJob {
         tags: Vec::new(),
         index_entries: Vec::new(),
@@ -717,10 +736,10 @@ pub fn apply(
             }));
     }
     if job.tags.is_empty() {
-        return Ok(PruneApplied::default());
+        return Ok(());
     }
     let bin = jobs::open(remover, &Job::Prune(job.clone()), now)?;
-    finish(root, &bin, &job, remover, interrupt, None)
+    finish(root, &bin, &job, remover, interrupt, None, done)
 }
 
 /// Does (or finishes) a recorded prune: each removed tag into the bin in one rename (the tag
@@ -730,7 +749,8 @@ pub fn apply(
 /// kept.
 ///
 /// # Errors
-/// I/O errors, and [`Error::Interrupted`] between steps.
+/// I/O errors, and [`Error::Interrupted`] between steps; `done` then counts what was done
+/// before.
 pub fn finish(
     root: &Root,
     bin: &str,
@@ -738,9 +758,9 @@ pub fn finish(
     remover: &dyn Remover,
     interrupt: &AtomicBool,
     recheck: Option<(&Inventory, &Graph)>,
-) -> Result<PruneApplied> {
+    done: &mut PruneApplied,
+) -> Result<()> {
     let stop = || Error::check_interrupt(interrupt);
-    let mut done = PruneApplied::default();
     for t in &job.tags {
         stop()?;
         let from = layout::tag_dir(&t.repository, &t.tag);
@@ -808,7 +828,7 @@ pub fn finish(
     }
     stop()?;
     jobs::close(remover, bin)?;
-    Ok(done)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -1,5 +1,8 @@
 //! Rendering reports: human text or one JSON document, to any writer.
 
+pub mod metrics;
+pub mod paint;
+
 use std::io::Write;
 
 use indicatif::HumanBytes;
@@ -241,8 +244,10 @@ pub struct GcDoc<'a> {
     /// The plan.
     #[serde(flatten)]
     pub plan: &'a GcPlan,
-    /// What a real run did.
+    /// What a real run did (when interrupted: what it did before).
     pub applied: Option<&'a Applied>,
+    /// Whether the run was interrupted (exit 32); what is in `applied` is done and consistent.
+    pub interrupted: bool,
 }
 
 /// Renders a gc report for humans.
@@ -269,11 +274,11 @@ pub fn gc_human(out: &mut dyn Write, d: &GcDoc<'_>) -> std::io::Result<()> {
             writeln!(out)?;
         }
     }
-    let verb = match (d.refused, d.dry_run, d.applied) {
+    let verb = match (d.refused, d.dry_run, d.interrupted) {
         (true, _, _) => "would sweep (refused)",
         (false, true, _) => "would sweep",
-        (false, false, Some(_)) => "swept",
-        (false, false, None) => "sweep interrupted",
+        (false, false, false) => "swept",
+        (false, false, true) => "sweep interrupted, of",
     };
     writeln!(out, "marked:       {} blobs", p.marked)?;
     writeln!(
@@ -303,6 +308,16 @@ pub fn gc_human(out: &mut dyn Write, d: &GcDoc<'_>) -> std::io::Result<()> {
             HumanBytes(s.uploads.iter().map(|u| u.bytes).sum())
         )?;
     }
+    if let (true, Some(a)) = (d.interrupted, d.applied) {
+        writeln!(
+            out,
+            "done before the interrupt: {} blobs ({}), {} manifests, {} links",
+            a.blobs,
+            HumanBytes(a.bytes),
+            a.manifests,
+            a.links
+        )?;
+    }
     if let Some(a) = d.applied {
         if a.rechecked_kept > 0 {
             writeln!(
@@ -325,8 +340,10 @@ pub struct PruneDoc<'a> {
     /// The plan.
     #[serde(flatten)]
     pub plan: &'a crate::prune::PrunePlan,
-    /// What a real run did.
+    /// What a real run did (when interrupted: what it did before).
     pub applied: Option<&'a crate::prune::PruneApplied>,
+    /// Whether the removal was interrupted (exit 32); what is in `applied` is done.
+    pub interrupted: bool,
     /// The sweep of `--gc`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub sweep: Option<&'a GcDoc<'a>>,
@@ -372,11 +389,11 @@ pub fn prune_human(out: &mut dyn Write, d: &PruneDoc<'_>) -> std::io::Result<()>
         }
         writeln!(out)?;
     }
-    let verb = match (d.refused, d.dry_run, d.applied) {
+    let verb = match (d.refused, d.dry_run, d.interrupted) {
         (true, _, _) => "would remove (refused)",
         (false, true, _) => "would remove",
-        (false, false, Some(_)) => "removed",
-        (false, false, None) => "remove interrupted",
+        (false, false, false) => "removed",
+        (false, false, true) => "remove interrupted, of",
     };
     writeln!(
         out,
@@ -386,6 +403,13 @@ pub fn prune_human(out: &mut dyn Write, d: &PruneDoc<'_>) -> std::io::Result<()>
         p.repositories.len(),
         p.tags_kept
     )?;
+    if let (true, Some(a)) = (d.interrupted, d.applied) {
+        writeln!(
+            out,
+            "done before the interrupt: {} tags, {} manifests, {} history entries",
+            a.tags, a.manifests, a.links
+        )?;
+    }
     writeln!(
         out,
         "gc afterwards frees: {} blobs ({})",
@@ -512,6 +536,8 @@ pub struct RmDoc<'a> {
     pub plan: &'a RmPlan,
     /// What a real run did.
     pub applied: Option<&'a RmApplied>,
+    /// Whether the run was interrupted (exit 32): the next gc, prune or rm-repo finishes it.
+    pub interrupted: bool,
 }
 
 /// Renders an rm-repo report for humans.

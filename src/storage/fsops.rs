@@ -102,6 +102,209 @@ pub trait Remover: Sync {
     fn move_tree(&self, from: &str, to: &str) -> Result<()>;
 }
 
+/// The log of what a run deleted (`--log FILE`): one line per path, appended to the file in
+/// one write as soon as the path is gone (the file is unbuffered, so a killed run's lines are
+/// all there).
+#[derive(Debug)]
+pub struct DeletionLog {
+    file: Mutex<std::fs::File>,
+    path: std::path::PathBuf,
+    /// What comes before a root-relative path: the root's absolute path or URL, and `/`.
+    prefix: String,
+    /// Paths below this one are not recorded (regfsck's own trash: what goes into it is
+    /// recorded when it goes).
+    unrecorded: &'static str,
+}
+
+impl DeletionLog {
+    /// Opens `path` for appending (created if it is not there); lines name paths below
+    /// `root`, except those below `unrecorded`.
+    ///
+    /// # Errors
+    /// [`Error::Io`] when the file cannot be opened.
+    pub fn open(path: &Path, root: &Root, unrecorded: &'static str) -> Result<Self> {
+        // Not registry data: the log lives wherever the user says.
+        let file = std::fs::File::options()
+            .append(true)
+            .create(true)
+            .open(path)
+            .map_err(|e| Error::io(path, e))?;
+        let prefix = match root.storage().local_root() {
+            Some(p) => std::path::absolute(p)
+                .unwrap_or_else(|_| p.to_path_buf())
+                .display()
+                .to_string(),
+            None => root.describe(),
+        };
+        Ok(DeletionLog {
+            file: Mutex::new(file),
+            path: path.to_path_buf(),
+            prefix: format!("{}/", prefix.trim_end_matches('/')),
+            unrecorded,
+        })
+    }
+
+    /// Records that `rel` is gone.
+    fn record(&self, rel: &str) -> Result<()> {
+        use std::io::Write;
+        if self.unrecorded(rel) {
+            return Ok(());
+        }
+        let line = format!("{}{rel}\n", self.prefix);
+        let mut f = self.file.lock().unwrap_or_else(|e| e.into_inner());
+        f.write_all(line.as_bytes())
+            .map_err(|e| Error::io(&self.path, e))
+    }
+}
+
+impl DeletionLog {
+    /// Whether `rel` lies below the unrecorded directory.
+    fn unrecorded(&self, rel: &str) -> bool {
+        rel.strip_prefix(self.unrecorded)
+            .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+    }
+}
+
+/// A [`Remover`] that records in a [`DeletionLog`] each path it deleted (or moved into the
+/// unrecorded directory, the trash, which the run deletes).
+pub struct Logged<'a> {
+    inner: Box<dyn Remover + 'a>,
+    log: &'a DeletionLog,
+}
+
+impl<'a> Logged<'a> {
+    /// Wraps `inner`.
+    pub fn new(inner: Box<dyn Remover + 'a>, log: &'a DeletionLog) -> Self {
+        Logged { inner, log }
+    }
+}
+
+impl Remover for Logged<'_> {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn remove_trees(&self, rels: &[String]) -> Result<()> {
+        self.inner.remove_trees(rels)?;
+        rels.iter().try_for_each(|r| self.log.record(r))
+    }
+    fn abort_upload(&self, rel: &str, upload_id: &str) -> Result<()> {
+        self.inner.abort_upload(rel, upload_id)?;
+        self.log.record(rel)
+    }
+    fn remove_tree(&self, rel: &str) -> Result<()> {
+        self.inner.remove_tree(rel)?;
+        self.log.record(rel)
+    }
+    fn remove_empty_dir(&self, rel: &str) -> Result<bool> {
+        let removed = self.inner.remove_empty_dir(rel)?;
+        if removed {
+            self.log.record(rel)?;
+        }
+        Ok(removed)
+    }
+    fn make_dir(&self, rel: &str) -> Result<()> {
+        self.inner.make_dir(rel)
+    }
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.inner.rename(from, to)?;
+        if self.log.unrecorded(to) {
+            self.log.record(from)?;
+        }
+        Ok(())
+    }
+    fn create_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        self.inner.create_file(rel, bytes)
+    }
+    fn remove_file(&self, rel: &str) -> Result<()> {
+        self.inner.remove_file(rel)?;
+        self.log.record(rel)
+    }
+    fn replace_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        self.inner.replace_file(rel, bytes)
+    }
+    fn copy_file(&self, from: &str, to: &str) -> Result<()> {
+        self.inner.copy_file(from, to)
+    }
+    fn move_tree(&self, from: &str, to: &str) -> Result<()> {
+        self.inner.move_tree(from, to)?;
+        if self.log.unrecorded(to) {
+            self.log.record(from)?;
+        }
+        Ok(())
+    }
+}
+
+/// Fault injection for the tests of interrupted runs: a [`Remover`] that raises the interrupt
+/// flag (as Ctrl-C does) once it has made `after` changes, so the run stops at its next check.
+pub struct InterruptAfter<'a> {
+    inner: Box<dyn Remover + 'a>,
+    after: u64,
+    done: AtomicU64,
+    flag: &'a std::sync::atomic::AtomicBool,
+}
+
+impl<'a> InterruptAfter<'a> {
+    /// Wraps `inner`.
+    pub fn new(
+        inner: Box<dyn Remover + 'a>,
+        after: u64,
+        flag: &'a std::sync::atomic::AtomicBool,
+    ) -> Self {
+        InterruptAfter {
+            inner,
+            after,
+            done: AtomicU64::new(0),
+            flag,
+        }
+    }
+
+    fn step<T>(&self, r: Result<T>) -> Result<T> {
+        if self.done.fetch_add(1, Ordering::SeqCst) + 1 >= self.after {
+            self.flag.store(true, Ordering::SeqCst);
+        }
+        r
+    }
+}
+
+impl Remover for InterruptAfter<'_> {
+    fn capabilities(&self) -> Capabilities {
+        self.inner.capabilities()
+    }
+    fn remove_trees(&self, rels: &[String]) -> Result<()> {
+        self.step(self.inner.remove_trees(rels))
+    }
+    fn abort_upload(&self, rel: &str, upload_id: &str) -> Result<()> {
+        self.step(self.inner.abort_upload(rel, upload_id))
+    }
+    fn remove_tree(&self, rel: &str) -> Result<()> {
+        self.step(self.inner.remove_tree(rel))
+    }
+    fn remove_empty_dir(&self, rel: &str) -> Result<bool> {
+        self.step(self.inner.remove_empty_dir(rel))
+    }
+    fn make_dir(&self, rel: &str) -> Result<()> {
+        self.step(self.inner.make_dir(rel))
+    }
+    fn rename(&self, from: &str, to: &str) -> Result<()> {
+        self.step(self.inner.rename(from, to))
+    }
+    fn create_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        self.step(self.inner.create_file(rel, bytes))
+    }
+    fn remove_file(&self, rel: &str) -> Result<()> {
+        self.step(self.inner.remove_file(rel))
+    }
+    fn replace_file(&self, rel: &str, bytes: &[u8]) -> Result<()> {
+        self.step(self.inner.replace_file(rel, bytes))
+    }
+    fn copy_file(&self, from: &str, to: &str) -> Result<()> {
+        self.step(self.inner.copy_file(from, to))
+    }
+    fn move_tree(&self, from: &str, to: &str) -> Result<()> {
+        self.step(self.inner.move_tree(from, to))
+    }
+}
+
 /// Appends `bytes` to the file `rel` (created if it is not there, taking its parent's owner and
 /// mode) and syncs it: regfsck's own journals. Not a step of the fault-injection hook.
 ///

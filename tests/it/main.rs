@@ -13,6 +13,7 @@ mod hostile;
 mod kill;
 mod layering;
 mod ls;
+mod ops;
 mod prune;
 mod registry;
 mod repair;
