@@ -646,10 +646,9 @@ fn estimate(
             for t in r.tags.iter().filter(|t| !t.keep) {
                 rg.tags.remove(&t.tag);
             }
-            for m in &r.manifests {
-                rg.revisions.remove(m);
-                rg.tagged.remove(m);
-            }
+            let gone: BTreeSet<Digest> = r.manifests.iter().copied().collect();
+            rg.revisions.retain(|d| !gone.contains(d));
+            rg.tagged.retain(|d| !gone.contains(d));
         }
     }
     // Fewer tags mark less: what the sweep after the prune needs to know covers the sweep now.

@@ -307,10 +307,17 @@ mod tests {
     }
 }
 
-/// A small sorted set of digests (a repository's revisions): a vector, searched by halving,
-/// where a `BTreeSet` spent nodes on a few dozen keys.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct DigestList(Vec<Digest>);
+/// A small sorted set of digests (a repository's revisions): a shared slice, searched by
+/// halving, where a `BTreeSet` spent nodes on a few dozen keys; the scan's list of the same
+/// links is shared, not copied. Changes copy it (they are rare: a prune's estimate).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DigestList(std::sync::Arc<[Digest]>);
+
+impl Default for DigestList {
+    fn default() -> Self {
+        DigestList(Vec::new().into())
+    }
+}
 
 impl DigestList {
     /// An empty list.
@@ -318,36 +325,43 @@ impl DigestList {
         Self::default()
     }
 
-    /// Adds `d`; whether it was new.
+    /// The list of `sorted` (sorted, no repeats), shared.
+    pub fn shared(sorted: std::sync::Arc<[Digest]>) -> Self {
+        debug_assert!(sorted.is_sorted_by(|a, b| a < b));
+        DigestList(sorted)
+    }
+
+    /// Adds `d`; whether it was new (a copy: for a few).
     pub fn insert(&mut self, d: Digest) -> bool {
-        // Built in order mostly: appending is the common case.
-        if self.0.last().is_none_or(|l| *l < d) {
-            self.0.push(d);
-            return true;
-        }
         match self.0.binary_search(&d) {
             Ok(_) => false,
             Err(i) => {
-                self.0.insert(i, d);
+                let mut v = self.0.to_vec();
+                v.insert(i, d);
+                self.0 = v.into();
                 true
             }
         }
     }
 
-    /// Removes `d`; whether it was in.
+    /// Removes `d`; whether it was in (a copy: for a few).
     pub fn remove(&mut self, d: &Digest) -> bool {
-        match self.0.binary_search(d) {
-            Ok(i) => {
-                self.0.remove(i);
-                true
-            }
-            Err(_) => false,
+        let had = self.contains(d);
+        if had {
+            self.retain(|x| x != d);
         }
+        had
     }
 
     /// Whether `d` is in.
     pub fn contains(&self, d: &Digest) -> bool {
         self.0.binary_search(d).is_ok()
+    }
+
+    /// Keeps the digests `keep` says to (one pass: for removing many).
+    pub fn retain(&mut self, mut keep: impl FnMut(&Digest) -> bool) {
+        let v: Vec<Digest> = self.0.iter().copied().filter(|d| keep(d)).collect();
+        self.0 = v.into();
     }
 
     /// The digests in order.
@@ -363,11 +377,6 @@ impl DigestList {
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
-    }
-
-    /// Drops spare capacity (once built).
-    pub fn shrink_to_fit(&mut self) {
-        self.0.shrink_to_fit();
     }
 }
 
@@ -385,14 +394,12 @@ impl FromIterator<Digest> for DigestList {
         let mut v: Vec<Digest> = it.into_iter().collect();
         v.sort_unstable();
         v.dedup();
-        DigestList(v)
+        DigestList(v.into())
     }
 }
 
 impl Extend<Digest> for DigestList {
     fn extend<I: IntoIterator<Item = Digest>>(&mut self, it: I) {
-        for d in it {
-            self.insert(d);
-        }
+        *self = self.0.iter().copied().chain(it).collect();
     }
 }

@@ -1,46 +1,51 @@
 //! [`LayerLinks`]: a repository's well-formed `_layers` links as the graph sees them, the
 //! digest each names and the blob it reads (itself, or through an alias the stored blob).
 
+use std::sync::Arc;
+
 use crate::digest::Digest;
+
+impl Default for LayerLinks {
+    fn default() -> Self {
+        LayerLinks {
+            keys: Vec::new().into(),
+            aliases: Vec::new(),
+        }
+    }
+}
+
+impl FromIterator<(Digest, Digest)> for LayerLinks {
+    /// Of equal links the last wins.
+    fn from_iter<I: IntoIterator<Item = (Digest, Digest)>>(it: I) -> Self {
+        let m: std::collections::BTreeMap<Digest, Digest> = it.into_iter().collect();
+        let mut keys = Vec::with_capacity(m.len());
+        let mut aliases = Vec::new();
+        for (i, (d, c)) in m.into_iter().enumerate() {
+            if c != d {
+                aliases.push((i as u32, c));
+            }
+            keys.push(d);
+        }
+        LayerLinks::shared(keys.into(), aliases)
+    }
+}
 
 /// Path digest → canonical digest of each well-formed `_layers` link, sorted; nearly all name
 /// themselves, so only aliases keep a second digest.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone)]
 pub struct LayerLinks {
-    keys: Vec<Digest>,
+    keys: Arc<[Digest]>,
     /// (position, canonical) of the aliases, by position.
     aliases: Vec<(u32, Digest)>,
 }
 
 impl LayerLinks {
-    /// Adds link `d` reading `canonical` (links come in order; out of order costs a shift).
-    pub fn insert(&mut self, d: Digest, canonical: Digest) {
-        let at = if self.keys.last().is_none_or(|l| *l < d) {
-            self.keys.len()
-        } else {
-            match self.keys.binary_search(&d) {
-                Ok(i) => {
-                    self.aliases.retain(|(j, _)| *j as usize != i);
-                    if canonical != d {
-                        self.add_alias(i, canonical);
-                    }
-                    return;
-                }
-                Err(i) => i,
-            }
-        };
-        self.keys.insert(at, d);
-        for (j, _) in self.aliases.iter_mut().filter(|(j, _)| *j as usize >= at) {
-            *j += 1;
-        }
-        if canonical != d {
-            self.add_alias(at, canonical);
-        }
-    }
-
-    fn add_alias(&mut self, i: usize, canonical: Digest) {
-        let at = self.aliases.partition_point(|(j, _)| (*j as usize) < i);
-        self.aliases.insert(at, (i as u32, canonical));
+    /// The links `keys` (sorted, no repeats; shared with the scan's list when every link is
+    /// well formed), with `aliases` as (position, canonical), sorted by position.
+    pub fn shared(keys: Arc<[Digest]>, aliases: Vec<(u32, Digest)>) -> Self {
+        debug_assert!(keys.is_sorted_by(|a, b| a < b));
+        debug_assert!(aliases.is_sorted_by_key(|(i, _)| *i));
+        LayerLinks { keys, aliases }
     }
 
     fn canonical(&self, i: usize) -> Digest {
@@ -83,11 +88,6 @@ impl LayerLinks {
         self.keys.is_empty()
     }
 
-    /// Drops spare capacity (once built).
-    pub fn shrink_to_fit(&mut self) {
-        self.keys.shrink_to_fit();
-        self.aliases.shrink_to_fit();
-    }
 }
 
 #[cfg(test)]
@@ -102,14 +102,15 @@ mod tests {
     #[test]
     fn links_read_themselves_or_their_alias_in_any_insertion_order() {
         let mut want = std::collections::BTreeMap::new();
-        let mut l = LayerLinks::default();
+        let mut pairs = Vec::new();
         for i in [5u32, 1, 9, 3, 1, 7] {
             let c = if i % 3 == 0 { d(100 + i) } else { d(i) };
-            l.insert(d(i), c);
+            pairs.push((d(i), c));
             want.insert(d(i), c);
         }
-        l.insert(d(3), d(3));
+        pairs.push((d(3), d(3)));
         want.insert(d(3), d(3));
+        let l: LayerLinks = pairs.into_iter().collect();
         assert!(l.iter().map(|(k, v)| (*k, v)).eq(want.clone().into_iter()));
         assert_eq!(l.get(&d(9)), Some(d(109)));
         assert_eq!(l.get(&d(3)), Some(d(3)));

@@ -620,9 +620,6 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
     for u in repo.uploads.values() {
         out.push(upload_finding(name, u, cx.now));
     }
-    rg.revisions.shrink_to_fit();
-    rg.layers.shrink_to_fit();
-    rg.tagged.shrink_to_fit();
     rg
 }
 
@@ -631,6 +628,7 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
 fn check_links(repo: &Repo, out: &mut Vec<Finding>) -> RepoGraph {
     let name = &repo.name;
     let mut rg = RepoGraph::default();
+    let mut revisions = Vec::new();
     for (d, link) in &repo.revisions {
         let rel = || layout::revision_link(name, d);
         match link.target {
@@ -645,11 +643,17 @@ fn check_links(repo: &Repo, out: &mut Vec<Finding>) -> RepoGraph {
                     .digest(*d)
                     .path(rel()),
             ),
-            Ok(_) => {
-                rg.revisions.insert(*d);
-            }
+            Ok(_) => revisions.push(*d),
         }
     }
+    // All well formed (the normal case): the scan's list, shared.
+    rg.revisions = if revisions.len() == repo.revisions.len() {
+        DigestList::shared(repo.revisions.shared_keys())
+    } else {
+        DigestList::shared(revisions.into())
+    };
+    let mut layers = Vec::new();
+    let mut aliases = Vec::new();
     for (d, link) in &repo.layers {
         let rel = || layout::layer_link(name, d);
         match link.target {
@@ -659,7 +663,10 @@ fn check_links(repo: &Repo, out: &mut Vec<Finding>) -> RepoGraph {
                     .digest(*d),
             ),
             Ok(t) if t == *d || is_alias(d, &t) => {
-                rg.layers.insert(*d, t);
+                if t != *d {
+                    aliases.push((layers.len() as u32, t));
+                }
+                layers.push(*d);
             }
             Ok(t) => out.push(
                 Finding::new(Kind::LinkMismatch, format!("layer link holds {t}"))
@@ -669,6 +676,12 @@ fn check_links(repo: &Repo, out: &mut Vec<Finding>) -> RepoGraph {
             ),
         }
     }
+    let keys = if layers.len() == repo.layers.len() {
+        repo.layers.shared_keys()
+    } else {
+        layers.into()
+    };
+    rg.layers = LayerLinks::shared(keys, aliases);
     rg
 }
 
@@ -679,8 +692,9 @@ fn mark_tagged(rg: &mut RepoGraph, ix: &Index) {
         .tag_targets()
         .filter(|d| rg.revisions.contains(d))
         .collect();
+    let mut seen: rustc_hash::FxHashSet<Digest> = rustc_hash::FxHashSet::default();
     while let Some(d) = stack.pop() {
-        if !rg.tagged.insert(d) {
+        if !seen.insert(d) {
             continue;
         }
         if let Some(m) = ix.parsed(&d) {
@@ -691,6 +705,8 @@ fn mark_tagged(rg: &mut RepoGraph, ix: &Index) {
             );
         }
     }
+    // Sorted once, not inserted in the order of the walk.
+    rg.tagged = seen.into_iter().collect();
 }
 
 /// Checks every revision's manifest and its references; returns the blobs the manifests need

@@ -17,7 +17,8 @@ pub struct LinkMap(Option<Box<Inner>>);
 
 #[derive(Debug, Clone)]
 struct Inner {
-    keys: Box<[Digest]>,
+    /// Shared with the graph's view of the same links when all are well formed.
+    keys: std::sync::Arc<[Digest]>,
     /// Empty when no link has a known mtime, else one per key.
     mtimes: Box<[Option<SystemTime>]>,
     /// Targets that are not `Ok(key)`, by position, sorted.
@@ -58,10 +59,17 @@ impl LinkMap {
             }
         }
         LinkMap(Some(Box::new(Inner {
-            keys: keys.into_boxed_slice(),
+            keys: keys.into(),
             mtimes: mtimes.into_boxed_slice(),
             odd: odd.into_boxed_slice(),
         })))
+    }
+
+    /// The names, shared (the graph keeps the same list without a copy).
+    pub fn shared_keys(&self) -> std::sync::Arc<[Digest]> {
+        self.0
+            .as_ref()
+            .map_or_else(|| std::sync::Arc::from(Vec::new()), |m| m.keys.clone())
     }
 
     fn keys_slice(&self) -> &[Digest] {
