@@ -43,6 +43,7 @@ complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "gc" -d 'Mark and sw
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "rm-repo" -d 'Remove repositories safely (never a nested one) and the blobs only they referred to. The root comes from --root, REGFSCK_ROOT or --config'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "prune" -d 'Retention: keep the newest N tags, recent ones and ones matching a pattern per repository; remove the other tags, and the manifests only they reached; --gc sweeps'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "rm-tag" -d 'Remove tags, and only them: a manifest another tag (or a kept index) still needs stays; one only the removed tags reached is dropped, for gc to free (as prune does)'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "rm-manifest" -d 'Remove manifests by digest, with every tag naming them and what only they reach (index children, untagged referrers), for gc to free; refused (exit 16) while an index or a referrer that stays still names one, unless --force'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "repair" -d 'Fix what verify finds without losing intact data: quarantine corrupt blobs, relink, reshard, rewrite links, repoint broken tags, purge stale uploads; journaled, undoable'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "du" -d 'Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo frees), shared bytes; and the bytes gc would free'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "serve" -d 'Serve the layout read-only over the registry\'s pull API (for skopeo, docker, containerd)'
@@ -154,6 +155,21 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l json -d 'Prin
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s h -l help -d 'Print help'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l min-age -d 'Grace period of the sweep (as gc\'s --min-age)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s n -l dry-run -d 'Print the plan (the tags and manifests removed, what stays and why); change nothing'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l force -d 'Remove even when an index or a referrer that stays names the manifest (it is left dangling), or when the repository\'s graph is broken'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l upload-age -d 'Quarantine unfinished uploads started longer ago than this (the registry\'s purge age)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l undo -d 'Undo an earlier repair from its quarantine directory (the path the repair printed; an absolute one names the root too): restores every file it moved or wrote. With --dry-run, shows what it would restore' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F

@@ -498,6 +498,7 @@ pub fn run(
         Command::Gc(a) => gc_cmd(&mut cx, a),
         Command::Prune(a) => prune_cmd(&mut cx, a),
         Command::RmTag(a) => rm_tag_cmd(&mut cx, a),
+        Command::RmManifest(a) => rm_manifest_cmd(&mut cx, a),
         Command::Repair(a) => repair_cmd(&mut cx, a),
         Command::RmRepo(a) => rm_repo_cmd(&mut cx, a),
         Command::Du(a) => du_cmd(&mut cx, a),
@@ -760,28 +761,39 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
             order: a.order,
         })?],
     };
-    let opts = prune::PruneOptions {
-        policies,
-        now: env.now,
-        min_age: a.min_age.into(),
-    };
-    let run = PruneRun {
-        command: "prune",
-        dry_run: a.dry_run,
-        gc: a.gc,
-        min_age: a.min_age.into(),
-        force: a.force,
-    };
-    prune_with(cx, root, &opts, &run)
+    let run = PruneRun::new("prune", a.dry_run, &a.sweep, a.force);
+    prune_with(cx, root, policies, &run)
 }
 
-/// How a prune (or an rm-tag) is run.
-struct PruneRun {
+/// How a prune (or an rm-tag, an rm-manifest) is run.
+struct PruneRun<'a> {
     command: &'static str,
     dry_run: bool,
-    gc: bool,
-    min_age: std::time::Duration,
+    sweep: &'a crate::cli::SweepArgs,
     force: bool,
+    /// Refuse (exit 16) a plan that leaves a manifest that stays naming a dropped one, unless
+    /// forced.
+    refuse_dangling: bool,
+    /// What finishing interrupted runs did before (in words).
+    finished: Vec<String>,
+}
+
+impl<'a> PruneRun<'a> {
+    fn new(
+        command: &'static str,
+        dry_run: bool,
+        sweep: &'a crate::cli::SweepArgs,
+        force: bool,
+    ) -> Self {
+        PruneRun {
+            command,
+            dry_run,
+            sweep,
+            force,
+            refuse_dangling: false,
+            finished: Vec::new(),
+        }
+    }
 }
 
 /// `regfsck rm-tag REPO:TAG...`: a prune whose policy, per repository, keeps every tag but
@@ -829,28 +841,95 @@ fn rm_tag_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmTagArgs) -> Result<Outcome> {
         })?);
     }
     drop(inv);
-    let opts = prune::PruneOptions {
-        policies,
-        now: cx.env.now,
-        min_age: a.min_age.into(),
+    let run = PruneRun::new("rm-tag", a.dry_run, &a.sweep, a.force);
+    prune_with(cx, root, policies, &run)
+}
+
+/// `regfsck rm-manifest REPO@DIGEST...`: a prune whose policy, per repository, removes the
+/// named manifests and the tags naming them and keeps every other tag (so the plan, the JSON
+/// and the crash guarantee are prune's); refused while something that stays names one.
+fn rm_manifest_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmManifestArgs) -> Result<Outcome> {
+    let root = resolve_root(None, cx.g, cx.env)?;
+    if !a.dry_run {
+        writable(&root, "rm-manifest")?;
+    }
+    let mut wanted: std::collections::BTreeMap<
+        crate::layout::RepoName,
+        std::collections::BTreeSet<crate::Digest>,
+    > = std::collections::BTreeMap::new();
+    for m in &a.manifests {
+        let target: show::Target = m.parse()?;
+        let show::Reference::Digest(d) = target.reference else {
+            return Err(Error::Usage(format!(
+                "{m}: not REPOSITORY@DIGEST (rm-tag removes tags)"
+            )));
+        };
+        let repo = crate::layout::RepoName::parse(&target.repository)
+            .map_err(|e| Error::Usage(format!("{m}: {e}")))?;
+        wanted.entry(repo).or_default().insert(d);
+    }
+    let (inv, graph) = cx.pool.install(|| -> Result<_> {
+        let inv = scan::scan(&root, scan::Depth::Fast)?;
+        let graph = graph::build(&root, &inv, cx.env.now);
+        Ok((inv, graph))
+    })?;
+    // Manifests an interrupted rm-manifest was removing may be named again: the job is
+    // finished first (a real run), so what is there is checked after it.
+    let pending: std::collections::BTreeSet<(crate::layout::RepoName, crate::Digest)> =
+        jobs::bins(&root)?
+            .into_iter()
+            .filter_map(|b| match b.job {
+                Some(jobs::Job::Prune(j)) => Some(j.named),
+                _ => None,
+            })
+            .flatten()
+            .map(|m| (m.repository, m.digest))
+            .collect();
+    let finished = if a.dry_run {
+        Vec::new()
+    } else {
+        let remover = remover_for(&root, cx.env);
+        finish_pending(&root, remover.as_ref(), cx.pool, cx.env, cx.interrupt)?
     };
+    let root = fresh_if(root, !finished.is_empty())?;
+    let mut policies = Vec::new();
+    for (repo, digests) in wanted {
+        let rg = graph.repos.get(&repo);
+        let present = |d: &crate::Digest| {
+            pending.contains(&(repo.clone(), *d))
+                || rg.is_some_and(|rg| {
+                    rg.revisions.contains(d) || rg.tags.values().any(|t| t.digest() == Some(*d))
+                })
+        };
+        if let Some(d) = digests.iter().find(|d| !present(d)) {
+            return Err(Error::Usage(format!(
+                "no manifest {repo}@{d} in this registry (neither a revision of the repository nor a tag's target)"
+            )));
+        }
+        policies.push(prune::Policy::remove_manifests(&repo, digests)?);
+    }
+    drop((inv, graph));
     let run = PruneRun {
-        command: "rm-tag",
-        dry_run: a.dry_run,
-        gc: a.gc,
-        min_age: a.min_age.into(),
-        force: a.force,
+        refuse_dangling: true,
+        finished,
+        ..PruneRun::new("rm-manifest", a.dry_run, &a.sweep, a.force)
     };
-    prune_with(cx, root, &opts, &run)
+    prune_with(cx, root, policies, &run)
 }
 
 /// Plans and carries out a prune.
 fn prune_with(
     cx: &mut Cx<'_>,
     root: Root,
-    opts: &prune::PruneOptions,
-    a: &PruneRun,
+    policies: Vec<prune::Policy>,
+    a: &PruneRun<'_>,
 ) -> Result<Outcome> {
+    let min_age: std::time::Duration = a.sweep.min_age.into();
+    let opts = &prune::PruneOptions {
+        policies,
+        now: cx.env.now,
+        min_age,
+    };
     let g = cx.g;
     let env = cx.env;
     let interrupt = cx.interrupt;
@@ -863,12 +942,23 @@ fn prune_with(
         finish_pending(&root, remover.as_ref(), pool, env, interrupt)?
     };
     let root = fresh_if(root, !notes.is_empty())?;
+    notes.splice(0..0, a.finished.iter().cloned());
     let plan = pool.install(|| -> Result<prune::PrunePlan> {
         let inv = scan::scan(&root, scan::Depth::Fast)?;
         let graph = graph::build(&root, &inv, env.now);
         Ok(prune::plan(&root, &inv, &graph, opts))
     })?;
-    let refused = plan.blind.is_some() || (!plan.broken.is_empty() && !a.force);
+    let dangling: Vec<String> = plan
+        .repositories
+        .iter()
+        .flat_map(|r| {
+            r.dangling
+                .iter()
+                .map(move |d| format!("{}: {d}", r.repository))
+        })
+        .collect();
+    let blocked = a.refuse_dangling && !dangling.is_empty() && !a.force;
+    let refused = plan.blind.is_some() || blocked || (!plan.broken.is_empty() && !a.force);
     let mut status = ExitStatus::CLEAN;
     let mut applied = None;
     let mut swept = None;
@@ -877,14 +967,28 @@ fn prune_with(
         notes.push(format!(
             "refusing to prune: {why} (--force does not change this: fix the permissions or the mount and run again)"
         ));
+    } else if blocked {
+        status = ExitStatus::USAGE;
+        notes.extend(dangling.iter().map(|d| format!("{d}, and stays")));
+        notes.push(format!(
+            "refusing to {}: what stays still names what it would remove (above); name that too, or pass --force to leave it dangling",
+            a.command
+        ));
     } else if refused {
         status = ExitStatus::UNCORRECTED;
         notes.push(
             "refusing to prune: a selected repository's graph is broken (errors above); fix it or pass --force"
                 .into(),
         );
-    } else if !a.dry_run {
+    } else if a.dry_run {
+        notes.extend(
+            dangling
+                .iter()
+                .map(|d| format!("would leave dangling: {d}")),
+        );
+    } else {
         let remover = remover_for(&root, env);
+        notes.extend(dangling.iter().map(|d| format!("left dangling: {d}")));
         match prune::apply(&root, &plan, remover.as_ref(), interrupt, env.now) {
             Ok(done) => applied = Some(done),
             Err(Error::Interrupted) => {
@@ -896,10 +1000,10 @@ fn prune_with(
             }
             Err(e) => return Err(e),
         }
-        if applied.is_some() && a.gc {
+        if applied.is_some() && a.sweep.gc {
             let gc_opts = gc::GcOptions {
                 delete_untagged: false,
-                min_age: a.min_age,
+                min_age,
                 force: a.force,
                 now: env.now,
                 upload_age: None,

@@ -91,6 +91,11 @@ pub enum Command {
     /// Remove tags, and only them: a manifest another tag (or a kept index) still needs stays;
     /// one only the removed tags reached is dropped, for gc to free (as prune does).
     RmTag(RmTagArgs),
+    /// Remove manifests by digest, with every tag naming them and what only they reach (index
+    /// children, untagged referrers), for gc to free; refused (exit 16) while an index or a
+    /// referrer that stays still names one, unless --force.
+    #[command(after_long_help = RM_MANIFEST_HELP)]
+    RmManifest(RmManifestArgs),
     /// Fix what verify finds without losing intact data: quarantine corrupt blobs, relink,
     /// reshard, rewrite links, repoint broken tags, purge stale uploads; journaled, undoable.
     #[command(after_long_help = EXIT_STATUS_HELP)]
@@ -237,15 +242,23 @@ pub struct PruneArgs {
     /// Print the plan (what is kept and why, what is removed); change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
+    /// --gc and its grace period.
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Prune (and sweep) even when a selected repository's graph is broken.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// The sweep after a prune, an rm-tag or an rm-manifest.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
     /// Then sweep the blobs nobody needs any more (gc, in the same run).
     #[arg(long)]
     pub gc: bool,
     /// Grace period of the sweep (as gc's --min-age).
     #[arg(long, value_name = "DURATION", default_value = "1h")]
     pub min_age: humantime::Duration,
-    /// Prune (and sweep) even when a selected repository's graph is broken.
-    #[arg(long)]
-    pub force: bool,
 }
 
 /// `regfsck rm-tag`.
@@ -257,13 +270,43 @@ pub struct RmTagArgs {
     /// Print the plan (what is removed, what is kept and why); change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Then sweep the blobs nobody needs any more (gc, in the same run).
-    #[arg(long)]
-    pub gc: bool,
-    /// Grace period of the sweep (as gc's --min-age).
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
-    pub min_age: humantime::Duration,
+    /// --gc and its grace period.
+    #[command(flatten)]
+    pub sweep: SweepArgs,
     /// Remove (and sweep) even when the repository's graph is broken.
+    #[arg(long)]
+    pub force: bool,
+}
+
+/// What `rm-manifest --help` adds.
+const RM_MANIFEST_HELP: &str = "\
+rm-manifest refuses (exit 16, nothing changed) when a manifest that stays names one it would
+remove: an index of the repository lists it (a platform of a multi-arch image), or a referrer
+(a signature, an SBOM) that stays, because it is tagged, has it as its subject. Name those
+too, or pass --force: the manifest goes, they stay, and the report says what is left
+dangling (verify then reports it). Untagged referrers of a removed manifest go with it.
+
+Exit status (as fsck(8); bits may be combined):
+  0   removed (or, with --dry-run, would remove)
+  4   refused: the repository's graph is broken (errors above); --force removes anyway
+  8   operational error
+  16  usage error: no such manifest, a malformed REPO@DIGEST, or refused as above
+  32  interrupted";
+
+/// `regfsck rm-manifest`.
+#[derive(Debug, Args)]
+pub struct RmManifestArgs {
+    /// The manifests to remove, as REPOSITORY@DIGEST (team/app@sha256:...).
+    #[arg(value_name = "REPO@DIGEST", required = true)]
+    pub manifests: Vec<String>,
+    /// Print the plan (the tags and manifests removed, what stays and why); change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// --gc and its grace period.
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Remove even when an index or a referrer that stays names the manifest (it is left
+    /// dangling), or when the repository's graph is broken.
     #[arg(long)]
     pub force: bool,
 }

@@ -320,7 +320,8 @@ pub fn gc_human(out: &mut dyn Write, d: &GcDoc<'_>) -> std::io::Result<()> {
 pub struct PruneDoc<'a> {
     /// Whether nothing was changed on purpose.
     pub dry_run: bool,
-    /// Whether prune refused because a selected repository's graph is broken.
+    /// Whether prune refused: a selected repository's graph is broken, or (rm-manifest) what
+    /// stays names what it would remove.
     pub refused: bool,
     /// The plan.
     #[serde(flatten)]
@@ -369,6 +370,9 @@ pub fn prune_human(out: &mut dyn Write, d: &PruneDoc<'_>) -> std::io::Result<()>
         }
         for m in &r.manifests {
             writeln!(out, "  drop manifest {m}")?;
+        }
+        for d in &r.dangling {
+            writeln!(out, "  dangling: {d}")?;
         }
         writeln!(out)?;
     }

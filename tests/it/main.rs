@@ -16,6 +16,7 @@ mod ls;
 mod prune;
 mod registry;
 mod repair;
+mod rmmanifest;
 mod rmrepo;
 mod rmtag;
 mod s3;
