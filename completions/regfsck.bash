@@ -383,7 +383,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__repair)
-            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -487,7 +487,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__rm__subcmd__repo)
-            opts="-n -j -q -v -h --dry-run --keep-blobs --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
+            opts="-n -j -q -v -h --dry-run --keep-blobs --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -99,7 +99,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l io-concurrency -d
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s n -l dry-run -d 'Print the plan; delete nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s m -l delete-untagged -d 'Also drop manifests no tag reaches (their revision links and tag history). The children of a kept index and referrers of a kept manifest are always kept'
-complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l force -d 'Sweep even when the graph is broken (a manifest missing or unparseable, a link that cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to where that can be known; the rest may be lost'
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l force -d 'Sweep even when the graph is broken (a manifest missing or unparseable, a link that cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to where that can be known; the rest may be lost. Also sweeps while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -113,6 +113,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l io-concurren
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s n -l dry-run -d 'Print what would be removed; change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l keep-blobs -d 'Remove the repositories only; leave their blobs for gc'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l force -d 'Remove even while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -135,7 +136,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l io-concurrency
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s n -l dry-run -d 'Print the plan (what is kept and why, what is removed); change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l force -d 'Prune (and sweep) even when a selected repository\'s graph is broken'
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l force -d 'Prune (and sweep) even when a selected repository\'s graph is broken, or while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -150,7 +151,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l io-concurrenc
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s n -l dry-run -d 'Print the plan (what is removed, what is kept and why); change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l force -d 'Remove (and sweep) even when the repository\'s graph is broken'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l force -d 'Remove (and sweep) even when the repository\'s graph is broken, or while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -165,7 +166,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l io-concu
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s n -l dry-run -d 'Print the plan (the tags and manifests removed, what stays and why); change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l force -d 'Remove even when an index or a referrer that stays names the manifest (it is left dangling), or when the repository\'s graph is broken'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l force -d 'Remove even when an index or a referrer that stays names the manifest (it is left dangling), when the repository\'s graph is broken, or while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -181,6 +182,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l io-concurrenc
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s n -l dry-run -d 'Print the plan; change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s y -l yes -d 'Do not ask for confirmation (needed when stdin is not a terminal)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l force -d 'Repair (or undo) even while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'

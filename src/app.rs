@@ -377,6 +377,42 @@ fn writable(root: &Root, command: &str) -> Result<()> {
     }
 }
 
+/// How long the check for a running registry waits for it to connect, and then to answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Refuses (exit 8) a real run of the destructive `command` while the registry a config
+/// describes (`--config`, or a config given as ROOT) answers `GET /v2/` at its `http.addr`
+/// (200, or 401 behind authentication), unless the config makes it read-only
+/// (`storage.maintenance.readonly.enabled: true`) or `force`: with the registry writing to
+/// the same storage, a push in progress can lose what the run removes.
+///
+/// # Errors
+/// [`Error::Refused`], config errors.
+fn refuse_if_running(
+    positional: Option<&Path>,
+    g: &GlobalArgs,
+    env: &Env,
+    command: &str,
+    force: bool,
+) -> Result<()> {
+    let given =
+        positional.filter(|p| Place::named(p).is_none() && crate::storage::local::is_file(p));
+    let Some(cfg) = g.config.as_deref().or(given) else {
+        return Ok(());
+    };
+    let live = config::liveness(cfg, &env.registry_env)?;
+    let Some(addr) = live.addr.filter(|_| !live.readonly && !force) else {
+        return Ok(());
+    };
+    match config::registry_answers(addr, live.tls, PROBE_TIMEOUT) {
+        None => Ok(()),
+        Some(status) => Err(Error::Refused(format!(
+            "the registry of {} is running on this storage (GET /v2/ at {addr} answered {status}): a real {command} now can break a push in progress; stop it, or make it read-only (storage.maintenance.readonly.enabled: true) and restart it, or pass --force",
+            cfg.display()
+        ))),
+    }
+}
+
 /// A read-only command's outcome when the scan could not see everything: exit 8 besides what it
 /// printed, with why.
 fn incomplete(mut o: Outcome, blind: Option<String>) -> Outcome {
@@ -708,6 +744,7 @@ fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
     let root = resolve_root(a.root.as_deref(), g, env)?;
     if !a.dry_run {
         writable(&root, "gc")?;
+        refuse_if_running(a.root.as_deref(), g, env, "gc", a.force)?;
     }
     let opts = gc::GcOptions {
         delete_untagged: a.delete_untagged,
@@ -750,6 +787,7 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
     let root = resolve_root(a.root.as_deref(), g, env)?;
     if !a.dry_run {
         writable(&root, "prune")?;
+        refuse_if_running(a.root.as_deref(), cx.g, cx.env, "prune", a.force)?;
     }
     let policies = match &a.policy {
         Some(f) => prune::load_policies(f)?,
@@ -802,6 +840,7 @@ fn rm_tag_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmTagArgs) -> Result<Outcome> {
     let root = resolve_root(None, cx.g, cx.env)?;
     if !a.dry_run {
         writable(&root, "rm-tag")?;
+        refuse_if_running(None, cx.g, cx.env, "rm-tag", a.force)?;
     }
     let mut wanted: std::collections::BTreeMap<
         crate::layout::RepoName,
@@ -852,6 +891,7 @@ fn rm_manifest_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmManifestArgs) -> Result<Ou
     let root = resolve_root(None, cx.g, cx.env)?;
     if !a.dry_run {
         writable(&root, "rm-manifest")?;
+        refuse_if_running(None, cx.g, cx.env, "rm-manifest", a.force)?;
     }
     let mut wanted: std::collections::BTreeMap<
         crate::layout::RepoName,
@@ -1042,6 +1082,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
     let root = repair_root(cx, a)?;
     if !a.dry_run {
         writable(&root, "repair")?;
+        refuse_if_running(a.root.as_deref(), cx.g, cx.env, "repair", a.force)?;
     }
     let remover = fsops::FsRemover::new(&root).crash_after(cx.env.crash_after);
     if let Some(run) = &a.undo {
@@ -1314,6 +1355,7 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
     let root = resolve_root(None, g, env)?;
     if !a.dry_run {
         writable(&root, "rm-repo")?;
+        refuse_if_running(None, g, env, "rm-repo", a.force)?;
     }
     // Repositories interrupted removals are still working on may be named again.
     let pending: std::collections::BTreeSet<crate::layout::RepoName> = jobs::bins(&root)?

@@ -189,7 +189,8 @@ pub struct GcArgs {
     pub min_age: humantime::Duration,
     /// Sweep even when the graph is broken (a manifest missing or unparseable, a link that
     /// cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to
-    /// where that can be known; the rest may be lost.
+    /// where that can be known; the rest may be lost. Also sweeps while the registry of
+    /// --config answers at its http.addr.
     #[arg(long)]
     pub force: bool,
     /// On object storage, abort the unfinished uploads (in-progress multipart uploads the
@@ -210,6 +211,9 @@ pub struct RmRepoArgs {
     /// Remove the repositories only; leave their blobs for gc.
     #[arg(long)]
     pub keep_blobs: bool,
+    /// Remove even while the registry of --config answers at its http.addr.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// `regfsck prune`.
@@ -245,7 +249,8 @@ pub struct PruneArgs {
     /// --gc and its grace period.
     #[command(flatten)]
     pub sweep: SweepArgs,
-    /// Prune (and sweep) even when a selected repository's graph is broken.
+    /// Prune (and sweep) even when a selected repository's graph is broken, or while the
+    /// registry of --config answers at its http.addr.
     #[arg(long)]
     pub force: bool,
 }
@@ -273,7 +278,8 @@ pub struct RmTagArgs {
     /// --gc and its grace period.
     #[command(flatten)]
     pub sweep: SweepArgs,
-    /// Remove (and sweep) even when the repository's graph is broken.
+    /// Remove (and sweep) even when the repository's graph is broken, or while the registry
+    /// of --config answers at its http.addr.
     #[arg(long)]
     pub force: bool,
 }
@@ -289,7 +295,7 @@ dangling (verify then reports it). Untagged referrers of a removed manifest go w
 Exit status (as fsck(8); bits may be combined):
   0   removed (or, with --dry-run, would remove)
   4   refused: the repository's graph is broken (errors above); --force removes anyway
-  8   operational error
+  8   operational error (a registry answering at the --config http.addr, an I/O error)
   16  usage error: no such manifest, a malformed REPO@DIGEST, or refused as above
   32  interrupted";
 
@@ -306,7 +312,8 @@ pub struct RmManifestArgs {
     #[command(flatten)]
     pub sweep: SweepArgs,
     /// Remove even when an index or a referrer that stays names the manifest (it is left
-    /// dangling), or when the repository's graph is broken.
+    /// dangling), when the repository's graph is broken, or while the registry of --config
+    /// answers at its http.addr.
     #[arg(long)]
     pub force: bool,
 }
@@ -331,6 +338,9 @@ pub struct RepairArgs {
     /// --dry-run, shows what it would restore.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["upload_age"])]
     pub undo: Option<String>,
+    /// Repair (or undo) even while the registry of --config answers at its http.addr.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Sort order for `du`.

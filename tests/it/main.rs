@@ -19,6 +19,7 @@ mod repair;
 mod rmmanifest;
 mod rmrepo;
 mod rmtag;
+mod running;
 mod s3;
 mod s3infra;
 mod serve;
