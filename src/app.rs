@@ -1150,9 +1150,19 @@ fn repair_root(cx: &Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Root> {
             .then(|| q.parent().map(Path::to_path_buf))
             .flatten()
     });
-    match resolve_root(a.root.as_deref(), g, env) {
-        Err(Error::NoRoot) if root_of_run.is_some() => resolve_root(root_of_run.as_deref(), g, env),
-        r => r,
+    // ... and beats REGFSCK_ROOT, so the printed undo line works in any environment; a root
+    // named explicitly must hold the run.
+    let explicit = a.root.is_some() || g.root.is_some() || g.config.is_some();
+    match root_of_run {
+        Some(r) if !explicit => resolve_root(
+            Some(&r),
+            g,
+            &Env {
+                regfsck_root: None,
+                ..env.clone()
+            },
+        ),
+        _ => resolve_root(a.root.as_deref(), g, env),
     }
 }
 

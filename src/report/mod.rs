@@ -477,15 +477,28 @@ pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<(
             } else {
                 ""
             },
-            std::path::absolute(d.root.join(&a.quarantine))
-                .unwrap_or_else(|_| d.root.join(&a.quarantine))
-                .display()
+            shell_word(
+                &std::path::absolute(d.root.join(&a.quarantine))
+                    .unwrap_or_else(|_| d.root.join(&a.quarantine))
+                    .to_string_lossy()
+            )
         )?;
     }
     if let Some(n) = d.remaining {
         writeln!(out, "verify now finds {n} errors")?;
     }
     Ok(())
+}
+
+/// `s` as one word for a POSIX shell: as it is when it holds only characters no shell treats
+/// specially, else in single quotes (a quote inside written `'\''`).
+fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._+:@%=,-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// Renders an undo report for humans.
