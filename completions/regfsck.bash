@@ -34,6 +34,9 @@ _regfsck() {
             regfsck,repair)
                 cmd="regfsck__subcmd__repair"
                 ;;
+            regfsck,rm-manifest)
+                cmd="regfsck__subcmd__rm__subcmd__manifest"
+                ;;
             regfsck,rm-repo)
                 cmd="regfsck__subcmd__rm__subcmd__repo"
                 ;;
@@ -56,7 +59,7 @@ _regfsck() {
 
     case "${cmd}" in
         regfsck)
-            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help --version verify ls show gc rm-repo prune rm-tag repair du serve generate"
+            opts="-j -q -v -h -V --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help --version verify ls show gc rm-repo prune rm-tag rm-manifest repair du serve generate"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -420,7 +423,7 @@ _regfsck() {
             return 0
             ;;
         regfsck__subcmd__repair)
-            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
+            opts="-n -y -j -q -v -h --dry-run --yes --upload-age --undo --force --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -477,8 +480,70 @@ _regfsck() {
             COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
             return 0
             ;;
+        regfsck__subcmd__rm__subcmd__manifest)
+            opts="-n -j -q -v -h --dry-run --gc --min-age --force --metrics-file --log --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
+            if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
+                COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+                return 0
+            fi
+            case "${prev}" in
+                --min-age)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --metrics-file)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --log)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --root)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --config)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --jobs)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                -j)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --endpoint)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --region)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --io-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --write-rate)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --color)
+                    COMPREPLY=($(compgen -W "auto always never" -- "${cur}"))
+                    return 0
+                    ;;
+                *)
+                    COMPREPLY=()
+                    ;;
+            esac
+            COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
+            return 0
+            ;;
         regfsck__subcmd__rm__subcmd__repo)
-            opts="-n -j -q -v -h --dry-run --keep-blobs --metrics-file --log --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
+            opts="-n -j -q -v -h --dry-run --keep-blobs --force --metrics-file --log --root --config --json --jobs --quiet --verbose --endpoint --region --io-concurrency --write-rate --color --help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 2 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0

@@ -46,6 +46,7 @@ complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "gc" -d 'Mark and sw
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "rm-repo" -d 'Remove repositories safely (never a nested one) and the blobs only they referred to. The root comes from --root, REGFSCK_ROOT or --config'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "prune" -d 'Retention: keep the newest N tags, recent ones and ones matching a pattern per repository; remove the other tags, and the manifests only they reached; --gc sweeps'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "rm-tag" -d 'Remove tags, and only them: a manifest another tag (or a kept index) still needs stays; one only the removed tags reached is dropped, for gc to free (as prune does)'
+complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "rm-manifest" -d 'Remove manifests by digest, with every tag naming them and what only they reach (index children, untagged referrers), for gc to free; refused (exit 16) while an index or a referrer that stays still names one, unless --force'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "repair" -d 'Fix what verify finds without losing intact data: quarantine corrupt blobs, relink, reshard, rewrite links, repoint broken tags, purge stale uploads; journaled, undoable'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "du" -d 'Disk usage per repository: bytes referred to, bytes only it refers to (what rm-repo frees), shared bytes; and the bytes gc would free'
 complete -c regfsck -n "__fish_regfsck_needs_command" -f -a "serve" -d 'Serve the layout read-only over the registry\'s pull API (for skopeo, docker, containerd), with a web UI at / and Prometheus metrics at /metrics'
@@ -116,7 +117,7 @@ always\t'Always (even into a pipe or a file)'
 never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s n -l dry-run -d 'Print the plan; delete nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s m -l delete-untagged -d 'Also drop manifests no tag reaches (their revision links and tag history). The children of a kept index and referrers of a kept manifest are always kept'
-complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l force -d 'Sweep even when the graph is broken (a manifest missing or unparseable, a link that cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to where that can be known; the rest may be lost'
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l force -d 'Sweep even when the graph is broken (a manifest missing or unparseable, a link that cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to where that can be known; the rest may be lost. Also sweeps while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -135,6 +136,7 @@ always\t'Always (even into a pipe or a file)'
 never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s n -l dry-run -d 'Print what would be removed; change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l keep-blobs -d 'Remove the repositories only; leave their blobs for gc'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l force -d 'Remove even while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -162,7 +164,7 @@ always\t'Always (even into a pipe or a file)'
 never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s n -l dry-run -d 'Print the plan (what is kept and why, what is removed); change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l force -d 'Prune (and sweep) even when a selected repository\'s graph is broken'
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l force -d 'Prune (and sweep) even when a selected repository\'s graph is broken, or while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
@@ -182,11 +184,31 @@ always\t'Always (even into a pipe or a file)'
 never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s n -l dry-run -d 'Print the plan (what is removed, what is kept and why); change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
-complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l force -d 'Remove (and sweep) even when the repository\'s graph is broken'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l force -d 'Remove (and sweep) even when the repository\'s graph is broken, or while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s h -l help -d 'Print help (see more with \'--help\')'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l min-age -d 'Grace period of the sweep (as gc\'s --min-age)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l metrics-file -d 'Write the run\'s summary (findings by severity and kind, blobs and bytes swept, duration, exit status, time of the run) to FILE in the Prometheus text format, for node_exporter\'s textfile collector (name it *.prom in its --collector.textfile.directory). Written to a temporary file beside it, then renamed over it: a scrape never sees half a file' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l log -d 'Append one line per path deleted (the storage path; for an object store, its URL) to FILE, each line written out as soon as the path is gone, so what an interrupted or killed run deleted is there too' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l io-concurrency -d 'Requests in flight at once against an object store' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l write-rate -d 'Write requests a second, at most, against an object store (a DeleteObjects request removes up to 1000 keys); failed requests are retried with backoff' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l color -d 'Colour the severities of the human report: auto (only when stdout is a terminal and NO_COLOR is unset or empty), always, never' -r -f -a "auto\t'When stdout is a terminal and NO_COLOR is unset or empty'
+always\t'Always (even into a pipe or a file)'
+never\t'Never'"
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s n -l dry-run -d 'Print the plan (the tags and manifests removed, what stays and why); change nothing'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l gc -d 'Then sweep the blobs nobody needs any more (gc, in the same run)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l force -d 'Remove even when an index or a referrer that stays names the manifest (it is left dangling), when the repository\'s graph is broken, or while the registry of --config answers at its http.addr'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l json -d 'Print one JSON document on stdout instead of the human report'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s q -l quiet -d 'No progress bar'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l upload-age -d 'Quarantine unfinished uploads started longer ago than this (the registry\'s purge age)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l undo -d 'Undo an earlier repair from its quarantine directory (the path the repair printed; an absolute one names the root too): restores every file it moved or wrote. With --dry-run, shows what it would restore' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
@@ -201,6 +223,7 @@ always\t'Always (even into a pipe or a file)'
 never\t'Never'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s n -l dry-run -d 'Print the plan; change nothing'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s y -l yes -d 'Do not ask for confirmation (needed when stdin is not a terminal)'
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l force -d 'Repair (or undo) even while the registry of --config answers at its http.addr'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l json -d 'Print one JSON document on stdout instead of the human report'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s q -l quiet -d 'No progress bar'
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s v -l verbose -d 'List info findings too (orphan blobs, untagged manifests, uploads in progress)'

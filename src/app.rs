@@ -420,6 +420,42 @@ fn writable(root: &Root, command: &str) -> Result<()> {
     }
 }
 
+/// How long the check for a running registry waits for it to connect, and then to answer.
+const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// Refuses (exit 8) a real run of the destructive `command` while the registry a config
+/// describes (`--config`, or a config given as ROOT) answers `GET /v2/` at its `http.addr`
+/// (200, or 401 behind authentication), unless the config makes it read-only
+/// (`storage.maintenance.readonly.enabled: true`) or `force`: with the registry writing to
+/// the same storage, a push in progress can lose what the run removes.
+///
+/// # Errors
+/// [`Error::Refused`], config errors.
+fn refuse_if_running(
+    positional: Option<&Path>,
+    g: &GlobalArgs,
+    env: &Env,
+    command: &str,
+    force: bool,
+) -> Result<()> {
+    let given =
+        positional.filter(|p| Place::named(p).is_none() && crate::storage::local::is_file(p));
+    let Some(cfg) = g.config.as_deref().or(given) else {
+        return Ok(());
+    };
+    let live = config::liveness(cfg, &env.registry_env)?;
+    let Some(addr) = live.addr.filter(|_| !live.readonly && !force) else {
+        return Ok(());
+    };
+    match config::registry_answers(addr, live.tls, PROBE_TIMEOUT) {
+        None => Ok(()),
+        Some(status) => Err(Error::Refused(format!(
+            "the registry of {} is running on this storage (GET /v2/ at {addr} answered {status}): a real {command} now can break a push in progress; stop it, or make it read-only (storage.maintenance.readonly.enabled: true) and restart it, or pass --force",
+            cfg.display()
+        ))),
+    }
+}
+
 /// A read-only command's outcome when the scan could not see everything: exit 8 besides what it
 /// printed, with why.
 fn incomplete(mut o: Outcome, blind: Option<String>) -> Outcome {
@@ -634,6 +670,7 @@ fn metrics_file(command: &Command) -> Option<&Path> {
         Command::Gc(a) => a.metrics.metrics_file.as_deref(),
         Command::Prune(a) => a.metrics.metrics_file.as_deref(),
         Command::RmTag(a) => a.metrics.metrics_file.as_deref(),
+        Command::RmManifest(a) => a.metrics.metrics_file.as_deref(),
         Command::RmRepo(a) => a.metrics.metrics_file.as_deref(),
         _ => None,
     }
@@ -648,6 +685,7 @@ fn dispatch(cx: &mut Cx<'_>, command: &Command) -> Result<Outcome> {
         Command::Gc(a) => gc_cmd(cx, a),
         Command::Prune(a) => prune_cmd(cx, a),
         Command::RmTag(a) => rm_tag_cmd(cx, a),
+        Command::RmManifest(a) => rm_manifest_cmd(cx, a),
         Command::Repair(a) => repair_cmd(cx, a),
         Command::RmRepo(a) => rm_repo_cmd(cx, a),
         Command::Du(a) => du_cmd(cx, a),
@@ -862,6 +900,7 @@ fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
     let root = resolve_root(a.root.as_deref(), g, env)?;
     if !a.dry_run {
         writable(&root, "gc")?;
+        refuse_if_running(a.root.as_deref(), g, env, "gc", a.force)?;
     }
     let opts = gc::GcOptions {
         delete_untagged: a.delete_untagged,
@@ -904,6 +943,7 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
     let root = resolve_root(a.root.as_deref(), g, env)?;
     if !a.dry_run {
         writable(&root, "prune")?;
+        refuse_if_running(a.root.as_deref(), cx.g, cx.env, "prune", a.force)?;
     }
     let policies = match &a.policy {
         Some(f) => prune::load_policies(f)?,
@@ -915,31 +955,43 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
             order: a.order,
         })?],
     };
-    let opts = prune::PruneOptions {
-        policies,
-        now: env.now,
-        min_age: a.min_age.into(),
-    };
-    let run = PruneRun {
-        command: "prune",
-        dry_run: a.dry_run,
-        gc: a.gc,
-        min_age: a.min_age.into(),
-        force: a.force,
-        log: a.log.log.clone(),
-    };
-    prune_with(cx, root, &opts, &run)
+    let run = PruneRun::new("prune", a.dry_run, &a.sweep, a.force, a.log.log.clone());
+    prune_with(cx, root, policies, &run)
 }
 
-/// How a prune (or an rm-tag) is run.
-struct PruneRun {
+/// How a prune (or an rm-tag, an rm-manifest) is run.
+struct PruneRun<'a> {
     command: &'static str,
     dry_run: bool,
-    gc: bool,
-    min_age: std::time::Duration,
+    sweep: &'a crate::cli::SweepArgs,
     force: bool,
     /// `--log`.
     log: Option<PathBuf>,
+    /// Refuse (exit 16) a plan that leaves a manifest that stays naming a dropped one, unless
+    /// forced.
+    refuse_dangling: bool,
+    /// What finishing interrupted runs did before (in words).
+    finished: Vec<String>,
+}
+
+impl<'a> PruneRun<'a> {
+    fn new(
+        command: &'static str,
+        dry_run: bool,
+        sweep: &'a crate::cli::SweepArgs,
+        force: bool,
+        log: Option<PathBuf>,
+    ) -> Self {
+        PruneRun {
+            command,
+            dry_run,
+            sweep,
+            force,
+            log,
+            refuse_dangling: false,
+            finished: Vec::new(),
+        }
+    }
 }
 
 /// `regfsck rm-tag REPO:TAG...`: a prune whose policy, per repository, keeps every tag but
@@ -948,6 +1000,7 @@ fn rm_tag_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmTagArgs) -> Result<Outcome> {
     let root = resolve_root(None, cx.g, cx.env)?;
     if !a.dry_run {
         writable(&root, "rm-tag")?;
+        refuse_if_running(None, cx.g, cx.env, "rm-tag", a.force)?;
     }
     let mut wanted: std::collections::BTreeMap<
         crate::layout::RepoName,
@@ -987,29 +1040,102 @@ fn rm_tag_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmTagArgs) -> Result<Outcome> {
         })?);
     }
     drop(inv);
-    let opts = prune::PruneOptions {
-        policies,
-        now: cx.env.now,
-        min_age: a.min_age.into(),
+    let run = PruneRun::new("rm-tag", a.dry_run, &a.sweep, a.force, a.log.log.clone());
+    prune_with(cx, root, policies, &run)
+}
+
+/// `regfsck rm-manifest REPO@DIGEST...`: a prune whose policy, per repository, removes the
+/// named manifests and the tags naming them and keeps every other tag (so the plan, the JSON
+/// and the crash guarantee are prune's); refused while something that stays names one.
+fn rm_manifest_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmManifestArgs) -> Result<Outcome> {
+    let root = resolve_root(None, cx.g, cx.env)?;
+    if !a.dry_run {
+        writable(&root, "rm-manifest")?;
+        refuse_if_running(None, cx.g, cx.env, "rm-manifest", a.force)?;
+    }
+    let mut wanted: std::collections::BTreeMap<
+        crate::layout::RepoName,
+        std::collections::BTreeSet<crate::Digest>,
+    > = std::collections::BTreeMap::new();
+    for m in &a.manifests {
+        let target: show::Target = m.parse()?;
+        let show::Reference::Digest(d) = target.reference else {
+            return Err(Error::Usage(format!(
+                "{m}: not REPOSITORY@DIGEST (rm-tag removes tags)"
+            )));
+        };
+        let repo = crate::layout::RepoName::parse(&target.repository)
+            .map_err(|e| Error::Usage(format!("{m}: {e}")))?;
+        wanted.entry(repo).or_default().insert(d);
+    }
+    let (inv, graph) = cx.pool.install(|| -> Result<_> {
+        let inv = scan::scan(&root, scan::Depth::Fast)?;
+        let graph = graph::build(&root, &inv, cx.env.now);
+        Ok((inv, graph))
+    })?;
+    // Manifests an interrupted rm-manifest was removing may be named again: the job is
+    // finished first (a real run), so what is there is checked after it.
+    let pending: std::collections::BTreeSet<(crate::layout::RepoName, crate::Digest)> =
+        jobs::bins(&root)?
+            .into_iter()
+            .filter_map(|b| match b.job {
+                Some(jobs::Job::Prune(j)) => Some(j.named),
+                _ => None,
+            })
+            .flatten()
+            .map(|m| (m.repository, m.digest))
+            .collect();
+    let finished = if a.dry_run {
+        Vec::new()
+    } else {
+        let remover = remover_for(&root, cx.env, None, cx.interrupt);
+        finish_pending(&root, remover.as_ref(), cx.pool, cx.env, cx.interrupt)?
     };
+    let root = fresh_if(root, !finished.is_empty())?;
+    let mut policies = Vec::new();
+    for (repo, digests) in wanted {
+        let rg = graph.repos.get(&repo);
+        let present = |d: &crate::Digest| {
+            pending.contains(&(repo.clone(), *d))
+                || rg.is_some_and(|rg| {
+                    rg.revisions.contains(d) || rg.tags.values().any(|t| t.digest() == Some(*d))
+                })
+        };
+        if let Some(d) = digests.iter().find(|d| !present(d)) {
+            return Err(Error::Usage(format!(
+                "no manifest {repo}@{d} in this registry (neither a revision of the repository nor a tag's target)"
+            )));
+        }
+        policies.push(prune::Policy::remove_manifests(&repo, digests)?);
+    }
+    drop((inv, graph));
     let run = PruneRun {
-        command: "rm-tag",
-        dry_run: a.dry_run,
-        gc: a.gc,
-        min_age: a.min_age.into(),
-        force: a.force,
-        log: a.log.log.clone(),
+        refuse_dangling: true,
+        finished,
+        ..PruneRun::new(
+            "rm-manifest",
+            a.dry_run,
+            &a.sweep,
+            a.force,
+            a.log.log.clone(),
+        )
     };
-    prune_with(cx, root, &opts, &run)
+    prune_with(cx, root, policies, &run)
 }
 
 /// Plans and carries out a prune.
 fn prune_with(
     cx: &mut Cx<'_>,
     root: Root,
-    opts: &prune::PruneOptions,
-    a: &PruneRun,
+    policies: Vec<prune::Policy>,
+    a: &PruneRun<'_>,
 ) -> Result<Outcome> {
+    let min_age: std::time::Duration = a.sweep.min_age.into();
+    let opts = &prune::PruneOptions {
+        policies,
+        now: cx.env.now,
+        min_age,
+    };
     let g = cx.g;
     let env = cx.env;
     let interrupt = cx.interrupt;
@@ -1023,12 +1149,23 @@ fn prune_with(
         finish_pending(&root, remover.as_ref(), pool, env, interrupt)?
     };
     let root = fresh_if(root, !notes.is_empty())?;
+    notes.splice(0..0, a.finished.iter().cloned());
     let plan = pool.install(|| -> Result<prune::PrunePlan> {
         let inv = scan::scan(&root, scan::Depth::Fast)?;
         let graph = graph::build(&root, &inv, env.now);
         Ok(prune::plan(&root, &inv, &graph, opts))
     })?;
-    let refused = plan.blind.is_some() || (!plan.broken.is_empty() && !a.force);
+    let dangling: Vec<String> = plan
+        .repositories
+        .iter()
+        .flat_map(|r| {
+            r.dangling
+                .iter()
+                .map(move |d| format!("{}: {d}", r.repository))
+        })
+        .collect();
+    let blocked = a.refuse_dangling && !dangling.is_empty() && !a.force;
+    let refused = plan.blind.is_some() || blocked || (!plan.broken.is_empty() && !a.force);
     let mut status = ExitStatus::CLEAN;
     let mut applied = None;
     let mut interrupted = false;
@@ -1038,14 +1175,28 @@ fn prune_with(
         notes.push(format!(
             "refusing to prune: {why} (--force does not change this: fix the permissions or the mount and run again)"
         ));
+    } else if blocked {
+        status = ExitStatus::USAGE;
+        notes.extend(dangling.iter().map(|d| format!("{d}, and stays")));
+        notes.push(format!(
+            "refusing to {}: what stays still names what it would remove (above); name that too, or pass --force to leave it dangling",
+            a.command
+        ));
     } else if refused {
         status = ExitStatus::UNCORRECTED;
         notes.push(
             "refusing to prune: a selected repository's graph is broken (errors above); fix it or pass --force"
                 .into(),
         );
-    } else if !a.dry_run {
+    } else if a.dry_run {
+        notes.extend(
+            dangling
+                .iter()
+                .map(|d| format!("would leave dangling: {d}")),
+        );
+    } else {
         let remover = remover_for(&root, env, log.as_ref(), interrupt);
+        notes.extend(dangling.iter().map(|d| format!("left dangling: {d}")));
         let mut done = prune::PruneApplied::default();
         let result = prune::apply_counting(
             &root,
@@ -1068,10 +1219,10 @@ fn prune_with(
             }
             Err(e) => return Err(e),
         }
-        if !interrupted && a.gc {
+        if !interrupted && a.sweep.gc {
             let gc_opts = gc::GcOptions {
                 delete_untagged: false,
-                min_age: a.min_age,
+                min_age,
                 force: a.force,
                 now: env.now,
                 upload_age: None,
@@ -1120,6 +1271,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
     let root = repair_root(cx, a)?;
     if !a.dry_run {
         writable(&root, "repair")?;
+        refuse_if_running(a.root.as_deref(), cx.g, cx.env, "repair", a.force)?;
     }
     let remover = fsops::FsRemover::new(&root).crash_after(cx.env.crash_after);
     if let Some(run) = &a.undo {
@@ -1187,9 +1339,19 @@ fn repair_root(cx: &Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Root> {
             .then(|| q.parent().map(Path::to_path_buf))
             .flatten()
     });
-    match resolve_root(a.root.as_deref(), g, env) {
-        Err(Error::NoRoot) if root_of_run.is_some() => resolve_root(root_of_run.as_deref(), g, env),
-        r => r,
+    // ... and beats REGFSCK_ROOT, so the printed undo line works in any environment; a root
+    // named explicitly must hold the run.
+    let explicit = a.root.is_some() || g.root.is_some() || g.config.is_some();
+    match root_of_run {
+        Some(r) if !explicit => resolve_root(
+            Some(&r),
+            g,
+            &Env {
+                regfsck_root: None,
+                ..env.clone()
+            },
+        ),
+        _ => resolve_root(a.root.as_deref(), g, env),
     }
 }
 
@@ -1392,6 +1554,7 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
     let root = resolve_root(None, g, env)?;
     if !a.dry_run {
         writable(&root, "rm-repo")?;
+        refuse_if_running(None, g, env, "rm-repo", a.force)?;
     }
     // Repositories interrupted removals are still working on may be named again.
     let pending: std::collections::BTreeSet<crate::layout::RepoName> = jobs::bins(&root)?

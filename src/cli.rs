@@ -127,6 +127,11 @@ pub enum Command {
     /// Remove tags, and only them: a manifest another tag (or a kept index) still needs stays;
     /// one only the removed tags reached is dropped, for gc to free (as prune does).
     RmTag(RmTagArgs),
+    /// Remove manifests by digest, with every tag naming them and what only they reach (index
+    /// children, untagged referrers), for gc to free; refused (exit 16) while an index or a
+    /// referrer that stays still names one, unless --force.
+    #[command(after_long_help = RM_MANIFEST_HELP)]
+    RmManifest(RmManifestArgs),
     /// Fix what verify finds without losing intact data: quarantine corrupt blobs, relink,
     /// reshard, rewrite links, repoint broken tags, purge stale uploads; journaled, undoable.
     #[command(after_long_help = EXIT_STATUS_HELP)]
@@ -153,6 +158,7 @@ impl Command {
             Command::RmRepo(_) => "rm-repo",
             Command::Prune(_) => "prune",
             Command::RmTag(_) => "rm-tag",
+            Command::RmManifest(_) => "rm-manifest",
             Command::Repair(_) => "repair",
             Command::Du(_) => "du",
             Command::Serve(_) => "serve",
@@ -244,7 +250,8 @@ pub struct GcArgs {
     pub min_age: humantime::Duration,
     /// Sweep even when the graph is broken (a manifest missing or unparseable, a link that
     /// cannot be read, a tag pointing at nothing). Keeps what the broken parts could refer to
-    /// where that can be known; the rest may be lost.
+    /// where that can be known; the rest may be lost. Also sweeps while the registry of
+    /// --config answers at its http.addr.
     #[arg(long)]
     pub force: bool,
     /// On object storage, abort the unfinished uploads (in-progress multipart uploads the
@@ -271,6 +278,9 @@ pub struct RmRepoArgs {
     /// Remove the repositories only; leave their blobs for gc.
     #[arg(long)]
     pub keep_blobs: bool,
+    /// Remove even while the registry of --config answers at its http.addr.
+    #[arg(long)]
+    pub force: bool,
     /// The run's summary for Prometheus.
     #[command(flatten)]
     pub metrics: MetricsArgs,
@@ -309,13 +319,11 @@ pub struct PruneArgs {
     /// Print the plan (what is kept and why, what is removed); change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Then sweep the blobs nobody needs any more (gc, in the same run).
-    #[arg(long)]
-    pub gc: bool,
-    /// Grace period of the sweep (as gc's --min-age).
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
-    pub min_age: humantime::Duration,
-    /// Prune (and sweep) even when a selected repository's graph is broken.
+    /// --gc and its grace period.
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Prune (and sweep) even when a selected repository's graph is broken, or while the
+    /// registry of --config answers at its http.addr.
     #[arg(long)]
     pub force: bool,
     /// The run's summary for Prometheus.
@@ -324,6 +332,17 @@ pub struct PruneArgs {
     /// The log of what was deleted.
     #[command(flatten)]
     pub log: LogArgs,
+}
+
+/// The sweep after a prune, an rm-tag or an rm-manifest.
+#[derive(Debug, Args)]
+pub struct SweepArgs {
+    /// Then sweep the blobs nobody needs any more (gc, in the same run).
+    #[arg(long)]
+    pub gc: bool,
+    /// Grace period of the sweep (as gc's --min-age).
+    #[arg(long, value_name = "DURATION", default_value = "1h")]
+    pub min_age: humantime::Duration,
 }
 
 /// `regfsck rm-tag`.
@@ -335,13 +354,51 @@ pub struct RmTagArgs {
     /// Print the plan (what is removed, what is kept and why); change nothing.
     #[arg(short = 'n', long)]
     pub dry_run: bool,
-    /// Then sweep the blobs nobody needs any more (gc, in the same run).
+    /// --gc and its grace period.
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Remove (and sweep) even when the repository's graph is broken, or while the registry
+    /// of --config answers at its http.addr.
     #[arg(long)]
-    pub gc: bool,
-    /// Grace period of the sweep (as gc's --min-age).
-    #[arg(long, value_name = "DURATION", default_value = "1h")]
-    pub min_age: humantime::Duration,
-    /// Remove (and sweep) even when the repository's graph is broken.
+    pub force: bool,
+    /// The run's summary for Prometheus.
+    #[command(flatten)]
+    pub metrics: MetricsArgs,
+    /// The log of what was deleted.
+    #[command(flatten)]
+    pub log: LogArgs,
+}
+
+/// What `rm-manifest --help` adds.
+const RM_MANIFEST_HELP: &str = "\
+rm-manifest refuses (exit 16, nothing changed) when a manifest that stays names one it would
+remove: an index of the repository lists it (a platform of a multi-arch image), or a referrer
+(a signature, an SBOM) that stays, because it is tagged, has it as its subject. Name those
+too, or pass --force: the manifest goes, they stay, and the report says what is left
+dangling (verify then reports it). Untagged referrers of a removed manifest go with it.
+
+Exit status (as fsck(8); bits may be combined):
+  0   removed (or, with --dry-run, would remove)
+  4   refused: the repository's graph is broken (errors above); --force removes anyway
+  8   operational error (a registry answering at the --config http.addr, an I/O error)
+  16  usage error: no such manifest, a malformed REPO@DIGEST, or refused as above
+  32  interrupted";
+
+/// `regfsck rm-manifest`.
+#[derive(Debug, Args)]
+pub struct RmManifestArgs {
+    /// The manifests to remove, as REPOSITORY@DIGEST (team/app@sha256:...).
+    #[arg(value_name = "REPO@DIGEST", required = true)]
+    pub manifests: Vec<String>,
+    /// Print the plan (the tags and manifests removed, what stays and why); change nothing.
+    #[arg(short = 'n', long)]
+    pub dry_run: bool,
+    /// --gc and its grace period.
+    #[command(flatten)]
+    pub sweep: SweepArgs,
+    /// Remove even when an index or a referrer that stays names the manifest (it is left
+    /// dangling), when the repository's graph is broken, or while the registry of --config
+    /// answers at its http.addr.
     #[arg(long)]
     pub force: bool,
     /// The run's summary for Prometheus.
@@ -372,6 +429,9 @@ pub struct RepairArgs {
     /// --dry-run, shows what it would restore.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["upload_age"])]
     pub undo: Option<String>,
+    /// Repair (or undo) even while the registry of --config answers at its http.addr.
+    #[arg(long)]
+    pub force: bool,
 }
 
 /// Sort order for `du`.

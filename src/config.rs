@@ -609,6 +609,106 @@ fn auth(v: Option<&Value>) -> std::result::Result<Option<HtpasswdSettings>, Stri
     }))
 }
 
+/// What the registry's config says about a registry that may be running on the storage.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Liveness {
+    /// `http.addr` (with `REGISTRY_HTTP_ADDR`).
+    pub addr: Option<ListenAddr>,
+    /// `http.tls` configures a certificate: the registry speaks HTTPS there.
+    pub tls: bool,
+    /// `storage.maintenance.readonly.enabled` (with its `REGISTRY_STORAGE_...` override): a
+    /// running registry writes nothing.
+    pub readonly: bool,
+}
+
+/// Reads what [`Liveness`] needs from the registry config at `path`, with the registry's
+/// environment overrides `env`.
+///
+/// # Errors
+/// [`Error::Config`] when the file cannot be read or parsed, or `http.addr` is no address.
+pub fn liveness(path: &Path, env: &[(String, String)]) -> Result<Liveness> {
+    let mut doc = read_yaml(path)?;
+    apply_env_of(&mut doc, env, &["HTTP", "STORAGE"]);
+    let err = |reason: String| Error::Config {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let http = doc.get("http");
+    let addr = match http
+        .and_then(|h| h.get("addr"))
+        .map(|a| string(a, "http.addr"))
+    {
+        Some(Ok(Some(a))) if a.trim().is_empty() => None,
+        Some(Ok(Some(a))) => {
+            Some(ListenAddr::parse(&a).map_err(|e| err(format!("http.addr {e}")))?)
+        }
+        Some(Err(e)) => return Err(err(e)),
+        _ => None,
+    };
+    let tls = http
+        .and_then(|h| h.get("tls"))
+        .and_then(|t| t.get("certificate"))
+        .is_some_and(is_set);
+    let readonly = doc
+        .get("storage")
+        .and_then(|s| s.get("maintenance"))
+        .and_then(|m| m.get("readonly"))
+        .and_then(|r| r.get("enabled"))
+        .is_some_and(|e| match e {
+            Value::Bool(b) => *b,
+            Value::String(s) => s.eq_ignore_ascii_case("true"),
+            _ => false,
+        });
+    Ok(Liveness {
+        addr,
+        tls,
+        readonly,
+    })
+}
+
+/// Whether a registry answers `GET /v2/` at `addr` (a wildcard address is asked on loopback)
+/// within `timeout`: the HTTP status it answered (200, or 401 behind authentication), or 400
+/// when `tls` and the server says it wants HTTPS (Go's answer to plain HTTP on a TLS port).
+/// `None` when nothing listens there, or what answers is no registry.
+pub fn registry_answers(addr: ListenAddr, tls: bool, timeout: std::time::Duration) -> Option<u16> {
+    use std::io::{Read, Write};
+    let sock = match addr {
+        ListenAddr::Any(p) => SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, p)),
+        ListenAddr::Socket(a) if a.ip().is_unspecified() => {
+            let ip: std::net::IpAddr = if a.is_ipv6() {
+                std::net::Ipv6Addr::LOCALHOST.into()
+            } else {
+                std::net::Ipv4Addr::LOCALHOST.into()
+            };
+            SocketAddr::new(ip, a.port())
+        }
+        ListenAddr::Socket(a) => a,
+    };
+    let mut c = std::net::TcpStream::connect_timeout(&sock, timeout).ok()?;
+    c.set_read_timeout(Some(timeout)).ok()?;
+    c.set_write_timeout(Some(timeout)).ok()?;
+    write!(
+        c,
+        "GET /v2/ HTTP/1.1\r\nHost: {sock}\r\nUser-Agent: regfsck\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut head = Vec::new();
+    let _ = c.take(4096).read_to_end(&mut head);
+    let text = String::from_utf8_lossy(&head);
+    let status: u16 = text
+        .strip_prefix("HTTP/1.")?
+        .get(2..)?
+        .split(' ')
+        .next()?
+        .parse()
+        .ok()?;
+    match status {
+        200 | 401 => Some(status),
+        400 if tls && text.contains("HTTP request to an HTTPS server") => Some(status),
+        _ => None,
+    }
+}
+
 /// Reads a registry config file as YAML.
 fn read_yaml(path: &Path) -> Result<serde_norway::Value> {
     let err = |reason: String| Error::Config {
@@ -643,6 +743,29 @@ mod tests {
         let f = tempfile::NamedTempFile::new().unwrap();
         std::fs::write(f.path(), text).unwrap();
         f
+    }
+
+    #[test]
+    fn liveness_reads_addr_tls_and_read_only_mode_with_overrides() {
+        let f = cfg(
+            "storage:\n  filesystem: {rootdirectory: /x}\n  maintenance:\n    readonly: {enabled: true}\nhttp:\n  addr: 127.0.0.1:5001\n  tls: {certificate: /c.pem, key: /k.pem}\n",
+        );
+        let l = liveness(f.path(), &[]).unwrap();
+        assert_eq!(l.addr, Some(ListenAddr::parse("127.0.0.1:5001").unwrap()));
+        assert!(l.tls && l.readonly);
+        let env = [
+            (
+                "REGISTRY_STORAGE_MAINTENANCE_READONLY_ENABLED".to_string(),
+                "false".to_string(),
+            ),
+            ("REGISTRY_HTTP_ADDR".to_string(), ":5002".to_string()),
+        ];
+        let l = liveness(f.path(), &env).unwrap();
+        assert_eq!(l.addr, Some(ListenAddr::Any(5002)));
+        assert!(!l.readonly);
+        let bare = cfg("storage:\n  filesystem: {rootdirectory: /x}\n");
+        let l = liveness(bare.path(), &[]).unwrap();
+        assert_eq!((l.addr, l.tls, l.readonly), (None, false, false));
     }
 
     #[test]

@@ -38,6 +38,7 @@ Exit status (as fsck(8); bits may be combined):
   0   no errors (warnings alone exit 0)
   1   errors were found and corrected
   4   errors were found and left uncorrected
-  8   operational error (not a registry root, unreadable root, I/O error)
+  8   operational error (not a registry root, unreadable root, I/O error; a registry
+      answering at the --config http.addr while a destructive command would write)
   16  usage error
   32  interrupted";

@@ -65,6 +65,10 @@ pub struct PruneJob {
     pub index_entries: Vec<SweptLink>,
     /// Manifests to drop, in removal order (each before what it refers to).
     pub manifests: Vec<SweptManifest>,
+    /// Manifests removed by digest (`rm-manifest`): finishing the job drops them even where a
+    /// tag that stays reaches them, unless a tag names one directly (pushed since).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub named: Vec<SweptManifest>,
 }
 
 /// A job's record.
@@ -206,6 +210,10 @@ mod tests {
             }],
             index_entries: Vec::new(),
             manifests: vec![SweptManifest {
+                repository: RepoName::parse("team/app").unwrap(),
+                digest: d,
+            }],
+            named: vec![SweptManifest {
                 repository: RepoName::parse("team/app").unwrap(),
                 digest: d,
             }],

@@ -132,6 +132,9 @@ pub struct Policy {
     pub spec: PolicySpec,
     globs: Option<GlobSet>,
     keep_tag: Vec<Regex>,
+    /// Manifests removed by digest (`rm-manifest`): the tags naming them go, every other tag
+    /// stays, and they are dropped even where something that stays still reaches them.
+    drop: BTreeSet<Digest>,
 }
 
 impl Policy {
@@ -147,22 +150,7 @@ impl Policy {
                     .into(),
             ));
         }
-        let globs = if spec.repositories.is_empty() {
-            None
-        } else {
-            let mut b = GlobSetBuilder::new();
-            for g in &spec.repositories {
-                let glob = GlobBuilder::new(g)
-                    .literal_separator(true)
-                    .build()
-                    .map_err(|e| Error::Policy(format!("repository glob {g:?}: {e}")))?;
-                b.add(glob);
-            }
-            Some(
-                b.build()
-                    .map_err(|e| Error::Policy(format!("repository globs: {e}")))?,
-            )
-        };
+        let globs = compile_globs(&spec.repositories)?;
         let keep_tag = spec
             .keep_tag
             .iter()
@@ -172,6 +160,31 @@ impl Policy {
             spec,
             globs,
             keep_tag,
+            drop: BTreeSet::new(),
+        })
+    }
+
+    /// The policy of `rm-manifest` in `repo`: the manifests `drop` go, with every tag naming
+    /// one of them and what only they reach (index children, untagged referrers); every other
+    /// tag stays. A manifest that stays and names a dropped one (an index listing it, a
+    /// referrer of it) is in the plan's [`RepoPrune::dangling`].
+    ///
+    /// # Errors
+    /// [`Error::Policy`] when `drop` is empty.
+    pub fn remove_manifests(repo: &RepoName, drop: BTreeSet<Digest>) -> Result<Self> {
+        if drop.is_empty() {
+            return Err(Error::Policy("no manifest to remove".into()));
+        }
+        let repositories = vec![globset::escape(repo.as_str())];
+        Ok(Policy {
+            globs: compile_globs(&repositories)?,
+            spec: PolicySpec {
+                repositories,
+                order: Order::Name,
+                ..PolicySpec::default()
+            },
+            keep_tag: Vec::new(),
+            drop,
         })
     }
 
@@ -215,6 +228,10 @@ impl Policy {
     /// The rules in words, for reports.
     pub fn describe(&self) -> String {
         let mut parts = Vec::new();
+        if !self.drop.is_empty() {
+            let named: Vec<String> = self.drop.iter().map(short).collect();
+            parts.push(format!("rm-manifest {}", named.join(" ")));
+        }
         if let Some(n) = self.spec.keep_last {
             parts.push(format!("keep-last {n} by {}", self.spec.order.word()));
         }
@@ -226,6 +243,29 @@ impl Policy {
         }
         parts.join(", ")
     }
+}
+
+/// Compiles repository globs (`None`: every repository).
+fn compile_globs(repositories: &[String]) -> Result<Option<GlobSet>> {
+    if repositories.is_empty() {
+        return Ok(None);
+    }
+    let mut b = GlobSetBuilder::new();
+    for g in repositories {
+        let glob = GlobBuilder::new(g)
+            .literal_separator(true)
+            .build()
+            .map_err(|e| Error::Policy(format!("repository glob {g:?}: {e}")))?;
+        b.add(glob);
+    }
+    Ok(Some(b.build().map_err(|e| {
+        Error::Policy(format!("repository globs: {e}"))
+    })?))
+}
+
+/// A digest shortened as the reports show it: `sha256:` and 12 hex digits.
+fn short(d: &Digest) -> String {
+    d.to_string().chars().take(19).collect()
 }
 
 /// Reads a policy file (`.toml`, `.yml` or `.yaml`).
@@ -280,12 +320,57 @@ pub struct RepoPrune {
     pub tags: Vec<TagDecision>,
     /// Manifests dropped (their revision links are removed), sorted.
     pub manifests: Vec<Digest>,
+    /// Manifests that stay and name a dropped one (an index listing it, a referrer of it): what
+    /// the removal leaves dangling. `rm-manifest` refuses unless forced; a prune leaves a
+    /// tagged referrer of a dropped manifest so.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub dangling: Vec<Dangling>,
+    /// Manifests removed by digest (`rm-manifest`), sorted.
+    #[serde(skip)]
+    pub named: Vec<Digest>,
     /// Entries in kept tags' histories that name dropped manifests.
     #[serde(skip)]
     pub index_entries: Vec<SweptLink>,
     /// `manifests` in removal order: each before what it refers to.
     #[serde(skip)]
     pub removal: Vec<Digest>,
+}
+
+/// A manifest that stays and names a dropped one.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+pub struct Dangling {
+    /// The manifest that stays.
+    pub manifest: Digest,
+    /// The tags naming it.
+    pub tags: Vec<TagName>,
+    /// How it names the dropped one: `child` (an index listing it) or `subject` (a referrer
+    /// of it).
+    pub names_as: &'static str,
+    /// The dropped manifest.
+    pub dropped: Digest,
+}
+
+impl std::fmt::Display for Dangling {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let tagged = if self.tags.is_empty() {
+            "untagged".to_string()
+        } else {
+            let t: Vec<&str> = self.tags.iter().map(TagName::as_str).collect();
+            format!("tagged {}", t.join(", "))
+        };
+        match self.names_as {
+            "child" => write!(
+                f,
+                "the index {} ({tagged}) lists {}",
+                self.manifest, self.dropped
+            ),
+            _ => write!(
+                f,
+                "the referrer {} ({tagged}) has {} as its subject",
+                self.manifest, self.dropped
+            ),
+        }
+    }
 }
 
 /// What a following `gc` would free.
@@ -499,35 +584,46 @@ fn decide(
         sort_newest_first(&mut tags, policy.spec.order);
         let mut decisions = Vec::new();
         for (rank, (t, pushed)) in tags.iter().enumerate() {
-            let reasons = policy.keeps(t, rank, *pushed, opts.now);
+            let digest = rg.tags.get(t).and_then(TagTarget::digest);
+            let reasons = match digest {
+                _ if policy.drop.is_empty() => policy.keeps(t, rank, *pushed, opts.now),
+                Some(d) if policy.drop.contains(&d) => Vec::new(),
+                Some(_) => vec!["names another manifest".to_string()],
+                None => vec!["broken tag; left alone".to_string()],
+            };
             decisions.push(TagDecision {
                 tag: t.clone(),
-                digest: rg.tags.get(t).and_then(TagTarget::digest),
+                digest,
                 pushed: pushed.map(|t| humantime::format_rfc3339_seconds(t).to_string()),
                 keep: !reasons.is_empty(),
                 reasons,
             });
         }
 
-        // What the kept tags reach: targets, index children, referrers of anything kept.
-        let kept_roots: Vec<Digest> = decisions
-            .iter()
-            .filter(|d| d.keep)
-            .filter_map(|d| d.digest)
-            .collect();
-        let kept = reach(extra, g, rg, kept_roots);
-        // What the removed tags reached.
+        // What the removed tags (and the manifests removed by digest) reached.
         let removed_roots: Vec<Digest> = decisions
             .iter()
             .filter(|d| !d.keep)
             .filter_map(|d| d.digest)
+            .chain(policy.drop.iter().copied())
             .collect();
-        let gone = reach(extra, g, rg, removed_roots);
+        let gone = reach(extra, g, rg, removed_roots, &BTreeSet::new());
+        // What stays reaches: the kept tags' targets and every revision the removal does not
+        // touch (an untagged index keeps its children), with their index children and
+        // referrers; never through a manifest removed by digest.
+        let kept_roots: Vec<Digest> = decisions
+            .iter()
+            .filter(|d| d.keep)
+            .filter_map(|d| d.digest)
+            .chain(rg.revisions.iter().filter(|d| !gone.contains(*d)).copied())
+            .collect();
+        let kept = reach(extra, g, rg, kept_roots, &policy.drop);
         let dropped: BTreeSet<Digest> = gone
             .difference(&kept)
             .filter(|d| rg.revisions.contains(d))
             .copied()
             .collect();
+        let dangling = dangling(g, rg, &dropped);
         let kept_tag_of: BTreeMap<Digest, TagName> = decisions
             .iter()
             .rev()
@@ -575,26 +671,60 @@ fn decide(
             tags: decisions,
             removal: crate::graph::referrers_first(g, &dropped),
             manifests: dropped.into_iter().collect(),
+            dangling,
+            named: policy.drop.iter().copied().collect(),
             index_entries: Vec::new(),
         });
     }
     out
 }
 
+/// The manifests of `rg` that stay and name one of `dropped` (as an index child or as their
+/// subject), sorted.
+fn dangling(g: &Graph, rg: &crate::graph::RepoGraph, dropped: &BTreeSet<Digest>) -> Vec<Dangling> {
+    let mut out = Vec::new();
+    for d in rg.revisions.iter().filter(|d| !dropped.contains(*d)) {
+        let Some(m) = g.manifest(d) else { continue };
+        for r in m.references.iter().filter(|r| dropped.contains(&r.digest)) {
+            let names_as = match r.role {
+                Role::Child => "child",
+                Role::Subject => "subject",
+                _ => continue,
+            };
+            out.push(Dangling {
+                manifest: *d,
+                tags: rg
+                    .tags
+                    .iter()
+                    .filter(|(_, t)| t.digest() == Some(*d))
+                    .map(|(t, _)| t.clone())
+                    .collect(),
+                names_as,
+                dropped: r.digest,
+            });
+        }
+    }
+    out.sort();
+    out.dedup();
+    out
+}
+
 /// Manifests reached from `roots` in one repository: index children (linked here or not) and
-/// the untagged referrers whose subject is reached. A root or child whose revision link is
-/// already gone (an interrupted run removed it) is read from the blob store.
+/// the untagged referrers whose subject is reached; never `except` (manifests removed by
+/// digest) nor what only they reach. A root or child whose revision link is already gone (an
+/// interrupted run removed it) is read from the blob store.
 fn reach(
     extra: &crate::graph::Unparsed,
     g: &Graph,
     rg: &crate::graph::RepoGraph,
     roots: Vec<Digest>,
+    except: &BTreeSet<Digest>,
 ) -> BTreeSet<Digest> {
     let mut seen = BTreeSet::new();
     let mut stack = roots;
     loop {
         while let Some(d) = stack.pop() {
-            if !seen.insert(d) {
+            if except.contains(&d) || !seen.insert(d) {
                 continue;
             }
             let children: Vec<Digest> = match g.manifest(&d) {
@@ -609,7 +739,7 @@ fn reach(
         let more: Vec<Digest> = rg
             .revisions
             .iter()
-            .filter(|d| !seen.contains(*d) && !rg.tagged.contains(d))
+            .filter(|d| !seen.contains(*d) && !rg.tagged.contains(d) && !except.contains(*d))
             .filter(|d| {
                 g.manifest(d)
                     .is_some_and(|m| m.refs(Role::Subject).any(|s| seen.contains(&s.digest)))
@@ -718,6 +848,7 @@ pub fn apply_counting(
         tags: Vec::new(),
         index_entries: Vec::new(),
         manifests: Vec::new(),
+        named: Vec::new(),
     };
     for r in &plan.repositories {
         for t in r.tags.iter().filter(|t| !t.keep) {
@@ -728,13 +859,18 @@ pub fn apply_counting(
             });
         }
         job.index_entries.extend(r.index_entries.iter().cloned());
+        job.named
+            .extend(r.named.iter().map(|d| crate::gc::SweptManifest {
+                repository: r.repository.clone(),
+                digest: *d,
+            }));
         job.manifests
             .extend(r.removal.iter().map(|d| crate::gc::SweptManifest {
                 repository: r.repository.clone(),
                 digest: *d,
             }));
     }
-    if job.tags.is_empty() {
+    if job.tags.is_empty() && job.manifests.is_empty() {
         return Ok(());
     }
     let bin = jobs::open(remover, &Job::Prune(job.clone()), now)?;
@@ -794,7 +930,14 @@ pub fn finish(
                         })
                         .filter_map(|(_, t)| t.digest())
                         .collect();
-                    for d in reach(&extra, g, rg, roots) {
+                    // A manifest removed by digest stays only when a tag pushed since names it.
+                    let named: BTreeSet<Digest> = job
+                        .named
+                        .iter()
+                        .filter(|m| &m.repository == name && !roots.contains(&m.digest))
+                        .map(|m| m.digest)
+                        .collect();
+                    for d in reach(&extra, g, rg, roots, &named) {
                         v.insert((name.clone(), d));
                     }
                 }

@@ -1387,7 +1387,12 @@ pub struct UndoReport {
 /// Resolves the RUN argument of `--undo`: `regfsck-lost+found/<run>`, just `<run>`, or its
 /// absolute path.
 fn run_dir(root: &Root, run: &str) -> Result<String> {
-    let run = match Path::new(run).strip_prefix(root.path()) {
+    // An absolute RUN below the root, however the root was named (a relative path too).
+    let base = std::path::absolute(root.path()).unwrap_or_else(|_| root.path().to_path_buf());
+    let run = match Path::new(run)
+        .strip_prefix(root.path())
+        .or_else(|_| Path::new(run).strip_prefix(&base))
+    {
         Ok(r) => r.to_string_lossy().into_owned(),
         Err(_) => run.trim_end_matches('/').to_string(),
     };

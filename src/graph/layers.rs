@@ -87,7 +87,6 @@ impl LayerLinks {
     pub fn is_empty(&self) -> bool {
         self.keys.is_empty()
     }
-
 }
 
 #[cfg(test)]

@@ -335,7 +335,8 @@ pub fn gc_human(out: &mut dyn Write, d: &GcDoc<'_>) -> std::io::Result<()> {
 pub struct PruneDoc<'a> {
     /// Whether nothing was changed on purpose.
     pub dry_run: bool,
-    /// Whether prune refused because a selected repository's graph is broken.
+    /// Whether prune refused: a selected repository's graph is broken, or (rm-manifest) what
+    /// stays names what it would remove.
     pub refused: bool,
     /// The plan.
     #[serde(flatten)]
@@ -386,6 +387,9 @@ pub fn prune_human(out: &mut dyn Write, d: &PruneDoc<'_>) -> std::io::Result<()>
         }
         for m in &r.manifests {
             writeln!(out, "  drop manifest {m}")?;
+        }
+        for d in &r.dangling {
+            writeln!(out, "  dangling: {d}")?;
         }
         writeln!(out)?;
     }
@@ -497,15 +501,28 @@ pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<(
             } else {
                 ""
             },
-            std::path::absolute(d.root.join(&a.quarantine))
-                .unwrap_or_else(|_| d.root.join(&a.quarantine))
-                .display()
+            shell_word(
+                &std::path::absolute(d.root.join(&a.quarantine))
+                    .unwrap_or_else(|_| d.root.join(&a.quarantine))
+                    .to_string_lossy()
+            )
         )?;
     }
     if let Some(n) = d.remaining {
         writeln!(out, "verify now finds {n} errors")?;
     }
     Ok(())
+}
+
+/// `s` as one word for a POSIX shell: as it is when it holds only characters no shell treats
+/// specially, else in single quotes (a quote inside written `'\''`).
+fn shell_word(s: &str) -> String {
+    let plain = |c: char| c.is_ascii_alphanumeric() || "/._+:@%=,-".contains(c);
+    if !s.is_empty() && s.chars().all(plain) {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', "'\\''"))
+    }
 }
 
 /// Renders an undo report for humans.

@@ -90,7 +90,10 @@ impl LinkMap {
 
     /// The link named `d`.
     pub fn get(&self, d: &Digest) -> Option<Link> {
-        self.keys_slice().binary_search(d).ok().and_then(|i| self.link(i))
+        self.keys_slice()
+            .binary_search(d)
+            .ok()
+            .and_then(|i| self.link(i))
     }
 
     /// Whether a link is named `d`.

@@ -10,11 +10,21 @@ use regfsck::manifest::Role;
 use crate::common::{Sample, crash_at_every_step, regfsck, tree};
 
 fn write_config(root: &Path, addr: &str) -> std::path::PathBuf {
+    write_config_with(root, addr, false)
+}
+
+/// The registry's config for `root` at `addr`, read-only in maintenance mode when `readonly`.
+pub(crate) fn write_config_with(root: &Path, addr: &str, readonly: bool) -> std::path::PathBuf {
     let cfg = root.join("config.yml");
+    let readonly = if readonly {
+        "    readonly:\n      enabled: true\n"
+    } else {
+        ""
+    };
     std::fs::write(
         &cfg,
         format!(
-            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\nhttp:\n  addr: {addr}\n",
+            "version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\n  delete:\n    enabled: true\n  maintenance:\n    uploadpurging:\n      enabled: false\n{readonly}http:\n  addr: {addr}\n",
             root.display()
         ),
     )
@@ -174,8 +184,14 @@ impl Drop for Registry {
 }
 
 pub(crate) fn serve(root: &Path) -> Registry {
+    serve_with(root, false)
+}
+
+/// `docker-registry serve` on `root` (read-only in maintenance mode when `readonly`), its
+/// config at `root/config.yml`.
+pub(crate) fn serve_with(root: &Path, readonly: bool) -> Registry {
     let addr = crate::common::free_addr();
-    let cfg = write_config(root, &addr);
+    let cfg = write_config_with(root, &addr, readonly);
     let child = Command::new("docker-registry")
         .arg("serve")
         .arg(&cfg)

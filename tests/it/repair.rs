@@ -475,3 +475,90 @@ pub(crate) fn every_command_copes(damaged: &Path) {
         assert_eq!(content_tree(s.root()), damaged_tree, "undo");
     }
 }
+
+/// The undo line repair prints runs as printed (copied to a shell, from another directory,
+/// with REGFSCK_ROOT naming another registry, the root's path holding a space); with
+/// `--dry-run` added it says what it would restore and changes nothing.
+#[test]
+fn the_printed_undo_line_works_as_printed() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("registry data");
+    std::fs::create_dir(&root).unwrap();
+    let mut ar =
+        tar::Archive::new(std::fs::File::open(crate::common::sample_tar("sample")).unwrap());
+    ar.set_preserve_mtime(true);
+    ar.unpack(&root).unwrap();
+    let link = root.join("docker/registry/v2/repositories/team/app/_layers/sha256/f4a61181a7976f47badbf9fe4721ea204204fd6d51167d97403456903200d733/link");
+    std::fs::remove_file(&link).unwrap();
+    let damaged = content_tree(&root);
+    let out = regfsck()
+        .args(["repair", "--yes"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(1),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(link.exists());
+    let text = String::from_utf8_lossy(&out.stdout).into_owned();
+    let line = text
+        .lines()
+        .find_map(|l| {
+            l.split_once("(undo: ")
+                .map(|(_, c)| c.trim_end_matches(')'))
+        })
+        .unwrap_or_else(|| panic!("no undo line in {text}"))
+        .to_string();
+    assert!(line.starts_with("regfsck repair --yes --undo '"), "{line}");
+    let repaired = content_tree(&root);
+    let elsewhere = Sample::registry();
+    let bin_dir = Path::new(env!("CARGO_BIN_EXE_regfsck")).parent().unwrap();
+    let sh = |cmd: &str| {
+        let path = format!(
+            "{}:{}",
+            bin_dir.display(),
+            std::env::var("PATH").unwrap_or_default()
+        );
+        regfsck_free_shell(cmd)
+            .env("PATH", path)
+            .env("REGFSCK_ROOT", elsewhere.root())
+            .current_dir(elsewhere.root())
+            .output()
+            .unwrap()
+    };
+    let dry = sh(&format!("{line} --dry-run"));
+    let said = String::from_utf8_lossy(&dry.stdout);
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{said}{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(
+        said.contains(
+            "would remove docker/registry/v2/repositories/team/app/_layers/sha256/f4a61181"
+        ) && said.contains("would undo: "),
+        "{said}"
+    );
+    assert_eq!(content_tree(&root), repaired, "a dry run changes nothing");
+    let undo = sh(&line);
+    assert_eq!(
+        undo.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    assert_eq!(content_tree(&root), damaged, "undone as printed");
+}
+
+/// `sh -c CMD`, with the environment `regfsck()` clears cleared too.
+fn regfsck_free_shell(cmd: &str) -> std::process::Command {
+    let mut c = std::process::Command::new("sh");
+    c.args(["-c", cmd])
+        .env_remove("REGISTRY_STORAGE_FILESYSTEM_ROOTDIRECTORY")
+        .env("REGFSCK_NOW", crate::common::NOW);
+    c
+}

@@ -1,31 +1,15 @@
 //! `regfsck rm-tag REPO:TAG...`: tags only; a manifest another tag still names stays (the
 //! registry's API deletes by digest and takes every sibling tag with it).
 
-use crate::common::{Sample, regfsck, tree};
+use crate::common::{Sample, tree};
 use crate::gc::{pull_all, registry_dry_run};
 
 fn rm_tag(s: &Sample, args: &[&str]) -> (i32, serde_json::Value, String) {
-    let out = regfsck()
-        .arg("--root")
-        .arg(s.root())
-        .args(["rm-tag", "--json", "--min-age", "0"])
-        .args(args)
-        .output()
-        .unwrap();
-    let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
-    (
-        out.status.code().unwrap(),
-        v,
-        String::from_utf8_lossy(&out.stderr).into_owned(),
-    )
+    s.remove("rm-tag", args)
 }
 
 fn tags(s: &Sample) -> Vec<String> {
-    let out = regfsck().arg("ls").arg(s.root()).output().unwrap();
-    String::from_utf8_lossy(&out.stdout)
-        .lines()
-        .map(|l| l.split_once(":sha256:").unwrap().0.to_string())
-        .collect()
+    s.tag_names()
 }
 
 /// alpine-mini:latest and :3.19 name the same manifest: removing one keeps the other, and the

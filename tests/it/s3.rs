@@ -571,6 +571,21 @@ fn prune_on_s3_killed_at_random_moments() {
     );
 }
 
+/// rm-manifest is a prune: an image with its two tags and its referrer (no `--gc`: a run
+/// again after the job is done says the manifest is gone).
+#[test]
+fn rm_manifest_on_s3_killed_at_random_moments() {
+    killed_at_random_moments_on_s3(
+        "rm-manifest-kill",
+        &[
+            "rm-manifest",
+            "-q",
+            "busybox-oci@sha256:950cda1ece8c0571f729c9bece4e2bcb7b73a10377f62b257cd19b8c9782836b",
+            "--root",
+        ],
+    );
+}
+
 #[test]
 fn rm_repo_on_s3_killed_at_random_moments() {
     killed_at_random_moments_on_s3("rm-kill", &["rm-repo", "-q", "team/app", "--root"]);

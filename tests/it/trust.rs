@@ -40,7 +40,7 @@ fn registry_view() -> Vec<(String, String, Digest)> {
 }
 
 /// A GET over HTTP/1.1 (`Connection: close`): status and body.
-fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
+pub(crate) fn get(addr: &str, path: &str) -> (u16, Vec<u8>) {
     let mut c = std::net::TcpStream::connect(addr).unwrap();
     write!(
         c,

@@ -410,3 +410,32 @@ pub fn exits(cmd: &mut Command, code: i32) -> std::process::Output {
     );
     out
 }
+
+impl Sample {
+    /// Runs `regfsck --root ROOT COMMAND --json --min-age 0 ARGS` (rm-tag, rm-manifest);
+    /// returns the exit code, the document (`Null` when none) and stderr.
+    pub fn remove(&self, command: &str, args: &[&str]) -> (i32, serde_json::Value, String) {
+        let out = regfsck()
+            .arg("--root")
+            .arg(self.root())
+            .args([command, "--json", "--min-age", "0"])
+            .args(args)
+            .output()
+            .unwrap();
+        let v = serde_json::from_slice(&out.stdout).unwrap_or(serde_json::Value::Null);
+        (
+            out.status.code().unwrap(),
+            v,
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The tags `regfsck ls` lists, as `REPO:TAG`.
+    pub fn tag_names(&self) -> Vec<String> {
+        let out = regfsck().arg("ls").arg(self.root()).output().unwrap();
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| l.split_once(":sha256:").unwrap().0.to_string())
+            .collect()
+    }
+}
