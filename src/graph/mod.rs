@@ -374,8 +374,30 @@ pub fn build_for_gc(root: &Root, inv: &Inventory, now: SystemTime) -> Graph {
 /// repository, then the declared sizes, the pinned closure and (with `registry_marks`) what
 /// gc without `-m` keeps.
 fn build_with(root: &Root, inv: &Inventory, now: SystemTime, registry_marks: bool) -> Graph {
+    build_from(root, inv, parse_linked(root, inv), now, registry_marks)
+}
+
+/// [`build_for_gc`] from manifests already parsed (the scale benchmark builds its model from
+/// generated names, without a layout on disk): `manifests` stands for what reading every
+/// revision link's manifest gave.
+pub fn build_for_gc_from(
+    root: &Root,
+    inv: &Inventory,
+    manifests: DigestMap<ManifestState>,
+    now: SystemTime,
+) -> Graph {
+    build_from(root, inv, manifests, now, false)
+}
+
+fn build_from(
+    root: &Root,
+    inv: &Inventory,
+    manifests: DigestMap<ManifestState>,
+    now: SystemTime,
+    registry_marks: bool,
+) -> Graph {
     let mut g = Graph {
-        manifests: parse_linked(root, inv),
+        manifests,
         aliases: digest_aliases(inv),
         cache: root.is_cache(),
         ..Graph::default()

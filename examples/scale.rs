@@ -1,0 +1,212 @@
+//! The scale benchmark's simulation (`bash bench/scale.sh`): builds gc's model of a registry
+//! straight from generated names, as a scan by names would, without a layout on disk (10
+//! million objects would take 40 GB of 4 KiB files), then marks and sweeps it.
+//!
+//! The shape is `bench/gen_layout.py`'s: per repository and image, a config, `--layers` layers
+//! and an OCI manifest naming them (parsed from its JSON by regfsck's own parser), the config
+//! and layers linked in `_layers`, the manifest in `_manifests/revisions`, a tag `v<i>` naming
+//! it (its `current/link`; the index entry a scan by names does not read is counted as an
+//! object); plus `--small-blobs` orphans. Objects are what the layout would hold as files.
+//!
+//! Prints one line: objects, blobs, seconds to build, to build the graph, to mark and sweep,
+//! and the peak resident memory (VmHWM).
+//!
+//! ```text
+//! cargo run --release --example scale -- --repos 5000 --images-per-repo 28 --layers 2 --small-blobs 40000
+//! ```
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime};
+
+use regfsck::digest::{Algorithm, DigestMap, hash_bytes};
+use regfsck::graph::{self, ManifestState};
+use regfsck::layout::{RepoName, Root, TagName};
+use regfsck::scan::{Blob, Inventory, Link, LinkMap, Repo, Tag};
+use regfsck::{Digest, gc, manifest};
+
+struct Shape {
+    repos: u64,
+    images: u64,
+    layers: u64,
+    small: u64,
+}
+
+fn args() -> Result<Shape, String> {
+    let mut s = Shape {
+        repos: 500,
+        images: 28,
+        layers: 2,
+        small: 4000,
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let v: u64 = it
+            .next()
+            .ok_or_else(|| format!("{flag} needs a value"))?
+            .parse()
+            .map_err(|e| format!("{flag}: {e}"))?;
+        match flag.as_str() {
+            "--repos" => s.repos = v,
+            "--images-per-repo" => s.images = v,
+            "--layers" => s.layers = v,
+            "--small-blobs" => s.small = v,
+            _ => return Err(format!("unknown option {flag}")),
+        }
+    }
+    Ok(s)
+}
+
+/// A distinct digest per (kind, numbers): what random content would give.
+fn digest(kind: u8, a: u64, b: u64, c: u64) -> Digest {
+    let mut x = [0u8; 25];
+    x[0] = kind;
+    x[1..9].copy_from_slice(&a.to_le_bytes());
+    x[9..17].copy_from_slice(&b.to_le_bytes());
+    x[17..].copy_from_slice(&c.to_le_bytes());
+    hash_bytes(Algorithm::Sha256, &x)
+}
+
+fn link(d: Digest) -> Link {
+    Link {
+        target: Ok(d),
+        mtime: None,
+    }
+}
+
+fn blob() -> Blob {
+    // A scan by names does not stat blobs.
+    Blob {
+        size: 0,
+        mtime: None,
+        is_file: true,
+        stat: false,
+    }
+}
+
+/// The registry's model, as a scan by names and the manifest reads would leave it; and the
+/// number of objects the layout would hold.
+fn model(s: &Shape) -> Result<(Inventory, DigestMap<ManifestState>, u64), String> {
+    let mut blobs = Vec::new();
+    let mut manifests = Vec::new();
+    let mut repos = BTreeMap::new();
+    let mut objects = 0;
+    for r in 0..s.repos {
+        let name = RepoName::parse(&format!("bench/repo{r:05}")).map_err(|e| e.to_string())?;
+        let (mut layers, mut revisions, mut tags) = (Vec::new(), Vec::new(), BTreeMap::new());
+        for i in 0..s.images {
+            let config = digest(1, r, i, 0);
+            let ls: Vec<Digest> = (0..s.layers).map(|l| digest(2, r, i, l)).collect();
+            let body = format!(
+                r#"{{"schemaVersion":2,"mediaType":"application/vnd.oci.image.manifest.v1+json","config":{{"mediaType":"application/vnd.oci.image.config.v1+json","digest":"{config}","size":200}},"layers":[{}]}}"#,
+                ls.iter()
+                    .map(|d| format!(
+                        r#"{{"mediaType":"application/vnd.oci.image.layer.v1.tar+gzip","digest":"{d}","size":512}}"#
+                    ))
+                    .collect::<Vec<_>>()
+                    .join(",")
+            );
+            let m = hash_bytes(Algorithm::Sha256, body.as_bytes());
+            let parsed = manifest::parse(body.as_bytes()).map_err(|e| e.to_string())?;
+            manifests.push((m, ManifestState::Parsed(parsed)));
+            for d in std::iter::once(config).chain(ls.iter().copied()) {
+                blobs.push((d, blob()));
+                layers.push((d, link(d)));
+            }
+            blobs.push((m, blob()));
+            revisions.push((m, link(m)));
+            let tag = TagName::parse(&format!("v{i}")).map_err(|e| e.to_string())?;
+            tags.insert(
+                tag,
+                Tag {
+                    current: Some(link(m)),
+                    index: LinkMap::new(),
+                    unseen: false,
+                },
+            );
+            // Blobs, _layers links, the revision link, current/link and the index entry.
+            objects += 2 * (1 + s.layers) + 1 + 3;
+        }
+        let repo = Repo {
+            name: name.clone(),
+            has_manifests: true,
+            has_layers: true,
+            layers: LinkMap::from_entries(layers),
+            revisions: LinkMap::from_entries(revisions),
+            tags,
+            uploads: BTreeMap::new(),
+        };
+        repos.insert(name, repo);
+    }
+    // Orphans as gc's sweep facts would find them: old files of their size.
+    let orphan = Blob {
+        size: 1024,
+        mtime: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)),
+        is_file: true,
+        stat: true,
+    };
+    for n in 0..s.small {
+        blobs.push((digest(3, n, 0, 0), orphan.clone()));
+        objects += 1;
+    }
+    let inv = Inventory {
+        blobs: DigestMap::from_entries(blobs),
+        repos,
+        ..Inventory::default()
+    };
+    Ok((inv, DigestMap::from_entries(manifests), objects))
+}
+
+/// Peak resident memory so far, in KiB.
+fn peak_kib() -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find_map(|l| l.strip_prefix("VmHWM:"))
+                .and_then(|v| v.trim().trim_end_matches(" kB").trim().parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn main() -> Result<(), String> {
+    let shape = args()?;
+    let empty = tempfile::tempdir().map_err(|e| e.to_string())?;
+    std::fs::create_dir_all(empty.path().join("docker/registry/v2")).map_err(|e| e.to_string())?;
+    let root = Root::open(empty.path()).map_err(|e| e.to_string())?;
+    let t0 = Instant::now();
+    let (inv, manifests, objects) = model(&shape)?;
+    let t_model = t0.elapsed();
+    let now = SystemTime::now();
+    let t1 = Instant::now();
+    let g = graph::build_for_gc_from(&root, &inv, manifests, now);
+    let t_graph = t1.elapsed();
+    let opts = gc::GcOptions {
+        delete_untagged: false,
+        min_age: Duration::ZERO,
+        force: false,
+        now,
+        upload_age: None,
+    };
+    let t2 = Instant::now();
+    let marks = gc::mark(&inv, &g, &opts, &gc::MarkFacts::default());
+    let facts = gc::sweep_facts(&root, &inv, &g, &opts, &marks);
+    let plan = gc::sweep(&inv, &g, &opts, marks, &facts);
+    let t_gc = t2.elapsed();
+    let want = shape.small;
+    if plan.sweep.blobs.len() as u64 != want || !g.findings.is_empty() {
+        return Err(format!(
+            "the model is not what was generated: {} blobs to sweep (want {want}), {} findings",
+            plan.sweep.blobs.len(),
+            g.findings.len()
+        ));
+    }
+    println!(
+        "objects {objects} blobs {} model {:.2} s graph {:.2} s mark+sweep {:.2} s peak {} KiB",
+        inv.blobs.len(),
+        t_model.as_secs_f64(),
+        t_graph.as_secs_f64(),
+        t_gc.as_secs_f64(),
+        peak_kib()
+    );
+    Ok(())
+}
