@@ -491,6 +491,7 @@ impl GcPass {
     }
 }
 
+#[allow(clippy::too_many_arguments)]
 fn gc_pass(
     root: &Root,
     opts: &gc::GcOptions,
@@ -499,12 +500,17 @@ fn gc_pass(
     env: &Env,
     interrupt: &AtomicBool,
     log: Option<&fsops::DeletionLog>,
+    progress: &dyn Progress,
 ) -> Result<GcPass> {
     let plan = pool.install(|| -> Result<gc::GcPlan> {
+        progress.phase("scanning");
         let inv = scan::scan(root, scan::Depth::Names)?;
+        progress.phase("reading manifests");
         let graph = graph::build_for_gc(root, &inv, env.now);
+        progress.phase("marking and sweeping");
         Ok(gc::plan(root, &inv, &graph, opts))
     })?;
+    progress.finish();
     let refusal = plan.refusal(opts.force);
     let mut pass = GcPass {
         plan,
@@ -524,6 +530,7 @@ fn gc_pass(
     } else if !dry_run {
         let remover = remover_for(root, env, log, interrupt);
         let mut done = gc::Applied::default();
+        progress.phase("deleting");
         let result = pool.install(|| {
             gc::apply_counting(
                 root,
@@ -534,6 +541,7 @@ fn gc_pass(
                 &mut done,
             )
         });
+        progress.finish();
         match result {
             Ok(()) => pass.applied = Some(done),
             Err(Error::Interrupted) => {
@@ -917,7 +925,16 @@ fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
         finish_pending(&root, remover.as_ref(), pool, env, interrupt)?
     };
     let root = fresh_if(root, !notes.is_empty())?;
-    let mut pass = gc_pass(&root, &opts, a.dry_run, pool, env, interrupt, log.as_ref())?;
+    let mut pass = gc_pass(
+        &root,
+        &opts,
+        a.dry_run,
+        pool,
+        env,
+        interrupt,
+        log.as_ref(),
+        cx.progress,
+    )?;
     notes.append(&mut pass.notes);
     pass.notes = notes;
     let doc = pass.doc(a.dry_run);
@@ -1151,10 +1168,14 @@ fn prune_with(
     let root = fresh_if(root, !notes.is_empty())?;
     notes.splice(0..0, a.finished.iter().cloned());
     let plan = pool.install(|| -> Result<prune::PrunePlan> {
+        cx.progress.phase("scanning");
         let inv = scan::scan(&root, scan::Depth::Fast)?;
+        cx.progress.phase("reading manifests");
         let graph = graph::build(&root, &inv, env.now);
+        cx.progress.phase("planning the prune");
         Ok(prune::plan(&root, &inv, &graph, opts))
     })?;
+    cx.progress.finish();
     let dangling: Vec<String> = plan
         .repositories
         .iter()
@@ -1198,6 +1219,7 @@ fn prune_with(
         let remover = remover_for(&root, env, log.as_ref(), interrupt);
         notes.extend(dangling.iter().map(|d| format!("left dangling: {d}")));
         let mut done = prune::PruneApplied::default();
+        cx.progress.phase("pruning");
         let result = prune::apply_counting(
             &root,
             &plan,
@@ -1206,6 +1228,7 @@ fn prune_with(
             env.now,
             &mut done,
         );
+        cx.progress.finish();
         applied = Some(done);
         match result {
             Ok(()) => {}
@@ -1228,7 +1251,16 @@ fn prune_with(
                 upload_age: None,
             };
             let root = root.refreshed()?;
-            let pass = gc_pass(&root, &gc_opts, false, pool, env, interrupt, log.as_ref())?;
+            let pass = gc_pass(
+                &root,
+                &gc_opts,
+                false,
+                pool,
+                env,
+                interrupt,
+                log.as_ref(),
+                cx.progress,
+            )?;
             status = pass.status;
             notes.extend(pass.notes.iter().cloned());
             swept = Some(pass);

@@ -27,7 +27,21 @@ struct Bar {
 }
 
 impl Progress for Bar {
+    fn phase(&self, name: &str) {
+        // After a finish too: each phase shows its own time.
+        self.bar.reset();
+        self.bar.set_style(
+            ProgressStyle::with_template("{spinner} {msg} {elapsed}").expect("template is valid"),
+        );
+        self.bar.set_message(name.to_string());
+        self.bar
+            .enable_steady_tick(std::time::Duration::from_millis(120));
+    }
     fn start(&self, phase: &str, total: u64) {
+        self.bar.disable_steady_tick();
+        self.bar.reset();
+        self.bar.set_style(bytes_style());
+        self.bar.set_message("");
         self.bar.set_length(total);
         self.bar.set_position(0);
         self.bar.set_prefix(phase.to_string());
@@ -47,6 +61,15 @@ impl Progress for Bar {
     fn finish(&self) {
         self.bar.finish_and_clear();
     }
+}
+
+/// The bar of a phase with a size (hashing: bytes, throughput, blobs per second).
+fn bytes_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg} eta {eta}",
+    )
+    .expect("template is valid")
+    .progress_chars("=> ")
 }
 
 /// Asks on the terminal: the question on stderr, the answer from stdin.
@@ -83,13 +106,7 @@ fn main() -> ExitCode {
     };
     let progress: Box<dyn Progress> = if !cli.global.quiet && std::io::stderr().is_terminal() {
         let bar = ProgressBar::with_draw_target(Some(0), ProgressDrawTarget::stderr());
-        bar.set_style(
-            ProgressStyle::with_template(
-                "{prefix} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {msg} eta {eta}",
-            )
-            .expect("template is valid")
-            .progress_chars("=> "),
-        );
+        bar.set_style(bytes_style());
         Box::new(Bar {
             bar,
             items: std::sync::atomic::AtomicU64::new(0),

@@ -2,6 +2,10 @@
 
 /// Receives progress of a long operation. Implementations must be cheap and thread-safe.
 pub trait Progress: Sync {
+    /// A phase of unknown length starts (scanning, marking, sweeping, pruning): shown with
+    /// its name and time so far until the next phase, [`Progress::start`] or
+    /// [`Progress::finish`].
+    fn phase(&self, _name: &str) {}
     /// A phase starts, with `total` units (bytes when hashing).
     fn start(&self, phase: &str, total: u64);
     /// `n` more units done.

@@ -202,7 +202,9 @@ pub fn verify(
     progress: &dyn Progress,
     interrupt: &AtomicBool,
 ) -> Result<VerifyReport> {
+    progress.phase("scanning");
     let inv = scan::scan(root, scan::Depth::Thorough)?;
+    progress.phase("checking links, tags and manifests");
     let graph = graph::build(root, &inv, opts.now);
     let mut findings = inv.findings.clone();
     findings.extend(graph.findings.iter().cloned());

@@ -637,3 +637,43 @@ fn contrib_units_verify_and_the_cron_line_is_well_formed() {
     assert_eq!(fields[6], "flock");
     assert!(jobs[0].contains("regfsck prune --policy"));
 }
+
+/// `script` gives the run a terminal: stderr is one, so progress is drawn.
+fn on_a_terminal(args: &[&str]) -> String {
+    let line = std::iter::once(env!("CARGO_BIN_EXE_regfsck"))
+        .chain(args.iter().copied())
+        .map(|a| format!("'{a}'"))
+        .collect::<Vec<_>>()
+        .join(" ");
+    let out = std::process::Command::new("script")
+        .args(["-qec", &format!("{line} >/dev/null"), "/dev/null"])
+        .env("REGFSCK_NOW", NOW)
+        .output()
+        .expect("script (bsdutils) runs");
+    assert!(out.status.success(), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn long_phases_show_progress_on_a_terminal_only() {
+    let s = Sample::registry();
+    let root = s.root().to_str().unwrap().to_string();
+    let gc = on_a_terminal(&["gc", "--dry-run", &root]);
+    for phase in ["scanning", "reading manifests", "marking and sweeping"] {
+        assert!(gc.contains(phase), "gc shows {phase:?}: {gc:?}");
+    }
+    let prune = on_a_terminal(&["prune", "--dry-run", "--keep-last", "1", &root]);
+    for phase in ["scanning", "planning the prune"] {
+        assert!(prune.contains(phase), "prune shows {phase:?}: {prune:?}");
+    }
+    let verify = on_a_terminal(&["verify", &root]);
+    assert!(
+        verify.contains("scanning") && verify.contains("hashing"),
+        "{verify:?}"
+    );
+    // Not a terminal, or --quiet: nothing.
+    let out = regfsck().args(["gc", "--dry-run", &root]).output().unwrap();
+    assert!(!String::from_utf8_lossy(&out.stderr).contains("scanning"));
+    let quiet = on_a_terminal(&["-q", "gc", "--dry-run", &root]);
+    assert!(!quiet.contains("scanning"), "{quiet:?}");
+}
