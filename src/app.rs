@@ -786,7 +786,9 @@ fn ls_cmd(cx: &mut Cx<'_>, a: &crate::cli::LsArgs) -> Result<Outcome> {
     let (positional, names) = split_root_and_repos(a, g, env);
     let root = resolve_root(positional, g, env)?;
     let (listing, catalog, blind) = pool.install(|| -> Result<_> {
+        cx.progress.phase("scanning");
         let inv = scan::scan(&root, scan::Depth::Names)?;
+        cx.progress.finish();
         if a.repositories {
             return Ok((None, Some(ls::catalog(&inv)), inv.blind_spots()));
         }
@@ -875,8 +877,11 @@ fn show_cmd(cx: &mut Cx<'_>, a: &crate::cli::ShowArgs) -> Result<Outcome> {
     let target: show::Target = reference.parse()?;
     let root = resolve_root(positional, g, env)?;
     let (shown, blind) = cx.pool.install(|| -> Result<_> {
+        cx.progress.phase("scanning");
         let inv = scan::scan(&root, scan::Depth::Fast)?;
+        cx.progress.phase("reading manifests");
         let graph = graph::build(&root, &inv, env.now);
+        cx.progress.finish();
         Ok((show::show(&root, &inv, &graph, &target)?, inv.blind_spots()))
     })?;
     if g.json {
@@ -1442,8 +1447,10 @@ fn first_repair_plan(
         if report.summary.interrupted {
             return Err(Error::Interrupted);
         }
+        progress.phase("planning the repair");
         let inv = scan::scan(root, scan::Depth::Thorough)?;
         let graph = graph::build(root, &inv, env.now);
+        progress.finish();
         if let Some(why) = repair::refusal(&inv, &graph) {
             return Err(Error::Refused(why));
         }
@@ -1612,8 +1619,11 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
     let root = fresh_if(root, !notes.is_empty())?;
     let remover = remover_for(&root, env, log.as_ref(), interrupt);
     let (inv, graph) = pool.install(|| -> Result<_> {
+        cx.progress.phase("scanning");
         let inv = scan::scan(&root, scan::Depth::Fast)?;
+        cx.progress.phase("reading manifests");
         let graph = graph::build(&root, &inv, env.now);
+        cx.progress.finish();
         Ok((inv, graph))
     })?;
     if let Some(why) = inv.blind_spots() {
@@ -1625,8 +1635,23 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
     let mut status = ExitStatus::CLEAN;
     let mut applied = None;
     if !a.dry_run {
-        match pool.install(|| rmrepo::apply(&root, &plan, remover.as_ref(), interrupt, env.now)) {
-            Ok(done) => applied = Some(done),
+        let mut done = rmrepo::RmApplied::default();
+        cx.progress.phase("removing");
+        let result = pool.install(|| {
+            rmrepo::apply_counting(
+                &root,
+                &plan,
+                remover.as_ref(),
+                interrupt,
+                env.now,
+                &mut done,
+            )
+        });
+        cx.progress.finish();
+        // Interrupted too: what was removed before the interrupt.
+        applied = Some(done);
+        match result {
+            Ok(()) => {}
             Err(Error::Interrupted) => {
                 status = ExitStatus::INTERRUPTED;
                 notes.push("interrupted; run the same command again (or gc) to finish".into());
@@ -1642,11 +1667,7 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
     };
     cx.counts = Some(report::metrics::Counts {
         dry_run: Some(a.dry_run),
-        repositories_removed: Some(if applied.is_some() {
-            plan.repositories.len() as u64
-        } else {
-            0
-        }),
+        repositories_removed: Some(applied.as_ref().map_or(0, |d| d.repositories)),
         blobs_swept: Some(applied.as_ref().map_or(0, |d| d.blobs)),
         bytes_swept: Some(applied.as_ref().map_or(0, |d| d.bytes)),
         ..report::metrics::Counts::new(metrics_root(&root), &[])
@@ -1668,8 +1689,11 @@ fn du_cmd(cx: &mut Cx<'_>, a: &crate::cli::DuArgs) -> Result<Outcome> {
     let out: &mut dyn Write = &mut *cx.out;
     let root = resolve_root(a.root.as_deref(), g, env)?;
     let (usage, blind) = pool.install(|| -> Result<_> {
+        cx.progress.phase("scanning");
         let inv = scan::scan(&root, scan::Depth::Fast)?;
+        cx.progress.phase("reading manifests");
         let graph = graph::build(&root, &inv, env.now);
+        cx.progress.finish();
         let sort = match a.sort {
             crate::cli::DuSort::Size => du::SortBy::Size,
             crate::cli::DuSort::Name => du::SortBy::Name,

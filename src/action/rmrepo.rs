@@ -138,6 +138,8 @@ pub fn exclusive(inv: &Inventory, g: &Graph, removed: &BTreeSet<RepoName>) -> BT
 /// What a real run did.
 #[derive(Debug, Clone, Default, Serialize)]
 pub struct RmApplied {
+    /// Repositories removed (their tags, manifests and links gone).
+    pub repositories: u64,
     /// Blobs deleted.
     pub blobs: u64,
     /// Bytes freed.
@@ -158,8 +160,26 @@ pub fn apply(
     interrupt: &AtomicBool,
     now: std::time::SystemTime,
 ) -> Result<RmApplied> {
+    let mut done = RmApplied::default();
+    apply_counting(root, plan, remover, interrupt, now, &mut done)?;
+    Ok(done)
+}
+
+/// [`apply`], counting into `done` as it goes: after an error (an interrupt), `done` is what
+/// was removed before it.
+///
+/// # Errors
+/// As [`apply`].
+pub fn apply_counting(
+    root: &Root,
+    plan: &RmPlan,
+    remover: &dyn Remover,
+    interrupt: &AtomicBool,
+    now: std::time::SystemTime,
+    done: &mut RmApplied,
+) -> Result<()> {
     if plan.repositories.is_empty() {
-        return Ok(RmApplied::default());
+        return Ok(());
     }
     let job = RmJob {
         repositories: plan
@@ -170,7 +190,7 @@ pub fn apply(
         blobs: plan.blobs.clone(),
     };
     let bin = jobs::open(remover, &Job::RmRepo(job.clone()), now)?;
-    finish(root, &bin, &job, remover, interrupt, now)
+    finish_counting(root, &bin, &job, remover, interrupt, now, done)
 }
 
 /// Removes the job's repositories where there is no rename (an object store), in place and
@@ -226,10 +246,26 @@ pub fn finish(
     interrupt: &AtomicBool,
     now: std::time::SystemTime,
 ) -> Result<RmApplied> {
+    let mut done = RmApplied::default();
+    finish_counting(root, bin, job, remover, interrupt, now, &mut done)?;
+    Ok(done)
+}
+
+/// [`finish`], counting into `done` as it goes.
+fn finish_counting(
+    root: &Root,
+    bin: &str,
+    job: &RmJob,
+    remover: &dyn Remover,
+    interrupt: &AtomicBool,
+    now: std::time::SystemTime,
+    done: &mut RmApplied,
+) -> Result<()> {
     let stop = || Error::check_interrupt(interrupt);
     let renames = remover.capabilities().atomic_rename;
     if !renames {
         remove_in_place(root, job, remover, &stop, now)?;
+        done.repositories = job.repositories.len() as u64;
     }
     for r in job.repositories.iter().filter(|_| renames) {
         stop()?;
@@ -243,6 +279,8 @@ pub fn finish(
                 remover.rename(&from, &format!("{to}/{special}"))?;
             }
         }
+        // Its tags and manifests are gone with the first rename.
+        done.repositories += 1;
         // Parents left empty, up to (not including) repositories/; nested repositories keep
         // theirs.
         let mut cur = dir.as_str();
@@ -253,7 +291,6 @@ pub fn finish(
             cur = parent;
         }
     }
-    let mut done = RmApplied::default();
     if !job.blobs.is_empty() {
         // Re-check: whatever another repository refers to now is kept (an object store is
         // listed again for it).
@@ -290,5 +327,5 @@ pub fn finish(
     }
     stop()?;
     jobs::close(remover, bin)?;
-    Ok(done)
+    Ok(())
 }

@@ -666,6 +666,13 @@ fn long_phases_show_progress_on_a_terminal_only() {
     for phase in ["scanning", "planning the prune"] {
         assert!(prune.contains(phase), "prune shows {phase:?}: {prune:?}");
     }
+    for cmd in ["du", "ls"] {
+        let shown = on_a_terminal(&[cmd, &root]);
+        assert!(
+            shown.contains("scanning"),
+            "{cmd} shows scanning: {shown:?}"
+        );
+    }
     let verify = on_a_terminal(&["verify", &root]);
     assert!(
         verify.contains("scanning") && verify.contains("hashing"),
