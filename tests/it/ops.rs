@@ -684,3 +684,36 @@ fn long_phases_show_progress_on_a_terminal_only() {
     let quiet = on_a_terminal(&["-q", "gc", "--dry-run", &root]);
     assert!(!quiet.contains("scanning"), "{quiet:?}");
 }
+
+#[test]
+fn an_interrupted_rm_repo_reports_what_it_removed() {
+    let s = Sample::registry();
+    // Its changes: the job record (its directory and file), then the repository's own
+    // directory in the bin and its renames (the first, of `_manifests`, takes every tag and
+    // manifest at once): interrupted after the third, so before any blob.
+    let out = regfsck()
+        .args(["--root"])
+        .arg(s.root())
+        .args(["rm-repo", "--json", "busybox-oci"])
+        .env("REGFSCK_TEST_INTERRUPT_AFTER", "3")
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(out.status.code(), Some(32), "{v}");
+    assert_eq!(v["interrupted"], true);
+    assert_eq!(v["applied"]["repositories"], 1, "{v}");
+    assert_eq!(v["applied"]["blobs"], 0, "{v}");
+    assert!(
+        !s.root()
+            .join("docker/registry/v2/repositories/busybox-oci/_manifests")
+            .exists()
+    );
+    // The same command again finishes it: the blobs go, nothing is left to do.
+    let again = regfsck()
+        .args(["--root"])
+        .arg(s.root())
+        .args(["rm-repo", "--json", "busybox-oci"])
+        .output()
+        .unwrap();
+    assert!(again.status.success(), "{again:?}");
+}
