@@ -43,11 +43,6 @@ impl<V: std::fmt::Debug> std::fmt::Debug for DigestMap<V> {
 }
 
 impl<V> DigestMap<V> {
-    /// An empty map.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// The map of `entries`; of equal keys the last wins (as collecting into a `BTreeMap`).
     pub fn from_entries(mut entries: Vec<(Digest, V)>) -> Self {
         entries.shrink_to_fit();
@@ -91,11 +86,6 @@ impl<V> DigestMap<V> {
     /// The value of `d`.
     pub fn get(&self, d: &Digest) -> Option<&V> {
         self.id(d).map(|i| &self.entries[i].1)
-    }
-
-    /// The value of `d`, to change.
-    pub fn get_mut(&mut self, d: &Digest) -> Option<&mut V> {
-        self.id(d).map(|i| &mut self.entries[i].1)
     }
 
     /// Whether `d` is a key.
@@ -145,16 +135,6 @@ impl<V> DigestMap<V> {
     /// Values in key order.
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
         self.entries.iter().map(|(_, v)| v)
-    }
-
-    /// Values in key order, to change.
-    pub fn values_mut(&mut self) -> impl Iterator<Item = &mut V> {
-        self.entries.iter_mut().map(|(_, v)| v)
-    }
-
-    /// The entries as a slice, in order (for parallel iteration).
-    pub fn as_slice(&self) -> &[(Digest, V)] {
-        &self.entries
     }
 }
 
@@ -320,11 +300,6 @@ impl Default for DigestList {
 }
 
 impl DigestList {
-    /// An empty list.
-    pub fn new() -> Self {
-        Self::default()
-    }
-
     /// The list of `sorted` (sorted, no repeats), shared.
     pub fn shared(sorted: std::sync::Arc<[Digest]>) -> Self {
         debug_assert!(sorted.is_sorted_by(|a, b| a < b));
