@@ -1,6 +1,11 @@
-# Shared by the benchmarks (sourced): generated layouts cached under $dir, registry configs,
-# best-of-3 timing with peak memory, cold-cache runs, ratios and counts.
-# Needs: dir (where layouts go).
+# Shared by the benchmarks (sourced from the repository's top): the release build, the
+# registry's presence, generated layouts cached under $dir (BENCH_DIR, default target/bench),
+# registry configs, best-of-3 timing with peak memory, cold-cache runs, ratios and counts.
+dir="${BENCH_DIR:-target/bench}"
+bin=target/release/regfsck
+command -v docker-registry >/dev/null || { echo "needs docker-registry (bash scripts/install-deps.sh)" >&2; exit 1; }
+cargo build --release --locked --quiet
+mkdir -p "$dir"
 
 gen() { # gen NAME ARGS...
   local name="$1"; shift

@@ -9,11 +9,6 @@
 #   BENCH_GC_BIG=1 bash bench/memory.sh
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
-dir="${BENCH_DIR:-target/bench}"
-bin=target/release/regfsck
-command -v docker-registry >/dev/null || { echo "needs docker-registry (bash scripts/install-deps.sh)" >&2; exit 1; }
-cargo build --release --locked --quiet
-mkdir -p "$dir"
 # shellcheck source=bench/lib.sh
 source bench/lib.sh
 

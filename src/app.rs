@@ -491,6 +491,20 @@ impl GcPass {
     }
 }
 
+/// Scans the layout (by names and links) and builds its graph, showing both phases.
+fn scan_and_build(
+    root: &Root,
+    now: std::time::SystemTime,
+    progress: &dyn Progress,
+) -> Result<(scan::Inventory, graph::Graph)> {
+    progress.phase("scanning");
+    let inv = scan::scan(root, scan::Depth::Fast)?;
+    progress.phase("reading manifests");
+    let graph = graph::build(root, &inv, now);
+    progress.finish();
+    Ok((inv, graph))
+}
+
 #[allow(clippy::too_many_arguments)]
 fn gc_pass(
     root: &Root,
@@ -877,11 +891,7 @@ fn show_cmd(cx: &mut Cx<'_>, a: &crate::cli::ShowArgs) -> Result<Outcome> {
     let target: show::Target = reference.parse()?;
     let root = resolve_root(positional, g, env)?;
     let (shown, blind) = cx.pool.install(|| -> Result<_> {
-        cx.progress.phase("scanning");
-        let inv = scan::scan(&root, scan::Depth::Fast)?;
-        cx.progress.phase("reading manifests");
-        let graph = graph::build(&root, &inv, env.now);
-        cx.progress.finish();
+        let (inv, graph) = scan_and_build(&root, env.now, cx.progress)?;
         Ok((show::show(&root, &inv, &graph, &target)?, inv.blind_spots()))
     })?;
     if g.json {
@@ -1173,10 +1183,7 @@ fn prune_with(
     let root = fresh_if(root, !notes.is_empty())?;
     notes.splice(0..0, a.finished.iter().cloned());
     let plan = pool.install(|| -> Result<prune::PrunePlan> {
-        cx.progress.phase("scanning");
-        let inv = scan::scan(&root, scan::Depth::Fast)?;
-        cx.progress.phase("reading manifests");
-        let graph = graph::build(&root, &inv, env.now);
+        let (inv, graph) = scan_and_build(&root, env.now, cx.progress)?;
         cx.progress.phase("planning the prune");
         Ok(prune::plan(&root, &inv, &graph, opts))
     })?;
@@ -1618,14 +1625,7 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
     };
     let root = fresh_if(root, !notes.is_empty())?;
     let remover = remover_for(&root, env, log.as_ref(), interrupt);
-    let (inv, graph) = pool.install(|| -> Result<_> {
-        cx.progress.phase("scanning");
-        let inv = scan::scan(&root, scan::Depth::Fast)?;
-        cx.progress.phase("reading manifests");
-        let graph = graph::build(&root, &inv, env.now);
-        cx.progress.finish();
-        Ok((inv, graph))
-    })?;
+    let (inv, graph) = pool.install(|| scan_and_build(&root, env.now, cx.progress))?;
     if let Some(why) = inv.blind_spots() {
         return Err(Error::Refused(format!(
             "refusing to remove repositories: {why}; the repositories there, and what they need, are unknown"
@@ -1689,11 +1689,7 @@ fn du_cmd(cx: &mut Cx<'_>, a: &crate::cli::DuArgs) -> Result<Outcome> {
     let out: &mut dyn Write = &mut *cx.out;
     let root = resolve_root(a.root.as_deref(), g, env)?;
     let (usage, blind) = pool.install(|| -> Result<_> {
-        cx.progress.phase("scanning");
-        let inv = scan::scan(&root, scan::Depth::Fast)?;
-        cx.progress.phase("reading manifests");
-        let graph = graph::build(&root, &inv, env.now);
-        cx.progress.finish();
+        let (inv, graph) = scan_and_build(&root, env.now, cx.progress)?;
         let sort = match a.sort {
             crate::cli::DuSort::Size => du::SortBy::Size,
             crate::cli::DuSort::Name => du::SortBy::Name,

@@ -19,7 +19,7 @@ pub mod routes;
 pub mod tls;
 pub mod ui;
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::io::SeekFrom;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -36,7 +36,7 @@ use serde_json::json;
 use tokio::io::{AsyncReadExt, AsyncSeekExt};
 
 use crate::config::{ListenAddr, ServeSettings, TlsSettings};
-use crate::digest::{Digest, DigestList, hash_bytes};
+use crate::digest::{Digest, DigestList, DigestMap, hash_bytes};
 use crate::error::{Error, Result};
 use crate::graph::{self, LayerLinks};
 use crate::layout::{self, RepoName, Root, TagName};
@@ -62,7 +62,7 @@ pub struct Snapshot {
     repos: BTreeMap<RepoName, RepoView>,
     /// What `/v2/_catalog` lists: the repositories the registry lists (those with `_layers`).
     catalog: Vec<String>,
-    blobs: BTreeSet<Digest>,
+    blobs: DigestMap<()>,
     /// What the web UI shows.
     ui: Arc<ui::Model>,
 }
@@ -96,7 +96,7 @@ impl Snapshot {
             root: root.clone(),
             repos,
             catalog: crate::action::ls::catalog(&inv).repositories,
-            blobs: inv.blobs.keys().copied().collect(),
+            blobs: inv.blobs.keys().map(|d| (*d, ())).collect(),
             ui: Arc::new(ui::Model::build(&inv, g)),
         })
     }
@@ -564,7 +564,7 @@ async fn manifest(
     };
     // Only a manifest this repository holds is "not modified": a 304 must not tell that
     // another repository has it.
-    if !repo.revisions.contains(&d) || !s.blobs.contains(&d) {
+    if !repo.revisions.contains(&d) || !s.blobs.contains_key(&d) {
         return manifest_unknown(name, &d.to_string());
     }
     if matches_etag(headers, &d) {
@@ -707,7 +707,7 @@ async fn blob(
     let Some(canonical) = s.repos.get(name).and_then(|r| r.layers.get(&d)) else {
         return unknown();
     };
-    if !s.blobs.contains(&canonical) {
+    if !s.blobs.contains_key(&canonical) {
         return unknown();
     }
     if matches_etag(headers, &canonical) {

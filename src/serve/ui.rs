@@ -25,7 +25,7 @@ use axum::response::{IntoResponse, Response};
 use rustc_hash::FxHashMap;
 
 use crate::action::du::{self, SortBy};
-use crate::digest::Digest;
+use crate::digest::{Digest, DigestMap};
 use crate::graph::manifest::{MAX_MANIFEST_SIZE, Manifest, Role};
 use crate::graph::{Graph, TagTarget};
 use crate::layout::{self, RepoName, Root};
@@ -76,7 +76,7 @@ pub struct Model {
     usage: du::Usage,
     graph: Graph,
     /// Size of every blob in the blob store.
-    sizes: BTreeMap<Digest, u64>,
+    sizes: DigestMap<u64>,
     /// Blob → the manifests that refer to it directly (as config, layer or child; through
     /// digest aliases too).
     holders: FxHashMap<Digest, Vec<Digest>>,
