@@ -22,6 +22,7 @@ use regfsck::digest::{Algorithm, DigestMap, hash_bytes};
 use regfsck::graph::{self, ManifestState};
 use regfsck::layout::{RepoName, Root, TagName};
 use regfsck::scan::{Blob, Inventory, Link, LinkMap, Repo, Tag};
+use regfsck::sorted::SortedMap;
 use regfsck::{Digest, gc, manifest};
 
 struct Shape {
@@ -75,12 +76,7 @@ fn link(d: Digest) -> Link {
 
 fn blob() -> Blob {
     // A scan by names does not stat blobs.
-    Blob {
-        size: 0,
-        mtime: None,
-        is_file: true,
-        stat: false,
-    }
+    Blob::new(0, None, true, false)
 }
 
 /// The registry's model, as a scan by names and the manifest reads would leave it; and the
@@ -92,7 +88,7 @@ fn model(s: &Shape) -> Result<(Inventory, DigestMap<ManifestState>, u64), String
     let mut objects = 0;
     for r in 0..s.repos {
         let name = RepoName::parse(&format!("bench/repo{r:05}")).map_err(|e| e.to_string())?;
-        let (mut layers, mut revisions, mut tags) = (Vec::new(), Vec::new(), BTreeMap::new());
+        let (mut layers, mut revisions, mut tags) = (Vec::new(), Vec::new(), SortedMap::new());
         for i in 0..s.images {
             let config = digest(1, r, i, 0);
             let ls: Vec<Digest> = (0..s.layers).map(|l| digest(2, r, i, l)).collect();
@@ -138,14 +134,14 @@ fn model(s: &Shape) -> Result<(Inventory, DigestMap<ManifestState>, u64), String
         repos.insert(name, repo);
     }
     // Orphans as gc's sweep facts would find them: old files of their size.
-    let orphan = Blob {
-        size: 1024,
-        mtime: Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)),
-        is_file: true,
-        stat: true,
-    };
+    let orphan = Blob::new(
+        1024,
+        Some(SystemTime::UNIX_EPOCH + Duration::from_secs(1_000_000_000)),
+        true,
+        true,
+    );
     for n in 0..s.small {
-        blobs.push((digest(3, n, 0, 0), orphan.clone()));
+        blobs.push((digest(3, n, 0, 0), orphan));
         objects += 1;
     }
     let inv = Inventory {

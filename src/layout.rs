@@ -265,13 +265,6 @@ fn de_repo<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String
         .map_err(serde::de::Error::custom)
 }
 
-fn de_tag<'de, D: serde::Deserializer<'de>>(d: D) -> std::result::Result<String, D::Error> {
-    let s = <String as serde::Deserialize>::deserialize(d)?;
-    TagName::parse(&s)
-        .map(|n| n.0)
-        .map_err(serde::de::Error::custom)
-}
-
 impl RepoName {
     /// Parses and validates a repository name.
     ///
@@ -369,10 +362,28 @@ fn domain_ok(c: &str) -> bool {
         })
 }
 
-/// A tag name: `[\w][\w.-]{0,127}`.
-#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, serde::Deserialize)]
-#[serde(transparent)]
-pub struct TagName(#[serde(deserialize_with = "de_tag")] String);
+/// A tag name: `[\w][\w.-]{0,127}`. Shared text: the graph's copy of a tag is the scan's.
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct TagName(std::sync::Arc<str>);
+
+impl Serialize for TagName {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> std::result::Result<S::Ok, S::Error> {
+        s.serialize_str(&self.0)
+    }
+}
+
+impl<'de> serde::Deserialize<'de> for TagName {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> std::result::Result<Self, D::Error> {
+        let s = <String as serde::Deserialize>::deserialize(d)?;
+        TagName::parse(&s).map_err(serde::de::Error::custom)
+    }
+}
+
+impl std::borrow::Borrow<str> for TagName {
+    fn borrow(&self) -> &str {
+        &self.0
+    }
+}
 
 impl TagName {
     /// Parses and validates a tag.
@@ -387,7 +398,7 @@ impl TagName {
             && word(b[0])
             && b[1..].iter().all(|&x| word(x) || x == b'.' || x == b'-');
         if ok {
-            Ok(TagName(s.to_string()))
+            Ok(TagName(s.into()))
         } else {
             Err(NameError::Tag(s.to_string()))
         }
@@ -395,7 +406,7 @@ impl TagName {
 
     /// A tag as found on disk (a directory name), which may break the grammar.
     pub(crate) fn from_disk(s: &str) -> Self {
-        TagName(s.to_string())
+        TagName(s.into())
     }
 
     /// The tag.

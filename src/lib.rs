@@ -38,6 +38,7 @@ pub mod progress;
 pub mod report;
 pub mod scan;
 pub mod serve;
+pub mod sorted;
 pub mod storage;
 
 pub use action::{du, gc, jobs, ls, prune, repair, rmrepo, show, verify};

@@ -106,7 +106,7 @@ pub enum SortBy {
 pub fn bytes_of(inv: &Inventory, set: &BTreeSet<Digest>) -> u64 {
     set.iter()
         .filter_map(|d| inv.blobs.get(d))
-        .map(|b| b.size)
+        .map(|b| b.size())
         .sum()
 }
 
@@ -128,7 +128,7 @@ pub fn usage(inv: &Inventory, g: &Graph, tags: bool, sort: SortBy) -> Usage {
                 .iter()
                 .filter(|d| holders.get(d) == Some(&1))
                 .filter_map(|d| inv.blobs.get(d))
-                .map(|b| b.size)
+                .map(|b| b.size())
                 .sum();
             RepoUsage {
                 repository: name.to_string(),
@@ -147,7 +147,7 @@ pub fn usage(inv: &Inventory, g: &Graph, tags: bool, sort: SortBy) -> Usage {
         .iter()
         .enumerate()
         .filter(|(id, _)| !g.marked.contains_id(*id))
-        .map(|(_, (_, b))| b.size)
+        .map(|(_, (_, b))| b.size())
         .sum();
     Usage {
         repositories,

@@ -187,7 +187,7 @@ fn newest_touch(inv: &Inventory) -> BTreeMap<Digest, SystemTime> {
         }
     };
     for (d, b) in &inv.blobs {
-        touch(*d, b.mtime);
+        touch(*d, b.mtime());
     }
     for r in inv.repos.values() {
         for links in [&r.layers, &r.revisions] {
@@ -278,10 +278,13 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
                         Role::Config | Role::Layer => {
                             out.mark(blobs, r.digest);
                             // Through a digest alias, the bytes are under another name.
+                            // (A link's target is most often its own name: marked already.)
                             if let Some(c) =
                                 rg.layers.get(&r.digest).or(aliases.get(&r.digest).copied())
                             {
-                                out.mark(blobs, c);
+                                if c != r.digest {
+                                    out.mark(blobs, c);
+                                }
                             }
                         }
                         Role::Child => stack.push(r.digest),
@@ -493,7 +496,7 @@ pub fn sweep_facts(
     let unmarked: Vec<&Digest> = inv
         .blobs
         .iter()
-        .filter(|(d, b)| !b.stat && !marks.marked.contains(&inv.blobs, d))
+        .filter(|(d, b)| !b.stat() && !marks.marked.contains(&inv.blobs, d))
         .map(|(d, _)| d)
         .collect();
     stats.stat(
@@ -584,8 +587,8 @@ pub fn sweep(
         .filter(|(id, _)| !marked.contains_id(*id))
         .map(|(_, e)| e)
     {
-        let (size, mtime) = if b.stat {
-            (b.size, b.mtime)
+        let (size, mtime) = if b.stat() {
+            (b.size(), b.mtime())
         } else {
             let data = layout::blob_data(d);
             match facts.get(&data) {

@@ -146,7 +146,7 @@ pub fn refusal(inv: &Inventory, g: &Graph) -> Option<String> {
         .collect();
     let present = revisions
         .iter()
-        .filter(|d| inv.blob(d).is_some_and(|b| !b.stat || b.is_file))
+        .filter(|d| inv.blob(d).is_some_and(|b| !b.stat() || b.is_file()))
         .count();
     if !revisions.is_empty() && present == 0 {
         return Some(format!(
@@ -208,7 +208,7 @@ struct Known<'a> {
 impl Known<'_> {
     /// Whether blob `d` is intact once the blob phases' steps are carried out.
     fn intact(&self, d: &Digest) -> bool {
-        (self.inv.blobs.get(d).is_some_and(|b| b.is_file) && !self.gone.contains(d))
+        (self.inv.blobs.get(d).is_some_and(|b| b.is_file()) && !self.gone.contains(d))
             || self.resharded.contains(d)
     }
 

@@ -97,7 +97,7 @@ pub fn plan(
             .into_iter()
             .map(|d| SweptBlob {
                 digest: d,
-                size: inv.blobs.get(&d).map(|b| b.size).unwrap_or(0),
+                size: inv.blobs.get(&d).map(|b| b.size()).unwrap_or(0),
             })
             .collect()
     };

@@ -284,7 +284,7 @@ pub fn show(root: &Root, inv: &Inventory, g: &Graph, target: &Target) -> Result<
             .as_ref()
             .and_then(|(_, bytes)| manifest::served_media_type(bytes)),
         artifact_type: doc.as_ref().and_then(|(v, _)| text(v, "artifactType")),
-        manifest_size: inv.blob(&d).filter(|b| b.stat).map(|b| b.size),
+        manifest_size: inv.blob(&d).filter(|b| b.stat()).map(|b| b.size()),
         pushed: root
             .mtime(&layout::revision_link(name, &d))
             .map(|t| humantime::format_rfc3339_seconds(t).to_string()),
@@ -310,7 +310,7 @@ pub fn show(root: &Root, inv: &Inventory, g: &Graph, target: &Target) -> Result<
                 let stored = g.resolve(inv, rg, &r.digest);
                 let entry = BlobEntry {
                     digest: r.digest,
-                    size: r.size,
+                    size: r.size(),
                     media_type: r.media_type.map(|m| m.to_string()),
                     missing: inv.blob(&stored).is_none() && !r.foreign,
                 };
@@ -391,7 +391,7 @@ fn referrers(root: &Root, inv: &Inventory, g: &Graph, rg: &RepoGraph, d: &Digest
                     text(v, "artifactType")
                         .or_else(|| v.get("config").and_then(|c| text(c, "mediaType")))
                 }),
-                size: inv.blob(r).filter(|b| b.stat).map(|b| b.size),
+                size: inv.blob(r).filter(|b| b.stat()).map(|b| b.size()),
             }
         })
         .collect()

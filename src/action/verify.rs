@@ -268,13 +268,13 @@ fn pending_jobs(root: &Root) -> Vec<Finding> {
 fn structural_blob_checks(inv: &Inventory) -> Vec<Finding> {
     let mut out = Vec::new();
     for (d, b) in &inv.blobs {
-        if !b.is_file {
+        if !b.is_file() {
             out.push(
                 Finding::new(Kind::BlobNotAFile, "blob data is not a regular file")
                     .digest(*d)
                     .path(layout::blob_data(d)),
             );
-        } else if b.size == 0 && *d != Digest::empty(d.algorithm()) {
+        } else if b.size() == 0 && *d != Digest::empty(d.algorithm()) {
             out.push(
                 Finding::new(Kind::BlobEmpty, "blob data file is empty")
                     .digest(*d)
@@ -297,9 +297,9 @@ fn hash_blobs(
     let mut work: Vec<(&Digest, u64)> = inv
         .blobs
         .iter()
-        .filter(|(_, b)| b.is_file && b.size > 0)
+        .filter(|(_, b)| b.is_file() && b.size() > 0)
         .filter(|(d, _)| subset.is_none_or(|s| s.holds(d)))
-        .map(|(d, b)| (d, b.size))
+        .map(|(d, b)| (d, b.size()))
         .collect();
     // Largest first, so the last blobs to finish are small ones (better load balance).
     work.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));

@@ -1,21 +1,77 @@
-//! Compact collections keyed by digest: a sorted vector with a hash index of positions
-//! ([`DigestMap`]), and a set that is a bitset over such a map's positions ([`DigestSet`]).
+//! Compact collections keyed by digest: a sorted vector with an index of where each range of
+//! leading bits starts ([`DigestMap`]), and a set that is a bitset over such a map's positions
+//! ([`DigestSet`]).
 //!
 //! A registry of millions of blobs keeps one entry per digest: the key once (33 bytes), the
-//! value, and 4 bytes of index, where a `BTreeMap` beside a `HashMap` kept each key twice with
+//! value, and 2 bytes of index, where a `BTreeMap` beside a `HashMap` kept each key twice with
 //! node and bucket overhead. Positions are dense ids (sorted order), so a mark is a bit.
+//!
+//! Digests are hashes, spread evenly over their range: the first bits of a sha256 digest say
+//! nearly where it is in the sorted keys. A lookup reads one bucket start (an array of 2
+//! bytes a key, small enough to stay in cache) and the few keys of its bucket, side by side:
+//! two memory reads where a hash table of positions takes three (control bytes, slot, key),
+//! which is what decides the time on a store of millions. Names that are not real hashes
+//! (a hostile layout) may crowd one bucket: it is searched by halves, never worse than a
+//! binary search.
 
-use std::hash::Hasher as _;
+use rustc_hash::FxHashSet;
 
-use hashbrown::HashTable;
-use rustc_hash::{FxHashSet, FxHasher};
+use super::{Algorithm, Digest};
 
-use super::Digest;
+/// The first 8 bytes of a digest's hash, as they sort.
+fn head(d: &Digest) -> u64 {
+    let mut b = [0u8; 8];
+    b.copy_from_slice(&d.bytes[..8]);
+    u64::from_be_bytes(b)
+}
 
-fn hash(d: &Digest) -> u64 {
-    let mut h = FxHasher::default();
-    std::hash::Hash::hash(d, &mut h);
-    h.finish()
+/// Where the sha256 keys of each bucket (their first `bits` bits) start.
+#[derive(Clone, Default)]
+struct Buckets {
+    /// `starts[b]..starts[b + 1]`: positions of the keys of bucket `b`.
+    starts: Vec<u32>,
+    /// How many leading bits name a bucket.
+    bits: u32,
+    /// How many keys are sha256 (they sort before every other algorithm's).
+    sha256: u32,
+}
+
+impl Buckets {
+    fn new(keys: &[Digest]) -> Self {
+        let sha256 = keys.partition_point(|k| k.alg == Algorithm::Sha256);
+        // About two keys a bucket.
+        let bits = (sha256 / 2).max(1).next_power_of_two().trailing_zeros();
+        let mut starts = Vec::with_capacity((1usize << bits) + 1);
+        let mut at = 0;
+        for b in 0..(1u64 << bits) {
+            while at < sha256 && Self::bucket_of(bits, &keys[at]) < b {
+                at += 1;
+            }
+            starts.push(at as u32);
+        }
+        starts.push(sha256 as u32);
+        Buckets {
+            starts,
+            bits,
+            sha256: sha256 as u32,
+        }
+    }
+
+    fn bucket_of(bits: u32, d: &Digest) -> u64 {
+        if bits == 0 { 0 } else { head(d) >> (64 - bits) }
+    }
+
+    /// The positions `d` may be at.
+    fn range(&self, d: &Digest, len: usize) -> std::ops::Range<usize> {
+        if d.alg != Algorithm::Sha256 {
+            return self.sha256 as usize..len;
+        }
+        if self.starts.is_empty() {
+            return 0..0;
+        }
+        let b = Self::bucket_of(self.bits, d) as usize;
+        self.starts[b] as usize..self.starts[b + 1] as usize
+    }
 }
 
 /// A map from digest to `V`, sorted by digest, with hash lookups. Built once from its
@@ -23,15 +79,19 @@ fn hash(d: &Digest) -> u64 {
 /// entries added later.
 #[derive(Clone)]
 pub struct DigestMap<V> {
-    entries: Vec<(Digest, V)>,
-    index: HashTable<u32>,
+    /// Sorted keys; `values[i]` is the value of `keys[i]`. Two vectors, not one of pairs: a
+    /// 33-byte digest beside an 8-aligned value would pad each pair by 7 bytes.
+    keys: Vec<Digest>,
+    values: Vec<V>,
+    index: Buckets,
 }
 
 impl<V> Default for DigestMap<V> {
     fn default() -> Self {
         DigestMap {
-            entries: Vec::new(),
-            index: HashTable::new(),
+            keys: Vec::new(),
+            values: Vec::new(),
+            index: Buckets::default(),
         }
     }
 }
@@ -45,7 +105,6 @@ impl<V: std::fmt::Debug> std::fmt::Debug for DigestMap<V> {
 impl<V> DigestMap<V> {
     /// The map of `entries`; of equal keys the last wins (as collecting into a `BTreeMap`).
     pub fn from_entries(mut entries: Vec<(Digest, V)>) -> Self {
-        entries.shrink_to_fit();
         if !entries.is_sorted_by(|a, b| a.0 < b.0) {
             // Stable: of equal keys the last stays last, and dedup keeps the first of a run.
             entries.sort_by_key(|e| e.0);
@@ -53,39 +112,66 @@ impl<V> DigestMap<V> {
             entries.dedup_by(|a, b| a.0 == b.0);
             entries.reverse();
         }
+        let mut keys = Vec::with_capacity(entries.len());
+        let mut values = Vec::with_capacity(entries.len());
+        for (k, v) in entries {
+            keys.push(k);
+            values.push(v);
+        }
         let mut m = DigestMap {
-            entries,
-            index: HashTable::new(),
+            keys,
+            values,
+            index: Buckets::default(),
+        };
+        m.reindex();
+        m
+    }
+
+    /// The map of `keys` (sorted, no two equal) and their `values`, in the same order: no
+    /// vector of pairs in between.
+    ///
+    /// # Panics
+    /// When the two differ in length.
+    pub fn from_sorted(mut keys: Vec<Digest>, mut values: Vec<V>) -> Self {
+        assert_eq!(keys.len(), values.len(), "a value per key");
+        if !keys.is_sorted_by(|a, b| a < b) {
+            return DigestMap::from_entries(keys.into_iter().zip(values).collect());
+        }
+        keys.shrink_to_fit();
+        values.shrink_to_fit();
+        let mut m = DigestMap {
+            keys,
+            values,
+            index: Buckets::default(),
         };
         m.reindex();
         m
     }
 
     fn reindex(&mut self) {
-        let entries = &self.entries;
-        let mut index = HashTable::with_capacity(entries.len());
-        for (i, (d, _)) in entries.iter().enumerate() {
-            index.insert_unique(hash(d), i as u32, |&j| hash(&entries[j as usize].0));
-        }
-        self.index = index;
+        self.index = Buckets::new(&self.keys);
     }
 
     /// The position of `d` in digest order: a dense id in `0..len()`.
     pub fn id(&self, d: &Digest) -> Option<usize> {
-        self.index
-            .find(hash(d), |&i| self.entries[i as usize].0 == *d)
-            .map(|&i| i as usize)
+        let r = self.index.range(d, self.keys.len());
+        let keys = &self.keys[r.clone()];
+        let found = if keys.len() <= 8 {
+            keys.iter().position(|k| k == d)
+        } else {
+            keys.binary_search(d).ok()
+        };
+        found.map(|i| r.start + i)
     }
 
     /// The entry at position `id`.
     pub fn at(&self, id: usize) -> (&Digest, &V) {
-        let (d, v) = &self.entries[id];
-        (d, v)
+        (&self.keys[id], &self.values[id])
     }
 
     /// The value of `d`.
     pub fn get(&self, d: &Digest) -> Option<&V> {
-        self.id(d).map(|i| &self.entries[i].1)
+        self.id(d).map(|i| &self.values[i])
     }
 
     /// Whether `d` is a key.
@@ -97,44 +183,47 @@ impl<V> DigestMap<V> {
     /// index (linear): for a few late additions, not for building.
     pub fn insert(&mut self, d: Digest, v: V) -> Option<V> {
         if let Some(i) = self.id(&d) {
-            return Some(std::mem::replace(&mut self.entries[i].1, v));
+            return Some(std::mem::replace(&mut self.values[i], v));
         }
-        let at = self.entries.partition_point(|(k, _)| *k < d);
-        self.entries.insert(at, (d, v));
+        let at = self.keys.partition_point(|k| *k < d);
+        self.keys.insert(at, d);
+        self.values.insert(at, v);
         self.reindex();
         None
     }
 
     /// Adds `more` (of equal keys the last wins), rebuilding once.
     pub fn extend(&mut self, more: impl IntoIterator<Item = (Digest, V)>) {
-        let mut all = std::mem::take(&mut self.entries);
+        let keys = std::mem::take(&mut self.keys);
+        let values = std::mem::take(&mut self.values);
+        let mut all: Vec<(Digest, V)> = keys.into_iter().zip(values).collect();
         all.extend(more);
         *self = DigestMap::from_entries(all);
     }
 
     /// How many entries.
     pub fn len(&self) -> usize {
-        self.entries.len()
+        self.keys.len()
     }
 
     /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        self.entries.is_empty()
+        self.keys.is_empty()
     }
 
     /// Entries in digest order.
     pub fn iter(&self) -> impl DoubleEndedIterator<Item = (&Digest, &V)> + ExactSizeIterator {
-        self.entries.iter().map(|(d, v)| (d, v))
+        self.keys.iter().zip(&self.values)
     }
 
     /// Keys in order.
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &Digest> + ExactSizeIterator {
-        self.entries.iter().map(|(d, _)| d)
+        self.keys.iter()
     }
 
     /// Values in key order.
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator {
-        self.entries.iter().map(|(_, v)| v)
+        self.values.iter()
     }
 }
 
@@ -146,13 +235,10 @@ impl<V> FromIterator<(Digest, V)> for DigestMap<V> {
 
 impl<'a, V> IntoIterator for &'a DigestMap<V> {
     type Item = (&'a Digest, &'a V);
-    type IntoIter = std::iter::Map<
-        std::slice::Iter<'a, (Digest, V)>,
-        fn(&'a (Digest, V)) -> (&'a Digest, &'a V),
-    >;
+    type IntoIter = std::iter::Zip<std::slice::Iter<'a, Digest>, std::slice::Iter<'a, V>>;
 
     fn into_iter(self) -> Self::IntoIter {
-        self.entries.iter().map(|(d, v)| (d, v))
+        self.keys.iter().zip(&self.values)
     }
 }
 
@@ -268,6 +354,34 @@ mod tests {
         assert_eq!(m.insert(d(3), 8), Some(9));
         assert!(m.keys().is_sorted());
         assert_eq!(m.at(m.id(&d(3)).unwrap()), (&d(3), &8));
+    }
+
+    #[test]
+    fn lookups_find_every_key_and_nothing_else_whatever_the_spread() {
+        let named = |alg: &str, hex: String| Digest::from_parts(alg, &hex).unwrap();
+        let mut keys: Vec<Digest> = (0..300).map(d).collect();
+        // Names that are not hashes: one leading-bits bucket holds 100 of them.
+        keys.extend((0..100).map(|i| named("sha256", format!("{:064x}", i * 2))));
+        keys.extend((0..20).map(|i| named("sha512", format!("{:0128x}", i + 1))));
+        keys.push(named("sha384", "ab".repeat(48)));
+        let m: DigestMap<usize> = keys.iter().enumerate().map(|(i, k)| (*k, i)).collect();
+        assert_eq!(m.len(), keys.len());
+        for (i, k) in keys.iter().enumerate() {
+            assert_eq!(m.get(k), Some(&i), "{k}");
+            let id = m.id(k).unwrap();
+            assert_eq!(m.at(id).0, k);
+        }
+        for absent in [
+            named("sha256", format!("{:064x}", 3)),
+            named("sha256", "f".repeat(64)),
+            named("sha512", format!("{:0128x}", 99)),
+            d(300),
+        ] {
+            assert_eq!(m.get(&absent), None, "{absent}");
+        }
+        assert_eq!(DigestMap::<()>::default().get(&d(1)), None);
+        let one: DigestMap<()> = [(d(7), ())].into_iter().collect();
+        assert!(one.contains_key(&d(7)) && !one.contains_key(&d(8)));
     }
 
     #[test]

@@ -149,21 +149,90 @@ pub struct Reference {
     pub role: Role,
     /// The digest.
     pub digest: Digest,
-    /// The size the manifest declares, if any (and not negative).
-    pub size: Option<u64>,
+    /// The size the manifest declares, if any (and not negative): see [`Reference::size`].
+    size: DeclaredSize,
     /// A non-distributable layer with `urls`: fetched from elsewhere, never required locally.
     pub foreign: bool,
     /// The descriptor's `mediaType`, when not empty (schema 1 layers have none).
     pub media_type: Option<MediaType>,
 }
 
-/// A media type as a descriptor gives it, interned: a registry's hundreds of thousands of
-/// descriptors name a handful of media types, each kept once for the life of the process.
-#[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
-pub struct MediaType(&'static str);
+impl Reference {
+    /// A reference as a descriptor gives it.
+    pub fn new(
+        role: Role,
+        digest: Digest,
+        size: Option<u64>,
+        foreign: bool,
+        media_type: Option<MediaType>,
+    ) -> Self {
+        Reference {
+            role,
+            digest,
+            size: DeclaredSize::new(size),
+            foreign,
+            media_type,
+        }
+    }
 
-static MEDIA_TYPES: std::sync::Mutex<Option<std::collections::HashSet<&'static str>>> =
-    std::sync::Mutex::new(None);
+    /// The size the manifest declares, if any (and not negative).
+    pub fn size(&self) -> Option<u64> {
+        self.size.get()
+    }
+}
+
+/// A declared size in 8 bytes (an `Option<u64>` takes 16): `u64::MAX` stands for none, a size
+/// no blob has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct DeclaredSize(u64);
+
+impl DeclaredSize {
+    fn new(s: Option<u64>) -> Self {
+        DeclaredSize(s.filter(|&s| s != u64::MAX).unwrap_or(u64::MAX))
+    }
+
+    fn get(self) -> Option<u64> {
+        (self.0 != u64::MAX).then_some(self.0)
+    }
+}
+
+/// A media type as a descriptor gives it, interned: a registry's hundreds of thousands of
+/// descriptors name a handful of media types, each kept once for the life of the process. A
+/// thin pointer (8 bytes, and 8 as an `Option`) to the leaked text.
+#[derive(Clone, Copy)]
+pub struct MediaType(&'static String);
+
+impl PartialEq for MediaType {
+    fn eq(&self, other: &Self) -> bool {
+        // Interned: one pointer per text.
+        std::ptr::eq(self.0, other.0)
+    }
+}
+
+impl Eq for MediaType {}
+
+impl PartialOrd for MediaType {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for MediaType {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.as_str().cmp(other.as_str())
+    }
+}
+
+impl std::hash::Hash for MediaType {
+    fn hash<H: std::hash::Hasher>(&self, h: &mut H) {
+        self.as_str().hash(h);
+    }
+}
+
+/// The interned texts, each by its text.
+static MEDIA_TYPES: std::sync::Mutex<
+    Option<std::collections::HashMap<&'static str, &'static String>>,
+> = std::sync::Mutex::new(None);
 
 impl MediaType {
     /// The interned `s`.
@@ -176,8 +245,8 @@ impl MediaType {
         if let Some(&t) = set.get(s) {
             return MediaType(t);
         }
-        let t: &'static str = Box::leak(s.to_owned().into_boxed_str());
-        set.insert(t);
+        let t: &'static String = Box::leak(Box::new(s.to_owned()));
+        set.insert(t, t);
         MediaType(t)
     }
 
@@ -197,13 +266,13 @@ impl std::ops::Deref for MediaType {
 
 impl std::fmt::Debug for MediaType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        std::fmt::Debug::fmt(self.0, f)
+        std::fmt::Debug::fmt(self.as_str(), f)
     }
 }
 
 impl std::fmt::Display for MediaType {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.0)
+        f.write_str(self.as_str())
     }
 }
 
@@ -213,7 +282,7 @@ pub struct Manifest {
     /// Its kind.
     pub kind: ManifestKind,
     /// What it refers to, in document order: config, layers (or an index's entries), subject.
-    pub references: Vec<Reference>,
+    pub references: Box<[Reference]>,
 }
 
 impl Manifest {
@@ -281,13 +350,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
                         reason: e.to_string(),
                     }
                 })?;
-                let r = Reference {
-                    role: Role::Layer,
-                    digest,
-                    size: None,
-                    foreign: false,
-                    media_type: None,
-                };
+                let r = Reference::new(Role::Layer, digest, None, false, None);
                 if !refs.contains(&r) {
                     refs.push(r);
                 }
@@ -329,7 +392,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
     }
     Ok(Manifest {
         kind,
-        references: refs,
+        references: refs.into_boxed_slice(),
     })
 }
 
@@ -452,14 +515,13 @@ impl Desc<'_> {
                 digest: text.to_string(),
                 reason: e.to_string(),
             })?;
-        Ok(Reference {
+        Ok(Reference::new(
             role,
             digest,
-            size: self.size.and_then(|s| u64::try_from(s).ok()),
-            foreign: self.urls > 0,
-            media_type: (!self.media_type.is_empty())
-                .then(|| MediaType::new(&self.media_type.text())),
-        })
+            self.size.and_then(|s| u64::try_from(s).ok()),
+            self.urls > 0,
+            (!self.media_type.is_empty()).then(|| MediaType::new(&self.media_type.text())),
+        ))
     }
 }
 
@@ -1583,7 +1645,7 @@ mod tests {
         assert_eq!(m.kind, ManifestKind::DockerV2);
         assert_eq!(m.references.len(), 3);
         assert_eq!(m.references[0].role, Role::Config);
-        assert_eq!(m.references[1].size, Some(7));
+        assert_eq!(m.references[1].size(), Some(7));
         assert!(m.references[2].foreign);
     }
 
@@ -1656,21 +1718,21 @@ mod tests {
         .unwrap();
         let c = &m.references[0];
         assert_eq!(
-            (c.role, c.size, c.media_type.as_deref()),
+            (c.role, c.size(), c.media_type.as_deref()),
             (Role::Config, None, None)
         );
         let l = &m.references[1..];
         assert_eq!(l[0].media_type.as_deref(), Some("l"));
-        assert_eq!(l[0].size, None, "negative size");
-        assert_eq!((l[1].size, l[1].foreign), (Some(0), false));
+        assert_eq!(l[0].size(), None, "negative size");
+        assert_eq!((l[1].size(), l[1].foreign), (Some(0), false));
         assert_eq!(
-            (l[2].size, l[2].foreign),
+            (l[2].size(), l[2].foreign),
             (Some(0), true),
             "-0 and [null] urls"
         );
         let m = parse(format!(r#"{{"schemaVersion":2,"mediaType":"{DOCKER_V2}","config":{{"mediaType":"c","digest":"{A}","size":9223372036854775807}}}}"#).as_bytes()).unwrap();
         assert_eq!(m.references[0].media_type.as_deref(), Some("c"));
-        assert_eq!(m.references[0].size, Some(i64::MAX as u64));
+        assert_eq!(m.references[0].size(), Some(i64::MAX as u64));
     }
 
     #[test]
@@ -1690,7 +1752,7 @@ mod tests {
         .unwrap();
         let c = &m.references[0];
         assert_eq!(
-            (c.digest, c.size, c.media_type.as_deref()),
+            (c.digest, c.size(), c.media_type.as_deref()),
             (d(A), Some(1), Some("x"))
         );
         // A string is replaced.
@@ -1700,7 +1762,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (m.references[0].digest, m.references[0].size),
+            (m.references[0].digest, m.references[0].size()),
             (d(B), Some(3))
         );
         // schemaVersion too.
@@ -1730,7 +1792,7 @@ mod tests {
         let l: Vec<_> = m.refs(Role::Layer).collect();
         assert_eq!(l.len(), 1);
         assert_eq!(
-            (l[0].digest, l[0].size, l[0].foreign),
+            (l[0].digest, l[0].size(), l[0].foreign),
             (d(B), Some(2), true)
         );
         // A Go slice keeps its backing array: a later, longer array decodes into the
@@ -1748,7 +1810,7 @@ mod tests {
                 (Role::Layer, d(A))
             ]
         );
-        assert_eq!(m.references[2].size, Some(7));
+        assert_eq!(m.references[2].size(), Some(7));
         // A full backing array grows keeping all it has (Go: room for 4 elements, then 6).
         let m = parse(&oci(&format!(
             r#""layers":[{{"digest":"{B}"}},{{"digest":"{C}"}},{{"digest":"{B}"}},{{"digest":"{C}"}},{{"digest":"{A}"}}],"layers":[{{}}],"layers":[{{}},{{}},{{}},{{}},{{}}]"#
@@ -1776,7 +1838,7 @@ mod tests {
         )))
         .unwrap();
         assert_eq!(digests(&m)[1..], [(Role::Layer, d(B)), (Role::Layer, d(C))]);
-        assert_eq!(m.references[2].size, Some(4));
+        assert_eq!(m.references[2].size(), Some(4));
         let m = parse(
             format!(r#"{{"schemaVersion":1,"fsLayers":[{{"blobSum":"{B}"}},{{"blobSum":"{C}"}}],"fsLayers":[{{}}],"fsLayers":[{{}},{{}}]}}"#)
                 .as_bytes(),
@@ -1801,7 +1863,7 @@ mod tests {
         .unwrap();
         assert_eq!(m.kind, ManifestKind::OciManifest);
         let c = &m.references[0];
-        assert_eq!((c.digest, c.size, c.foreign), (d(A), Some(3), true));
+        assert_eq!((c.digest, c.size(), c.foreign), (d(A), Some(3), true));
         let m = parse(&oci(&format!(
             r#""layers":[{{"digest":"{B}","urls":["u"]}}],"layers":[{{"urls":null}}]"#
         )))
@@ -1828,7 +1890,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(m.kind, ManifestKind::DockerV2);
-        assert_eq!(m.references[0].size, Some(3));
+        assert_eq!(m.references[0].size(), Some(3));
         assert_eq!(m.references[0].media_type.as_deref(), Some("c"));
         assert!(m.references[1].foreign);
         // U+017F (long s) folds to s, raw or escaped; escapes are decoded before matching.
@@ -1845,7 +1907,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(
-            (m.references[0].digest, m.references[0].size),
+            (m.references[0].digest, m.references[0].size()),
             (d(B), Some(4))
         );
         // No other folds: a key that only resembles a field is unknown.
@@ -2414,7 +2476,7 @@ mod tests {
                 (Role::Child, Some(DOCKER_V1_SIGNED)),
             ]
         );
-        assert_eq!(m.references[0].size, Some(10));
+        assert_eq!(m.references[0].size(), Some(10));
         for mt in [
             DOCKER_V2,
             DOCKER_LIST,

@@ -16,6 +16,7 @@ use crate::digest::{Algorithm, Digest, DigestList, DigestMap, DigestSet};
 use crate::findings::{Finding, Kind, Severity};
 use crate::layout::{self, RepoName, Root, TagName};
 use crate::scan::{BlobState, Inventory, Link, LinkProblem, Repo};
+use crate::sorted::SortedMap;
 use crate::storage::Bounded;
 use manifest::{MAX_MANIFEST_SIZE, Manifest, Reference, Role};
 
@@ -64,7 +65,7 @@ impl TagTarget {
 #[derive(Debug, Clone, Default)]
 pub struct RepoGraph {
     /// Tags and what they point at.
-    pub tags: BTreeMap<TagName, TagTarget>,
+    pub tags: SortedMap<TagName, TagTarget>,
     /// Manifests with a well-formed revision link.
     pub revisions: DigestList,
     /// Path digest → canonical digest of every well-formed `_layers` link.
@@ -270,33 +271,52 @@ type Declared = BTreeMap<Digest, (u64, Digest, RepoName)>;
 pub(crate) struct Index<'a> {
     inv: &'a Inventory,
     manifests: &'a DigestMap<ManifestState>,
+    /// Whether reading any manifest found its blob missing (rare: only then does
+    /// [`Index::state`] look a digest up among the manifests too).
+    any_missing: bool,
 }
 
 impl<'a> Index<'a> {
     pub(crate) fn new(inv: &'a Inventory, manifests: &'a DigestMap<ManifestState>) -> Self {
-        Index { inv, manifests }
+        let any_missing = manifests
+            .values()
+            .any(|m| matches!(m, ManifestState::Missing));
+        Index {
+            inv,
+            manifests,
+            any_missing,
+        }
     }
 
     /// Whether blob `d` is there, missing, or in a part of the store that could not be read:
     /// in the inventory and, if it was read as a manifest, not found missing then (a scan by
     /// names does not stat blobs).
     pub(crate) fn state(&self, d: &Digest) -> BlobState {
-        match self.inv.blob_state(d) {
-            BlobState::Present if matches!(self.manifests.get(d), Some(ManifestState::Missing)) => {
+        self.state_and_blob(d).0
+    }
+
+    /// [`Index::state`] and the blob as scanned, in one lookup.
+    pub(crate) fn state_and_blob(&self, d: &Digest) -> (BlobState, Option<&'a crate::scan::Blob>) {
+        let b = self.inv.blob(d);
+        let state = match b {
+            Some(_) => BlobState::Present,
+            None => self.inv.blob_state(d),
+        };
+        let state = match state {
+            BlobState::Present
+                if self.any_missing
+                    && matches!(self.manifests.get(d), Some(ManifestState::Missing)) =>
+            {
                 BlobState::Absent
             }
             s => s,
-        }
+        };
+        (state, b)
     }
 
     /// The inventory it looks up in.
     pub(crate) fn inventory(&self) -> &'a Inventory {
         self.inv
-    }
-
-    /// The blob `d` as scanned.
-    pub(crate) fn blob(&self, d: &Digest) -> Option<&'a crate::scan::Blob> {
-        self.inv.blob(d)
     }
 
     /// What reading manifest `d` gave, if it was read.
@@ -435,15 +455,20 @@ fn parse_linked(root: &Root, inv: &Inventory) -> DigestMap<ManifestState> {
         .collect();
     wanted.par_sort_unstable();
     wanted.dedup();
-    // One batch for all of them (many requests in flight on an object store).
-    let paths: Vec<String> = wanted.iter().map(layout::blob_data).collect();
-    root.storage().prefetch(&paths, MAX_MANIFEST_SIZE);
-    let parsed: Vec<(Digest, ManifestState)> = wanted
-        .par_iter()
-        .map(|d| (*d, read_manifest(root, inv, d)))
-        .collect();
-    DigestMap::from_entries(parsed)
+    // In batches (many requests in flight on an object store, each batch's fetched bytes
+    // and paths freed before the next).
+    let mut states = Vec::with_capacity(wanted.len());
+    for batch in wanted.chunks(PARSE_BATCH) {
+        let paths: Vec<String> = batch.iter().map(layout::blob_data).collect();
+        root.storage().prefetch(&paths, MAX_MANIFEST_SIZE);
+        drop(paths);
+        states.par_extend(batch.par_iter().map(|d| read_manifest(root, inv, d)));
+    }
+    DigestMap::from_sorted(wanted, states)
 }
+
+/// How many manifests [`parse_linked`] fetches and parses at once.
+const PARSE_BATCH: usize = 8192;
 
 /// Digest aliases, from every repository's `_layers` (the first repository by name wins).
 fn digest_aliases(inv: &Inventory) -> FxHashMap<Digest, Digest> {
@@ -493,13 +518,13 @@ fn check_repos(
 fn size_mismatches(inv: &Inventory, declared: &Declared, out: &mut Vec<Finding>) {
     for (d, (size, m, repo)) in declared {
         if let Some(b) = inv.blobs.get(d) {
-            if b.stat && b.size != *size && b.is_file {
+            if b.stat() && b.size() != *size && b.is_file() {
                 out.push(
                     Finding::new(
                         Kind::BlobSizeMismatch,
                         format!(
                             "blob is {} bytes, manifest {m} declares {size} (truncated or replaced)",
-                            b.size
+                            b.size()
                         ),
                     )
                     .repo(repo)
@@ -532,7 +557,7 @@ fn mark_registry(root: &Root, inv: &Inventory, g: &mut Graph) {
                     "no manifest refers to this blob; gc would remove it",
                 )
                 .digest(*d)
-                .size(b.size)
+                .size(b.size())
                 .path(layout::blob_data(d)),
             );
         }
@@ -570,7 +595,7 @@ pub fn keep_closure(root: &Root, inv: &Inventory, g: &Graph, roots: Vec<Digest>)
             }
             None => None,
         };
-        for r in m.map(|m| m.references.as_slice()).unwrap_or_default() {
+        for r in m.map(|m| &m.references[..]).unwrap_or_default() {
             match r.role {
                 Role::Config | Role::Layer => {
                     out.insert(blobs, r.digest);
@@ -596,8 +621,8 @@ pub(crate) fn read_manifest(root: &Root, inv: &Inventory, d: &Digest) -> Manifes
             _ => ManifestState::Missing,
         };
     };
-    if blob.stat && blob.size > MAX_MANIFEST_SIZE {
-        return ManifestState::TooLarge(blob.size);
+    if blob.stat() && blob.size() > MAX_MANIFEST_SIZE {
+        return ManifestState::TooLarge(blob.size());
     }
     match root.read_small(&layout::blob_data(d), MAX_MANIFEST_SIZE) {
         Ok(Bounded::Content(bytes)) => match manifest::parse(&bytes) {
@@ -627,10 +652,11 @@ fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Decl
     let mut rg = check_links(repo, out);
 
     // Tags.
-    for (tag, t) in &repo.tags {
-        let target = check_tag(repo, tag, t, &rg, ix, out);
-        rg.tags.insert(tag.clone(), target);
-    }
+    rg.tags = repo
+        .tags
+        .iter()
+        .map(|(tag, t)| (tag.clone(), check_tag(repo, tag, t, &rg, ix, out)))
+        .collect();
     mark_tagged(&mut rg, ix);
     let tag_roots: BTreeSet<Digest> = rg.tag_targets().collect();
 
@@ -1022,13 +1048,10 @@ fn check_references(
             },
             Role::Child | Role::Subject => r.digest,
         };
-        let state = ix.state(&blob);
+        let (state, stored) = ix.state_and_blob(&blob);
         // Only declarations that disagree with a stat'd blob are kept (one per blob).
-        if let (Some(size), BlobState::Present) = (r.size, state) {
-            if ix
-                .blob(&blob)
-                .is_some_and(|b| b.stat && b.is_file && b.size != size)
-            {
+        if let (Some(size), BlobState::Present) = (r.size(), state) {
+            if stored.is_some_and(|b| b.stat() && b.is_file() && b.size() != size) {
                 declared
                     .entry(blob)
                     .or_insert_with(|| (size, *mc.md, mc.name.clone()));

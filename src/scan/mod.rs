@@ -17,23 +17,90 @@ mod links;
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind};
 use crate::layout::{self, RepoName, Root, TagName, V2};
+use crate::sorted::SortedMap;
 use crate::storage::{Bounded, Entry, Kind as SKind, Meta, Storage};
 pub use links::LinkMap;
 
 /// A link file is a digest; anything larger than this is garbage and is not read whole.
 const LINK_LIMIT: u64 = 1024;
 
-/// A blob in the blob store.
-#[derive(Debug, Clone)]
+/// A blob in the blob store, in 16 bytes (the store holds one per blob: millions): the size
+/// with the two flags in its top bits, and the time in nanoseconds.
+#[derive(Clone, Copy, PartialEq, Eq)]
 pub struct Blob {
+    /// Size of `data` in bytes (below 2^62), [`IS_FILE`] and [`STAT`].
+    size_flags: u64,
+    /// Modification time of `data` (the push time), as nanoseconds from the epoch;
+    /// [`NO_TIME`] for none (or one that does not fit: before 1678 or after 2262).
+    mtime_ns: i64,
+}
+
+const IS_FILE: u64 = 1 << 63;
+const STAT: u64 = 1 << 62;
+const SIZE_MASK: u64 = STAT - 1;
+const NO_TIME: i64 = i64::MIN;
+
+impl Blob {
+    /// A blob of `size` bytes (sizes from 2^62 up are kept as 2^62 - 1: 4 EiB), modified at
+    /// `mtime`; whether `data` is a regular file; whether size, mtime and kind come from a
+    /// `stat` ([`Depth::Names`] skips it).
+    pub fn new(size: u64, mtime: Option<SystemTime>, is_file: bool, stat: bool) -> Self {
+        let nanos = |t: SystemTime| -> Option<i64> {
+            match t.duration_since(std::time::UNIX_EPOCH) {
+                Ok(d) => i64::try_from(d.as_nanos()).ok(),
+                Err(e) => i64::try_from(e.duration().as_nanos()).ok().map(|n| -n),
+            }
+        };
+        Blob {
+            size_flags: size.min(SIZE_MASK)
+                | if is_file { IS_FILE } else { 0 }
+                | if stat { STAT } else { 0 },
+            mtime_ns: mtime
+                .and_then(nanos)
+                .filter(|&n| n != NO_TIME)
+                .unwrap_or(NO_TIME),
+        }
+    }
+
     /// Size of `data` in bytes.
-    pub size: u64,
+    pub fn size(&self) -> u64 {
+        self.size_flags & SIZE_MASK
+    }
+
     /// Modification time of `data` (the push time).
-    pub mtime: Option<SystemTime>,
+    pub fn mtime(&self) -> Option<SystemTime> {
+        let n = self.mtime_ns;
+        if n == NO_TIME {
+            return None;
+        }
+        let d = std::time::Duration::from_nanos(n.unsigned_abs());
+        if n >= 0 {
+            std::time::UNIX_EPOCH.checked_add(d)
+        } else {
+            std::time::UNIX_EPOCH.checked_sub(d)
+        }
+    }
+
     /// Whether `data` is a regular file.
-    pub is_file: bool,
-    /// Whether `size`, `mtime` and `is_file` come from a `stat` ([`Depth::Names`] skips it).
-    pub stat: bool,
+    pub fn is_file(&self) -> bool {
+        self.size_flags & IS_FILE != 0
+    }
+
+    /// Whether size, mtime and kind come from a `stat` ([`Depth::Names`] skips it).
+    pub fn stat(&self) -> bool {
+        self.size_flags & STAT != 0
+    }
+}
+
+impl std::fmt::Debug for Blob {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Blob")
+            .field("size", &self.size())
+            .field("mtime", &self.mtime())
+            .field("is_file", &self.is_file())
+            .field("stat", &self.stat())
+            .finish()
+    }
 }
 
 /// Why a link file gave no digest.
@@ -108,7 +175,7 @@ pub struct Repo {
     /// Manifest revision links keyed by the digest in their path.
     pub revisions: LinkMap,
     /// Tags keyed by name.
-    pub tags: BTreeMap<TagName, Tag>,
+    pub tags: SortedMap<TagName, Tag>,
     /// Unfinished uploads keyed by id.
     pub uploads: BTreeMap<String, Upload>,
 }
@@ -121,7 +188,7 @@ impl Repo {
             has_layers: false,
             layers: LinkMap::new(),
             revisions: LinkMap::new(),
-            tags: BTreeMap::new(),
+            tags: SortedMap::new(),
             uploads: BTreeMap::new(),
         }
     }
@@ -203,7 +270,7 @@ impl Inventory {
 
     /// Total size of all blobs.
     pub fn blob_bytes(&self) -> u64 {
-        self.blobs.values().map(|b| b.size).sum()
+        self.blobs.values().map(|b| b.size()).sum()
     }
 
     /// Why the scan could not see all of the layout, in words, or `None` when it could.
@@ -574,17 +641,23 @@ fn scan_blobs(root: &Root, inv: &mut Inventory, depth: Depth) {
         .par_iter()
         .map(|(alg, rel, e)| scan_shard(root, *alg, rel, e, depth))
         .collect();
-    let mut all = Vec::with_capacity(results.iter().map(|r| r.0.len()).sum());
+    // Keys and values straight from each shard's list (each freed as it is taken): no
+    // second vector of pairs.
+    let n = results.iter().map(|r| r.0.len()).sum();
+    let (mut keys, mut values) = (Vec::with_capacity(n), Vec::with_capacity(n));
     for (blobs, findings, unseen) in results {
-        all.extend(blobs);
+        for (d, b) in blobs {
+            keys.push(d);
+            values.push(b);
+        }
         inv.findings.extend(findings);
         inv.unseen_blobs.extend(unseen);
     }
     // Built in one go from sorted input (shards in order, names sorted within each).
     if inv.blobs.is_empty() {
-        inv.blobs = DigestMap::from_entries(all);
+        inv.blobs = DigestMap::from_sorted(keys, values);
     } else {
-        inv.blobs.extend(all);
+        inv.blobs.extend(keys.into_iter().zip(values));
     }
 }
 
@@ -654,12 +727,7 @@ fn scan_misnamed_shard(root: &Root, alg: Algorithm, rel: &str, e: &Entry) -> Vec
 }
 
 fn blob_of(m: &crate::storage::Meta) -> Blob {
-    Blob {
-        size: m.size,
-        mtime: m.mtime,
-        is_file: m.kind == SKind::File,
-        stat: true,
-    }
+    Blob::new(m.size, m.mtime, m.kind == SKind::File, true)
 }
 
 /// One shard directory under scan: what the scans of its blob directories read.
@@ -740,15 +808,7 @@ fn scan_blob_dir(cx: &ShardCx, c: &Entry, out: &mut ShardScan) {
     };
     let misplaced = &hex[..2] != cx.shard;
     if cx.depth == Depth::Names && !misplaced {
-        blobs.push((
-            digest,
-            Blob {
-                size: 0,
-                mtime: None,
-                is_file: true,
-                stat: false,
-            },
-        ));
+        blobs.push((digest, Blob::new(0, None, true, false)));
         return;
     }
     if cx.depth == Depth::Fast && !misplaced {
@@ -1000,7 +1060,11 @@ fn scan_repositories(root: &Root, inv: &mut Inventory, depth: Depth) {
         // Each part fills one of these; moving a map is free, extending one inserts each entry.
         repo.layers.extend(r.layers);
         repo.revisions.extend(r.revisions);
-        merge(&mut repo.tags, r.tags);
+        if repo.tags.is_empty() {
+            repo.tags = r.tags;
+        } else {
+            repo.tags.extend(r.tags);
+        }
         merge(&mut repo.uploads, r.uploads);
     }
     for name in inv.repos.keys() {
@@ -1480,8 +1544,8 @@ impl LinkWalk<'_> {
     }
 
     /// `tags/<tag>/{current/link, index/<alg>/<hex>/link}`.
-    fn tags(&mut self, rel: &str, revisions: &LinkMap) -> BTreeMap<TagName, Tag> {
-        let mut out = BTreeMap::new();
+    fn tags(&mut self, rel: &str, revisions: &LinkMap) -> SortedMap<TagName, Tag> {
+        let mut out = SortedMap::new();
         let entries = self.list(rel);
         // Fast depths: every `current/link` in one batch (a tag names one of the revisions,
         // whose MD5s an object store's listing may confirm).
@@ -1557,6 +1621,7 @@ impl LinkWalk<'_> {
             }
             out.insert(tag, t);
         }
+        out.shrink_to_fit();
         out
     }
 }

@@ -104,7 +104,7 @@ impl Model {
         Model {
             usage,
             graph,
-            sizes: inv.blobs.iter().map(|(d, b)| (*d, b.size)).collect(),
+            sizes: inv.blobs.iter().map(|(d, b)| (*d, b.size())).collect(),
             holders,
         }
     }
