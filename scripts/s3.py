@@ -15,6 +15,8 @@ AWS_SECRET_ACCESS_KEY, AWS_REGION (default us-east-1); AWS_SESSION_TOKEN if set.
   s3.py put BUCKET KEY               the object's bytes from stdin; prints the ETag
   s3.py get BUCKET KEY               the object's bytes to stdout
   s3.py head BUCKET KEY              SIZE<TAB>ETAG<TAB>LAST-MODIFIED (HTTP date)
+  s3.py sums BUCKET [PREFIX]         every key under PREFIX with the SHA-256 of its content:
+                                     KEY<TAB>SHA256 (GETs one by one: for small layouts)
   s3.py rm BUCKET KEY...             delete objects
   s3.py rm-prefix BUCKET PREFIX      delete every key under PREFIX and abort its multipart uploads
   s3.py cp-prefix BUCKET FROM TO     copy every key under FROM/ to TO/ (GET, then a plain PUT: the
@@ -233,6 +235,10 @@ def main(argv):
         else:
             out.write(f"{resp.getheader('Content-Length')}\t{resp.getheader('ETag')}\t"
                       f"{resp.getheader('Last-Modified')}\n")
+    elif cmd == "sums":
+        for e in list(c.list(args[0], args[1] if len(args) > 1 else "")):
+            _, data = c.request("GET", args[0], e[1])
+            out.write(f"{e[1]}\t{hashlib.sha256(data).hexdigest()}\n")
     elif cmd == "rm":
         for k in args[1:]:
             c.request("DELETE", args[0], k, ok=(200, 204))

@@ -382,7 +382,7 @@ fn remover_for<'a>(
 ) -> Box<dyn fsops::Remover + 'a> {
     let mut remover = root
         .storage()
-        .remover()
+        .remover(env.crash_after)
         .unwrap_or_else(|| Box::new(fsops::FsRemover::new(root).crash_after(env.crash_after)));
     if let Some(n) = env.interrupt_after {
         remover = Box::new(fsops::InterruptAfter::new(remover, n, interrupt));
@@ -402,21 +402,6 @@ fn deletion_log(
     match path {
         Some(path) if !dry_run => Ok(Some(fsops::DeletionLog::open(path, root, jobs::TRASH)?)),
         _ => Ok(None),
-    }
-}
-
-/// Whether `command` may change `root` for real: everything on a local disk; on an object
-/// store gc, prune and rm-repo (they delete in place, references first, from a record), not
-/// yet repair (its quarantine and undo rest on renames): refused there before anything is
-/// planned.
-fn writable(root: &Root, command: &str) -> Result<()> {
-    if root.storage().local_root().is_some() || command != "repair" {
-        Ok(())
-    } else {
-        Err(Error::Refused(format!(
-            "{}: a real {command} changes only local storage for now (on object storage, gc, prune and rm-repo work, and {command} --dry-run)",
-            root.describe()
-        )))
     }
 }
 
@@ -922,7 +907,6 @@ fn gc_cmd(cx: &mut Cx<'_>, a: &crate::cli::GcArgs) -> Result<Outcome> {
     let out: &mut dyn Write = &mut *cx.out;
     let root = resolve_root(a.root.as_deref(), g, env)?;
     if !a.dry_run {
-        writable(&root, "gc")?;
         refuse_if_running(a.root.as_deref(), g, env, "gc", a.force)?;
     }
     let opts = gc::GcOptions {
@@ -974,7 +958,6 @@ fn prune_cmd(cx: &mut Cx<'_>, a: &crate::cli::PruneArgs) -> Result<Outcome> {
     let (g, env) = (cx.g, cx.env);
     let root = resolve_root(a.root.as_deref(), g, env)?;
     if !a.dry_run {
-        writable(&root, "prune")?;
         refuse_if_running(a.root.as_deref(), cx.g, cx.env, "prune", a.force)?;
     }
     let policies = match &a.policy {
@@ -1031,7 +1014,6 @@ impl<'a> PruneRun<'a> {
 fn rm_tag_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmTagArgs) -> Result<Outcome> {
     let root = resolve_root(None, cx.g, cx.env)?;
     if !a.dry_run {
-        writable(&root, "rm-tag")?;
         refuse_if_running(None, cx.g, cx.env, "rm-tag", a.force)?;
     }
     let mut wanted: std::collections::BTreeMap<
@@ -1082,7 +1064,6 @@ fn rm_tag_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmTagArgs) -> Result<Outcome> {
 fn rm_manifest_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmManifestArgs) -> Result<Outcome> {
     let root = resolve_root(None, cx.g, cx.env)?;
     if !a.dry_run {
-        writable(&root, "rm-manifest")?;
         refuse_if_running(None, cx.g, cx.env, "rm-manifest", a.force)?;
     }
     let mut wanted: std::collections::BTreeMap<
@@ -1312,15 +1293,26 @@ fn prune_with(
 
 /// `regfsck repair` (and `--undo`).
 fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
-    let root = repair_root(cx, a)?;
+    let mut root = repair_root(cx, a)?;
     if !a.dry_run {
-        writable(&root, "repair")?;
         refuse_if_running(a.root.as_deref(), cx.g, cx.env, "repair", a.force)?;
     }
-    let remover = fsops::FsRemover::new(&root).crash_after(cx.env.crash_after);
     if let Some(run) = &a.undo {
-        return repair_undo(cx, a, &root, run, &remover);
+        let remover = remover_for(&root, cx.env, None, cx.interrupt);
+        return repair_undo(cx, a, &root, run, remover.as_ref());
     }
+    // A move an interrupted repair left half done on an object store is finished first, as
+    // its journal announced it (the run continues below); then the bucket is listed again.
+    if !a.dry_run
+        && repair::finish_interrupted_move(
+            &root,
+            remover_for(&root, cx.env, None, cx.interrupt).as_ref(),
+        )?
+    {
+        root = root.refreshed()?;
+    }
+    let remover = remover_for(&root, cx.env, None, cx.interrupt);
+    let remover = remover.as_ref();
     let opts = repair::RepairOptions {
         upload_age: a.upload_age.into(),
         now: cx.env.now,
@@ -1331,7 +1323,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
     let mut notes = Vec::new();
     let mut status = planned_status(a.dry_run, &plan);
     if !a.dry_run && plan.steps.is_empty() {
-        if let Some(run) = repair::close_unfinished(&root)? {
+        if let Some(run) = repair::close_unfinished(&root, remover)? {
             notes.push(format!(
                 "the interrupted repair {run} had finished its steps"
             ));
@@ -1341,9 +1333,9 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
         if !a.yes {
             confirm_repair(cx.env, &root, &plan)?;
         }
-        applied = apply_repair_passes(cx, &root, &opts, &remover, &mut plan)?;
+        applied = apply_repair_passes(cx, &root, &opts, remover, &mut plan)?;
         if applied.is_some() {
-            let errors = close_and_reverify(cx, &root)?;
+            let errors = close_and_reverify(cx, &root, remover)?;
             status = if errors == 0 {
                 ExitStatus::CORRECTED
             } else {
@@ -1361,6 +1353,11 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
         applied: applied.as_ref(),
         remaining: after,
         root: root.path(),
+        url: root
+            .storage()
+            .local_root()
+            .is_none()
+            .then(|| root.describe()),
     };
     let out: &mut dyn Write = &mut *cx.out;
     if cx.g.json {
@@ -1496,6 +1493,11 @@ fn confirm_repair(env: &Env, root: &Root, plan: &repair::RepairPlan) -> Result<(
         applied: None,
         remaining: None,
         root: root.path(),
+        url: root
+            .storage()
+            .local_root()
+            .is_none()
+            .then(|| root.describe()),
     };
     report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
     let question = format!(
@@ -1527,47 +1529,73 @@ fn apply_repair_passes(
         Err(e) => return Err(e),
     };
     for _ in 0..4 {
-        let next = cx.pool.install(|| -> Result<repair::RepairPlan> {
-            let report = verify_structure(root, g, env, interrupt)?;
-            // A verify cut short finds less: no pass is planned from it (the run stays open,
-            // and the next repair continues it).
-            if report.summary.interrupted {
-                return Err(Error::Interrupted);
+        // Each pass reads the layout as the passes before left it.
+        let pass = on_fresh_root(root, remover, env, interrupt, |root, remover| {
+            let next = cx.pool.install(|| -> Result<repair::RepairPlan> {
+                let report = verify_structure(root, g, env, interrupt)?;
+                // A verify cut short finds less: no pass is planned from it (the run stays
+                // open, and the next repair continues it).
+                if report.summary.interrupted {
+                    return Err(Error::Interrupted);
+                }
+                let inv = scan::scan(root, scan::Depth::Thorough)?;
+                let graph = graph::build(root, &inv, env.now);
+                Ok(repair::plan(root, &inv, &graph, &report.findings, opts))
+            })?;
+            if next.steps.is_empty() {
+                return Ok(None);
             }
-            let inv = scan::scan(root, scan::Depth::Thorough)?;
-            let graph = graph::build(root, &inv, env.now);
-            Ok(repair::plan(root, &inv, &graph, &report.findings, opts))
+            let more = repair::apply(root, &next, remover, interrupt, env.now)?;
+            Ok(Some((next, more)))
         });
-        let next = match next {
-            Ok(n) => n,
+        let (next, more) = match pass {
+            Ok(Some(p)) => p,
+            Ok(None) => break,
             Err(Error::Interrupted) => return Ok(None),
             Err(e) => return Err(e),
         };
-        if next.steps.is_empty() {
-            break;
-        }
-        match repair::apply(root, &next, remover, interrupt, env.now) {
-            Ok(more) => done.steps += more.steps,
-            Err(Error::Interrupted) => return Ok(None),
-            Err(e) => return Err(e),
-        }
+        done.steps += more.steps;
         plan.steps.extend(next.steps);
         plan.unrepairable = next.unrepairable;
     }
     Ok(Some(done))
 }
 
+/// Runs `f` on the root as it is now, with its write half: on an object store the storage
+/// listed again (the listing made at open shows nothing written or deleted since) and a
+/// writer of its own; a local disk's reads are live, so there `root` and `remover` as they are
+/// (the fault-injection count of its remover goes on).
+///
+/// # Errors
+/// The storage cannot be listed again; what `f` returns.
+fn on_fresh_root<T>(
+    root: &Root,
+    remover: &dyn fsops::Remover,
+    env: &Env,
+    interrupt: &AtomicBool,
+    f: impl FnOnce(&Root, &dyn fsops::Remover) -> Result<T>,
+) -> Result<T> {
+    if root.storage().local_root().is_some() {
+        return f(root, remover);
+    }
+    let fresh = root.refreshed()?;
+    let writer = remover_for(&fresh, env, None, interrupt);
+    f(&fresh, writer.as_ref())
+}
+
 /// Ends the run (its journal gets its end), then verifies again: the errors left.
-fn close_and_reverify(cx: &Cx<'_>, root: &Root) -> Result<u64> {
+fn close_and_reverify(cx: &Cx<'_>, root: &Root, remover: &dyn fsops::Remover) -> Result<u64> {
     let (g, env, interrupt) = (cx.g, cx.env, cx.interrupt);
     // Closed only when nothing interrupted the passes.
     Error::check_interrupt(interrupt)?;
-    repair::close_unfinished(root)?;
-    // What is left, as verify sees it now (structure; the corrupt blobs are out).
-    let v = cx
-        .pool
-        .install(|| verify_structure(root, g, env, interrupt))?;
-    Ok(v.summary.errors)
+    on_fresh_root(root, remover, env, interrupt, |root, remover| {
+        repair::close_unfinished(root, remover)?;
+        // What is left, as verify sees it now (structure; the corrupt blobs are out).
+        let v = cx
+            .pool
+            .install(|| verify_structure(root, g, env, interrupt))?;
+        Ok(v.summary.errors)
+    })
 }
 
 /// Verify of the structure only (contents not hashed), as repair's later passes run it.
@@ -1599,7 +1627,6 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
     let out: &mut dyn Write = &mut *cx.out;
     let root = resolve_root(None, g, env)?;
     if !a.dry_run {
-        writable(&root, "rm-repo")?;
         refuse_if_running(None, g, env, "rm-repo", a.force)?;
     }
     // Repositories interrupted removals are still working on may be named again.

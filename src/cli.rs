@@ -424,9 +424,9 @@ pub struct RepairArgs {
     /// Quarantine unfinished uploads started longer ago than this (the registry's purge age).
     #[arg(long, value_name = "DURATION", default_value = "7d")]
     pub upload_age: humantime::Duration,
-    /// Undo an earlier repair from its quarantine directory (the path the repair printed;
-    /// an absolute one names the root too): restores every file it moved or wrote. With
-    /// --dry-run, shows what it would restore.
+    /// Undo an earlier repair from its quarantine directory (as the repair printed it: an
+    /// absolute path names the root too; on object storage the run, with the s3:// ROOT):
+    /// restores every file it moved or wrote. With --dry-run, shows what it would restore.
     #[arg(long, value_name = "RUN", conflicts_with_all = ["upload_age"])]
     pub undo: Option<String>,
     /// Repair (or undo) even while the registry of --config answers at its http.addr.

@@ -141,6 +141,20 @@ impl Root {
         self.storage.stat(rel).is_ok()
     }
 
+    /// Whether something is at root-relative `rel` now ([`Storage::stat_now`]: asked again on
+    /// an object store, whose listing at open shows neither what was written nor what was
+    /// deleted since).
+    ///
+    /// # Errors
+    /// I/O errors other than "not found".
+    pub fn exists_now(&self, rel: &str) -> std::io::Result<bool> {
+        match self.storage.stat_now(rel) {
+            Ok(_) => Ok(true),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+
     /// The modification time of root-relative `rel`, if it can be had.
     pub fn mtime(&self, rel: &str) -> Option<std::time::SystemTime> {
         self.storage.stat(rel).ok().and_then(|m| m.mtime)

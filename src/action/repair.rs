@@ -20,8 +20,10 @@
 //! alias links name), and [`decide_links`] decides about links, tags and uploads. The deciding
 //! phases read nothing.
 //!
-//! [`apply`] journals each step (`journal.jsonl`, written and synced before the step) in the
-//! run's quarantine directory; [`undo`] replays it backwards and restores the tree.
+//! [`apply`] journals each step in the run's quarantine directory, written (and synced) before
+//! the step: on disk `journal.jsonl`, a line per entry; on an object store, which has no append,
+//! `journal/00000001.json`, ..., an object per entry. [`undo`] replays it backwards and restores
+//! the tree.
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::Path;
@@ -34,7 +36,7 @@ use serde::{Deserialize, Serialize};
 use crate::digest::Digest;
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind, Severity};
-use crate::fsops::{QUARANTINE, Remover};
+use crate::fsops::{JOURNAL, JOURNAL_DIR, QUARANTINE, Remover, journal_entry_number};
 use crate::graph::{self, Graph, ManifestState, RepoGraph, TagTarget};
 use crate::layout::{self, RepoName, Root, TagName, V2};
 use crate::manifest::{Manifest, Role};
@@ -469,6 +471,9 @@ pub struct LinkFacts {
     /// Per repository and sha384/sha512 digest whose alias link is gone: the intact blob
     /// linked in the repository that hashes to it.
     aliases: BTreeMap<(RepoName, Digest), Option<Digest>>,
+    /// The links the run this repair continues wrote, with their times before it
+    /// ([`run_times`]).
+    before: BTreeMap<String, Option<SystemTime>>,
 }
 
 /// Fetches what the phases after the blobs need, once [`decide_blobs`] says which blobs are
@@ -518,6 +523,7 @@ pub fn link_facts(
         manifests,
         stats,
         aliases,
+        before: run_times(root),
     }
 }
 
@@ -623,7 +629,7 @@ pub fn decide_links(
         read: &facts.manifests,
     };
     plan_links(&mut draft, &k, findings, facts);
-    repoint_tags(&mut draft, &k, findings, &facts.stats);
+    repoint_tags(&mut draft, &k, findings, facts);
     quarantine_uploads(&mut draft, inv, g, opts, &facts.stats);
     link_what_restored_revisions_show(&mut draft, &k);
     cover_unlinked(&mut draft, findings);
@@ -742,7 +748,7 @@ fn restore_alias(draft: &mut Draft, facts: &LinkFacts, i: usize, f: &Finding) {
 
 /// Tags: keep what works, restoring a missing revision link; else point back at the newest
 /// intact revision of the tag's history; else quarantine the tag.
-fn repoint_tags(draft: &mut Draft, k: &Known, findings: &[Finding], stats: &Facts) {
+fn repoint_tags(draft: &mut Draft, k: &Known, findings: &[Finding], facts: &LinkFacts) {
     for t in tags(k) {
         let TagAt {
             name,
@@ -769,7 +775,7 @@ fn repoint_tags(draft: &mut Draft, k: &Known, findings: &[Finding], stats: &Fact
             }
             continue;
         };
-        let pick = history(&t, stats)
+        let pick = history(&t, &facts.stats, &facts.before)
             .into_iter()
             .find(|d| Some(*d) != target.digest() && k.parses(d));
         match pick {
@@ -834,8 +840,9 @@ fn cover_tag(draft: &mut Draft, findings: &[Finding], t: &TagAt) {
 /// The tag's history, newest first (Thorough scans read it, with mtimes). Pushes in the same
 /// second tie: then a revision another tag points at (the tag was an alias of the newest
 /// build), then the newer revision link (its time fetched when the scan has none), then the
-/// digest.
-fn history(t: &TagAt, stats: &Facts) -> Vec<Digest> {
+/// digest. The links the run this repair continues wrote count with their times before it
+/// (`before`), so the order is the registry's, not this run's.
+fn history(t: &TagAt, stats: &Facts, before: &BTreeMap<String, Option<SystemTime>>) -> Vec<Digest> {
     let tagged_elsewhere: BTreeSet<Digest> =
         t.rg.tags
             .iter()
@@ -843,15 +850,32 @@ fn history(t: &TagAt, stats: &Facts) -> Vec<Digest> {
             .filter_map(|(_, x)| x.digest())
             .collect();
     let revision_mtime = |d: &Digest| {
-        t.repo
-            .revisions
-            .get(d)
-            .and_then(|l| l.mtime)
-            .or_else(|| stats.mtime(&layout::revision_link(t.name, d)))
+        let rel = layout::revision_link(t.name, d);
+        match before.get(&rel) {
+            Some(was) => *was,
+            None => t
+                .repo
+                .revisions
+                .get(d)
+                .and_then(|l| l.mtime)
+                .or_else(|| stats.mtime(&rel)),
+        }
     };
+    let entry_mtime =
+        |d: &Digest, l: &Link| match before.get(&layout::tag_index_link(t.name, t.tag, d)) {
+            Some(was) => *was,
+            None => l.mtime,
+        };
     let mut history: Vec<(Option<SystemTime>, bool, Option<SystemTime>, Digest)> =
         history_entries(t)
-            .map(|(d, l)| (l.mtime, tagged_elsewhere.contains(d), revision_mtime(d), *d))
+            .map(|(d, l)| {
+                (
+                    entry_mtime(d, &l),
+                    tagged_elsewhere.contains(d),
+                    revision_mtime(d),
+                    *d,
+                )
+            })
             .collect();
     history.sort_by(|a, b| b.cmp(a));
     history.into_iter().map(|h| h.3).collect()
@@ -1137,36 +1161,58 @@ pub fn plan(
     decide_links(inv, g, findings, opts, blobs, &facts)
 }
 
-/// One journal line: written and synced before the step it records.
+/// One journal entry: written (and synced) before the step it records.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(tag = "op", rename_all = "snake_case")]
 enum Entry {
     /// `from` was moved to `to`.
+    ///
+    /// The moved keys' times are not recorded: on disk a move is a rename and keeps them; on an
+    /// object store it is a copy, and the copies are new, but what repair moves is either taken
+    /// out of the layout (the quarantine: read back by undo for its content only) or a blob
+    /// back to its shard, and no decision of repair reads a blob's time (gc's `--min-age` sees
+    /// a resharded blob as young: it keeps it longer).
     Move { from: String, to: String },
     /// A directory was created.
     Mkdir { path: String },
     /// A file was created.
     Create { path: String },
-    /// `path` was copied to `saved`, then replaced.
-    Replace { path: String, saved: String },
+    /// `path` was copied to `saved`, then replaced. `mtime` (RFC 3339): its modification time
+    /// before (an object's LastModified). A replaced link is written anew, so its time becomes
+    /// the repair's, on either backend; the history of a broken tag is ordered by the times of
+    /// its links, so a later pass of the run, or a run continued after a crash, reads the
+    /// times recorded here for the links this run rewrote ([`run_times`], used by
+    /// [`history`]), and decides as the run's first plan did.
+    Replace {
+        path: String,
+        saved: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        mtime: Option<String>,
+    },
     /// A temporary file of regfsck's own was removed (nothing to undo).
     Discard { path: String },
     /// The run finished: a later repair starts a new run.
     Done,
 }
 
+/// The journal of a run being written, through the storage's write half
+/// ([`Remover::journal`]: a line appended on disk, an object per entry on an object store).
 struct Journal<'a> {
-    root: &'a Root,
-    /// Root-relative path.
-    rel: String,
+    remover: &'a dyn Remover,
+    /// The run's directory (root-relative).
+    run: String,
+    /// The number of the next entry (counted from 1).
+    next: u64,
 }
 
 impl Journal<'_> {
     fn record(&mut self, e: &Entry) -> Result<()> {
-        let mut line =
-            serde_json::to_string(e).map_err(|e| Error::io(self.root.abs(&self.rel), e.into()))?;
+        let mut line = serde_json::to_string(e).map_err(|e| Error::io(&self.run, e.into()))?;
         line.push('\n');
-        crate::fsops::append(self.root, &self.rel, line.as_bytes())
+        self.remover
+            .journal(&self.run, self.next, line.as_bytes())?;
+        self.next += 1;
+        Ok(())
     }
 }
 
@@ -1181,47 +1227,144 @@ pub struct RepairApplied {
     pub resumed: bool,
 }
 
-/// Name of the journal in a run's quarantine directory.
-pub const JOURNAL: &str = "journal.jsonl";
+/// How storage names root-relative `rel` in messages: its path on disk, its URL on an object
+/// store.
+fn place(root: &Root, rel: &str) -> std::path::PathBuf {
+    if root.storage().local_root().is_some() {
+        root.abs(rel)
+    } else {
+        format!("{}/{rel}", root.describe()).into()
+    }
+}
 
-/// Reads a run's journal (root-relative); a torn last line (the step it announced never
-/// started) is dropped.
-fn read_journal(root: &Root, rel: &str) -> Result<Vec<Entry>> {
-    let path = root.abs(rel);
+fn invalid(root: &Root, rel: &str, why: String) -> Error {
+    Error::io(
+        place(root, rel),
+        std::io::Error::new(std::io::ErrorKind::InvalidData, why),
+    )
+}
+
+/// A run's journal as read back: its entries, and the number the next one gets.
+struct Journaled {
+    entries: Vec<Entry>,
+    next: u64,
+}
+
+/// Reads the journal of run `run` (root-relative), in either shape: the entries of
+/// `<run>/journal/` (an object store's, one object per entry), else the lines of
+/// `<run>/journal.jsonl` (a local disk's). A torn last entry (the step it announced never
+/// started) is dropped; on an object store an entry is whole or absent, so a missing last one
+/// means the same.
+fn read_journal(root: &Root, run: &str) -> Result<Journaled> {
+    match journal_objects(root, run)? {
+        Some(names) => read_objects(root, run, &names),
+        None => read_lines(root, &format!("{run}/{JOURNAL}")),
+    }
+}
+
+/// The entries of an object-store journal, by number, in order; `None` when `run` has none.
+fn journal_objects(root: &Root, run: &str) -> Result<Option<Vec<(u64, String)>>> {
+    let dir = format!("{run}/{JOURNAL_DIR}");
+    let listed = match root.storage().list(&dir, false) {
+        Ok(l) => l,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(Error::io(place(root, &dir), e)),
+    };
+    let mut names: Vec<(u64, String)> = listed
+        .into_iter()
+        .filter_map(|e| Some((journal_entry_number(&e.name)?, e.name)))
+        .collect();
+    names.sort();
+    Ok((!names.is_empty()).then_some(names))
+}
+
+fn read_objects(root: &Root, run: &str, names: &[(u64, String)]) -> Result<Journaled> {
+    let dir = format!("{run}/{JOURNAL_DIR}");
+    let files: Vec<String> = names.iter().map(|(_, n)| n.clone()).collect();
+    let read = root.storage().read_small_below(&dir, &files, 1 << 20);
+    let mut entries = Vec::new();
+    for (i, ((n, name), r)) in names.iter().zip(read).enumerate() {
+        let rel = format!("{dir}/{name}");
+        if *n != i as u64 + 1 {
+            return Err(invalid(root, &dir, format!("entry {} is missing", i + 1)));
+        }
+        let bytes = match r.map_err(|e| Error::io(place(root, &rel), e))? {
+            Bounded::Content(b) => b,
+            Bounded::TooLarge { len } => {
+                return Err(invalid(root, &rel, format!("{len} bytes: not an entry")));
+            }
+        };
+        match serde_json::from_slice::<Entry>(&bytes) {
+            Ok(e) => entries.push(e),
+            Err(_) if i + 1 == names.len() => {}
+            Err(e) => return Err(invalid(root, &rel, e.to_string())),
+        }
+    }
+    let next = names.last().map_or(1, |(n, _)| n + 1);
+    Ok(Journaled { entries, next })
+}
+
+fn read_lines(root: &Root, rel: &str) -> Result<Journaled> {
+    let path = place(root, rel);
     let text = match root
         .read_small(rel, 1 << 30)
         .map_err(|e| Error::io(&path, e))?
     {
         Bounded::Content(b) => String::from_utf8_lossy(&b).into_owned(),
         Bounded::TooLarge { len } => {
-            return Err(Error::io(
-                &path,
-                std::io::Error::new(
-                    std::io::ErrorKind::InvalidData,
-                    format!("{len} bytes: not a journal regfsck wrote"),
-                ),
+            return Err(invalid(
+                root,
+                rel,
+                format!("{len} bytes: not a journal regfsck wrote"),
             ));
         }
     };
-    let path = path.as_path();
     let lines: Vec<&str> = text.lines().collect();
     let mut entries = Vec::new();
     for (n, line) in lines.iter().enumerate() {
         match serde_json::from_str::<Entry>(line) {
             Ok(e) => entries.push(e),
             Err(_) if n + 1 == lines.len() => {}
-            Err(e) => {
-                return Err(Error::io(
-                    path,
-                    std::io::Error::new(
-                        std::io::ErrorKind::InvalidData,
-                        format!("line {}: {e}", n + 1),
-                    ),
-                ));
-            }
+            Err(e) => return Err(invalid(root, rel, format!("line {}: {e}", n + 1))),
         }
     }
-    Ok(entries)
+    let next = entries.len() as u64 + 1;
+    Ok(Journaled { entries, next })
+}
+
+/// The number the next entry of the journal of `run` gets (on an object store from the listing
+/// alone: the entries are numbered).
+fn next_entry(root: &Root, run: &str) -> Result<u64> {
+    match journal_objects(root, run)? {
+        Some(names) => Ok(names.last().map_or(1, |(n, _)| n + 1)),
+        None => Ok(read_lines(root, &format!("{run}/{JOURNAL}"))?.next),
+    }
+}
+
+/// Whether the run `run` (root-relative) has a journal without its end. On an object store
+/// only its last entry is read (every repair asks this of every run in the quarantine).
+fn is_unfinished(root: &Root, run: &str) -> bool {
+    let last = match journal_objects(root, run) {
+        Ok(Some(names)) => {
+            let (_, name) = &names[names.len() - 1];
+            let rel = format!("{run}/{JOURNAL_DIR}/{name}");
+            match root.read_small(&rel, 1 << 20) {
+                Ok(Bounded::Content(b)) => match serde_json::from_slice::<Entry>(&b) {
+                    Ok(e) => Some(Some(e)),
+                    // Not an entry regfsck wrote: read the whole journal to tell.
+                    Err(_) => read_objects(root, run, &names)
+                        .ok()
+                        .map(|j| j.entries.last().cloned()),
+                },
+                _ => None,
+            }
+        }
+        Ok(None) => read_lines(root, &format!("{run}/{JOURNAL}"))
+            .ok()
+            .map(|j| j.entries.last().cloned()),
+        Err(_) => None,
+    };
+    last.is_some_and(|e| !matches!(e, Some(Entry::Done)))
 }
 
 /// The newest run an interrupted repair left unfinished (a journal without its end), which
@@ -1236,10 +1379,36 @@ fn unfinished_run(root: &Root) -> Option<String> {
         .collect();
     runs.into_iter().rev().find_map(|r| {
         let rel = format!("{QUARANTINE}/{r}");
-        let unfinished = read_journal(root, &format!("{rel}/{JOURNAL}"))
-            .is_ok_and(|e| !matches!(e.last(), Some(Entry::Done)));
-        unfinished.then_some(rel)
+        is_unfinished(root, &rel).then_some(rel)
     })
+}
+
+/// The modification times, before the unfinished run (the one this repair continues) changed
+/// them, of the links it created (`None`: there was none) or replaced (as its journal
+/// recorded them): what [`history`] orders a broken tag's entries by, instead of the times
+/// this run wrote them.
+fn run_times(root: &Root) -> BTreeMap<String, Option<SystemTime>> {
+    let mut out = BTreeMap::new();
+    let Some(run) = unfinished_run(root) else {
+        return out;
+    };
+    let Ok(j) = read_journal(root, &run) else {
+        return out;
+    };
+    for e in j.entries {
+        // The first entry for a path is the time before the run touched it.
+        match e {
+            Entry::Create { path } => {
+                out.entry(path).or_insert(None);
+            }
+            Entry::Replace { path, mtime, .. } => {
+                let t = mtime.and_then(|t| humantime::parse_rfc3339(&t).ok());
+                out.entry(path).or_insert(t);
+            }
+            _ => {}
+        }
+    }
+    out
 }
 
 /// Ends the unfinished run: this repair's after its last pass, or one an interrupted repair
@@ -1248,22 +1417,59 @@ fn unfinished_run(root: &Root) -> Option<String> {
 ///
 /// # Errors
 /// I/O errors writing the journal.
-pub fn close_unfinished(root: &Root) -> Result<Option<String>> {
+pub fn close_unfinished(root: &Root, remover: &dyn Remover) -> Result<Option<String>> {
     let Some(run) = unfinished_run(root) else {
         return Ok(None);
     };
+    let next = next_entry(root, &run)?;
     Journal {
-        root,
-        rel: format!("{run}/{JOURNAL}"),
+        remover,
+        run: run.clone(),
+        next,
     }
     .record(&Entry::Done)?;
     Ok(Some(run))
 }
 
-/// Carries out a plan, journaling every step first. Each step is atomic: a link is written
-/// to a temporary file and renamed into place; a link that exists is first copied into the
-/// quarantine, then replaced in one rename (it never goes missing). An unfinished earlier run
-/// is continued in its own directory and journal.
+/// Finishes the step an interrupted repair was killed in, when that step is a move half done
+/// on an object store: there a move is a copy of every key, then their deletion, and a kill in
+/// between leaves the keys at both places (the registry still serves `from`, whole or not yet
+/// deleted). Planned again, a blob half moved back to its shard would be a copy "already in
+/// place" and quarantined: the run would not end as an uninterrupted one. The move is done
+/// again instead (every key of `from` copied, identical where `to` has it, then deleted), as
+/// the journal announced it. Returns whether it moved anything. A local disk's moves are one
+/// rename (a move across filesystems is planned again: its copy is renamed into place whole).
+///
+/// # Errors
+/// I/O errors.
+pub fn finish_interrupted_move(root: &Root, remover: &dyn Remover) -> Result<bool> {
+    if remover.capabilities().atomic_rename {
+        return Ok(false);
+    }
+    let Some(run) = unfinished_run(root) else {
+        return Ok(false);
+    };
+    let j = read_journal(root, &run)?;
+    let Some(Entry::Move { from, to }) = j.entries.last() else {
+        return Ok(false);
+    };
+    let exists = |rel: &str| {
+        root.exists_now(rel)
+            .map_err(|e| Error::io(place(root, rel), e))
+    };
+    if exists(from)? && exists(to)? {
+        remover.move_tree(from, to)?;
+        return Ok(true);
+    }
+    Ok(false)
+}
+
+/// Carries out a plan, journaling every step first. Each step keeps what the registry serves:
+/// a link that exists is first copied into the quarantine, then replaced (one rename on disk,
+/// one PUT on an object store: it never goes missing); a new link is written whole (renamed
+/// into place; one PUT); a move is one rename on disk, and on an object store a copy of every
+/// key before any is deleted (see [`finish_interrupted_move`]). An unfinished earlier run is
+/// continued in its own directory and journal.
 ///
 /// # Errors
 /// I/O errors, and [`Error::Interrupted`] between steps (undo still works from the journal,
@@ -1283,25 +1489,40 @@ pub fn apply(
                 .replace(':', "");
             // The first free `<time>-<n>`: runs sort by time, and the name is the same for the
             // same clock (tests compare trees).
-            let run = (1u32..)
-                .map(|n| format!("{QUARANTINE}/{stamp}-{n}"))
-                .find(|r| !root.exists(r))
-                .unwrap_or_else(|| format!("{QUARANTINE}/{stamp}-{}", std::process::id()));
+            let mut run = None;
+            for n in 1u32..1000 {
+                let r = format!("{QUARANTINE}/{stamp}-{n}");
+                if !root
+                    .exists_now(&r)
+                    .map_err(|e| Error::io(place(root, &r), e))?
+                {
+                    run = Some(r);
+                    break;
+                }
+            }
+            let run = run.unwrap_or_else(|| format!("{QUARANTINE}/{stamp}-{}", std::process::id()));
             (run, false)
         }
     };
     remover.make_dir(&run)?;
+    let next = if resumed { next_entry(root, &run)? } else { 1 };
     let mut j = Journal {
-        root,
-        rel: format!("{run}/{JOURNAL}"),
+        remover,
+        run: run.clone(),
+        next,
     };
     let mut done = RepairApplied {
         steps: 0,
         quarantine: run.clone(),
         resumed,
     };
-    // Makes the missing parents of `rel` (journaled, so undo removes them).
+    let directories = remover.capabilities().directories;
+    // Makes the missing parents of `rel` (journaled, so undo removes them). An object store
+    // has no directories: nothing to make.
     let mkdirs = |j: &mut Journal, rel: &str| -> Result<()> {
+        if !directories {
+            return Ok(());
+        }
         let mut missing = Vec::new();
         let mut cur = Path::new(rel).parent();
         while let Some(p) = cur {
@@ -1337,7 +1558,12 @@ pub fn apply(
             }
             Action::Link { path, digest } => {
                 let bytes = digest.to_string();
-                let existing = root.storage().stat(path).ok();
+                // Asked now (an object store's listing may be a pass old).
+                let existing = match root.storage().stat_now(path) {
+                    Ok(m) => Some(m),
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
+                    Err(e) => return Err(Error::io(place(root, path), e)),
+                };
                 if existing
                     .as_ref()
                     .is_some_and(|m| m.kind != crate::storage::Kind::File)
@@ -1347,12 +1573,15 @@ pub fn apply(
                     move_to(&mut j, path, &format!("{run}/{path}"))?;
                     j.record(&Entry::Create { path: path.clone() })?;
                     remover.create_file(path, bytes.as_bytes())?;
-                } else if existing.is_some() {
+                } else if let Some(m) = existing {
                     let saved = format!("{run}/{path}");
                     mkdirs(&mut j, &saved)?;
                     j.record(&Entry::Replace {
                         path: path.clone(),
                         saved: saved.clone(),
+                        mtime: m
+                            .mtime
+                            .map(|t| humantime::format_rfc3339_nanos(t).to_string()),
                     })?;
                     remover.copy_file(path, &saved)?;
                     remover.replace_file(path, bytes.as_bytes())?;
@@ -1415,7 +1644,15 @@ fn run_dir(root: &Root, run: &str) -> Result<String> {
 
 /// Undoes a repair from its quarantine directory (`regfsck-lost+found/<run>`, `<run>`, or its
 /// absolute path): every journaled step backwards, then the directory itself. With `dry_run`,
-/// only says what it would do.
+/// only says what it would do. What is there is asked of storage as it is now, entry by entry
+/// (an object store's listing at open does not show what undo itself moved, and a run
+/// continued after a crash journals a step again).
+///
+/// What undo copies back on an object store (a move is a copy there) gets the time of the copy
+/// as its LastModified, which no request can set: a restored blob looks young to gc's
+/// `--min-age` (kept longer), and a restored tag's history entries look pushed at once (a tag
+/// is quarantined only when no revision of its history was intact, so no repair picks among
+/// them). A replaced link written back gets the time of undo on either backend.
 ///
 /// # Errors
 /// [`Error::Io`] for a journal that cannot be read or parsed, I/O errors.
@@ -1425,8 +1662,8 @@ pub fn undo(root: &Root, run: &str, remover: &dyn Remover, dry_run: bool) -> Res
         run: run.clone(),
         ..UndoReport::default()
     };
-    let entries = match read_journal(root, &format!("{run}/{JOURNAL}")) {
-        Ok(e) => e,
+    let entries = match read_journal(root, &run) {
+        Ok(j) => j.entries,
         // Killed between creating the run's directory and its journal: nothing was changed.
         Err(Error::Io { source, .. })
             if source.kind() == std::io::ErrorKind::NotFound && root.is_empty_dir(&run) =>
@@ -1439,7 +1676,11 @@ pub fn undo(root: &Root, run: &str, remover: &dyn Remover, dry_run: bool) -> Res
         }
         Err(e) => return Err(e),
     };
-    let exists = |rel: &str| root.exists(rel);
+    let exists = |rel: &str| {
+        root.exists_now(rel)
+            .map_err(|e| Error::io(place(root, rel), e))
+    };
+    let atomic_rename = remover.capabilities().atomic_rename;
     for e in entries.iter().rev() {
         match e {
             Entry::Done | Entry::Discard { .. } => {}
@@ -1448,12 +1689,16 @@ pub fn undo(root: &Root, run: &str, remover: &dyn Remover, dry_run: bool) -> Res
                     report.would.push(format!("remove {path}"));
                 } else {
                     remover.remove_file(path)?;
-                    remover.remove_file(&format!("{path}{}", crate::fsops::TEMP_SUFFIX))?;
+                    if atomic_rename {
+                        // A crash may have left the temporary file it was written to (a PUT
+                        // leaves none).
+                        remover.remove_file(&format!("{path}{}", crate::fsops::TEMP_SUFFIX))?;
+                    }
                 }
                 report.undone += 1;
             }
-            Entry::Replace { path, saved } => {
-                if exists(saved) {
+            Entry::Replace { path, saved, .. } => {
+                if exists(saved)? {
                     if dry_run {
                         report.would.push(format!("restore {path} from {saved}"));
                     } else {
@@ -1468,14 +1713,15 @@ pub fn undo(root: &Root, run: &str, remover: &dyn Remover, dry_run: bool) -> Res
                         remover.remove_file(saved)?;
                     }
                 }
-                // Without the copy, the file was never replaced.
+                // Without the copy, the file was never replaced (or this entry's step was
+                // journaled again, and undone above).
                 report.undone += 1;
             }
             Entry::Mkdir { path } => {
                 if dry_run {
                     report.would.push(format!("remove directory {path}"));
                     report.undone += 1;
-                } else if remover.remove_empty_dir(path)? || !exists(path) {
+                } else if remover.remove_empty_dir(path)? || !exists(path)? {
                     report.undone += 1;
                 } else {
                     report
@@ -1484,23 +1730,39 @@ pub fn undo(root: &Root, run: &str, remover: &dyn Remover, dry_run: bool) -> Res
                 }
             }
             Entry::Move { from, to } => {
-                if exists(to) && !exists(from) {
+                let (at_from, at_to) = (exists(from)?, exists(to)?);
+                if at_to && !at_from {
                     if dry_run {
                         report.would.push(format!("move {to} back to {from}"));
                     } else {
                         remover.move_tree(to, from)?;
                     }
                     report.undone += 1;
-                } else if exists(from) && !exists(to) {
+                } else if at_from && !at_to {
                     // The move never happened.
                     report.undone += 1;
-                } else if exists(from) && exists(to) {
+                } else if at_from && at_to && atomic_rename {
                     // A move across filesystems killed after its copy was in place: the source
                     // is whole (it is removed last), the copy goes.
                     if dry_run {
                         report.would.push(format!("remove the copy {to}"));
                     } else {
                         remover.remove_tree(to)?;
+                    }
+                    report.undone += 1;
+                } else if at_from && at_to {
+                    // On an object store a move copies every key, then deletes them: a kill
+                    // stops the repair's move, or an undo's move back, half-way, and which side
+                    // is whole the keys alone do not tell. Moved on again, `to` is whole either
+                    // way (what `from` holds copied over it, identical where both hold a key),
+                    // then moved back.
+                    if dry_run {
+                        report.would.push(format!(
+                            "finish the move of {from} to {to}, then move it back"
+                        ));
+                    } else {
+                        remover.move_tree(from, to)?;
+                        remover.move_tree(to, from)?;
                     }
                     report.undone += 1;
                 } else {

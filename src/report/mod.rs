@@ -443,6 +443,10 @@ pub struct RepairDoc<'a> {
     /// The storage root (for the undo command printed).
     #[serde(skip)]
     pub root: &'a std::path::Path,
+    /// The root's URL when it is not a local directory (`s3://BUCKET/PREFIX`: the undo command
+    /// printed names it).
+    #[serde(skip)]
+    pub url: Option<String>,
 }
 
 /// Renders a repair report for humans.
@@ -492,20 +496,24 @@ pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<(
         p.unrepairable.len()
     )?;
     if let Some(a) = d.applied {
+        let undo = match &d.url {
+            // The run below the root, and the root.
+            Some(url) => format!("{} {}", shell_word(&a.quarantine), shell_word(url)),
+            None => shell_word(
+                &std::path::absolute(d.root.join(&a.quarantine))
+                    .unwrap_or_else(|_| d.root.join(&a.quarantine))
+                    .to_string_lossy(),
+            ),
+        };
         writeln!(
             out,
-            "journal and quarantine: {}{} (undo: regfsck repair --yes --undo {})",
+            "journal and quarantine: {}{} (undo: regfsck repair --yes --undo {undo})",
             a.quarantine,
             if a.resumed {
                 ", continuing an interrupted repair"
             } else {
                 ""
             },
-            shell_word(
-                &std::path::absolute(d.root.join(&a.quarantine))
-                    .unwrap_or_else(|_| d.root.join(&a.quarantine))
-                    .to_string_lossy()
-            )
         )?;
     }
     if let Some(n) = d.remaining {

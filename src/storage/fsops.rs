@@ -100,6 +100,38 @@ pub trait Remover: Sync {
     /// # Errors
     /// I/O errors and paths outside the tree.
     fn move_tree(&self, from: &str, to: &str) -> Result<()>;
+    /// Records entry `n` (counted from 1) of the journal of regfsck's run `run` (a directory
+    /// of the quarantine), durably, before the step it announces; `record` is one line. A
+    /// local disk appends it to `<run>/`[`JOURNAL`] and syncs it; an object store, which has
+    /// no append, writes it as an object of its own, `<run>/`[`JOURNAL_DIR`]`/<n>.json`
+    /// ([`journal_entry`]), only if there is none of that name (so two runs writing one
+    /// journal fail rather than overwrite each other). Not a step of the fault-injection
+    /// hooks.
+    ///
+    /// # Errors
+    /// I/O errors and paths outside the tree; an object store's entry `n` already there.
+    fn journal(&self, run: &str, n: u64, record: &[u8]) -> Result<()>;
+}
+
+/// The journal of a repair run on a local disk: `<run>/journal.jsonl`, one line per entry.
+pub const JOURNAL: &str = "journal.jsonl";
+
+/// The journal of a repair run on an object store: `<run>/journal/`, one object per entry
+/// ([`journal_entry`]).
+pub const JOURNAL_DIR: &str = "journal";
+
+/// The root-relative key of entry `n` of the object-store journal of `run`: zero-padded (8
+/// digits), so that the entries list in order.
+pub fn journal_entry(run: &str, n: u64) -> String {
+    format!("{run}/{JOURNAL_DIR}/{n:08}.json")
+}
+
+/// The number of an object-store journal entry named `name` (`00000001.json`).
+pub fn journal_entry_number(name: &str) -> Option<u64> {
+    let n = name.strip_suffix(".json")?;
+    (!n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()))
+        .then(|| n.parse().ok())
+        .flatten()
 }
 
 /// The log of what a run deleted (`--log FILE`): one line per path, appended to the file in
@@ -232,6 +264,9 @@ impl Remover for Logged<'_> {
         }
         Ok(())
     }
+    fn journal(&self, run: &str, n: u64, record: &[u8]) -> Result<()> {
+        self.inner.journal(run, n, record)
+    }
 }
 
 /// Fault injection for the tests of interrupted runs: a [`Remover`] that raises the interrupt
@@ -303,6 +338,10 @@ impl Remover for InterruptAfter<'_> {
     fn move_tree(&self, from: &str, to: &str) -> Result<()> {
         self.step(self.inner.move_tree(from, to))
     }
+    fn journal(&self, run: &str, n: u64, record: &[u8]) -> Result<()> {
+        // A record, not a change of the tree: not counted.
+        self.inner.journal(run, n, record)
+    }
 }
 
 /// Appends `bytes` to the file `rel` (created if it is not there, taking its parent's owner and
@@ -310,7 +349,7 @@ impl Remover for InterruptAfter<'_> {
 ///
 /// # Errors
 /// I/O errors and paths outside the tree.
-pub fn append(root: &Root, rel: &str, bytes: &[u8]) -> Result<()> {
+fn append(root: &Root, rel: &str, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
     let p = checked(root, rel)?;
     let new = std::fs::symlink_metadata(&p).is_err();
@@ -384,9 +423,10 @@ pub const QUARANTINE: &str = "regfsck-lost+found";
 /// component, and returns it as an absolute path.
 fn checked(root: &Root, rel: &str) -> Result<std::path::PathBuf> {
     if root.storage().local_root().is_none() {
-        // The write half of an object store is not built yet: never write local paths for it.
+        // An object store has its own write half (`Storage::remover`): never write local
+        // paths for it.
         return Err(Error::Refused(format!(
-            "{}: changes to object storage are not supported yet (use --dry-run)",
+            "{}: not a local directory (its changes go through the object store's own writer)",
             root.describe()
         )));
     }
@@ -613,6 +653,10 @@ impl Remover for FsRemover {
             Err(e) => Err(Error::io(p, e)),
         }
     }
+
+    fn journal(&self, run: &str, _n: u64, record: &[u8]) -> Result<()> {
+        append(&self.root, &format!("{run}/{JOURNAL}"), record)
+    }
 }
 
 impl FsRemover {
@@ -741,6 +785,10 @@ impl Remover for DryRun {
         if let Ok(mut l) = self.log.lock() {
             l.push(format!("move {from} {to}"));
         }
+        Ok(())
+    }
+
+    fn journal(&self, _run: &str, _n: u64, _record: &[u8]) -> Result<()> {
         Ok(())
     }
 }

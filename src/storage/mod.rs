@@ -100,6 +100,18 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// I/O errors; `NotFound`.
     fn stat(&self, rel: &str) -> std::io::Result<Meta>;
 
+    /// The metadata of `rel` as it is now, not as it was when the storage was opened: what a
+    /// decision after this process's own writes depends on. A local disk's stat is always
+    /// live; an object store answers [`Storage::stat`] from the listing made at open, which
+    /// shows neither what was written nor what was deleted since, and asks again here (a HEAD
+    /// of the key; when there is none, a listing of `rel/` for a "directory").
+    ///
+    /// # Errors
+    /// I/O errors; `NotFound`.
+    fn stat_now(&self, rel: &str) -> std::io::Result<Meta> {
+        self.stat(rel)
+    }
+
     /// The metadata of `rel`, following a symlink there (only for the places regfsck follows,
     /// [`crate::layout::FOLLOWED`]).
     ///
@@ -197,8 +209,11 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
         Ok(Vec::new())
     }
 
-    /// Its own write half, when it is not a local directory's ([`fsops::FsRemover`]).
-    fn remover(&self) -> Option<Box<dyn fsops::Remover + '_>> {
+    /// Its own write half, when it is not a local directory's ([`fsops::FsRemover`]). With
+    /// `crash_after` (fault injection for the crash tests), the process aborts before the
+    /// `n+1`-th change the write halves of this storage (and of the same place opened again)
+    /// make.
+    fn remover(&self, _crash_after: Option<u64>) -> Option<Box<dyn fsops::Remover + '_>> {
         None
     }
 

@@ -112,6 +112,9 @@ pub struct Object {
     cache: Mutex<HashMap<String, bytes::Bytes>>,
     /// The HTTP client of the requests object_store does not make (multipart listings).
     http: std::sync::OnceLock<reqwest::Client>,
+    /// Changes its writers have made (the fault-injection count, see [`ObjectWriter::step`]);
+    /// shared with this place opened again ([`Object::reopen`]), so it counts for the process.
+    changes: Arc<std::sync::atomic::AtomicU64>,
 }
 
 fn io_err(e: object_store::Error) -> std::io::Error {
@@ -159,6 +162,7 @@ impl Object {
             index: BTreeMap::new(),
             cache: Mutex::new(HashMap::new()),
             http: std::sync::OnceLock::new(),
+            changes: Arc::default(),
         };
         o.index = o.list_everything()?;
         Ok(o)
@@ -352,6 +356,36 @@ impl Storage for Object {
         self.stat(rel)
     }
 
+    fn stat_now(&self, rel: &str) -> std::io::Result<Meta> {
+        let key = self.key(rel);
+        self.rt.block_on(async {
+            match self.store.head(&key).await {
+                Ok(m) => {
+                    return Ok(Meta {
+                        kind: Kind::File,
+                        size: m.size,
+                        mtime: Some(m.last_modified.into()),
+                    });
+                }
+                Err(object_store::Error::NotFound { .. }) => {}
+                Err(e) => return Err(io_err(e)),
+            }
+            // A "directory": any key below `rel/` (the first page of a listing is enough).
+            match self.store.list(Some(&key)).next().await {
+                Some(Ok(_)) => Ok(Meta {
+                    kind: Kind::Dir,
+                    size: 0,
+                    mtime: None,
+                }),
+                Some(Err(e)) => Err(io_err(e)),
+                None => Err(std::io::Error::new(
+                    std::io::ErrorKind::NotFound,
+                    format!("{}/{rel}: no such key", self.spec.url()),
+                )),
+            }
+        })
+    }
+
     fn symlink_target(&self, _rel: &str) -> std::io::Result<String> {
         Err(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
@@ -501,8 +535,10 @@ impl Storage for Object {
         self.rt.block_on(self.multipart_uploads(rel))
     }
 
-    fn remover(&self) -> Option<Box<dyn super::fsops::Remover + '_>> {
-        Some(Box::new(self.writer()))
+    fn remover(&self, crash_after: Option<u64>) -> Option<Box<dyn super::fsops::Remover + '_>> {
+        let mut w = self.writer();
+        w.crash_after = crash_after;
+        Some(Box::new(w))
     }
 
     fn reopen(&self) -> std::io::Result<Option<Arc<dyn Storage>>> {
@@ -558,6 +594,8 @@ pub struct ObjectWriter<'a> {
     limit: RateLimit,
     /// Keys this writer put or copied (not in the listing): deleted with their "directory".
     written: Mutex<std::collections::BTreeSet<String>>,
+    /// Fault injection for the crash tests: abort before the `n+1`-th change.
+    crash_after: Option<u64>,
 }
 
 impl Object {
@@ -567,6 +605,7 @@ impl Object {
             obj: self,
             limit: RateLimit::new(self.spec.write_rate),
             written: Mutex::new(std::collections::BTreeSet::new()),
+            crash_after: None,
         }
     }
 
@@ -575,7 +614,9 @@ impl Object {
     /// # Errors
     /// As [`Object::open`].
     pub fn reopen(&self) -> std::io::Result<Object> {
-        Object::open(self.spec.clone())
+        let mut o = Object::open(self.spec.clone())?;
+        o.changes = Arc::clone(&self.changes);
+        Ok(o)
     }
 }
 
@@ -603,6 +644,16 @@ fn writable_rel(obj: &Object, rel: &str) -> crate::error::Result<()> {
 }
 
 impl ObjectWriter<'_> {
+    /// Counts a change about to be made (a PUT, a copy, a DeleteObjects request, an abort),
+    /// for the fault injection of the crash tests: the process aborts (as if killed) before its
+    /// `n+1`-th. A journal entry is not a change of the layout: not counted.
+    fn step(&self) {
+        let n = self.obj.changes.fetch_add(1, Ordering::SeqCst);
+        if self.crash_after == Some(n) {
+            std::process::abort();
+        }
+    }
+
     fn err(&self, rel: &str, e: std::io::Error) -> crate::error::Error {
         crate::error::Error::io(format!("{}/{rel}", self.obj.spec.url()), e)
     }
@@ -618,6 +669,7 @@ impl ObjectWriter<'_> {
                 let store = Arc::clone(&o.store);
                 async move {
                     self.limit.wait().await;
+                    self.step();
                     let first = batch.first().cloned().unwrap_or_default();
                     let paths = futures::stream::iter(
                         batch.iter().map(|k| Ok(o.key(k))).collect::<Vec<_>>(),
@@ -719,6 +771,8 @@ impl super::fsops::Remover for ObjectWriter<'_> {
 
     fn create_file(&self, rel: &str, bytes: &[u8]) -> crate::error::Result<()> {
         // A PUT is atomic: the object is whole or absent. Put-if-absent where the server has it.
+        writable_rel(self.obj, rel)?;
+        self.step();
         self.put(rel, bytes, object_store::PutMode::Create)
     }
 
@@ -728,6 +782,8 @@ impl super::fsops::Remover for ObjectWriter<'_> {
     }
 
     fn replace_file(&self, rel: &str, bytes: &[u8]) -> crate::error::Result<()> {
+        writable_rel(self.obj, rel)?;
+        self.step();
         self.put(rel, bytes, object_store::PutMode::Overwrite)
     }
 
@@ -736,6 +792,7 @@ impl super::fsops::Remover for ObjectWriter<'_> {
         let o = self.obj;
         o.rt.block_on(async {
             self.limit.wait().await;
+            self.step();
             o.store.copy(&o.key(from), &o.key(to)).await
         })
         .map_err(|e| self.err(from, io_err(e)))?;
@@ -755,10 +812,21 @@ impl super::fsops::Remover for ObjectWriter<'_> {
         self.delete_keys(keys)
     }
 
+    fn journal(&self, run: &str, n: u64, record: &[u8]) -> crate::error::Result<()> {
+        // No append: one object per entry, put only if absent. A PUT is whole or absent, so
+        // an entry is never torn: a missing last one is a step that never started.
+        self.put(
+            &super::fsops::journal_entry(run, n),
+            record,
+            object_store::PutMode::Create,
+        )
+    }
+
     fn abort_upload(&self, rel: &str, upload_id: &str) -> crate::error::Result<()> {
         writable_rel(self.obj, rel)?;
         let o = self.obj;
         o.rt.block_on(self.limit.wait());
+        self.step();
         o.abort_upload(rel, upload_id).map_err(|e| self.err(rel, e))
     }
 

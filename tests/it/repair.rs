@@ -405,6 +405,98 @@ fn killed_at_every_step_undo_restores_the_damaged_tree() {
     assert!(crashes > 5, "only {crashes} crash points");
 }
 
+/// A broken tag whose history ties on its index links' times, neither revision tagged
+/// elsewhere: the newer revision link decides. The older revision's link holds garbage, and
+/// repair rewrites it before it points the tag back, which makes it the newest file of all: a
+/// repair crashed after that rewrite, then continued, must still decide by the times the
+/// registry wrote (the journal keeps the replaced link's), as an uninterrupted repair does.
+#[test]
+fn a_continued_repair_orders_a_tags_history_by_the_times_before_it() {
+    let set_mtime = |p: &Path, secs: u64| {
+        let t = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+        std::fs::File::options()
+            .write(true)
+            .open(p)
+            .unwrap()
+            .set_modified(t)
+            .unwrap();
+    };
+    let probe = Sample::registry();
+    let newer = probe.tag("alpine-mini", "latest");
+    let older = probe.untagged("alpine-mini");
+    let damage = |s: &Sample| {
+        rm(s.current_link("alpine-mini", "3.19")
+            .parent()
+            .unwrap()
+            .parent()
+            .unwrap());
+        std::fs::write(s.current_link("alpine-mini", "latest"), "garbage").unwrap();
+        std::fs::write(s.revision_link("alpine-mini", &older), "sha256:nothex\n").unwrap();
+        let index = |d: &regfsck::Digest| {
+            s.current_link("alpine-mini", "latest")
+                .parent()
+                .unwrap()
+                .parent()
+                .unwrap()
+                .join("index/sha256")
+                .join(d.hex())
+                .join("link")
+        };
+        set_mtime(&index(&newer), 1_700_000_000);
+        set_mtime(&index(&older), 1_700_000_000);
+        set_mtime(&s.revision_link("alpine-mini", &newer), 1_700_000_200);
+        set_mtime(&s.revision_link("alpine-mini", &older), 1_700_000_100);
+    };
+    let reference = Sample::registry();
+    damage(&reference);
+    let out = regfsck()
+        .args(["repair", "--yes", "-q"])
+        .arg(reference.root())
+        .output()
+        .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    let latest = format!("alpine-mini:latest:{newer}");
+    let ls = |s: &Sample| {
+        let out = regfsck().arg("ls").arg(s.root()).output().unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    assert!(ls(&reference).contains(&latest), "{}", ls(&reference));
+    let finished = content_tree(reference.root());
+    let mut crashes = 0;
+    for n in 0..100 {
+        let s = Sample::registry();
+        damage(&s);
+        let out = regfsck()
+            .args(["repair", "--yes", "-q"])
+            .arg(s.root())
+            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
+            .output()
+            .unwrap();
+        if out.status.code() == Some(1) {
+            break;
+        }
+        assert_eq!(out.status.code(), None, "killed by SIGABRT at step {n}");
+        crashes += 1;
+        let out = regfsck()
+            .args(["repair", "--yes", "-q"])
+            .arg(s.root())
+            .output()
+            .unwrap();
+        assert_eq!(out.status.code(), Some(1), "rerun after step {n}");
+        assert!(
+            ls(&s).contains(&latest),
+            "after a crash at step {n}: {}",
+            ls(&s)
+        );
+        assert_eq!(
+            content_tree(s.root()),
+            finished,
+            "after a crash at step {n}"
+        );
+    }
+    assert!(crashes >= 4, "only {crashes} crash points");
+}
+
 /// For every damaged copy the damage tests make (on a copy of it): the other commands' dry runs
 /// end with a clean exit code, and a real repair keeps its promises (verify afterwards reports
 /// only what it said it could not fix, no intact blob is lost, undo restores the damage).

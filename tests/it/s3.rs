@@ -246,20 +246,13 @@ fn skopeo_pulls_every_tag_from_serve_on_s3() {
 }
 
 #[test]
-fn a_real_repair_changes_nothing_on_s3_and_bad_credentials_are_a_clear_error() {
+fn dry_runs_change_nothing_on_s3_and_bad_credentials_are_a_clear_error() {
     let (s3, loaded) = S3::sample();
     let p = loaded.prefix.as_str();
     let before = s3.list_keys(p);
-    let out = on_s3(&s3, p, &["repair", "--yes"], true);
-    assert_eq!(out.status.code(), Some(8));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("changes only local storage for now"),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    // Dry runs of the others change nothing either.
     for args in [
-        &["prune", "--keep-last", "0", "--dry-run"][..],
+        &["repair", "--dry-run"][..],
+        &["prune", "--keep-last", "0", "--dry-run"],
         &["gc", "-m", "--min-age", "0", "--dry-run"],
         &["rm-repo", "--dry-run", "alpine-mini", "--root"],
     ] {
@@ -290,6 +283,318 @@ fn a_real_repair_changes_nothing_on_s3_and_bad_credentials_are_a_clear_error() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A change made alike to a layout on disk and in a bucket: the root-relative file (key)
+/// written with these bytes, or removed.
+type Change = (String, Option<Vec<u8>>);
+
+/// Makes the changes on disk (a removed file's directories that are left empty go too, as a
+/// bucket has none) and in the bucket below `prefix`.
+fn make_changes(changes: &[Change], disk: Option<&std::path::Path>, s3: Option<(&S3, &str)>) {
+    for (rel, bytes) in changes {
+        if let Some(root) = disk {
+            let path = root.join(rel);
+            match bytes {
+                Some(b) => {
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(&path, b).unwrap();
+                }
+                None => {
+                    std::fs::remove_file(&path).unwrap();
+                    let mut dir = path.parent();
+                    while let Some(d) = dir.filter(|d| d.starts_with(root.join("docker"))) {
+                        if std::fs::remove_dir(d).is_err() {
+                            break;
+                        }
+                        dir = d.parent();
+                    }
+                }
+            }
+        }
+        if let Some((s3, prefix)) = s3 {
+            let key = format!("{prefix}/{rel}");
+            match bytes {
+                Some(b) => s3.put_object(&key, b),
+                None => s3.delete_object(&key),
+            }
+        }
+    }
+}
+
+/// Damage repair knows how to treat, on the sample (`disk`, for its digests): `garbage_tag`'s
+/// `current/link` holds garbage (pointed back at its history), team/app/api's tag target's
+/// revision link names another manifest (rewritten), the `_layers` link of alpine-mini:3.19's
+/// last layer is gone (written again), team/app:latest's last layer has a byte flipped
+/// (quarantined; its tags reported as broken), busybox-oci's config lies under the wrong
+/// shard (moved back: on S3 a copy, then a delete), and the manifest of multi/docker-list:latest
+/// is gone (nothing else in its history: the tag is quarantined, two keys copied, then deleted).
+fn repair_damage(disk: &Sample, garbage_tag: (&str, &str)) -> Vec<Change> {
+    use crate::common::R;
+    use regfsck::layout;
+    let repo = |r: &str| layout::RepoName::parse(r).unwrap();
+    let rel = |p: std::path::PathBuf| {
+        p.strip_prefix(disk.root())
+            .unwrap()
+            .to_string_lossy()
+            .into_owned()
+    };
+    let mut out: Vec<Change> = Vec::new();
+    let (r, t) = garbage_tag;
+    out.push((rel(disk.current_link(r, t)), Some(b"garbage".to_vec())));
+    let api = disk.tag("team/app/api", "latest");
+    let other = disk.tag("busybox-oci", "latest");
+    out.push((
+        rel(disk.revision_link("team/app/api", &api)),
+        Some(other.to_string().into_bytes()),
+    ));
+    let alpine = disk.tag("alpine-mini", "3.19");
+    let layer = disk.manifest(&alpine).refs(R::Layer).last().unwrap().digest;
+    out.push((layout::layer_link(&repo("alpine-mini"), &layer), None));
+    let app = disk.tag("team/app", "latest");
+    let corrupt = disk.manifest(&app).refs(R::Layer).last().unwrap().digest;
+    let mut bytes = std::fs::read(disk.blob_path(&corrupt)).unwrap();
+    bytes[10] ^= 0xff;
+    out.push((layout::blob_data(&corrupt), Some(bytes)));
+    let config = disk.reference(&other, R::Config);
+    let right = layout::blob_data(&config);
+    let shard = format!("/{}/", &config.hex()[..2]);
+    let wrong_shard = if shard == "/00/" { "/01/" } else { "/00/" };
+    let wrong = right.replacen(&shard, wrong_shard, 1);
+    out.push((wrong, Some(std::fs::read(disk.blob_path(&config)).unwrap())));
+    out.push((right, None));
+    let list = disk.tag("multi/docker-list", "latest");
+    out.push((layout::blob_data(&list), None));
+    out
+}
+
+/// `keys` with a repair journal's entries as one key (`<run>/journal`): on disk one file
+/// (`journal.jsonl`), in a bucket one object per entry (`journal/00000001.json`, ...), more of
+/// them after a run continued.
+fn journal_as_one(keys: impl IntoIterator<Item = String>) -> BTreeSet<String> {
+    keys.into_iter().map(|k| journal_key(&k)).collect()
+}
+
+fn journal_key(k: &str) -> String {
+    let q = format!("{}/", regfsck::fsops::QUARANTINE);
+    let Some(i) = k.find(&q) else {
+        return k.to_string();
+    };
+    let rest = &k[i + q.len()..];
+    let Some((run, below)) = rest.split_once('/') else {
+        return k.to_string();
+    };
+    if below == regfsck::fsops::JOURNAL
+        || below.starts_with(&format!("{}/", regfsck::fsops::JOURNAL_DIR))
+    {
+        format!("{}{q}{run}/journal", &k[..i])
+    } else {
+        k.to_string()
+    }
+}
+
+/// Every file below `root` (relative) with the SHA-256 of its content.
+fn disk_sums(root: &std::path::Path) -> std::collections::BTreeMap<String, String> {
+    use sha2::Digest as _;
+    files_below(root)
+        .into_iter()
+        .map(|f| {
+            let h = sha2::Sha256::digest(std::fs::read(root.join(&f)).unwrap());
+            let hex: String = h.iter().map(|b| format!("{b:02x}")).collect();
+            (f, hex)
+        })
+        .collect()
+}
+
+/// Every key below `prefix/` (without it) with the SHA-256 of its content.
+fn s3_sums(s3: &S3, prefix: &str) -> std::collections::BTreeMap<String, String> {
+    s3.sums(&format!("{prefix}/"))
+        .into_iter()
+        .map(|(k, h)| (k[prefix.len() + 1..].to_string(), h))
+        .collect()
+}
+
+/// Contents to compare across backends: no uploads (on S3 the sample's unfinished one is a
+/// multipart upload), no journals (one file on disk, an object per entry on S3; their keys
+/// are compared), the run's name as `RUN`.
+fn comparable(
+    sums: std::collections::BTreeMap<String, String>,
+    run: &str,
+) -> std::collections::BTreeMap<String, String> {
+    sums.into_iter()
+        .filter(|(k, _)| !k.contains("/_uploads/") && journal_key(k) == *k)
+        .map(|(k, h)| (k.replace(run, "RUN"), h))
+        .collect()
+}
+
+/// The tags of `view` that pull from `docker-registry serve` on the bucket.
+fn pulling(s3: &S3, prefix: &str, view: &[String]) -> BTreeSet<String> {
+    let failed: BTreeSet<String> = registry_pulls(s3, prefix, view)
+        .into_iter()
+        .map(|f| f.split(": ").next().unwrap().to_string())
+        .collect();
+    view.iter()
+        .filter(|l| !failed.contains(*l))
+        .cloned()
+        .collect()
+}
+
+/// Errors verify finds on disk, as [`s3_errors`] says them.
+fn disk_errors(root: &std::path::Path) -> BTreeSet<String> {
+    let out = regfsck()
+        .args(["verify", "--json", "--no-content"])
+        .arg(root)
+        .output()
+        .unwrap();
+    findings(&json(&out))
+        .into_iter()
+        .filter(|f| f.0 == "error")
+        .map(|f| format!("{} {:?} {:?}", f.1, f.2, f.3))
+        .collect()
+}
+
+/// A real repair on a bucket the real registry pushed into, damaged as a copy of the sample on
+/// disk is: the same plan, and the bucket ends with exactly the files (and contents) the disk
+/// copy ends with, journal aside; verify on the bucket finds no error it does not find on disk;
+/// every tag that pulled from `docker-registry serve` on the bucket before still pulls. Then
+/// `--undo RUN --dry-run` changes nothing, and `--undo RUN` gives the bucket back byte for byte
+/// as it was before the repair, without the quarantine.
+#[test]
+fn a_real_repair_on_s3_leaves_what_it_leaves_on_disk_and_undo_restores_the_bucket() {
+    let s3 = S3::with_bucket(WRITES);
+    let loaded = s3.load_sample("repair-real");
+    let p = loaded.prefix.as_str();
+    let disk = Sample::registry();
+    // A tag with two revisions in its history: the one it points back at is chosen by the
+    // times of its history links (on S3 the registry's pushes, whole seconds).
+    let damage = repair_damage(&disk, ("alpine-mini", "latest"));
+    make_changes(&damage, Some(disk.root()), Some((&s3, p)));
+    let damaged = s3_sums(&s3, p);
+    assert_eq!(
+        comparable(damaged.clone(), "-"),
+        comparable(disk_sums(disk.root()), "-"),
+        "damaged alike"
+    );
+    let pulled = pulling(&s3, p, &loaded.view);
+    assert!(
+        !pulled.is_empty() && pulled.len() < loaded.view.len(),
+        "{pulled:?}"
+    );
+    let out = on_s3(&s3, p, &["repair", "--yes", "--json"], true);
+    let v = json(&out);
+    let here = regfsck()
+        .args(["repair", "--yes", "--json"])
+        .arg(disk.root())
+        .output()
+        .unwrap();
+    let h = json(&here);
+    assert_eq!(out.status.code(), Some(4), "{v:#}");
+    assert_eq!(here.status.code(), Some(4), "{h:#}");
+    assert_eq!(v["steps"], h["steps"], "the same plan");
+    let kinds: BTreeSet<&str> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s["action"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        kinds,
+        BTreeSet::from(["link", "move", "quarantine"]),
+        "{v:#}"
+    );
+    assert_eq!(v["unrepairable"], h["unrepairable"]);
+    let run = v["applied"]["quarantine"].as_str().unwrap().to_string();
+    assert_eq!(run, h["applied"]["quarantine"].as_str().unwrap());
+    // The same files, the same bytes; the journal one file on disk, objects on S3.
+    let repaired = s3_sums(&s3, p);
+    assert_eq!(
+        comparable(repaired.clone(), &run),
+        comparable(disk_sums(disk.root()), &run)
+    );
+    let keys = journal_as_one(repaired.keys().cloned());
+    assert!(keys.contains(&format!("{run}/journal")), "{keys:#?}");
+    let entries = repaired
+        .keys()
+        .filter(|k| k.starts_with(&format!("{run}/journal/")))
+        .count();
+    assert!(entries > v["steps"].as_array().unwrap().len(), "{entries}");
+    // The quarantined blob keeps its damaged bytes.
+    assert!(
+        repaired
+            .keys()
+            .any(|k| k.starts_with(&format!("{run}/docker/registry/v2/blobs/"))),
+        "{repaired:#?}"
+    );
+    let left = s3_errors(&s3, p);
+    assert!(!left.is_empty());
+    assert!(
+        left.is_subset(&disk_errors(disk.root())),
+        "{left:#?}\n{:#?}",
+        disk_errors(disk.root())
+    );
+    // Every tag that pulled still pulls, and so does every tag repair does not name as broken
+    // (the tag pointed back, those whose links are back); the others are the corrupt layer's.
+    let breaks: BTreeSet<String> = v["unrepairable"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|u| u["breaks"].as_array().unwrap().iter())
+        .map(|t| t.as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(
+        breaks,
+        BTreeSet::from(["team/app:latest".to_string(), "team/app:v1".to_string()])
+    );
+    let removed: BTreeSet<String> = v["steps"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["action"] == "quarantine" && s["tag"].is_string())
+        .map(|s| {
+            format!(
+                "{}:{}",
+                s["repository"].as_str().unwrap(),
+                s["tag"].as_str().unwrap()
+            )
+        })
+        .collect();
+    assert_eq!(
+        removed,
+        BTreeSet::from(["multi/docker-list:latest".to_string()])
+    );
+    let now = pulling(&s3, p, &loaded.view);
+    assert!(pulled.is_subset(&now), "{pulled:?} {now:?}");
+    let unbroken: BTreeSet<String> = loaded
+        .view
+        .iter()
+        .filter(|l| {
+            !breaks
+                .union(&removed)
+                .any(|b| l.starts_with(&format!("{b}:")))
+        })
+        .cloned()
+        .collect();
+    assert_eq!(now, unbroken);
+    // Undo: a dry run first.
+    let dry = on_s3(&s3, p, &["repair", "--undo", &run, "--dry-run"], true);
+    assert_eq!(
+        dry.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&dry.stderr)
+    );
+    assert!(text(&dry).contains("would undo: "), "{}", text(&dry));
+    assert!(text(&dry).contains("would move "), "{}", text(&dry));
+    assert_eq!(s3_sums(&s3, p), repaired, "a dry run changes nothing");
+    let out = on_s3(&s3, p, &["repair", "--yes", "--undo", &run], true);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}{}",
+        text(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(s3_sums(&s3, p), damaged, "undone byte for byte");
 }
 
 /// Links are taken as read when their ETag is the MD5 of what they must hold; a link that
@@ -478,7 +783,17 @@ fn keys_below(s3: &S3, prefix: &str) -> BTreeSet<String> {
 
 /// Errors verify finds on `prefix`, as `kind repository digest`.
 fn s3_errors(s3: &S3, prefix: &str) -> BTreeSet<String> {
-    let out = on_s3(s3, prefix, &["verify", "--json", "--no-content"], true);
+    s3_errors_with(s3, prefix, false)
+}
+
+/// The same, with every blob hashed when `content`.
+fn s3_errors_with(s3: &S3, prefix: &str, content: bool) -> BTreeSet<String> {
+    let args: &[&str] = if content {
+        &["verify", "--json"]
+    } else {
+        &["verify", "--json", "--no-content"]
+    };
+    let out = on_s3(s3, prefix, args, true);
     findings(&json(&out))
         .into_iter()
         .filter(|f| f.0 == "error")
@@ -491,32 +806,117 @@ fn s3_errors(s3: &S3, prefix: &str) -> BTreeSet<String> {
 /// error, and a second run converges to the keys an uninterrupted run leaves.
 /// `REGFSCK_KILL_TRIALS=N` for a soak run (default 4).
 fn killed_at_random_moments_on_s3(name: &str, args: &[&str]) {
-    let n = crate::kill::trials(4);
-    // Prefixes of this test's own below the shared bucket: `<name>/sample` pushed by the
-    // registry, `<name>/uninterrupted` and `<name>/trial-<i>` copies of it.
+    killed_on_s3(name, args, &[], 0, None, &|_, _| {});
+}
+
+/// A copy of the sample in a bucket, with `damage` made, and what `args` leaves on another
+/// copy, run uninterrupted.
+struct Reference {
+    s3: S3,
+    /// The damaged sample (`<name>/sample`).
+    sample: String,
+    /// The keys an uninterrupted run leaves (a repair's journal as one key: a run continued
+    /// writes more entries).
+    want: BTreeSet<String>,
+    /// The keys before.
+    all: BTreeSet<String>,
+    /// The errors verify may find after an interruption: those before, and those an
+    /// uninterrupted run leaves (a corrupt blob quarantined is a missing one).
+    allowed: BTreeSet<String>,
+    /// Whether verify hashes the blobs (to see the damage).
+    content: bool,
+    /// How long the uninterrupted run took.
+    took: std::time::Duration,
+}
+
+impl Reference {
+    fn keys(&self, p: &str) -> BTreeSet<String> {
+        journal_as_one(keys_below(&self.s3, p))
+    }
+
+    /// Errors verify finds on `p` that it may not.
+    fn new_errors(&self, p: &str) -> BTreeSet<String> {
+        s3_errors_with(&self.s3, p, self.content)
+            .difference(&self.allowed)
+            .cloned()
+            .collect()
+    }
+}
+
+/// Loads the sample into `<name>/sample` (a prefix of this test's own below the shared bucket),
+/// makes `damage`, runs `args` uninterrupted on a copy (`<name>/uninterrupted`), which must
+/// exit `code`, then `then` on that copy.
+fn reference_run(
+    name: &str,
+    args: &[&str],
+    damage: &[Change],
+    code: i32,
+    then: &dyn Fn(&S3, &str),
+) -> Reference {
     let s3 = S3::with_bucket(WRITES);
     let (sample, reference) = (format!("{name}/sample"), format!("{name}/uninterrupted"));
     s3.load_sample(&sample);
     assert_eq!(s3_errors(&s3, &sample), BTreeSet::new());
+    make_changes(damage, None, Some((&s3, &sample)));
+    let content = !damage.is_empty();
+    let before = s3_errors_with(&s3, &sample, content);
+    assert_eq!(before.is_empty(), damage.is_empty(), "{before:#?}");
     s3.copy_prefix(&sample, &reference);
     let t0 = std::time::Instant::now();
     let out = on_s3(&s3, &reference, args, true);
     let took = t0.elapsed();
     assert_eq!(
         out.status.code(),
-        Some(0),
+        Some(code),
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let want = keys_below(&s3, &reference);
-    let all = keys_below(&s3, &sample);
-    assert!(want.len() < all.len());
+    let after = s3_errors_with(&s3, &reference, content);
+    assert!(after.len() < before.len().max(1), "{after:#?}");
+    let mut r = Reference {
+        s3,
+        sample,
+        want: BTreeSet::new(),
+        all: BTreeSet::new(),
+        allowed: before.union(&after).cloned().collect(),
+        content,
+        took,
+    };
+    r.want = r.keys(&reference);
+    r.all = r.keys(&r.sample);
+    assert!(r.want != r.all);
+    then(&r.s3, &reference);
+    r
+}
+
+/// As [`killed_at_random_moments_on_s3`], on the sample with `damage` made first: no trial
+/// leaves an error verify (hashing every blob when there is damage) finds neither on the
+/// damaged sample nor after an uninterrupted run, an uninterrupted run and each rerun exit
+/// `code`, and `then` runs on each trial's prefix once it has converged (and on the
+/// uninterrupted run's). With `lead`, the kills come after the time that command (`args`
+/// with `--dry-run`: all the reading and planning before the first change) takes.
+fn killed_on_s3(
+    name: &str,
+    args: &[&str],
+    damage: &[Change],
+    code: i32,
+    lead: Option<&[&str]>,
+    then: &dyn Fn(&S3, &str),
+) {
+    let n = crate::kill::trials(4);
+    let r = reference_run(name, args, damage, code, then);
+    let s3 = &r.s3;
+    let lead = lead.map_or(std::time::Duration::ZERO, |dry| {
+        let t0 = std::time::Instant::now();
+        on_s3(s3, &r.sample, dry, true);
+        t0.elapsed().min(r.took)
+    });
     let mut mid = 0;
     for i in 0..n {
         let p = format!("{name}/trial-{i}");
-        s3.copy_prefix(&sample, &p);
+        s3.copy_prefix(&r.sample, &p);
         let jitter = (u128::from(i) * 7919 % 1000) as f64 / 1000.0;
-        let delay = took.mul_f64((i as f64 + jitter) / n as f64);
+        let delay = lead + (r.took - lead).mul_f64((i as f64 + jitter) / n as f64);
         let mut c = regfsck();
         c.args(args).arg(s3.url(&p));
         let mut child = s3
@@ -528,24 +928,185 @@ fn killed_at_random_moments_on_s3(name: &str, args: &[&str]) {
         std::thread::sleep(delay);
         let _ = child.kill();
         let _ = child.wait();
-        let now = keys_below(&s3, &p);
-        if now != all && now != want {
+        let now = r.keys(&p);
+        if now != r.all && now != r.want {
             mid += 1;
         }
-        assert_eq!(s3_errors(&s3, &p), BTreeSet::new(), "trial {i} ({delay:?})");
-        // Killed after its last step (the record deleted): done; otherwise a rerun finishes.
-        if now != want {
-            let out = on_s3(&s3, &p, args, true);
+        let new = r.new_errors(&p);
+        assert!(new.is_empty(), "trial {i} ({delay:?}) left {new:?}");
+        // Killed after its last step (the record deleted, the journal closed): done;
+        // otherwise a rerun finishes.
+        if now != r.want {
+            let out = on_s3(s3, &p, args, true);
             assert_eq!(
                 out.status.code(),
-                Some(0),
+                Some(code),
                 "trial {i} ({delay:?}): {}",
                 String::from_utf8_lossy(&out.stderr)
             );
         }
-        assert_eq!(keys_below(&s3, &p), want, "trial {i} ({delay:?})");
+        assert_eq!(r.keys(&p), r.want, "trial {i} ({delay:?})");
+        then(s3, &p);
     }
-    eprintln!("{args:?} on S3: {n} kills within {took:?}, {mid} of them mid-deletion");
+    eprintln!(
+        "{args:?} on S3: {n} kills from {lead:?} to {:?}, {mid} of them mid-run",
+        r.took
+    );
+}
+
+/// The damage of the repair tests below: a tag with one revision in its history (the copies of
+/// the bucket these tests make are plain PUTs, all at about the same second: nothing to order
+/// by).
+fn kill_damage() -> Vec<Change> {
+    repair_damage(&Sample::registry(), ("busybox-oci", "1.1"))
+}
+
+/// Checks, on a prefix where repair has run to its end, that it left one run, and that
+/// `--undo` of it gives back the damaged sample of `name` byte for byte.
+fn undo_gives_back(name: &str) -> impl Fn(&S3, &str) {
+    let damaged = std::sync::OnceLock::new();
+    let name = name.to_string();
+    move |s3: &S3, p: &str| {
+        let want = damaged.get_or_init(|| s3_sums(s3, &format!("{name}/sample")));
+        let runs: BTreeSet<String> = keys_below(s3, p)
+            .into_iter()
+            .filter_map(|k| {
+                let rest = k.strip_prefix(&format!("{}/", regfsck::fsops::QUARANTINE))?;
+                Some(rest.split('/').next()?.to_string())
+            })
+            .collect();
+        assert_eq!(runs.len(), 1, "{p}: one run: {runs:?}");
+        let run = runs.into_iter().next().unwrap();
+        let out = on_s3(s3, p, &["repair", "--yes", "--undo", &run], true);
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "{p}: {}{}",
+            text(&out),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(&s3_sums(s3, p), want, "{p}: undone byte for byte");
+    }
+}
+
+/// repair on a damaged bucket (every kind of step: links written and rewritten, a tag pointed
+/// back, one quarantined, a blob moved back to its shard, a corrupt one quarantined) killed at
+/// random moments after its planning (as long as a dry run takes):
+/// no error verify did not find before, one run whose rerun converges to the keys of an
+/// uninterrupted run; then `--undo` of that run (journaled again where the rerun repeated a
+/// step) gives back the damaged bucket byte for byte.
+#[test]
+fn repair_on_s3_killed_at_random_moments() {
+    let name = "repair-kill";
+    // At 20 write requests a second its changes take most of its run.
+    killed_on_s3(
+        name,
+        &["--write-rate", "20", "repair", "--yes", "-q"],
+        &kill_damage(),
+        4,
+        Some(&["repair", "--dry-run", "-q"]),
+        &undo_gives_back(name),
+    );
+}
+
+/// The same, crashed (the fault-injection hook of debug builds) before each single change to
+/// the bucket in turn, so that every moment between two requests is tried: after a copy and
+/// before the delete of a move (a blob at both places), after a link's copy into the quarantine
+/// and before its PUT, after the journal entry and before its step. Each time: no new error,
+/// the rerun continues the run (finishing the half-done move first) to the keys of an
+/// uninterrupted run, and undo gives back the damaged bucket.
+#[test]
+fn repair_on_s3_crashed_before_every_change() {
+    let name = "repair-crash";
+    let args = ["repair", "--yes", "-q"];
+    let undo = undo_gives_back(name);
+    let r = reference_run(name, &args, &kill_damage(), 4, &undo);
+    let s3 = &r.s3;
+    let mut crashes = 0;
+    for n in 0..200 {
+        let p = format!("{name}/before-{n}");
+        s3.copy_prefix(&r.sample, &p);
+        let mut c = regfsck();
+        c.args(args)
+            .arg(s3.url(&p))
+            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string());
+        let out = s3.env(&mut c).output().unwrap();
+        if out.status.code() == Some(4) {
+            assert_eq!(r.keys(&p), r.want, "not crashed before change {n}");
+            break;
+        }
+        assert_eq!(
+            out.status.code(),
+            None,
+            "killed by SIGABRT before change {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        crashes += 1;
+        let new = r.new_errors(&p);
+        assert!(new.is_empty(), "a crash before change {n} left {new:?}");
+        let out = on_s3(s3, &p, &args, true);
+        assert_eq!(
+            out.status.code(),
+            Some(4),
+            "rerun after a crash before change {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(r.keys(&p), r.want, "rerun after a crash before change {n}");
+        undo(s3, &p);
+    }
+    // Two copies and two deletes for the moves, a copy and a PUT for each of the two links
+    // replaced, one PUT for the link written.
+    eprintln!("repair on S3: crashed before each of its {crashes} changes");
+    assert!(crashes >= 9, "only {crashes} crash points");
+}
+
+/// `repair --undo` crashed before each of its changes in turn (a quarantined tag of two keys
+/// half copied back; a blob copied back, not yet deleted from the quarantine), then run again:
+/// the damaged bucket comes back byte for byte.
+#[test]
+fn undo_on_s3_crashed_before_every_change() {
+    let name = "undo-crash";
+    let repair = ["repair", "--yes", "-q"];
+    let undo = undo_gives_back(name);
+    let r = reference_run(name, &repair, &kill_damage(), 4, &undo);
+    let s3 = &r.s3;
+    let mut crashes = 0;
+    for n in 0..200 {
+        let p = format!("{name}/before-{n}");
+        s3.copy_prefix(&r.sample, &p);
+        let out = on_s3(s3, &p, &repair, true);
+        assert_eq!(out.status.code(), Some(4));
+        let run = journal_as_one(keys_below(s3, &p))
+            .into_iter()
+            .find_map(|k| {
+                k.strip_suffix("/journal")
+                    .map(|r| r.rsplit('/').next().unwrap().to_string())
+            })
+            .unwrap();
+        let mut c = regfsck();
+        c.args(["repair", "--yes", "-q", "--undo", &run])
+            .arg(s3.url(&p))
+            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string());
+        let out = s3.env(&mut c).output().unwrap();
+        if out.status.code() == Some(0) {
+            assert_eq!(
+                s3_sums(s3, &p),
+                s3_sums(s3, &r.sample),
+                "not crashed before change {n}"
+            );
+            break;
+        }
+        assert_eq!(
+            out.status.code(),
+            None,
+            "killed by SIGABRT before change {n}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        crashes += 1;
+        undo(s3, &p);
+    }
+    eprintln!("repair --undo on S3: crashed before each of its {crashes} changes");
+    assert!(crashes >= 9, "only {crashes} crash points");
 }
 
 #[test]

@@ -12,7 +12,7 @@
 //! - [`S3::env`]: the exact `AWS_*` environment of a regfsck process.
 //! - [`S3::registry_config`], [`S3::registry_gc_dry_run`], [`S3::serve_registry`]: the registry
 //!   on a prefix.
-//! - [`S3::list_keys`], [`S3::list_objects`], [`S3::uploads`], [`S3::get_object`],
+//! - [`S3::list_keys`], [`S3::list_objects`], [`S3::sums`], [`S3::uploads`], [`S3::get_object`],
 //!   [`S3::put_object`], [`S3::delete_object`], [`S3::settle`]: plain signed requests (through
 //!   `scripts/s3.py`, Python's standard library: SigV4 by hand).
 //!
@@ -262,6 +262,19 @@ impl S3 {
                     etag: f[2].to_string(),
                     last_modified: f[3].to_string(),
                 }
+            })
+            .collect()
+    }
+
+    /// Every key that starts with `prefix` with the SHA-256 (hex) of its content: each object
+    /// read (for byte-for-byte comparisons of small layouts).
+    pub fn sums(&self, prefix: &str) -> std::collections::BTreeMap<String, String> {
+        let out = self.s3py(&["sums", &self.bucket, prefix]);
+        String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(|l| {
+                let (k, h) = l.split_once('\t').unwrap();
+                (k.to_string(), h.to_string())
             })
             .collect()
     }
