@@ -243,6 +243,8 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
         young_revision,
     } = m;
     let blobs = &ix.inventory().blobs;
+    // The repository's revisions as the graph looked them up.
+    let ix = &ix.for_repo(rg);
     let mut out = RepoMarks {
         marked: Vec::new(),
         absent: Vec::new(),
@@ -276,7 +278,10 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
                 for r in &m.references {
                     match r.role {
                         Role::Config | Role::Layer => {
-                            out.mark(blobs, r.digest);
+                            match m.resolved_blob(r, blobs.generation()) {
+                                Some(Some(id)) => out.marked.push(id as u32),
+                                _ => out.mark(blobs, r.digest),
+                            }
                             // Through a digest alias, the bytes are under another name.
                             // (A link's target is most often its own name: marked already.)
                             if let Some(c) =
@@ -317,7 +322,10 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
         }
     }
     for d in kept {
-        out.mark(blobs, d);
+        match ix.blob_id(&d) {
+            Some(id) => out.marked.push(id as u32),
+            None => out.absent.push(d),
+        }
     }
     out
 }
@@ -353,8 +361,11 @@ impl MarkFacts {
 /// What the sweep needs from storage beyond the scan, fetched in batches once marking is done.
 #[derive(Debug, Default)]
 pub struct SweepFacts {
-    /// The data files (and, where one is missing, the directory) of the blobs not marked;
-    /// the `_layers` links to them; the tag index entries of dropped manifests.
+    /// The data file of each blob not marked (a scan by names did not stat it), by digest:
+    /// hundreds of thousands of orphans are not kept as paths.
+    data: DigestMap<Fact>,
+    /// Where a data file is missing, its directory; the `_layers` links to the blobs not
+    /// marked; the tag index entries of dropped manifests.
     stats: Facts,
 }
 
@@ -493,22 +504,25 @@ pub fn sweep_facts(
 ) -> SweepFacts {
     let ages = Ages::new(inv, opts);
     let mut stats = Facts::default();
-    let unmarked: Vec<&Digest> = inv
+    let unmarked: Vec<Digest> = inv
         .blobs
         .iter()
-        .filter(|(d, b)| !b.stat() && !marks.marked.contains(&inv.blobs, d))
-        .map(|(d, _)| d)
+        .enumerate()
+        .filter(|(id, (_, b))| !b.stat() && !marks.marked.contains_id(*id))
+        .map(|(_, (d, _))| *d)
         .collect();
-    stats.stat(
-        root.storage(),
-        unmarked.iter().map(|d| layout::blob_data(d)).collect(),
-    );
+    // In digest order, many at once; each path made when its stat is.
+    let found: Vec<Fact> = unmarked
+        .par_iter()
+        .map(|d| Fact::of(root.storage(), &layout::blob_data(d)))
+        .collect();
     let dirs: Vec<String> = unmarked
         .iter()
-        .map(|d| layout::blob_data(d))
-        .filter(|rel| stats.get(rel) == Fact::Missing)
-        .map(|rel| rel.trim_end_matches("/data").to_string())
+        .zip(&found)
+        .filter(|(_, f)| **f == Fact::Missing)
+        .map(|(d, _)| layout::blob_data(d).trim_end_matches("/data").to_string())
         .collect();
+    let data = DigestMap::from_sorted(unmarked, found);
     stats.stat_dirs(root.storage(), dirs);
     if ages.grace {
         let links: Vec<String> = inv
@@ -545,7 +559,7 @@ pub fn sweep_facts(
         }
     }
     stats.stat(root.storage(), entries);
-    SweepFacts { stats }
+    SweepFacts { data, stats }
 }
 
 /// Lists what to sweep: what is not marked and not young. Pure: the scan, the graph, the
@@ -563,6 +577,7 @@ pub fn sweep(
         dropped,
         kept_young_manifests,
     } = marks;
+    let data = &facts.data;
     let facts = &facts.stats;
     // Blobs a young `_layers` link (one the scan did not stat) names.
     let young_links: FxHashSet<Digest> = if ages.grace {
@@ -590,12 +605,12 @@ pub fn sweep(
         let (size, mtime) = if b.stat() {
             (b.size(), b.mtime())
         } else {
-            let data = layout::blob_data(d);
-            match facts.get(&data) {
+            match data.get(d).copied().unwrap_or(Fact::Unknown) {
                 Fact::Present(m) if m.kind == crate::storage::Kind::File => (m.size, m.mtime),
                 Fact::Missing => {
                     // No data file, nothing else: what a deletion killed between the file and
                     // its directory leaves (or a push in its first instant: hence the age).
+                    let data = layout::blob_data(d);
                     let dir = data.trim_end_matches("/data");
                     if facts.is_empty_dir(dir)
                         && !(ages.grace && facts.mtime(dir).is_none_or(|t| ages.is_young(t)))

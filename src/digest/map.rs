@@ -84,7 +84,13 @@ pub struct DigestMap<V> {
     keys: Vec<Digest>,
     values: Vec<V>,
     index: Buckets,
+    /// Names this set of keys: positions looked up in a map are valid in another map of the
+    /// same generation only (a clone), never after keys change. 0 for none.
+    generation: u32,
 }
+
+/// The last generation given to a map.
+static GENERATIONS: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
 
 impl<V> Default for DigestMap<V> {
     fn default() -> Self {
@@ -92,6 +98,7 @@ impl<V> Default for DigestMap<V> {
             keys: Vec::new(),
             values: Vec::new(),
             index: Buckets::default(),
+            generation: 0,
         }
     }
 }
@@ -122,6 +129,7 @@ impl<V> DigestMap<V> {
             keys,
             values,
             index: Buckets::default(),
+            generation: 0,
         };
         m.reindex();
         m
@@ -143,6 +151,7 @@ impl<V> DigestMap<V> {
             keys,
             values,
             index: Buckets::default(),
+            generation: 0,
         };
         m.reindex();
         m
@@ -150,6 +159,20 @@ impl<V> DigestMap<V> {
 
     fn reindex(&mut self) {
         self.index = Buckets::new(&self.keys);
+        // Wrapping past u32::MAX (4 billion rebuilds) skips 0.
+        let g = GENERATIONS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        self.generation = g.wrapping_add(1).max(1);
+    }
+
+    /// What names this set of keys (see [`DigestMap::id`]): the same for a clone, another after
+    /// any key is added.
+    pub fn generation(&self) -> u32 {
+        self.generation
+    }
+
+    /// Values in key order, to change in place.
+    pub fn values_mut(&mut self) -> &mut [V] {
+        &mut self.values
     }
 
     /// The position of `d` in digest order: a dense id in `0..len()`.
@@ -440,6 +463,11 @@ impl DigestList {
             self.retain(|x| x != d);
         }
         had
+    }
+
+    /// Where `d` is in the list, if it is.
+    pub fn position(&self, d: &Digest) -> Option<usize> {
+        self.0.binary_search(d).ok()
     }
 
     /// Whether `d` is in.

@@ -155,7 +155,13 @@ pub struct Reference {
     pub foreign: bool,
     /// The descriptor's `mediaType`, when not empty (schema 1 layers have none).
     pub media_type: Option<MediaType>,
+    /// Where the digest is in the blob store the manifest was resolved against
+    /// ([`Manifest::resolve`]): [`NOT_STORED`] when it is not there. Fits in the padding.
+    blob: u32,
 }
+
+/// [`Reference`]'s blob position when the blob store does not hold it (or it was not looked up).
+const NOT_STORED: u32 = u32::MAX;
 
 impl Reference {
     /// A reference as a descriptor gives it.
@@ -172,6 +178,7 @@ impl Reference {
             size: DeclaredSize::new(size),
             foreign,
             media_type,
+            blob: NOT_STORED,
         }
     }
 
@@ -283,9 +290,37 @@ pub struct Manifest {
     pub kind: ManifestKind,
     /// What it refers to, in document order: config, layers (or an index's entries), subject.
     pub references: Box<[Reference]>,
+    /// The generation of the blob store its references' positions were looked up in (0: none):
+    /// see [`Manifest::resolve`].
+    resolved: u32,
 }
 
 impl Manifest {
+    /// Records where reference `j`'s digest is in a blob store (`None`: not there); then
+    /// [`Manifest::set_resolved`] names the store.
+    pub(crate) fn set_blob(&mut self, j: usize, id: Option<usize>) {
+        if let Some(r) = self.references.get_mut(j) {
+            r.blob = id
+                .and_then(|i| u32::try_from(i).ok())
+                .filter(|&i| i != NOT_STORED)
+                .unwrap_or(NOT_STORED);
+        }
+    }
+
+    /// Says that every reference's position was recorded for the blob store of `generation`
+    /// (see [`crate::digest::DigestMap::generation`]).
+    pub(crate) fn set_resolved(&mut self, generation: u32) {
+        self.resolved = generation;
+    }
+
+    /// The position of reference `r`'s digest in the blob store of generation `generation`:
+    /// the one looked up by [`Manifest::resolve`] when it was that store, else `None` for
+    /// "not known here" (the caller looks it up).
+    pub fn resolved_blob(&self, r: &Reference, generation: u32) -> Option<Option<usize>> {
+        (self.resolved != 0 && self.resolved == generation)
+            .then(|| (r.blob != NOT_STORED).then_some(r.blob as usize))
+    }
+
     /// References of the given role.
     pub fn refs(&self, role: Role) -> impl Iterator<Item = &Reference> {
         self.references.iter().filter(move |r| r.role == role)
@@ -393,6 +428,7 @@ pub fn parse(bytes: &[u8]) -> Result<Manifest, ParseError> {
     Ok(Manifest {
         kind,
         references: refs.into_boxed_slice(),
+        resolved: 0,
     })
 }
 

@@ -72,6 +72,32 @@ pub struct RepoGraph {
     pub layers: LayerLinks,
     /// Manifests reachable from a tag (the tagged ones and their index children).
     pub tagged: DigestList,
+    /// Where each of `revisions` is among the graph's manifests and in the blob store, looked
+    /// up once for the checks and marks that visit them again (see [`Index::for_repo`]).
+    pub(crate) revisions_at: RevisionsAt,
+}
+
+/// Positions of a repository's revisions (in `revisions` order): in the graph's manifests and
+/// in the blob store; [`NOWHERE`] when not there.
+#[derive(Debug, Clone, Default)]
+pub(crate) struct RevisionsAt {
+    /// The generations of the manifests and the blob store looked up in (positions are valid
+    /// there only).
+    generations: (u32, u32),
+    revisions: DigestList,
+    manifest: std::sync::Arc<[u32]>,
+    blob: std::sync::Arc<[u32]>,
+}
+
+/// A position in [`RevisionsAt`] for "not there".
+const NOWHERE: u32 = u32::MAX;
+
+fn position(id: Option<usize>) -> u32 {
+    id.and_then(|i| u32::try_from(i).ok()).unwrap_or(NOWHERE)
+}
+
+fn found(p: u32) -> Option<usize> {
+    (p != NOWHERE).then_some(p as usize)
 }
 
 impl RepoGraph {
@@ -274,6 +300,8 @@ pub(crate) struct Index<'a> {
     /// Whether reading any manifest found its blob missing (rare: only then does
     /// [`Index::state`] look a digest up among the manifests too).
     any_missing: bool,
+    /// One repository's revisions, looked up already.
+    local: Option<RevisionsAt>,
 }
 
 impl<'a> Index<'a> {
@@ -285,6 +313,54 @@ impl<'a> Index<'a> {
             inv,
             manifests,
             any_missing,
+            local: None,
+        }
+    }
+
+    /// Looks each of `revisions` up once, among the manifests and in the blob store.
+    pub(crate) fn revisions_at(&self, revisions: &DigestList) -> RevisionsAt {
+        RevisionsAt {
+            generations: (self.manifests.generation(), self.inv.blobs.generation()),
+            revisions: revisions.clone(),
+            manifest: revisions
+                .iter()
+                .map(|d| position(self.manifests.id(d)))
+                .collect(),
+            blob: revisions
+                .iter()
+                .map(|d| position(self.inv.blobs.id(d)))
+                .collect(),
+        }
+    }
+
+    /// This index, answering for `rg`'s revisions from what [`Index::revisions_at`] found: a
+    /// repository's checks and marks look each of its manifests up several times, and on a
+    /// store of millions each global lookup is a cache miss, where the repository's own list
+    /// stays in cache.
+    pub(crate) fn for_repo(&self, rg: &RepoGraph) -> Index<'a> {
+        Index {
+            inv: self.inv,
+            manifests: self.manifests,
+            any_missing: self.any_missing,
+            local: (rg.revisions_at.generations
+                == (self.manifests.generation(), self.inv.blobs.generation())
+                && rg.revisions_at.generations.0 != 0)
+                .then(|| rg.revisions_at.clone()),
+        }
+    }
+
+    /// Where `d` is in `revisions_at`, if it is one of the repository's revisions.
+    fn local(&self, d: &Digest) -> Option<(&RevisionsAt, usize)> {
+        let l = self.local.as_ref()?;
+        let i = l.revisions.position(d)?;
+        (i < l.manifest.len()).then_some((l, i))
+    }
+
+    /// The position of blob `d` in the blob store.
+    pub(crate) fn blob_id(&self, d: &Digest) -> Option<usize> {
+        match self.local(d) {
+            Some((l, i)) => found(l.blob[i]),
+            None => self.inv.blobs.id(d),
         }
     }
 
@@ -297,15 +373,26 @@ impl<'a> Index<'a> {
 
     /// [`Index::state`] and the blob as scanned, in one lookup.
     pub(crate) fn state_and_blob(&self, d: &Digest) -> (BlobState, Option<&'a crate::scan::Blob>) {
-        let b = self.inv.blob(d);
+        self.state_and_blob_at(d, None)
+    }
+
+    /// [`Index::state_and_blob`], with where `d` is in the blob store when that is known
+    /// already (`Some(None)`: not there; see [`Manifest::resolved_blob`]).
+    pub(crate) fn state_and_blob_at(
+        &self,
+        d: &Digest,
+        at: Option<Option<usize>>,
+    ) -> (BlobState, Option<&'a crate::scan::Blob>) {
+        let b = at
+            .unwrap_or_else(|| self.blob_id(d))
+            .map(|i| self.inv.blobs.at(i).1);
         let state = match b {
             Some(_) => BlobState::Present,
             None => self.inv.blob_state(d),
         };
         let state = match state {
             BlobState::Present
-                if self.any_missing
-                    && matches!(self.manifests.get(d), Some(ManifestState::Missing)) =>
+                if self.any_missing && matches!(self.get(d), Some(ManifestState::Missing)) =>
             {
                 BlobState::Absent
             }
@@ -321,7 +408,10 @@ impl<'a> Index<'a> {
 
     /// What reading manifest `d` gave, if it was read.
     pub(crate) fn get(&self, d: &Digest) -> Option<&'a ManifestState> {
-        self.manifests.get(d)
+        match self.local(d) {
+            Some((l, i)) => found(l.manifest[i]).map(|p| self.manifests.at(p).1),
+            None => self.manifests.get(d),
+        }
     }
 
     /// The parsed manifest `d`.
@@ -412,10 +502,11 @@ pub fn build_for_gc_from(
 fn build_from(
     root: &Root,
     inv: &Inventory,
-    manifests: DigestMap<ManifestState>,
+    mut manifests: DigestMap<ManifestState>,
     now: SystemTime,
     registry_marks: bool,
 ) -> Graph {
+    resolve_blobs(&mut manifests, &inv.blobs);
     let mut g = Graph {
         manifests,
         aliases: digest_aliases(inv),
@@ -466,6 +557,32 @@ fn parse_linked(root: &Root, inv: &Inventory) -> DigestMap<ManifestState> {
     }
     DigestMap::from_sorted(wanted, states)
 }
+
+/// Looks every parsed manifest's references up in the blob store once, so that the checks and
+/// the marks that follow use positions ([`Manifest::resolved_blob`]) instead of lookups. A
+/// batch of manifests at a time, its digests sorted first: lookups in digest order walk the
+/// sorted store forward, where lookups in manifest order land anywhere in it and, on a store
+/// of millions, miss the caches and the TLB each time.
+fn resolve_blobs(manifests: &mut DigestMap<ManifestState>, blobs: &DigestMap<crate::scan::Blob>) {
+    let generation = blobs.generation();
+    manifests
+        .values_mut()
+        .par_chunks_mut(RESOLVE_BATCH)
+        .for_each(|batch| {
+            for m in batch.iter_mut() {
+                if let ManifestState::Parsed(m) = m {
+                    for j in 0..m.references.len() {
+                        let id = blobs.id(&m.references[j].digest);
+                        m.set_blob(j, id);
+                    }
+                    m.set_resolved(generation);
+                }
+            }
+        });
+}
+
+/// How many manifests [`resolve_blobs`] sorts the references of at once.
+const RESOLVE_BATCH: usize = 65536;
 
 /// How many manifests [`parse_linked`] fetches and parses at once.
 const PARSE_BATCH: usize = 8192;
@@ -647,9 +764,17 @@ struct Ctx<'a> {
 /// Checks one repository: its links, tags, manifests and their references, untagged
 /// manifests, stale layer links, its shape and its uploads; returns its resolved view.
 fn check_repo(repo: &Repo, cx: &Ctx, out: &mut Vec<Finding>, declared: &mut Declared) -> RepoGraph {
-    let ix = cx.ix;
     let name = &repo.name;
     let mut rg = check_links(repo, out);
+    rg.revisions_at = cx.ix.revisions_at(&rg.revisions);
+    let rix = cx.ix.for_repo(&rg);
+    let ix = &rix;
+    let cx = &Ctx {
+        ix,
+        aliases: cx.aliases,
+        cache: cx.cache,
+        now: cx.now,
+    };
 
     // Tags.
     rg.tags = repo
@@ -875,9 +1000,11 @@ fn check_stale_layers(
     out: &mut Vec<Finding>,
 ) {
     for (d, t) in rg.layers.iter() {
-        if ix.state(&t) == BlobState::Absent
-            && !needed_blobs.contains(d)
+        // The repository's own set first: a lookup in the blob store only for what no manifest
+        // here needs (few).
+        if !needed_blobs.contains(d)
             && !needed_blobs.contains(&t)
+            && ix.state(&t) == BlobState::Absent
         {
             out.push(
                 Finding::new(
@@ -1048,7 +1175,10 @@ fn check_references(
             },
             Role::Child | Role::Subject => r.digest,
         };
-        let (state, stored) = ix.state_and_blob(&blob);
+        let at = (blob == r.digest)
+            .then(|| m.resolved_blob(r, ix.inventory().blobs.generation()))
+            .flatten();
+        let (state, stored) = ix.state_and_blob_at(&blob, at);
         // Only declarations that disagree with a stat'd blob are kept (one per blob).
         if let (Some(size), BlobState::Present) = (r.size(), state) {
             if stored.is_some_and(|b| b.stat() && b.is_file() && b.size() != size) {

@@ -238,6 +238,17 @@ pub enum Fact {
     Unknown,
 }
 
+impl Fact {
+    /// What a stat of `rel` (not following symlinks) finds.
+    pub fn of(storage: &dyn Storage, rel: &str) -> Fact {
+        match storage.stat(rel) {
+            Ok(m) => Fact::Present(m),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Fact::Missing,
+            Err(_) => Fact::Unknown,
+        }
+    }
+}
+
 /// What a batch of stats found: what plans need to know about storage, fetched before they
 /// run, so that plans themselves read nothing.
 #[derive(Debug, Default)]
@@ -257,11 +268,7 @@ impl Facts {
         let found: Vec<(String, Fact)> = rels
             .into_par_iter()
             .map(|rel| {
-                let f = match storage.stat(&rel) {
-                    Ok(m) => Fact::Present(m),
-                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => Fact::Missing,
-                    Err(_) => Fact::Unknown,
-                };
+                let f = Fact::of(storage, &rel);
                 (rel, f)
             })
             .collect();
