@@ -187,6 +187,31 @@ impl<V> DigestMap<V> {
         found.map(|i| r.start + i)
     }
 
+    /// [`DigestMap::id`] of each of `ds`, in order: a few at a time, each step for all of them
+    /// before the next (where their buckets start, then their keys), so that the memory reads
+    /// of different digests are in flight together instead of one after another.
+    pub fn ids(&self, ds: &[Digest]) -> Vec<Option<usize>> {
+        const GROUP: usize = 16;
+        let mut out = Vec::with_capacity(ds.len());
+        for group in ds.chunks(GROUP) {
+            let mut ranges = [(0usize, 0usize); GROUP];
+            for (r, d) in ranges.iter_mut().zip(group) {
+                let range = self.index.range(d, self.keys.len());
+                *r = (range.start, range.end);
+            }
+            for (&(start, end), d) in ranges.iter().zip(group) {
+                let keys = &self.keys[start..end];
+                let found = if keys.len() <= 8 {
+                    keys.iter().position(|k| k == d)
+                } else {
+                    keys.binary_search(d).ok()
+                };
+                out.push(found.map(|i| start + i));
+            }
+        }
+        out
+    }
+
     /// The entry at position `id`.
     pub fn at(&self, id: usize) -> (&Digest, &V) {
         (&self.keys[id], &self.values[id])
@@ -402,6 +427,12 @@ mod tests {
         ] {
             assert_eq!(m.get(&absent), None, "{absent}");
         }
+        // Looked up together, the same answers.
+        let mut all = keys.clone();
+        all.extend([d(300), named("sha512", format!("{:0128x}", 99))]);
+        let one_by_one: Vec<Option<usize>> = all.iter().map(|k| m.id(k)).collect();
+        assert_eq!(m.ids(&all), one_by_one);
+        assert_eq!(one_by_one.iter().filter(|i| i.is_none()).count(), 2);
         assert_eq!(DigestMap::<()>::default().get(&d(1)), None);
         let one: DigestMap<()> = [(d(7), ())].into_iter().collect();
         assert!(one.contains_key(&d(7)) && !one.contains_key(&d(8)));
@@ -463,6 +494,11 @@ impl DigestList {
             self.retain(|x| x != d);
         }
         had
+    }
+
+    /// The digests, sorted.
+    pub fn as_slice(&self) -> &[Digest] {
+        &self.0
     }
 
     /// Where `d` is in the list, if it is.

@@ -322,13 +322,11 @@ impl<'a> Index<'a> {
         RevisionsAt {
             generations: (self.manifests.generation(), self.inv.blobs.generation()),
             revisions: revisions.clone(),
-            manifest: revisions
-                .iter()
-                .map(|d| position(self.manifests.id(d)))
+            manifest: (self.manifests.ids(revisions.as_slice()).into_iter())
+                .map(position)
                 .collect(),
-            blob: revisions
-                .iter()
-                .map(|d| position(self.inv.blobs.id(d)))
+            blob: (self.inv.blobs.ids(revisions.as_slice()).into_iter())
+                .map(position)
                 .collect(),
         }
     }
@@ -569,11 +567,20 @@ fn resolve_blobs(manifests: &mut DigestMap<ManifestState>, blobs: &DigestMap<cra
         .values_mut()
         .par_chunks_mut(RESOLVE_BATCH)
         .for_each(|batch| {
+            // Every digest of the batch, looked up together (see DigestMap::ids).
+            let digests: Vec<Digest> = batch
+                .iter()
+                .filter_map(|m| match m {
+                    ManifestState::Parsed(m) => Some(m.references.iter().map(|r| r.digest)),
+                    _ => None,
+                })
+                .flatten()
+                .collect();
+            let mut ids = blobs.ids(&digests).into_iter();
             for m in batch.iter_mut() {
                 if let ManifestState::Parsed(m) = m {
                     for j in 0..m.references.len() {
-                        let id = blobs.id(&m.references[j].digest);
-                        m.set_blob(j, id);
+                        m.set_blob(j, ids.next().flatten());
                     }
                     m.set_resolved(generation);
                 }
@@ -582,7 +589,7 @@ fn resolve_blobs(manifests: &mut DigestMap<ManifestState>, blobs: &DigestMap<cra
 }
 
 /// How many manifests [`resolve_blobs`] sorts the references of at once.
-const RESOLVE_BATCH: usize = 65536;
+const RESOLVE_BATCH: usize = 4096;
 
 /// How many manifests [`parse_linked`] fetches and parses at once.
 const PARSE_BATCH: usize = 8192;
