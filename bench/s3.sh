@@ -37,6 +37,7 @@ trap 'exit 130' INT TERM
 # --watch-pid: the server goes with this shell even when it is killed without running the trap.
 eval "$(bash scripts/seaweedfs.sh start --dir "$sw" --bucket bench --watch-pid $$)"
 endpoint="$AWS_ENDPOINT_URL" key="$AWS_ACCESS_KEY_ID" secret="$AWS_SECRET_ACCESS_KEY" bucket="${BUCKET:?}"
+server_pid="${SEAWEEDFS_PID:?}"
 unset AWS_ENDPOINT_URL AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_REGION
 mkdir -p "$dir/home"
 # "${s3env[@]}" CMD...: CMD with only PATH, HOME and this server's AWS_* in its environment.
@@ -90,16 +91,23 @@ CFG
 # timed CMD...: one run under /usr/bin/time, stdout to $dir/out, stderr to $dir/err; dies
 # unless it exits 0. Leaves "seconds peak_kib" in $dir/time.out. (No subshells here: a failure
 # must end the script.)
+# The server's CPU seconds so far (user + system), from /proc.
+server_cpu() { awk -v hz="$(getconf CLK_TCK)" '{printf "%.2f", ($14 + $15) / hz}' "/proc/$server_pid/stat"; }
 timed() {
-  local rc=0
-  /usr/bin/time -f '%e %M' -o "$dir/time.out" "$@" >"$dir/out" 2>"$dir/err" || rc=$?
+  local rc=0 c0 e mem u sy
+  c0=$(server_cpu)
+  /usr/bin/time -f '%e %M %U %S' -o "$dir/time.out" "$@" >"$dir/out" 2>"$dir/err" || rc=$?
+  # "seconds peak_kib client_cpu server_cpu"
+  read -r e mem u sy < "$dir/time.out"
+  echo "$e $mem $(awk "BEGIN{printf \"%.2f\", $u + $sy}") $(awk "BEGIN{printf \"%.2f\", $(server_cpu) - $c0}")" > "$dir/time.out"
   if [[ $rc != 0 ]]; then
     tail -20 "$dir/err" >&2
     die "exit $rc: $*"
   fi
 }
 # run CMD...: the best of 3 timed runs (the host is shared: times vary between runs), after a
-# warm-up run that the caller has made. Sets t_best (seconds) and m_best (peak KiB) of the fastest.
+# warm-up run that the caller has made. Sets t_best (seconds), m_best (peak KiB), c_best and
+# s_best (client and server CPU seconds) of the fastest.
 run() {
   local best="" t
   for _ in 1 2 3; do
@@ -107,7 +115,7 @@ run() {
     t="$(<"$dir/time.out")"
     if [[ -z "$best" ]] || awk "BEGIN{exit !(${t%% *} < ${best%% *})}"; then best="$t"; fi
   done
-  t_best="${best%% *}" m_best="${best##* }"
+  read -r t_best m_best c_best s_best <<<"$best"
 }
 # warm CMD...: one untimed run (caches, connections, the server's own caches); keeps its stdout in
 # $dir/warm.out.
@@ -168,7 +176,7 @@ bench() {
     reg_set blob > "$dir/reg-blobs"; reg_set manifest > "$dir/reg-manifests"
     run "${plain[@]}" docker-registry garbage-collect --dry-run "${flag[@]}" "$cfg"
     local t_reg="$t_best" m_reg="$m_best"
-    row "docker-registry garbage-collect --dry-run$sfx" "S3" "1" "$t_reg s" "1.0x" "$(mib "$m_reg")" "$n" "$(rate "$n" "$t_reg")"
+    row "docker-registry garbage-collect --dry-run$sfx" "S3" "1" "$t_reg s" "1.0x" "$(mib "$m_reg")" "$n" "$(rate "$n" "$t_reg")" "$c_best s" "$s_best s"
 
     log "$name: regfsck gc --dry-run$sfx on S3"
     warm "${s3env[@]}" "$bin" gc --dry-run "${flag[@]}" --min-age 0 -q --json "$url"
@@ -182,7 +190,7 @@ bench() {
     for c in "${concs[@]}"; do
       run "${s3env[@]}" "$bin" gc --dry-run "${flag[@]}" --min-age 0 -q --io-concurrency "$c" "$url"
       local t_us="$t_best" m_us="$m_best"
-      row "regfsck gc --dry-run$sfx" "S3" "$c" "$t_us s" "$(ratio "$t_reg" "$t_us")x" "$(mib "$m_us")" "$n" "$(rate "$n" "$t_us")"
+      row "regfsck gc --dry-run$sfx" "S3" "$c" "$t_us s" "$(ratio "$t_reg" "$t_us")x" "$(mib "$m_us")" "$n" "$(rate "$n" "$t_us")" "$c_best s" "$s_best s"
     done
   done
 
@@ -191,7 +199,7 @@ bench() {
   warm "${s3env[@]}" "$bin" ls -q "$url"
   run "${s3env[@]}" "$bin" ls -q "$url"
   local t_ls="$t_best" m_ls="$m_best"
-  row "regfsck ls" "S3" "64" "$t_ls s" "" "$(mib "$m_ls")" "$n" "$(rate "$n" "$t_ls")"
+  row "regfsck ls" "S3" "64" "$t_ls s" "" "$(mib "$m_ls")" "$n" "$(rate "$n" "$t_ls")" "$c_best s" "$s_best s"
 
   # The same layout on local disk, for reference.
   local fcfg t_rd m_rd t_fd m_fd
@@ -199,11 +207,11 @@ bench() {
   warm "${plain[@]}" docker-registry garbage-collect --dry-run "$fcfg"
   run "${plain[@]}" docker-registry garbage-collect --dry-run "$fcfg"
   t_rd="$t_best" m_rd="$m_best"
-  row "docker-registry garbage-collect --dry-run" "disk" "" "$t_rd s" "" "$(mib "$m_rd")" "$files" "$(rate "$files" "$t_rd")"
+  row "docker-registry garbage-collect --dry-run" "disk" "" "$t_rd s" "" "$(mib "$m_rd")" "$files" "$(rate "$files" "$t_rd")" "$c_best s" ""
   warm "${plain[@]}" "$bin" gc --dry-run --min-age 0 -q "$dir/$name"
   run "${plain[@]}" "$bin" gc --dry-run --min-age 0 -q "$dir/$name"
   t_fd="$t_best" m_fd="$m_best"
-  row "regfsck gc --dry-run" "disk" "" "$t_fd s" "$(ratio "$t_rd" "$t_fd")x vs registry on disk" "$(mib "$m_fd")" "$files" "$(rate "$files" "$t_fd")"
+  row "regfsck gc --dry-run" "disk" "" "$t_fd s" "$(ratio "$t_rd" "$t_fd")x vs registry on disk" "$(mib "$m_fd")" "$files" "$(rate "$files" "$t_fd")" "$c_best s" ""
 
   local blobs manifests repos
   blobs=$(find "$dir/$name/docker/registry/v2/blobs" -name data | wc -l)
@@ -224,10 +232,11 @@ real_gc() {
   cfg="$(config_s3 "$name-real-reg")"
   log "$name: docker-registry garbage-collect (real) on S3"
   timed "${plain[@]}" docker-registry garbage-collect "$cfg"
-  read -r t_reg m_reg < "$dir/time.out"
+  local c_reg s_reg c_us s_us
+  read -r t_reg m_reg c_reg s_reg < "$dir/time.out"
   log "$name: regfsck gc (real) on S3"
   timed "${s3env[@]}" "$bin" gc --min-age 0 -q --json "s3://$bucket/$name-real-us"
-  read -r t_us m_us < "$dir/time.out"
+  read -r t_us m_us c_us s_us < "$dir/time.out"
   local requests
   requests="$(python3 -c 'import json,sys; a=json.load(open(sys.argv[1]))["applied"]; print(a["blobs"], a["links"])' "$dir/out")"
   blobs_left() { "${s3env[@]}" python3 scripts/s3.py ls "$bucket" "$1/docker/registry/v2/blobs/" | cut -f1 | sed "s|^$1/||" | sort; }
@@ -237,8 +246,8 @@ real_gc() {
   local n_blobs n_links
   read -r n_blobs n_links <<<"$requests"
   checks+=("$name real gc: both leave the same $(wc -l <"$dir/us-left") blob keys; regfsck deleted $n_blobs blobs and $n_links _layers links in $(( (n_blobs + 999) / 1000 + (n_links + 999) / 1000 )) DeleteObjects requests (at most --write-rate 100 a second)")
-  row "docker-registry garbage-collect (real)" "S3" "1" "$t_reg s" "1.0x" "$(mib "$m_reg")" "" ""
-  row "regfsck gc (real)" "S3" "64" "$t_us s" "$(ratio "$t_reg" "$t_us")x" "$(mib "$m_us")" "" ""
+  row "docker-registry garbage-collect (real)" "S3" "1" "$t_reg s" "1.0x" "$(mib "$m_reg")" "" "" "$c_reg s" "$s_reg s"
+  row "regfsck gc (real)" "S3" "64" "$t_us s" "$(ratio "$t_reg" "$t_us")x" "$(mib "$m_us")" "" "" "$c_us s" "$s_us s"
 }
 
 loads=() checks=() layouts=()
@@ -255,8 +264,10 @@ printf 'layout: %s\n' "${layouts[@]}"
 printf 'load: %s\n' "${loads[@]}"
 printf 'check: %s\n' "${checks[@]}"
 echo
-echo "| command | storage | requests in flight | time | speed-up | peak memory | keys listed | keys/s |"
-echo "| --- | --- | --- | --- | --- | --- | --- | --- |"
+echo "| command | storage | requests in flight | time | speed-up | peak memory | keys listed | keys/s | client CPU | server CPU |"
+echo "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |"
 printf '%s\n' "${rows[@]}"
 echo
+echo "The client and the server share the machine's $(nproc) cores: a run cannot take less than"
+echo "(client CPU + server CPU) / $(nproc) seconds, whatever the requests in flight."
 echo "total run time: $(secs "$t_start") s"
