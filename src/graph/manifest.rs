@@ -156,7 +156,7 @@ pub struct Reference {
     /// The descriptor's `mediaType`, when not empty (schema 1 layers have none).
     pub media_type: Option<MediaType>,
     /// Where the digest is in the blob store the manifest was resolved against
-    /// ([`Manifest::resolve`]): [`NOT_STORED`] when it is not there. Fits in the padding.
+    /// ([`Manifest::set_blob`]): [`NOT_STORED`] when it is not there. Fits in the padding.
     blob: u32,
 }
 
@@ -291,7 +291,7 @@ pub struct Manifest {
     /// What it refers to, in document order: config, layers (or an index's entries), subject.
     pub references: Box<[Reference]>,
     /// The generation of the blob store its references' positions were looked up in (0: none):
-    /// see [`Manifest::resolve`].
+    /// see [`Manifest::set_resolved`].
     resolved: u32,
 }
 
@@ -313,9 +313,9 @@ impl Manifest {
         self.resolved = generation;
     }
 
-    /// The position of reference `r`'s digest in the blob store of generation `generation`:
-    /// the one looked up by [`Manifest::resolve`] when it was that store, else `None` for
-    /// "not known here" (the caller looks it up).
+    /// The position of reference `r` (one of this manifest's) in the blob store of generation
+    /// `generation`: the one recorded by [`Manifest::set_blob`] when it was that store, else
+    /// `None` for "not known here" (the caller looks it up).
     pub fn resolved_blob(&self, r: &Reference, generation: u32) -> Option<Option<usize>> {
         (self.resolved != 0 && self.resolved == generation)
             .then(|| (r.blob != NOT_STORED).then_some(r.blob as usize))

@@ -558,9 +558,9 @@ fn parse_linked(root: &Root, inv: &Inventory) -> DigestMap<ManifestState> {
 
 /// Looks every parsed manifest's references up in the blob store once, so that the checks and
 /// the marks that follow use positions ([`Manifest::resolved_blob`]) instead of lookups. A
-/// batch of manifests at a time, its digests sorted first: lookups in digest order walk the
-/// sorted store forward, where lookups in manifest order land anywhere in it and, on a store
-/// of millions, miss the caches and the TLB each time.
+/// batch of manifests at a time, in parallel, each batch's digests looked up together
+/// ([`DigestMap::ids`]). (Sorting a batch's digests first, so that lookups walk the store
+/// forward, cost more than it saved: 10M simulated objects, graph 2.6 s against 2.2.)
 fn resolve_blobs(manifests: &mut DigestMap<ManifestState>, blobs: &DigestMap<crate::scan::Blob>) {
     let generation = blobs.generation();
     manifests
@@ -588,7 +588,7 @@ fn resolve_blobs(manifests: &mut DigestMap<ManifestState>, blobs: &DigestMap<cra
         });
 }
 
-/// How many manifests [`resolve_blobs`] sorts the references of at once.
+/// How many manifests [`resolve_blobs`] looks the references of up at once.
 const RESOLVE_BATCH: usize = 4096;
 
 /// How many manifests [`parse_linked`] fetches and parses at once.
