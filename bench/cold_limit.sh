@@ -49,8 +49,9 @@ measure() { # measure LABEL CMD...: one cold run; its time, reads and the bound
 }
 echo "| cold run, 600k | time | reads | read | reads/s | reads / best fio IOPS |"
 echo "| --- | ---: | ---: | ---: | ---: | ---: |"
-measure "regfsck gc --dry-run (-j 16)" "$bin" gc --dry-run --min-age 0 -q "$dir/gc600k"
-measure "regfsck gc --dry-run -j 128" "$bin" gc --dry-run --min-age 0 -q -j 128 "$dir/gc600k"
+measure "regfsck gc --dry-run (default: 128 I/O threads when cold)" "$bin" gc --dry-run --min-age 0 -q "$dir/gc600k"
+measure "regfsck gc --dry-run (default, again)" "$bin" gc --dry-run --min-age 0 -q "$dir/gc600k"
+measure "regfsck gc --dry-run -j 16 (16 threads, cold or not)" "$bin" gc --dry-run --min-age 0 -q -j 16 "$dir/gc600k"
 if [[ -n "${BENCH_COLD_REGISTRY:-}" ]]; then
   cfg=$(config gc600k)
   measure "docker-registry garbage-collect --dry-run" docker-registry garbage-collect --dry-run "$cfg"

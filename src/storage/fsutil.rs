@@ -125,6 +125,32 @@ impl Dir {
         Ok(Dir { fd })
     }
 
+    /// Whether every component of `rel` is in the kernel's cache of names (`openat2` with
+    /// `RESOLVE_CACHED`, Linux 5.12: no disk read to find out); `None` when that cannot be told
+    /// (no `openat2`, or a lookup found `rel` not there). A name never looked up reads as not
+    /// cached whether or not it exists: ask about names a listing just gave.
+    pub fn is_cached(&self, rel: &str) -> Option<bool> {
+        use rustix::fs::{Mode, OFlags, ResolveFlags};
+        use std::sync::atomic::Ordering;
+        if NO_OPENAT2.load(Ordering::Relaxed) || rel.is_empty() || rel.starts_with('/') {
+            return None;
+        }
+        match rustix::fs::openat2(
+            &self.fd,
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC | OFlags::NOFOLLOW,
+            Mode::empty(),
+            ResolveFlags::BENEATH
+                | ResolveFlags::NO_SYMLINKS
+                | ResolveFlags::NO_MAGICLINKS
+                | ResolveFlags::CACHED,
+        ) {
+            Ok(_) => Some(true),
+            Err(e) if e == rustix::io::Errno::AGAIN => Some(false),
+            Err(_) => None,
+        }
+    }
+
     fn open_with(&self, rel: &str, flags: rustix::fs::OFlags) -> io::Result<rustix::fd::OwnedFd> {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
         use std::sync::atomic::Ordering;

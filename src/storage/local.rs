@@ -203,6 +203,17 @@ impl Storage for Local {
         std::fs::read_link(self.abs(rel)).map(|t| t.display().to_string())
     }
 
+    fn cold(&self, rels: &[String]) -> bool {
+        let known: Vec<bool> = rels
+            .iter()
+            .filter_map(|rel| {
+                let (dir, below) = self.below_v2(rel).ok()?;
+                dir.is_cached(below)
+            })
+            .collect();
+        !known.is_empty() && known.iter().filter(|c| !**c).count() * 2 >= known.len()
+    }
+
     fn read_small(&self, rel: &str, limit: u64) -> std::io::Result<Bounded> {
         if rel.starts_with(&format!("{V2}/")) {
             let (dir, below) = self.below_v2(rel)?;
@@ -366,6 +377,34 @@ fn map_file(file: &File) -> Option<memmap2::Mmap> {
 mod tests {
     use super::*;
     use crate::digest::hash_bytes;
+
+    #[test]
+    fn a_layout_just_written_is_not_cold() {
+        let dir = tempfile::tempdir().unwrap();
+        let v2 = dir.path().join(V2);
+        for r in ["a", "b", "team/c"] {
+            std::fs::create_dir_all(v2.join("repositories").join(r).join("_manifests")).unwrap();
+        }
+        let local = Local::new(dir.path().to_path_buf(), v2);
+        let rel = |r: &str| format!("{V2}/repositories/{r}");
+        let sample: Vec<String> = ["a", "b", "team/c", "team"]
+            .iter()
+            .map(|r| rel(r))
+            .collect();
+        let c = rel("team/c");
+        let (d, below) = local.below_v2(&c).unwrap();
+        if d.is_cached(below) == Some(false) {
+            // A filesystem whose names are revalidated on every lookup (NFS, some overlays)
+            // cannot answer from the cache: every run there reads as cold.
+            return;
+        }
+        // Just made: every name is in the kernel's cache, so a run here is warm.
+        assert!(!local.cold(&sample));
+        // A name looked up and not found is known not to be there: no evidence either way.
+        let _ = std::fs::metadata(dir.path().join(V2).join("repositories/nothing"));
+        assert_eq!(d.is_cached("nothing"), None);
+        assert!(!local.cold(&[rel("nothing")]));
+    }
 
     #[test]
     fn hash_file_small_and_mapped() {

@@ -157,6 +157,12 @@ pub trait Storage: Send + Sync + std::fmt::Debug {
     /// Reads the small files `rels` ahead, in one batch, for the reads that follow (an object
     /// store's many requests in flight; nothing for a local disk). Files over `limit` are not.
     fn prefetch(&self, _rels: &[String], _limit: u64) {}
+    /// Whether most of `rels` would be read from the disk rather than from the kernel's cache
+    /// (a cold cache: many reads in flight pay off, where on a warm one they cost time). Only a
+    /// local disk can tell; elsewhere `false`.
+    fn cold(&self, _rels: &[String]) -> bool {
+        false
+    }
 
     /// Hashes the file `rel` with `alg`, reporting bytes read to `progress`; returns the digest
     /// and the number of bytes.
