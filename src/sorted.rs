@@ -47,14 +47,6 @@ impl<K: Ord, V> SortedMap<K, V> {
         self.find(k).ok().map(|i| &self.entries[i].1)
     }
 
-    /// The value of `k`, to change.
-    pub fn get_mut<Q: Ord + ?Sized>(&mut self, k: &Q) -> Option<&mut V>
-    where
-        K: Borrow<Q>,
-    {
-        self.find(k).ok().map(|i| &mut self.entries[i].1)
-    }
-
     /// Whether `k` is a key.
     pub fn contains_key<Q: Ord + ?Sized>(&self, k: &Q) -> bool
     where
@@ -86,11 +78,6 @@ impl<K: Ord, V> SortedMap<K, V> {
         self.find(k).ok().map(|i| self.entries.remove(i).1)
     }
 
-    /// Keeps the entries `keep` says yes to.
-    pub fn retain(&mut self, mut keep: impl FnMut(&K, &mut V) -> bool) {
-        self.entries.retain_mut(|(k, v)| keep(k, v));
-    }
-
     /// Frees the spare capacity (a map built once and kept).
     pub fn shrink_to_fit(&mut self) {
         self.entries.shrink_to_fit();
@@ -113,11 +100,6 @@ impl<K, V> SortedMap<K, V> {
         self.entries.iter().map(|(k, v)| (k, v))
     }
 
-    /// Entries in key order, values to change.
-    pub fn iter_mut(&mut self) -> impl DoubleEndedIterator<Item = (&K, &mut V)> {
-        self.entries.iter_mut().map(|(k, v)| (&*k, v))
-    }
-
     /// Keys in order.
     pub fn keys(&self) -> impl DoubleEndedIterator<Item = &K> + ExactSizeIterator + Clone {
         self.entries.iter().map(|(k, _)| k)
@@ -126,11 +108,6 @@ impl<K, V> SortedMap<K, V> {
     /// Values in key order.
     pub fn values(&self) -> impl DoubleEndedIterator<Item = &V> + ExactSizeIterator + Clone {
         self.entries.iter().map(|(_, v)| v)
-    }
-
-    /// Values in key order, to change.
-    pub fn values_mut(&mut self) -> impl DoubleEndedIterator<Item = &mut V> {
-        self.entries.iter_mut().map(|(_, v)| v)
     }
 }
 

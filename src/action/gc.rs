@@ -610,8 +610,8 @@ pub fn sweep(
                 Fact::Missing => {
                     // No data file, nothing else: what a deletion killed between the file and
                     // its directory leaves (or a push in its first instant: hence the age).
-                    let data = layout::blob_data(d);
-                    let dir = data.trim_end_matches("/data");
+                    let path = layout::blob_data(d);
+                    let dir = path.trim_end_matches("/data");
                     if facts.is_empty_dir(dir)
                         && !(ages.grace && facts.mtime(dir).is_none_or(|t| ages.is_young(t)))
                     {
