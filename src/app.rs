@@ -506,8 +506,10 @@ fn io_pool<'p>(
     deep: &'p std::sync::OnceLock<Option<rayon::ThreadPool>>,
     jobs_given: bool,
 ) -> &'p rayon::ThreadPool {
+    // (An object store cannot tell: no sample is listed there.)
     if jobs_given
         || pool.current_num_threads() >= COLD_IO_THREADS
+        || root.storage().local_root().is_none()
         || !root.storage().cold(&cache_sample(root))
     {
         return pool;

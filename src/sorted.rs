@@ -111,6 +111,19 @@ impl<K, V> SortedMap<K, V> {
     }
 }
 
+/// `entries` sorted by key, one per key: of equal keys the last (as collecting into a
+/// `BTreeMap`). Sorted input is left as it is.
+pub(crate) fn sort_last_wins<K: Ord, V>(mut entries: Vec<(K, V)>) -> Vec<(K, V)> {
+    if !entries.is_sorted_by(|a, b| a.0 < b.0) {
+        // Stable: of equal keys the last stays last, and dedup keeps the first of a run.
+        entries.sort_by(|a, b| a.0.cmp(&b.0));
+        entries.reverse();
+        entries.dedup_by(|a, b| a.0 == b.0);
+        entries.reverse();
+    }
+    entries
+}
+
 /// The iterator of [`SortedMap::iter`].
 pub type Iter<'a, K, V> =
     std::iter::Map<std::slice::Iter<'a, (K, V)>, fn(&'a (K, V)) -> (&'a K, &'a V)>;
@@ -118,14 +131,7 @@ pub type Iter<'a, K, V> =
 impl<K: Ord, V> FromIterator<(K, V)> for SortedMap<K, V> {
     /// Of equal keys the last wins (as collecting into a `BTreeMap`).
     fn from_iter<I: IntoIterator<Item = (K, V)>>(it: I) -> Self {
-        let mut entries: Vec<(K, V)> = it.into_iter().collect();
-        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
-            // Stable: of equal keys the last stays last, and dedup keeps the first of a run.
-            entries.sort_by(|a, b| a.0.cmp(&b.0));
-            entries.reverse();
-            entries.dedup_by(|a, b| a.0 == b.0);
-            entries.reverse();
-        }
+        let mut entries = sort_last_wins(it.into_iter().collect());
         entries.shrink_to_fit();
         SortedMap { entries }
     }

@@ -74,7 +74,7 @@ impl Buckets {
     }
 }
 
-/// A map from digest to `V`, sorted by digest, with hash lookups. Built once from its
+/// A map from digest to `V`, sorted by digest, with bucket lookups. Built once from its
 /// entries (the scan and the graph build whole maps); [`DigestMap::insert`] is for the few
 /// entries added later.
 #[derive(Clone)]
@@ -111,28 +111,15 @@ impl<V: std::fmt::Debug> std::fmt::Debug for DigestMap<V> {
 
 impl<V> DigestMap<V> {
     /// The map of `entries`; of equal keys the last wins (as collecting into a `BTreeMap`).
-    pub fn from_entries(mut entries: Vec<(Digest, V)>) -> Self {
-        if !entries.is_sorted_by(|a, b| a.0 < b.0) {
-            // Stable: of equal keys the last stays last, and dedup keeps the first of a run.
-            entries.sort_by_key(|e| e.0);
-            entries.reverse();
-            entries.dedup_by(|a, b| a.0 == b.0);
-            entries.reverse();
-        }
+    pub fn from_entries(entries: Vec<(Digest, V)>) -> Self {
+        let entries = crate::sorted::sort_last_wins(entries);
         let mut keys = Vec::with_capacity(entries.len());
         let mut values = Vec::with_capacity(entries.len());
         for (k, v) in entries {
             keys.push(k);
             values.push(v);
         }
-        let mut m = DigestMap {
-            keys,
-            values,
-            index: Buckets::default(),
-            generation: 0,
-        };
-        m.reindex();
-        m
+        DigestMap::from_sorted(keys, values)
     }
 
     /// The map of `keys` (sorted, no two equal) and their `values`, in the same order: no
