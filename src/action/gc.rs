@@ -13,7 +13,7 @@ use rayon::prelude::*;
 use rustc_hash::FxHashSet;
 use serde::Serialize;
 
-use crate::digest::{Digest, DigestMap, DigestSet};
+use crate::digest::{Digest, DigestMap, DigestSet, SparseDigestSet};
 use crate::error::{Error, Result};
 use crate::findings::{Finding, Kind};
 use crate::fsops::Remover;
@@ -245,6 +245,7 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
     let blobs = &ix.inventory().blobs;
     // The repository's revisions as the graph looked them up.
     let ix = &ix.for_repo(rg);
+    ix.touch_local();
     let mut out = RepoMarks {
         marked: Vec::new(),
         absent: Vec::new(),
@@ -630,7 +631,7 @@ pub fn sweep(
         sweep.blobs.push(SweptBlob { digest: *d, size });
         sweep.bytes += size;
     }
-    let swept: FxHashSet<Digest> = sweep.blobs.iter().map(|b| b.digest).collect();
+    let swept = SparseDigestSet::new(sweep.blobs.iter().map(|b| b.digest).collect());
     // Stale `_layers` links (to blobs already gone that no manifest here needs, as the
     // registry's own gc leaves them) go too, unless young.
     let stale: FxHashSet<(&str, Digest)> = g

@@ -366,6 +366,46 @@ impl DigestSet {
     }
 }
 
+/// A set of digests for many membership tests that nearly all fail (the few blobs a sweep
+/// removes, against every `_layers` link): the sorted digests behind a bitmap of their leading
+/// bits, at most 1 MiB, so that most tests read only the bitmap, which stays in cache, where a
+/// hash table of the digests is a cache miss for each test on a store of millions.
+pub struct SparseDigestSet {
+    /// Bit `head >> (64 - bits)` is set for each digest's leading bits.
+    map: Vec<u64>,
+    bits: u32,
+    keys: DigestMap<()>,
+}
+
+impl SparseDigestSet {
+    /// The set of `keys` (any order).
+    pub fn new(keys: Vec<Digest>) -> Self {
+        // About 64 bits a digest (a test of a digest not there passes the bitmap 1 time in
+        // 64), at most 2^23 bits (1 MiB).
+        let bits = (keys.len().max(1) * 64)
+            .next_power_of_two()
+            .trailing_zeros()
+            .clamp(6, 23);
+        let mut map = vec![0u64; 1 << (bits - 6)];
+        for k in &keys {
+            let b = (head(k) >> (64 - bits)) as usize;
+            map[b / 64] |= 1 << (b % 64);
+        }
+        let n = keys.len();
+        SparseDigestSet {
+            map,
+            bits,
+            keys: DigestMap::from_sorted(keys, vec![(); n]),
+        }
+    }
+
+    /// Whether `d` is in the set.
+    pub fn contains(&self, d: &Digest) -> bool {
+        let b = (head(d) >> (64 - self.bits)) as usize;
+        self.map[b / 64] & (1 << (b % 64)) != 0 && self.keys.get(d).is_some()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -389,6 +429,27 @@ mod tests {
         assert_eq!(m.insert(d(3), 8), Some(9));
         assert!(m.keys().is_sorted());
         assert_eq!(m.at(m.id(&d(3)).unwrap()), (&d(3), &8));
+    }
+
+    #[test]
+    fn a_sparse_set_holds_its_digests_and_no_other() {
+        let named = |alg: &str, hex: String| Digest::from_parts(alg, &hex).unwrap();
+        for n in [0u32, 1, 5, 5000] {
+            let mut keys: Vec<Digest> = (0..n).map(d).collect();
+            // Leading bits shared with absent digests, and another algorithm.
+            keys.push(named("sha256", format!("{:064x}", 2)));
+            keys.push(named("sha512", "cd".repeat(64)));
+            let s = SparseDigestSet::new(keys.clone());
+            assert!(keys.iter().all(|k| s.contains(k)), "n = {n}");
+            let absent: Vec<Digest> = (n..n + 20_000)
+                .map(d)
+                .chain([
+                    named("sha256", format!("{:064x}", 3)),
+                    named("sha512", "ce".repeat(64)),
+                ])
+                .collect();
+            assert!(!absent.iter().any(|k| s.contains(k)), "n = {n}");
+        }
     }
 
     #[test]

@@ -8,7 +8,7 @@ use std::str::FromStr;
 
 pub mod map;
 
-pub use map::{DigestList, DigestMap, DigestSet};
+pub use map::{DigestList, DigestMap, DigestSet, SparseDigestSet};
 
 use serde::{Deserialize, Deserializer, Serialize, Serializer};
 use sha2::Digest as _;
