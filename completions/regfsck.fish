@@ -26,7 +26,7 @@ end
 
 complete -c regfsck -n "__fish_regfsck_needs_command" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_needs_command" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_needs_command" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_needs_command" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_needs_command" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_needs_command" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_needs_command" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -55,7 +55,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l read-data-sub
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l metrics-file -d 'Write the run\'s summary (findings by severity and kind, blobs and bytes swept, duration, exit status, time of the run) to FILE in the Prometheus text format, for node_exporter\'s textfile collector (name it *.prom in its --collector.textfile.directory). Written to a temporary file beside it, then renamed over it: a scrape never sees half a file' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand verify" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -73,7 +73,7 @@ version\t'By version: digit runs compare as numbers (`1_2` before `1_10`), semve
 name\t'By name, byte order (what `sort` does: `1_10` before `1_2`)'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -89,7 +89,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s v -l verbose -d '
 complete -c regfsck -n "__fish_regfsck_using_subcommand ls" -s h -l help -d 'Print help (see more with \'--help\')'
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand show" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand show" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand show" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -107,7 +107,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l metrics-file -d '
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l log -d 'Append one line per path deleted (the storage path; for an object store, its URL) to FILE, each line written out as soon as the path is gone, so what an interrupted or killed run deleted is there too' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand gc" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -126,7 +126,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l metrics-file
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l log -d 'Append one line per path deleted (the storage path; for an object store, its URL) to FILE, each line written out as soon as the path is gone, so what an interrupted or killed run deleted is there too' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-repo" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -154,7 +154,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l metrics-file -
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l log -d 'Append one line per path deleted (the storage path; for an object store, its URL) to FILE, each line written out as soon as the path is gone, so what an interrupted or killed run deleted is there too' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand prune" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -174,7 +174,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l metrics-file 
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l log -d 'Append one line per path deleted (the storage path; for an object store, its URL) to FILE, each line written out as soon as the path is gone, so what an interrupted or killed run deleted is there too' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-tag" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -194,7 +194,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l metrics-
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l log -d 'Append one line per path deleted (the storage path; for an object store, its URL) to FILE, each line written out as soon as the path is gone, so what an interrupted or killed run deleted is there too' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand rm-manifest" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -213,7 +213,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l upload-age -d
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l undo -d 'Undo an earlier repair from its quarantine directory (as the repair printed it: an absolute path names the root too; on object storage the run, with the s3:// ROOT): restores every file it moved or wrote. With --dry-run, shows what it would restore' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand repair" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -232,7 +232,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l sort -d 'Order of
 name\t'By repository name'"
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand du" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand du" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -256,7 +256,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l cors-origin -d
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l max-connections -d 'Serve at most N connections at once; more wait in the listen backlog until one closes' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -l io-concurrency -d 'Requests in flight at once against an object store' -r
@@ -271,7 +271,7 @@ complete -c regfsck -n "__fish_regfsck_using_subcommand serve" -s h -l help -d '
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l out -d 'Directory to write man/ and completions/ into (required: nothing is written anywhere else, the current directory included)' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l root -d 'Storage root: the directory holding docker/registry/v2 (or the v2 directory itself), or s3://BUCKET/PREFIX (the registry\'s rootdirectory in that bucket). Also read from REGFSCK_ROOT' -r -F
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l config -d 'Read the root from the registry\'s config.yml (storage.filesystem.rootdirectory, or the storage.s3 block, with the registry\'s REGISTRY_STORAGE_* environment overrides)' -r -F
-complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s j -l jobs -d 'Worker threads (default: one per CPU)' -r
+complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -s j -l jobs -d 'Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest reads when the local disk\'s cache is cold)' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l endpoint -d 'The S3 endpoint for an s3:// root (a server other than AWS: MinIO, Ceph RGW, SeaweedFS); also read from AWS_ENDPOINT_URL. Path-style requests are used with it' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l region -d 'The S3 region (also AWS_REGION; default us-east-1). Credentials come from AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY and AWS_SESSION_TOKEN, or the registry config' -r
 complete -c regfsck -n "__fish_regfsck_using_subcommand generate" -l io-concurrency -d 'Requests in flight at once against an object store' -r

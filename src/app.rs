@@ -476,16 +476,18 @@ impl GcPass {
     }
 }
 
-/// Scans the layout (by names and links) and builds its graph, showing both phases.
+/// Scans the layout (by names and links) and builds its graph, showing both phases; the reads
+/// on `io` (see [`io_pool`]).
 fn scan_and_build(
     root: &Root,
     now: std::time::SystemTime,
     progress: &dyn Progress,
+    io: &rayon::ThreadPool,
 ) -> Result<(scan::Inventory, graph::Graph)> {
     progress.phase("scanning");
-    let inv = scan::scan(root, scan::Depth::Fast)?;
+    let inv = io.install(|| scan::scan(root, scan::Depth::Fast))?;
     progress.phase("reading manifests");
-    let graph = graph::build(root, &inv, now);
+    let graph = io.install(|| graph::build(root, &inv, now));
     progress.finish();
     Ok((inv, graph))
 }
@@ -493,8 +495,9 @@ fn scan_and_build(
 /// Threads for the scan and the manifest reads on a cold cache (see [`io_pool`]).
 const COLD_IO_THREADS: usize = 128;
 
-/// The pool for the I/O-bound phases (the scan, the manifest reads): `pool`, or, unless `-j`
-/// says how many threads, on a cold cache a pool of [`COLD_IO_THREADS`] (made in `deep`).
+/// The pool for the I/O-bound phases (the scan, the manifest reads) of every command that scans
+/// (gc, verify, ls, du, show, prune, rm-repo): `pool`, or, unless `-j` says how many threads,
+/// on a cold cache a pool of [`COLD_IO_THREADS`] (made in `deep`).
 /// Cold is told without reading the disk: most of a sample of repository directories are not
 /// in the kernel's cache of names (`RESOLVE_CACHED`). On a cold cache the time is the disk's
 /// and reads in flight decide it (gc --dry-run on 600k blobs, cold: 37 s with 16 threads, 14 s
@@ -645,6 +648,8 @@ struct Cx<'a> {
     progress: &'a dyn Progress,
     interrupt: &'a AtomicBool,
     pool: &'a rayon::ThreadPool,
+    /// The deep pool of a cold cache, made when first needed (see [`io_pool`]).
+    deep: std::sync::OnceLock<Option<rayon::ThreadPool>>,
     /// What the command counted, for `--metrics-file`.
     counts: Option<report::metrics::Counts>,
 }
@@ -694,6 +699,7 @@ pub fn run(
         progress,
         interrupt,
         pool: &pool,
+        deep: std::sync::OnceLock::new(),
         counts: None,
     };
     let result = dispatch(&mut cx, &cli.command);
@@ -771,7 +777,8 @@ fn verify_cmd(cx: &mut Cx<'_>, a: &crate::cli::VerifyArgs) -> Result<Outcome> {
         subset: a.read_data_subset,
         hash_threads: g.jobs.map(|n| n.get()),
     };
-    let r = pool.install(|| verify::verify(&root, &opts, progress, interrupt))?;
+    let io = io_pool(&root, cx.pool, &cx.deep, cx.g.jobs.is_some());
+    let r = pool.install(|| verify::verify(&root, &opts, Some(io), progress, interrupt))?;
     cx.counts = Some(report::metrics::Counts {
         blobs_unreferenced: Some(r.summary.orphan_blobs),
         bytes_unreferenced: Some(r.summary.orphan_bytes),
@@ -839,14 +846,15 @@ fn ls_cmd(cx: &mut Cx<'_>, a: &crate::cli::LsArgs) -> Result<Outcome> {
     let out: &mut dyn Write = &mut *cx.out;
     let (positional, names) = split_root_and_repos(a, g, env);
     let root = resolve_root(positional, g, env)?;
+    let io = io_pool(&root, cx.pool, &cx.deep, cx.g.jobs.is_some());
     let (listing, catalog, blind) = pool.install(|| -> Result<_> {
         cx.progress.phase("scanning");
-        let inv = scan::scan(&root, scan::Depth::Names)?;
+        let inv = io.install(|| scan::scan(&root, scan::Depth::Names))?;
         cx.progress.finish();
         if a.repositories {
             return Ok((None, Some(ls::catalog(&inv)), inv.blind_spots()));
         }
-        let graph = graph::build(&root, &inv, env.now);
+        let graph = io.install(|| graph::build(&root, &inv, env.now));
         let opts = ls::LsOptions {
             repositories: ls::select(&graph, &names)?,
             untagged: a.untagged,
@@ -930,8 +938,9 @@ fn show_cmd(cx: &mut Cx<'_>, a: &crate::cli::ShowArgs) -> Result<Outcome> {
     };
     let target: show::Target = reference.parse()?;
     let root = resolve_root(positional, g, env)?;
+    let io = io_pool(&root, cx.pool, &cx.deep, cx.g.jobs.is_some());
     let (shown, blind) = cx.pool.install(|| -> Result<_> {
-        let (inv, graph) = scan_and_build(&root, env.now, cx.progress)?;
+        let (inv, graph) = scan_and_build(&root, env.now, cx.progress, io)?;
         Ok((show::show(&root, &inv, &graph, &target)?, inv.blind_spots()))
     })?;
     if g.json {
@@ -1219,8 +1228,9 @@ fn prune_with(
     };
     let root = fresh_if(root, !notes.is_empty())?;
     notes.splice(0..0, a.finished.iter().cloned());
+    let io = io_pool(&root, cx.pool, &cx.deep, cx.g.jobs.is_some());
     let plan = pool.install(|| -> Result<prune::PrunePlan> {
-        let (inv, graph) = scan_and_build(&root, env.now, cx.progress)?;
+        let (inv, graph) = scan_and_build(&root, env.now, cx.progress, io)?;
         cx.progress.phase("planning the prune");
         Ok(prune::plan(&root, &inv, &graph, opts))
     })?;
@@ -1504,7 +1514,7 @@ fn first_repair_plan(
         hash_threads: g.jobs.map(|n| n.get()),
     };
     cx.pool.install(|| -> Result<repair::RepairPlan> {
-        let report = verify::verify(root, &vopts, progress, interrupt)?;
+        let report = verify::verify(root, &vopts, None, progress, interrupt)?;
         if report.summary.interrupted {
             return Err(Error::Interrupted);
         }
@@ -1670,6 +1680,7 @@ fn verify_structure(
             subset: None,
             hash_threads: g.jobs.map(|n| n.get()),
         },
+        None,
         &crate::progress::NoProgress,
         interrupt,
     )
@@ -1709,7 +1720,8 @@ fn rm_repo_cmd(cx: &mut Cx<'_>, a: &crate::cli::RmRepoArgs) -> Result<Outcome> {
     };
     let root = fresh_if(root, !notes.is_empty())?;
     let remover = remover_for(&root, env, log.as_ref(), interrupt);
-    let (inv, graph) = pool.install(|| scan_and_build(&root, env.now, cx.progress))?;
+    let io = io_pool(&root, cx.pool, &cx.deep, cx.g.jobs.is_some());
+    let (inv, graph) = pool.install(|| scan_and_build(&root, env.now, cx.progress, io))?;
     if let Some(why) = inv.blind_spots() {
         return Err(Error::Refused(format!(
             "refusing to remove repositories: {why}; the repositories there, and what they need, are unknown"
@@ -1772,8 +1784,9 @@ fn du_cmd(cx: &mut Cx<'_>, a: &crate::cli::DuArgs) -> Result<Outcome> {
     let pool = cx.pool;
     let out: &mut dyn Write = &mut *cx.out;
     let root = resolve_root(a.root.as_deref(), g, env)?;
+    let io = io_pool(&root, cx.pool, &cx.deep, cx.g.jobs.is_some());
     let (usage, blind) = pool.install(|| -> Result<_> {
-        let (inv, graph) = scan_and_build(&root, env.now, cx.progress)?;
+        let (inv, graph) = scan_and_build(&root, env.now, cx.progress, io)?;
         let sort = match a.sort {
             crate::cli::DuSort::Size => du::SortBy::Size,
             crate::cli::DuSort::Name => du::SortBy::Name,

@@ -38,7 +38,8 @@ pub struct GlobalArgs {
     /// Print one JSON document on stdout instead of the human report.
     #[arg(long, global = true)]
     pub json: bool,
-    /// Worker threads (default: one per CPU).
+    /// Worker threads (default: one per CPU, at least 16; and 128 for the scan and the manifest
+    /// reads when the local disk's cache is cold).
     #[arg(short = 'j', long, global = true, value_name = "N")]
     pub jobs: Option<NonZeroUsize>,
     /// No progress bar.

@@ -192,20 +192,22 @@ fn breaks(graph: &Graph, findings: &[Finding]) -> BTreeMap<Finding, Vec<String>>
     out
 }
 
-/// Checks the registry below `root`.
+/// Checks the registry below `root`; the scan and the manifest reads on `io` when given (the
+/// deep pool of a cold cache), the hashing on a pool of its own.
 ///
 /// # Errors
 /// Only operational errors (the v2 directory cannot be listed). Damage is in the findings.
 pub fn verify(
     root: &Root,
     opts: &VerifyOptions,
+    io: Option<&rayon::ThreadPool>,
     progress: &dyn Progress,
     interrupt: &AtomicBool,
 ) -> Result<VerifyReport> {
     progress.phase("scanning");
-    let inv = scan::scan(root, scan::Depth::Thorough)?;
+    let inv = on(io, || scan::scan(root, scan::Depth::Thorough))?;
     progress.phase("checking links, tags and manifests");
-    let graph = graph::build(root, &inv, opts.now);
+    let graph = on(io, || graph::build(root, &inv, opts.now));
     let mut findings = inv.findings.clone();
     findings.extend(graph.findings.iter().cloned());
     findings.extend(pending_jobs(root));
@@ -233,6 +235,14 @@ pub fn verify(
         (opts.content, opts.subset),
         interrupted,
     ))
+}
+
+/// `f` on `pool` when given, else on the current one.
+fn on<T: Send>(pool: Option<&rayon::ThreadPool>, f: impl FnOnce() -> T + Send) -> T {
+    match pool {
+        Some(p) => p.install(f),
+        None => f(),
+    }
 }
 
 /// Interrupted regfsck jobs waiting in the trash.
