@@ -285,8 +285,10 @@ fn mark_repo(m: &Marking, name: &RepoName, rg: &graph::RepoGraph, keep_all: bool
                             }
                             // Through a digest alias, the bytes are under another name.
                             // (A link's target is most often its own name: marked already.)
-                            if let Some(c) =
-                                rg.layers.get(&r.digest).or(aliases.get(&r.digest).copied())
+                            if let Some(c) = rg
+                                .layers
+                                .get(&r.digest)
+                                .or_else(|| aliases.get(&r.digest).copied())
                             {
                                 if c != r.digest {
                                     out.mark(blobs, c);
