@@ -122,6 +122,10 @@ fn io_err(e: object_store::Error) -> std::io::Error {
         object_store::Error::NotFound { .. } => {
             std::io::Error::new(std::io::ErrorKind::NotFound, e.to_string())
         }
+        // A put-if-absent (If-None-Match: *) the server refused: the key is there.
+        object_store::Error::AlreadyExists { .. } => {
+            std::io::Error::new(std::io::ErrorKind::AlreadyExists, e.to_string())
+        }
         other => std::io::Error::other(other.to_string()),
     }
 }

@@ -1348,3 +1348,52 @@ fn unfinished_multipart_uploads_are_reported_and_aborted_after_their_age() {
     );
     assert_eq!(registry_pulls(&s3, p, &loaded.view), Vec::<String>::new());
 }
+
+/// The journal's crash and race argument on S3 rests on put-if-absent: a second writer of the
+/// same entry (two repairs that chose the same run) is refused by the real server, whose
+/// entry stays as the first wrote it.
+#[test]
+fn a_journal_entry_on_s3_is_put_only_if_absent() {
+    use regfsck::storage::object::{Object, S3Spec};
+    let s3 = S3::with_bucket(WRITES);
+    let prefix = "journal-if-absent";
+    let spec = S3Spec {
+        endpoint: Some(s3.endpoint.clone()),
+        access_key: Some(s3.access_key.clone()),
+        secret_key: Some(s3.secret_key.clone()),
+        region: Some(s3.region.clone()),
+        ..S3Spec::from_url(&s3.url(prefix)).unwrap()
+    };
+    let root = regfsck::layout::Root::with_storage(std::sync::Arc::new(
+        Object::open(spec).expect("the bucket opens"),
+    ));
+    let w = root
+        .storage()
+        .remover(None)
+        .expect("an object store writes");
+    let run = "regfsck-lost+found/20261125T000000Z-1";
+    w.journal(run, 1, b"{\"first\":true}").unwrap();
+    let e = w
+        .journal(run, 1, b"{\"second\":true}")
+        .expect_err("a second put of the same entry is refused");
+    assert!(
+        e.to_string().contains("journal/00000001.json"),
+        "the error names the entry: {e}"
+    );
+    let key = format!("{prefix}/{}", regfsck::fsops::journal_entry(run, 1));
+    assert_eq!(
+        s3.get_object(&key).as_deref(),
+        Some(&b"{\"first\":true}"[..]),
+        "the first entry stands"
+    );
+    // The next entry is a new key: written.
+    w.journal(run, 2, b"{}").unwrap();
+    assert_eq!(
+        s3.get_object(&format!(
+            "{prefix}/{}",
+            regfsck::fsops::journal_entry(run, 2)
+        ))
+        .as_deref(),
+        Some(&b"{}"[..])
+    );
+}
