@@ -1420,11 +1420,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
         applied: applied.as_ref(),
         remaining: after,
         root: root.path(),
-        url: root
-            .storage()
-            .local_root()
-            .is_none()
-            .then(|| root.describe()),
+        url: undo_root_words(&root, cx.g),
     };
     let out: &mut dyn Write = &mut *cx.out;
     if cx.g.json {
@@ -1434,6 +1430,27 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
     }
     .map_err(Error::Output)?;
     Ok(Outcome { status, notes })
+}
+
+/// How the undo command a repair prints names a root that is not a local directory: its URL,
+/// and the `--config`, `--endpoint` and `--region` this run was given (a config's credentials
+/// and endpoint are needed again); `None` for a local directory.
+fn undo_root_words(root: &Root, g: &GlobalArgs) -> Option<Vec<String>> {
+    if root.storage().local_root().is_some() {
+        return None;
+    }
+    let mut words = vec![root.describe()];
+    if let Some(c) = &g.config {
+        let c = std::path::absolute(c).unwrap_or_else(|_| c.clone());
+        words.extend(["--config".to_string(), c.to_string_lossy().into_owned()]);
+    }
+    if let Some(e) = &g.endpoint {
+        words.extend(["--endpoint".to_string(), e.clone()]);
+    }
+    if let Some(r) = &g.region {
+        words.extend(["--region".to_string(), r.clone()]);
+    }
+    Some(words)
 }
 
 /// The root `repair` works on: the one named, else the one an absolute `--undo RUN` names.
@@ -1560,11 +1577,7 @@ fn confirm_repair(env: &Env, root: &Root, plan: &repair::RepairPlan) -> Result<(
         applied: None,
         remaining: None,
         root: root.path(),
-        url: root
-            .storage()
-            .local_root()
-            .is_none()
-            .then(|| root.describe()),
+        url: None,
     };
     report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
     let question = format!(

@@ -443,10 +443,10 @@ pub struct RepairDoc<'a> {
     /// The storage root (for the undo command printed).
     #[serde(skip)]
     pub root: &'a std::path::Path,
-    /// The root's URL when it is not a local directory (`s3://BUCKET/PREFIX`: the undo command
-    /// printed names it).
+    /// How the undo command printed names the root when it is not a local directory: its URL
+    /// (`s3://BUCKET/PREFIX`) and the options that reach it (`--config FILE`, ...).
     #[serde(skip)]
-    pub url: Option<String>,
+    pub url: Option<Vec<String>>,
 }
 
 /// Renders a repair report for humans.
@@ -498,7 +498,11 @@ pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<(
     if let Some(a) = d.applied {
         let undo = match &d.url {
             // The run below the root, and the root.
-            Some(url) => format!("{} {}", shell_word(&a.quarantine), shell_word(url)),
+            Some(words) => std::iter::once(&a.quarantine)
+                .chain(words)
+                .map(|w| shell_word(w))
+                .collect::<Vec<_>>()
+                .join(" "),
             None => shell_word(
                 &std::path::absolute(d.root.join(&a.quarantine))
                     .unwrap_or_else(|_| d.root.join(&a.quarantine))

@@ -1397,3 +1397,60 @@ fn a_journal_entry_on_s3_is_put_only_if_absent() {
         Some(&b"{}"[..])
     );
 }
+
+/// A repair given the registry's own config and nothing else (no `AWS_*` variables: the
+/// credentials and the endpoint are in the config) prints an undo command that, run as
+/// printed, gives the damaged bucket back byte for byte.
+#[test]
+fn the_undo_command_a_repair_on_s3_prints_works_as_printed() {
+    let s3 = S3::with_bucket(WRITES);
+    let loaded = s3.load_sample("repair-undo-line");
+    let p = loaded.prefix.as_str();
+    let disk = Sample::registry();
+    let damage = repair_damage(&disk, ("alpine-mini", "latest"));
+    make_changes(&damage, None, Some((&s3, p)));
+    let damaged = s3_sums(&s3, p);
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.yml");
+    std::fs::write(&cfg, s3.registry_config(p)).unwrap();
+    let bin = std::path::Path::new(env!("CARGO_BIN_EXE_regfsck"));
+    let path = format!(
+        "{}:{}",
+        bin.parent().unwrap().display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = Command::new(bin)
+        .args(["repair", "--yes", "--config"])
+        .arg(&cfg)
+        .env_clear()
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        out.status.code(),
+        Some(4),
+        "{}{}",
+        text(&out),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_ne!(s3_sums(&s3, p), damaged, "repaired");
+    let undo = text(&out)
+        .lines()
+        .find_map(|l| Some(l.split_once("(undo: ")?.1.strip_suffix(')')?.to_string()))
+        .unwrap_or_else(|| panic!("no undo command: {}", text(&out)));
+    assert!(undo.contains("--config"), "{undo}");
+    let back = Command::new("sh")
+        .args(["-c", &undo])
+        .env_clear()
+        .env("PATH", &path)
+        .output()
+        .unwrap();
+    assert_eq!(
+        back.status.code(),
+        Some(0),
+        "{undo}: {}{}",
+        text(&back),
+        String::from_utf8_lossy(&back.stderr)
+    );
+    assert_eq!(s3_sums(&s3, p), damaged, "undone byte for byte by: {undo}");
+}
