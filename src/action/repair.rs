@@ -11,7 +11,8 @@
 //!   directory name, when that blob is intact;
 //! - a tag whose `current/link` is garbage or names a manifest that is gone is pointed back at
 //!   the newest intact revision in its history, or quarantined when there is none;
-//! - unfinished uploads older than the upload age are quarantined.
+//! - unfinished uploads older than the upload age are quarantined (on an object store their
+//!   multipart upload, the `data` being written, is aborted first: not undone).
 //!
 //! Everything else is reported as not repairable, with what it breaks. Planning reads storage
 //! only ahead of deciding, in batches, as gc does: [`blob_facts`] hashes the blobs under the
@@ -67,6 +68,14 @@ pub enum Action {
         from: String,
         /// To (root-relative).
         to: String,
+    },
+    /// Abort an object store's unfinished multipart upload (an unfinished registry upload's
+    /// `data`, which no listing shows): its parts are discarded, which undo cannot bring back.
+    Abort {
+        /// Root-relative key the upload was writing (`.../_uploads/<id>/data`).
+        path: String,
+        /// The store's id of the upload.
+        upload_id: String,
     },
     /// Remove a temporary file regfsck itself left behind.
     Discard {
@@ -882,7 +891,8 @@ fn history(t: &TagAt, stats: &Facts, before: &BTreeMap<String, Option<SystemTime
 }
 
 /// Unfinished uploads older than the upload age (from `startedat`, else the directory's
-/// mtime): quarantined.
+/// mtime): quarantined, and on an object store their multipart upload (the `data` being
+/// written) aborted first.
 fn quarantine_uploads(
     draft: &mut Draft,
     inv: &Inventory,
@@ -902,6 +912,20 @@ fn quarantine_uploads(
             };
             let age = started.map(|t| opts.now.duration_since(t).unwrap_or_default());
             if age.is_some_and(|a| a > opts.upload_age) {
+                if let Some(m) = &u.multipart {
+                    draft.add(
+                        Action::Abort {
+                            path: format!("{rel}/data"),
+                            upload_id: m.upload_id.clone(),
+                        },
+                        Some(name),
+                        None,
+                        format!(
+                            "unfinished upload older than {}: its data, a multipart upload in progress",
+                            humantime::format_duration(opts.upload_age)
+                        ),
+                    );
+                }
                 draft.add(
                     Action::Quarantine { path: rel },
                     Some(name),
@@ -1132,14 +1156,17 @@ fn order(k: &Known, steps: BTreeMap<Action, Step>) -> Vec<Step> {
         .flat_map(|m| m.refs(Role::Child).map(|r| r.digest))
         .collect();
     ordered.sort_by_key(|s| match &s.action {
-        Action::Discard { .. } => 0,
-        Action::Quarantine { .. } => 0,
-        Action::Move { .. } => 1,
-        Action::Link { path, .. } if path.contains("/_manifests/tags/") => 5,
+        // An old upload's multipart data before its other keys: a crash between leaves keys
+        // the next run quarantines, never a hidden upload without the keys that name it.
+        Action::Abort { .. } => 0,
+        Action::Discard { .. } => 1,
+        Action::Quarantine { .. } => 1,
+        Action::Move { .. } => 2,
+        Action::Link { path, .. } if path.contains("/_manifests/tags/") => 6,
         Action::Link { path, digest } if path.contains("/_manifests/revisions/") => {
-            if children.contains(digest) { 3 } else { 4 }
+            if children.contains(digest) { 4 } else { 5 }
         }
-        Action::Link { .. } => 2,
+        Action::Link { .. } => 3,
     });
     ordered
 }
@@ -1191,6 +1218,9 @@ enum Entry {
     },
     /// A temporary file of regfsck's own was removed (nothing to undo).
     Discard { path: String },
+    /// An object store's multipart upload to `path` was aborted (nothing to undo: its parts
+    /// are gone; its upload's other keys were quarantined after it).
+    Abort { path: String, upload_id: String },
     /// The run finished: a later repair starts a new run.
     Done,
 }
@@ -1556,6 +1586,13 @@ pub fn apply(
                 j.record(&Entry::Discard { path: path.clone() })?;
                 remover.remove_file(path)?;
             }
+            Action::Abort { path, upload_id } => {
+                j.record(&Entry::Abort {
+                    path: path.clone(),
+                    upload_id: upload_id.clone(),
+                })?;
+                remover.abort_upload(path, upload_id)?;
+            }
             Action::Link { path, digest } => {
                 let bytes = digest.to_string();
                 // Asked now (an object store's listing may be a pass old).
@@ -1652,7 +1689,9 @@ fn run_dir(root: &Root, run: &str) -> Result<String> {
 /// as its LastModified, which no request can set: a restored blob looks young to gc's
 /// `--min-age` (kept longer), and a restored tag's history entries look pushed at once (a tag
 /// is quarantined only when no revision of its history was intact, so no repair picks among
-/// them). A replaced link written back gets the time of undo on either backend.
+/// them). A replaced link written back gets the time of undo on either backend. An old
+/// upload's aborted multipart upload (its data's parts) is not brought back: its other keys
+/// are, an upload that sent nothing yet to the registry.
 ///
 /// # Errors
 /// [`Error::Io`] for a journal that cannot be read or parsed, I/O errors.
@@ -1683,7 +1722,7 @@ pub fn undo(root: &Root, run: &str, remover: &dyn Remover, dry_run: bool) -> Res
     let atomic_rename = remover.capabilities().atomic_rename;
     for e in entries.iter().rev() {
         match e {
-            Entry::Done | Entry::Discard { .. } => {}
+            Entry::Done | Entry::Discard { .. } | Entry::Abort { .. } => {}
             Entry::Create { path } => {
                 if dry_run {
                     report.would.push(format!("remove {path}"));

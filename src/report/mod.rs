@@ -462,6 +462,7 @@ pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<(
             Action::Move { from, to } => format!("move       {from} -> {to}"),
             Action::Link { path, digest } => format!("link       {path} = {digest}"),
             Action::Discard { path } => format!("discard    {path}"),
+            Action::Abort { path, upload_id } => format!("abort      {path} (upload {upload_id})"),
         };
         writeln!(
             out,

@@ -1454,3 +1454,132 @@ fn the_undo_command_a_repair_on_s3_prints_works_as_printed() {
     );
     assert_eq!(s3_sums(&s3, p), damaged, "undone byte for byte by: {undo}");
 }
+
+/// repair on S3 takes an unfinished upload older than `--upload-age` apart as gc does: its
+/// multipart upload (the `data` no listing shows) is aborted first, then its keys are
+/// quarantined; a crash between the two leaves keys the next run quarantines, never a hidden
+/// upload. Undo brings the keys back, not the aborted parts.
+#[test]
+fn repair_on_s3_aborts_an_old_uploads_multipart_data_then_quarantines_it() {
+    let s3 = S3::with_bucket(WRITES);
+    let loaded = s3.load_sample("repair-uploads");
+    let p = loaded.prefix.as_str();
+    let at = |days: u64| {
+        let t = std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86_400);
+        humantime::format_rfc3339_seconds(t).to_string()
+    };
+    let (today, later) = (at(0), at(8));
+    let run = |now: &str, args: &[&str]| {
+        let mut c = regfsck();
+        c.env("REGFSCK_NOW", now).args(args).arg(s3.url(p));
+        s3.env(&mut c).output().unwrap()
+    };
+    let up = s3.uploads(&format!("{p}/"));
+    assert_eq!(up.len(), 1, "{up:?}");
+    let dir = format!("/_uploads/{}", loaded.upload);
+    let steps = |v: &serde_json::Value| -> Vec<(String, String)> {
+        v["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| {
+                let a = s["action"].as_str().unwrap().to_string();
+                (a, s["path"].as_str().unwrap_or_default().to_string())
+            })
+            .collect()
+    };
+    let young = json(&run(&today, &["repair", "--dry-run", "--json"]));
+    assert!(
+        !steps(&young).iter().any(|(_, p)| p.contains(&dir)),
+        "{young:#}"
+    );
+    let dry = json(&run(&later, &["repair", "--dry-run", "--json"]));
+    let planned = steps(&dry);
+    let abort = planned
+        .iter()
+        .position(|(a, p)| a == "abort" && p.ends_with(&format!("{dir}/data")));
+    let quarantine = planned
+        .iter()
+        .position(|(a, p)| a == "quarantine" && p.ends_with(&dir));
+    assert!(
+        matches!((abort, quarantine), (Some(a), Some(q)) if a < q),
+        "abort, then quarantine: {planned:?}"
+    );
+    let aborting = &dry["steps"][abort.unwrap()];
+    assert_eq!(aborting["upload_id"], up[0].1.as_str(), "{aborting}");
+    assert_eq!(
+        s3.uploads(&format!("{p}/")).len(),
+        1,
+        "a dry run aborts nothing"
+    );
+    let before = keys_below(&s3, p);
+    let out = run(&later, &["repair", "--yes", "--json"]);
+    let v = json(&out);
+    assert!(matches!(out.status.code(), Some(0 | 1)), "{v:#}");
+    assert_eq!(steps(&v), planned, "the plan of the dry run");
+    assert_eq!(s3.uploads(&format!("{p}/")), Vec::new(), "aborted");
+    let q = v["applied"]["quarantine"].as_str().unwrap().to_string();
+    let after = keys_below(&s3, p);
+    for k in before.iter().filter(|k| k.contains(&dir)) {
+        assert!(!after.contains(k), "{k} moved");
+        assert!(
+            after.contains(&format!("{q}/{k}")),
+            "{k} quarantined: {after:#?}"
+        );
+    }
+    let undo = run(&later, &["repair", "--yes", "--undo", &q]);
+    assert_eq!(
+        undo.status.code(),
+        Some(0),
+        "{}{}",
+        text(&undo),
+        String::from_utf8_lossy(&undo.stderr)
+    );
+    assert_eq!(keys_below(&s3, p), before, "the keys are back");
+    assert_eq!(
+        s3.uploads(&format!("{p}/")),
+        Vec::new(),
+        "not the aborted parts"
+    );
+
+    // Killed between the abort and the quarantine: the keys stay, and the next run takes them.
+    let loaded = s3.load_sample("repair-uploads-crash");
+    let p = loaded.prefix.as_str();
+    let dir = format!("/_uploads/{}", loaded.upload);
+    let repair = |crash: Option<&str>| {
+        let mut c = regfsck();
+        c.env("REGFSCK_NOW", &later)
+            .args(["repair", "--yes", "--json"])
+            .arg(s3.url(p));
+        if let Some(n) = crash {
+            c.env("REGFSCK_TEST_CRASH_AFTER", n);
+        }
+        s3.env(&mut c).output().unwrap()
+    };
+    let before = keys_below(&s3, p);
+    let killed = repair(Some("1"));
+    assert_eq!(killed.status.code(), None, "killed: {}", text(&killed));
+    assert_eq!(
+        s3.uploads(&format!("{p}/")),
+        Vec::new(),
+        "aborted before the kill"
+    );
+    let kept: Vec<&String> = before.iter().filter(|k| k.contains(&dir)).collect();
+    assert!(!kept.is_empty());
+    let now = keys_below(&s3, p);
+    assert!(
+        kept.iter().all(|k| now.contains(*k)),
+        "its keys are still there"
+    );
+    let again = repair(None);
+    let v = json(&again);
+    assert!(matches!(again.status.code(), Some(0 | 1)), "{v:#}");
+    let q = v["applied"]["quarantine"].as_str().unwrap().to_string();
+    let after = keys_below(&s3, p);
+    for k in kept {
+        assert!(
+            !after.contains(k) && after.contains(&format!("{q}/{k}")),
+            "{k}: {after:#?}"
+        );
+    }
+}
