@@ -4,16 +4,36 @@ use std::fs::{File, OpenOptions};
 use std::io::{self, Read};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
+use std::sync::atomic::Ordering::Relaxed;
 
 /// Opens `path` for reading, refusing to follow a symlink in its last component.
 ///
 /// # Errors
 /// The I/O error from `open(2)`; a symlink gives `ELOOP`.
 pub fn open_nofollow(path: &Path) -> io::Result<File> {
-    OpenOptions::new()
-        .read(true)
-        .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK)
-        .open(path)
+    let open = |extra: i32| {
+        OpenOptions::new()
+            .read(true)
+            .custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK | extra)
+            .open(path)
+    };
+    if !no_noatime() {
+        match open(libc::O_NOATIME) {
+            Err(e) if e.raw_os_error() == Some(libc::EPERM) => NO_NOATIME.store(true, Relaxed),
+            r => return r,
+        }
+    }
+    open(0)
+}
+
+/// Whether `O_NOATIME` was refused (`EPERM`: the files are not the caller's and it lacks
+/// `CAP_FOWNER`); from then on files are opened without it. With it, reading the registry
+/// (every link, manifest and listing) writes nothing, not even access times: under `relatime`
+/// the first read of a file in a day, or since it changed, would update its inode.
+static NO_NOATIME: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+fn no_noatime() -> bool {
+    NO_NOATIME.load(Relaxed)
 }
 
 /// What reading a bounded small file gave.
@@ -95,12 +115,40 @@ impl Dir {
     /// The I/O error from `open(2)`.
     pub fn open(path: &Path) -> io::Result<Dir> {
         use rustix::fs::{Mode, OFlags};
-        let fd = rustix::fs::open(
-            path,
-            OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-            Mode::empty(),
-        )?;
+        let flags = OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC;
+        if !no_noatime() {
+            match rustix::fs::open(path, flags | OFlags::NOATIME, Mode::empty()) {
+                Err(e) if e == rustix::io::Errno::PERM => NO_NOATIME.store(true, Relaxed),
+                r => return Ok(Dir { fd: r? }),
+            }
+        }
+        let fd = rustix::fs::open(path, flags, Mode::empty())?;
         Ok(Dir { fd })
+    }
+
+    /// The entries of this directory (not `.` and `..`), each with its kind when the
+    /// filesystem tells it in the listing (`d_type`), read through this handle (consumed): opened with
+    /// `O_NOATIME`, listing it does not touch its access time.
+    ///
+    /// # Errors
+    /// The I/O error from `getdents(2)`.
+    pub fn entries(self) -> io::Result<Vec<(std::ffi::OsString, Option<rustix::fs::FileType>)>> {
+        use std::os::unix::ffi::OsStringExt;
+        let mut out = Vec::new();
+        // The handle itself (`read_from` would open `.` again).
+        for e in rustix::fs::Dir::new(self.fd)? {
+            let e = e?;
+            let name = e.file_name().to_bytes();
+            if name == b"." || name == b".." {
+                continue;
+            }
+            let ft = e.file_type();
+            out.push((
+                std::ffi::OsString::from_vec(name.to_vec()),
+                (ft != rustix::fs::FileType::Unknown).then_some(ft),
+            ));
+        }
+        Ok(out)
     }
 
     /// Opens `rel` (relative, `/`-separated, no `.` or `..` components) for reading.
@@ -151,7 +199,24 @@ impl Dir {
         }
     }
 
+    /// Opens `rel` with `flags` and `O_NOATIME` (see [`NO_NOATIME`]): without it once it was
+    /// refused.
     fn open_with(&self, rel: &str, flags: rustix::fs::OFlags) -> io::Result<rustix::fd::OwnedFd> {
+        use rustix::fs::OFlags;
+        if !no_noatime() {
+            match self.open_exactly(rel, flags | OFlags::NOATIME) {
+                Err(e) if e.raw_os_error() == Some(libc::EPERM) => NO_NOATIME.store(true, Relaxed),
+                r => return r,
+            }
+        }
+        self.open_exactly(rel, flags)
+    }
+
+    fn open_exactly(
+        &self,
+        rel: &str,
+        flags: rustix::fs::OFlags,
+    ) -> io::Result<rustix::fd::OwnedFd> {
         use rustix::fs::{Mode, OFlags, ResolveFlags};
         use std::sync::atomic::Ordering;
         if rel.is_empty()
@@ -173,6 +238,11 @@ impl Dir {
                 Mode::empty(),
                 ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS | ResolveFlags::NO_MAGICLINKS,
             ) {
+                // EPERM with O_NOATIME may be the flag's: the caller retries without it (where a
+                // filter refuses openat2 itself, both end up off: the walk below, no O_NOATIME).
+                Err(e) if e == rustix::io::Errno::PERM && flags.contains(OFlags::NOATIME) => {
+                    return Err(e.into());
+                }
                 Err(e) if e == rustix::io::Errno::NOSYS || e == rustix::io::Errno::PERM => {
                     NO_OPENAT2.store(true, Ordering::Relaxed);
                 }

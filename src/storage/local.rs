@@ -142,6 +142,16 @@ fn kind_of(ft: std::fs::FileType) -> Kind {
     }
 }
 
+/// A kind as a listing's `d_type` gives it.
+fn kind_of_listed(ft: rustix::fs::FileType) -> Kind {
+    match ft {
+        rustix::fs::FileType::Symlink => Kind::Symlink,
+        rustix::fs::FileType::Directory => Kind::Dir,
+        rustix::fs::FileType::RegularFile => Kind::File,
+        _ => Kind::Other,
+    }
+}
+
 fn meta_of(m: &std::fs::Metadata) -> Meta {
     Meta {
         kind: kind_of(m.file_type()),
@@ -163,20 +173,19 @@ impl Storage for Local {
             self.abs(rel)
         };
         let mut v = Vec::new();
-        for e in std::fs::read_dir(&dir)? {
-            let e = e?;
-            let os = e.file_name();
+        // Through a handle opened with O_NOATIME: a listing writes nothing.
+        for (os, ft) in Dir::open(&dir)?.entries()? {
             let (name, utf8) = match os.to_str() {
                 Some(s) => (s.to_string(), true),
                 None => (escape_name(os.as_bytes()), false),
             };
-            let kind = kind_of(e.file_type()?);
-            // Relative to the directory read: a short walk.
-            let meta = if meta {
-                Some(meta_of(&e.metadata()?))
-            } else {
-                None
+            let stat = || std::fs::symlink_metadata(dir.join(&os));
+            let kind = match ft {
+                Some(ft) => kind_of_listed(ft),
+                // The filesystem does not say in its listings (d_type unknown): ask.
+                None => kind_of(stat()?.file_type()),
             };
+            let meta = if meta { Some(meta_of(&stat()?)) } else { None };
             v.push((
                 os,
                 Entry {

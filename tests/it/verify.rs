@@ -334,3 +334,133 @@ fn damaged_blobs_name_the_tags_they_break() {
         "{text}"
     );
 }
+
+/// Reading the registry writes nothing to it, not even access times: regfsck opens every
+/// file and directory it reads with `O_NOATIME` (the owner's or root's right), so under
+/// `relatime` a daily `gc --dry-run` or `verify` does not rewrite the inode of every link,
+/// manifest, blob and directory it reads.
+#[test]
+fn reading_the_registry_leaves_every_access_time_as_it_was() {
+    use std::fs::{File, FileTimes};
+    use std::time::{Duration, UNIX_EPOCH};
+    let s = Sample::registry();
+    fn walk(p: &std::path::Path, out: &mut Vec<std::path::PathBuf>) {
+        out.push(p.to_path_buf());
+        if p.is_dir() {
+            for e in std::fs::read_dir(p).unwrap() {
+                walk(&e.unwrap().path(), out);
+            }
+        }
+    }
+    let mut all = Vec::new();
+    walk(s.root(), &mut all);
+    // Older than every change: relatime updates such a time at the next read.
+    let old = UNIX_EPOCH + Duration::from_secs(1_577_836_800);
+    for p in &all {
+        let f = File::open(p).unwrap();
+        f.set_times(FileTimes::new().set_accessed(old)).unwrap();
+    }
+    let touched = || -> Vec<&std::path::PathBuf> {
+        all.iter()
+            .filter(|p| std::fs::symlink_metadata(p).unwrap().accessed().unwrap() != old)
+            .collect()
+    };
+    assert_eq!(touched(), Vec::<&std::path::PathBuf>::new());
+    for args in [
+        &["verify"][..],
+        &["gc", "--dry-run"],
+        &["gc", "--dry-run", "-m"],
+        &["ls"],
+        &["du"],
+        &["show", "ROOT", "alpine-mini:latest"],
+    ] {
+        let mut c = regfsck();
+        for a in args {
+            if *a == "ROOT" {
+                c.arg(s.root());
+            } else {
+                c.arg(a);
+            }
+        }
+        if !args.contains(&"ROOT") {
+            c.arg(s.root());
+        }
+        let out = c.output().unwrap();
+        assert!(
+            matches!(out.status.code(), Some(0 | 4)),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let t = touched();
+        assert!(
+            t.is_empty(),
+            "{args:?} changed {} access times: {:?} ...",
+            t.len(),
+            &t[..t.len().min(3)]
+        );
+    }
+    // The control: a plain read does update an access time on this filesystem.
+    let link = all
+        .iter()
+        .find(|p| p.ends_with("link"))
+        .expect("a link file");
+    std::fs::read(link).unwrap();
+    if std::fs::symlink_metadata(link).unwrap().accessed().unwrap() == old {
+        eprintln!(
+            "this filesystem does not update access times (noatime?): the test shows nothing here"
+        );
+    }
+}
+
+/// `O_NOATIME` is only the owner's (or root's) right: a reader that owns nothing (the
+/// registry's files read by another user, here `nobody`) is refused it, and regfsck then
+/// opens without it and finds what the owner finds.
+#[test]
+fn a_reader_who_owns_nothing_verifies_as_the_owner_does() {
+    use std::os::unix::fs::PermissionsExt;
+    let runuser = std::path::Path::new("/usr/sbin/runuser");
+    // Root (runuser needs it): the real uid in /proc/self/status.
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let root = status
+        .lines()
+        .find(|l| l.starts_with("Uid:"))
+        .is_some_and(|l| l.split_whitespace().nth(1) == Some("0"));
+    if !root || !runuser.exists() {
+        eprintln!("needs root and runuser to read as nobody: not run here");
+        return;
+    }
+    let s = Sample::registry();
+    fn open_up(p: &std::path::Path) {
+        let m = std::fs::symlink_metadata(p).unwrap();
+        let mode = if m.is_dir() { 0o755 } else { 0o644 };
+        std::fs::set_permissions(p, std::fs::Permissions::from_mode(mode)).unwrap();
+        if m.is_dir() {
+            for e in std::fs::read_dir(p).unwrap() {
+                open_up(&e.unwrap().path());
+            }
+        }
+    }
+    open_up(s.root());
+    let bin = env!("CARGO_BIN_EXE_regfsck");
+    for args in [&["verify", "--json"][..], &["gc", "--dry-run", "--json"]] {
+        let owner = regfsck().args(args).arg(s.root()).output().unwrap();
+        let nobody = std::process::Command::new(runuser)
+            .args(["-u", "nobody", "--", bin])
+            .args(args)
+            .arg(s.root())
+            .env("REGFSCK_NOW", crate::common::NOW)
+            .output()
+            .unwrap();
+        assert_eq!(
+            nobody.status.code(),
+            owner.status.code(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&nobody.stderr)
+        );
+        assert_eq!(
+            String::from_utf8_lossy(&nobody.stdout),
+            String::from_utf8_lossy(&owner.stdout),
+            "{args:?}"
+        );
+    }
+}
