@@ -1420,7 +1420,7 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
         applied: applied.as_ref(),
         remaining: after,
         root: root.path(),
-        url: undo_root_words(&root, cx.g),
+        undo_root: undo_root_words(&root, cx.g),
     };
     let out: &mut dyn Write = &mut *cx.out;
     if cx.g.json {
@@ -1577,7 +1577,7 @@ fn confirm_repair(env: &Env, root: &Root, plan: &repair::RepairPlan) -> Result<(
         applied: None,
         remaining: None,
         root: root.path(),
-        url: None,
+        undo_root: None,
     };
     report::repair_human(&mut preview, &doc).map_err(Error::Output)?;
     let question = format!(

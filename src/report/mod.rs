@@ -446,7 +446,7 @@ pub struct RepairDoc<'a> {
     /// How the undo command printed names the root when it is not a local directory: its URL
     /// (`s3://BUCKET/PREFIX`) and the options that reach it (`--config FILE`, ...).
     #[serde(skip)]
-    pub url: Option<Vec<String>>,
+    pub undo_root: Option<Vec<String>>,
 }
 
 /// Renders a repair report for humans.
@@ -497,7 +497,7 @@ pub fn repair_human(out: &mut dyn Write, d: &RepairDoc<'_>) -> std::io::Result<(
         p.unrepairable.len()
     )?;
     if let Some(a) = d.applied {
-        let undo = match &d.url {
+        let undo = match &d.undo_root {
             // The run below the root, and the root.
             Some(words) => std::iter::once(&a.quarantine)
                 .chain(words)

@@ -127,8 +127,8 @@ impl Dir {
     }
 
     /// The entries of this directory (not `.` and `..`), each with its kind when the
-    /// filesystem tells it in the listing (`d_type`), read through this handle (consumed): opened with
-    /// `O_NOATIME`, listing it does not touch its access time.
+    /// filesystem tells it in the listing (`d_type`), read through this handle (consumed):
+    /// opened with `O_NOATIME`, listing it does not touch its access time.
     ///
     /// # Errors
     /// The I/O error from `getdents(2)`.
