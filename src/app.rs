@@ -1400,9 +1400,13 @@ fn repair_cmd(cx: &mut Cx<'_>, a: &crate::cli::RepairArgs) -> Result<Outcome> {
         if !a.yes {
             confirm_repair(cx.env, &root, &plan)?;
         }
-        applied = apply_repair_passes(cx, &root, &opts, remover, &mut plan)?;
-        if applied.is_some() {
-            let errors = close_and_reverify(cx, &root, remover)?;
+        let passes = apply_repair_passes(cx, &root, &opts, remover, &mut plan)?;
+        if let Some((done, settled)) = passes {
+            applied = Some(done);
+            let errors = match settled {
+                Some(n) => n,
+                None => close_and_reverify(cx, &root, remover)?,
+            };
             status = if errors == 0 {
                 ExitStatus::CORRECTED
             } else {
@@ -1594,14 +1598,17 @@ fn confirm_repair(env: &Env, root: &Root, plan: &repair::RepairPlan) -> Result<(
 /// Carries out the plan, then the further passes of the same run: what a repair makes
 /// visible (a restored revision link shows that revision's unlinked config) is repaired
 /// until nothing is left to do (as fsck, which runs its passes until clean). The passes'
-/// steps join `plan`, their unrepairable replaces its own. `None` when interrupted.
+/// steps join `plan`, their unrepairable replaces its own. `None` when interrupted. With what
+/// was done, the errors verify found after the last pass when that pass had nothing left to
+/// do: the run is closed then, on the listing that verify read (on an object store one
+/// listing fewer than closing and verifying again); `None` when the passes ran out first.
 fn apply_repair_passes(
     cx: &Cx<'_>,
     root: &Root,
     opts: &repair::RepairOptions,
     remover: &dyn fsops::Remover,
     plan: &mut repair::RepairPlan,
-) -> Result<Option<repair::RepairApplied>> {
+) -> Result<Option<(repair::RepairApplied, Option<u64>)>> {
     let (g, env, interrupt) = (cx.g, cx.env, cx.interrupt);
     let mut done = match repair::apply(root, plan, remover, interrupt, env.now) {
         Ok(done) => done,
@@ -1611,7 +1618,7 @@ fn apply_repair_passes(
     for _ in 0..4 {
         // Each pass reads the layout as the passes before left it.
         let pass = on_fresh_root(root, remover, env, interrupt, |root, remover| {
-            let next = cx.pool.install(|| -> Result<repair::RepairPlan> {
+            let (next, errors) = cx.pool.install(|| -> Result<(repair::RepairPlan, u64)> {
                 let report = verify_structure(root, g, env, interrupt)?;
                 // A verify cut short finds less: no pass is planned from it (the run stays
                 // open, and the next repair continues it).
@@ -1620,17 +1627,22 @@ fn apply_repair_passes(
                 }
                 let inv = scan::scan(root, scan::Depth::Thorough)?;
                 let graph = graph::build(root, &inv, env.now);
-                Ok(repair::plan(root, &inv, &graph, &report.findings, opts))
+                let next = repair::plan(root, &inv, &graph, &report.findings, opts);
+                Ok((next, report.summary.errors))
             })?;
             if next.steps.is_empty() {
-                return Ok(None);
+                // Nothing left to do: what verify found is what is left (it reads nothing of
+                // the quarantine, where closing writes). Closed only when nothing interrupted.
+                Error::check_interrupt(interrupt)?;
+                repair::close_unfinished(root, remover)?;
+                return Ok(Err(errors));
             }
             let more = repair::apply(root, &next, remover, interrupt, env.now)?;
-            Ok(Some((next, more)))
+            Ok(Ok((next, more)))
         });
         let (next, more) = match pass {
-            Ok(Some(p)) => p,
-            Ok(None) => break,
+            Ok(Ok(p)) => p,
+            Ok(Err(errors)) => return Ok(Some((done, Some(errors)))),
             Err(Error::Interrupted) => return Ok(None),
             Err(e) => return Err(e),
         };
@@ -1638,7 +1650,7 @@ fn apply_repair_passes(
         plan.steps.extend(next.steps);
         plan.unrepairable = next.unrepairable;
     }
-    Ok(Some(done))
+    Ok(Some((done, None)))
 }
 
 /// Runs `f` on the root as it is now, with its write half: on an object store the storage
