@@ -158,6 +158,17 @@ fn rm(p: &Path) {
     }
 }
 
+/// `regfsck repair --yes -q` on `s`, made to crash (SIGABRT) before its change `n` (counted
+/// from 0); a run with fewer changes finishes.
+fn repair_crashing_before(s: &Sample, n: u32) -> std::process::Output {
+    regfsck()
+        .args(["repair", "--yes", "-q"])
+        .arg(s.root())
+        .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
+        .output()
+        .unwrap()
+}
+
 #[test]
 fn missing_and_garbage_links_are_restored_and_every_tag_pulls() {
     let s = Sample::registry();
@@ -327,12 +338,7 @@ fn killed_at_every_step_undo_restores_the_damaged_tree() {
         let s = Sample::registry();
         damage(&s);
         let damaged = content_tree(s.root());
-        let out = regfsck()
-            .args(["repair", "--yes", "-q"])
-            .arg(s.root())
-            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
-            .output()
-            .unwrap();
+        let out = repair_crashing_before(&s, n);
         if out.status.code() == Some(1) {
             break;
         }
@@ -372,12 +378,7 @@ fn killed_at_every_step_undo_restores_the_damaged_tree() {
     for n in 0..100 {
         let s = Sample::registry();
         damage(&s);
-        let out = regfsck()
-            .args(["repair", "--yes", "-q"])
-            .arg(s.root())
-            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
-            .output()
-            .unwrap();
+        let out = repair_crashing_before(&s, n);
         if out.status.code() == Some(1) {
             break;
         }
@@ -466,12 +467,7 @@ fn a_continued_repair_orders_a_tags_history_by_the_times_before_it() {
     for n in 0..100 {
         let s = Sample::registry();
         damage(&s);
-        let out = regfsck()
-            .args(["repair", "--yes", "-q"])
-            .arg(s.root())
-            .env("REGFSCK_TEST_CRASH_AFTER", n.to_string())
-            .output()
-            .unwrap();
+        let out = repair_crashing_before(&s, n);
         if out.status.code() == Some(1) {
             break;
         }

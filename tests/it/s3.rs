@@ -23,6 +23,29 @@ fn on_s3(s3: &S3, prefix: &str, args: &[&str], root: bool) -> std::process::Outp
     s3.env(&mut c).output().unwrap()
 }
 
+/// The clock `days` days from now, as `REGFSCK_NOW` takes it (the tests' fixed one is before
+/// the pushes of a sample loaded now).
+fn days_on(days: u64) -> String {
+    let t = std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86_400);
+    humantime::format_rfc3339_seconds(t).to_string()
+}
+
+/// `regfsck ARGS s3://BUCKET/PREFIX` with its clock at `now` and the extra `env`.
+fn on_s3_at(
+    s3: &S3,
+    prefix: &str,
+    now: &str,
+    args: &[&str],
+    env: &[(&str, &str)],
+) -> std::process::Output {
+    let mut c = regfsck();
+    c.env("REGFSCK_NOW", now)
+        .envs(env.iter().copied())
+        .args(args)
+        .arg(s3.url(prefix));
+    s3.env(&mut c).output().unwrap()
+}
+
 fn json(out: &std::process::Output) -> serde_json::Value {
     serde_json::from_slice(&out.stdout).unwrap_or_else(|e| {
         panic!(
@@ -1266,17 +1289,8 @@ fn unfinished_multipart_uploads_are_reported_and_aborted_after_their_age() {
     let s3 = S3::with_bucket(WRITES);
     let loaded = s3.load_sample("uploads");
     let p = loaded.prefix.as_str();
-    // The clock as it is, and 8 days on (the tests' fixed REGFSCK_NOW is before the push).
-    let at = |days: u64| {
-        let t = std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86_400);
-        humantime::format_rfc3339_seconds(t).to_string()
-    };
-    let (today, later) = (at(0), at(8));
-    let run = |now: &str, args: &[&str]| {
-        let mut c = regfsck();
-        c.env("REGFSCK_NOW", now).args(args).arg(s3.url(p));
-        s3.env(&mut c).output().unwrap()
-    };
+    let (today, later) = (days_on(0), days_on(8));
+    let run = |now: &str, args: &[&str]| on_s3_at(&s3, p, now, args, &[]);
     let up = s3.uploads(&format!("{p}/"));
     assert_eq!(up.len(), 1, "{up:?}");
     assert!(
@@ -1464,16 +1478,8 @@ fn repair_on_s3_aborts_an_old_uploads_multipart_data_then_quarantines_it() {
     let s3 = S3::with_bucket(WRITES);
     let loaded = s3.load_sample("repair-uploads");
     let p = loaded.prefix.as_str();
-    let at = |days: u64| {
-        let t = std::time::SystemTime::now() + std::time::Duration::from_secs(days * 86_400);
-        humantime::format_rfc3339_seconds(t).to_string()
-    };
-    let (today, later) = (at(0), at(8));
-    let run = |now: &str, args: &[&str]| {
-        let mut c = regfsck();
-        c.env("REGFSCK_NOW", now).args(args).arg(s3.url(p));
-        s3.env(&mut c).output().unwrap()
-    };
+    let (today, later) = (days_on(0), days_on(8));
+    let run = |now: &str, args: &[&str]| on_s3_at(&s3, p, now, args, &[]);
     let up = s3.uploads(&format!("{p}/"));
     assert_eq!(up.len(), 1, "{up:?}");
     let dir = format!("/_uploads/{}", loaded.upload);
@@ -1546,18 +1552,10 @@ fn repair_on_s3_aborts_an_old_uploads_multipart_data_then_quarantines_it() {
     let loaded = s3.load_sample("repair-uploads-crash");
     let p = loaded.prefix.as_str();
     let dir = format!("/_uploads/{}", loaded.upload);
-    let repair = |crash: Option<&str>| {
-        let mut c = regfsck();
-        c.env("REGFSCK_NOW", &later)
-            .args(["repair", "--yes", "--json"])
-            .arg(s3.url(p));
-        if let Some(n) = crash {
-            c.env("REGFSCK_TEST_CRASH_AFTER", n);
-        }
-        s3.env(&mut c).output().unwrap()
-    };
+    let repair =
+        |env: &[(&str, &str)]| on_s3_at(&s3, p, &later, &["repair", "--yes", "--json"], env);
     let before = keys_below(&s3, p);
-    let killed = repair(Some("1"));
+    let killed = repair(&[("REGFSCK_TEST_CRASH_AFTER", "1")]);
     assert_eq!(killed.status.code(), None, "killed: {}", text(&killed));
     assert_eq!(
         s3.uploads(&format!("{p}/")),
@@ -1571,7 +1569,7 @@ fn repair_on_s3_aborts_an_old_uploads_multipart_data_then_quarantines_it() {
         kept.iter().all(|k| now.contains(*k)),
         "its keys are still there"
     );
-    let again = repair(None);
+    let again = repair(&[]);
     let v = json(&again);
     assert!(matches!(again.status.code(), Some(0 | 1)), "{v:#}");
     let q = v["applied"]["quarantine"].as_str().unwrap().to_string();
